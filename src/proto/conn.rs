@@ -1,0 +1,669 @@
+//! The connection state machine: one WebSocket connection after its handshake, either role.
+//!
+//! # How to drive it
+//!
+//! A [`Connection`] never touches a socket. Its methods come in three groups, called in this order:
+//!
+//! 1. **Input** — [`Connection::read`]: give it the bytes received so far; it consumes a prefix,
+//!    returns at most one [`Event`], and writes any automatic reply (a pong, the echo of a Close
+//!    frame, the Close frame that fails the connection) into the caller's output buffer. Call it
+//!    again on the unconsumed rest until it consumes nothing and returns no event; keep that rest
+//!    (never more than a frame header or one control frame) and present it again, followed by the
+//!    next bytes received.
+//! 2. **Commands** — [`Connection::send`], [`Connection::send_fragment`], [`Connection::ping`],
+//!    [`Connection::pong`], [`Connection::close`]: encode frames into the output buffer, or refuse
+//!    with a [`SendError`] when the protocol forbids them. A server can also take just the header
+//!    ([`Connection::frame_header`]) and write the payload from its own buffer.
+//! 3. **Getters** — [`Connection::is_closed`], [`Connection::should_close_tcp`] and friends tell
+//!    the driver when to close the TCP connection.
+//!
+//! # Zero copy
+//!
+//! A message that arrives as one complete frame is unmasked in place and returned borrowing the
+//! caller's buffer. A fragmented message, or a frame split over reads, is assembled in a buffer
+//! owned by the connection, which is handed over to the caller when the message completes (the
+//! connection then holds no buffer at all).
+//!
+//! # Limits
+//!
+//! Frame and message sizes are checked against [`Config`] from the frame header, before the payload
+//! is read or any memory is reserved; the assembly buffer never grows past `max_message_size`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, parse_close_payload};
+use super::error::{Error, SendError};
+use super::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, OpCode, decode_header, encode_header};
+use super::mask::apply_mask;
+use super::utf8::{Utf8Validator, validate};
+
+/// Default maximum frame payload: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+
+/// Default maximum message size: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// How much of the assembly buffer is reserved up front for a frame of announced length.
+const INITIAL_RESERVE: usize = 64 << 10;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts connections; expects masked frames, sends unmasked ones.
+    Server,
+    /// Opens connections; sends masked frames, expects unmasked ones.
+    Client,
+}
+
+/// Per-connection protocol settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Largest accepted frame payload; a larger one fails the connection with 1009.
+    pub max_frame_size: usize,
+    /// Largest accepted message (sum of its frames); a larger one fails the connection with 1009.
+    pub max_message_size: usize,
+    /// Answer pings with pongs automatically (RFC 6455 section 5.5.2 requires an answer).
+    pub auto_pong: bool,
+    /// RSV bits (as the 3-bit RSV1 RSV2 RSV3 value) that a negotiated extension gives meaning to.
+    pub allowed_rsv: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            auto_pong: true,
+            allowed_rsv: 0,
+        }
+    }
+}
+
+/// The kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+impl MessageKind {
+    fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
+        }
+    }
+}
+
+/// A complete data message, borrowed from the input when it came in one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message, validated as UTF-8.
+    Text(Cow<'a, str>),
+    /// A binary message.
+    Binary(Cow<'a, [u8]>),
+}
+
+impl Message<'_> {
+    /// The message kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Binary(_) => MessageKind::Binary,
+        }
+    }
+
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(s) => s.as_bytes(),
+            Self::Binary(b) => b,
+        }
+    }
+
+    /// Whether the payload was borrowed from the input (no copy was made).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(
+            self,
+            Self::Text(Cow::Borrowed(_)) | Self::Binary(Cow::Borrowed(_))
+        )
+    }
+}
+
+/// Something the peer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text or binary message.
+    Message(Message<'a>),
+    /// A ping; the pong was already written when `auto_pong` is on.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A Close frame; the reply was already written if this end had not sent a Close frame first.
+    Close(CloseFrame<'a>),
+}
+
+/// The result of one [`Connection::read`] call.
+#[derive(Debug)]
+pub struct Read<'a> {
+    /// How many bytes at the start of the input were used; the rest must be presented again.
+    pub consumed: usize,
+    /// What happened, if anything.
+    pub event: Option<Event<'a>>,
+}
+
+/// A data frame whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes of this frame already read (for the mask phase).
+    done: u64,
+    fin: bool,
+}
+
+/// Source of masking keys for a client: must be a cryptographically strong generator (RFC 6455
+/// section 5.3), except in load generators that say otherwise.
+pub type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
+
+/// One WebSocket connection's protocol state, after the opening handshake.
+pub struct Connection {
+    config: Config,
+    role: Role,
+    /// Masking keys, client role only.
+    keys: Option<MaskSource>,
+    /// The frame being streamed into `buffer`.
+    frame: Option<InFrame>,
+    /// The kind of the message being assembled, if a message is open.
+    message: Option<MessageKind>,
+    /// Assembled bytes of the open message. Empty (no allocation) between messages.
+    buffer: Vec<u8>,
+    utf8: Utf8Validator,
+    sending_fragmented: bool,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("config", &self.config)
+            .field("message", &self.message)
+            .field("buffered", &self.buffer.len())
+            .field("close_sent", &self.close_sent)
+            .field("close_received", &self.close_received)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A server-side connection.
+    pub fn server(config: Config) -> Self {
+        Self::new(Role::Server, config, None)
+    }
+
+    /// A client-side connection; `keys` supplies a fresh masking key for every frame sent.
+    pub fn client(config: Config, keys: MaskSource) -> Self {
+        Self::new(Role::Client, config, Some(keys))
+    }
+
+    fn new(role: Role, config: Config, keys: Option<MaskSource>) -> Self {
+        Self {
+            config,
+            role,
+            keys,
+            frame: None,
+            message: None,
+            buffer: Vec::new(),
+            utf8: Utf8Validator::new(),
+            sending_fragmented: false,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+        }
+    }
+
+    // ---- getters ----
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether a Close frame was sent (by a command, a reply, or a failure).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Whether the peer's Close frame was received.
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    /// Whether the connection failed on a protocol error.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether the protocol is over: the closing handshake completed, or the connection failed.
+    pub fn is_closed(&self) -> bool {
+        self.failed || (self.close_sent && self.close_received)
+    }
+
+    /// Whether this end should close the TCP connection once its output is flushed.
+    ///
+    /// The server closes first when the protocol is over (RFC 6455 section 7.1.1); a client waits
+    /// for the server to close, except after a failure.
+    pub fn should_close_tcp(&self) -> bool {
+        self.failed || (self.role == Role::Server && self.is_closed())
+    }
+
+    /// Bytes held for a message being assembled (0 when idle).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    // ---- input ----
+
+    /// Consumes bytes received from the peer and returns at most one event.
+    ///
+    /// Automatic replies (pong, close echo, the Close frame of a failure) are appended to `out`.
+    /// On a protocol error the Close frame with the error's code is written to `out` and the error
+    /// is returned; the connection is then failed and ignores further input. After the peer's Close
+    /// frame, further input is ignored too (consumed, no events).
+    pub fn read<'b>(&mut self, buf: &'b mut [u8], out: &mut Vec<u8>) -> Result<Read<'b>, Error> {
+        match self.read_inner(buf, out) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.fail(&e, out);
+                Err(e)
+            }
+        }
+    }
+
+    fn read_inner<'b>(&mut self, buf: &'b mut [u8], out: &mut Vec<u8>) -> Result<Read<'b>, Error> {
+        if self.failed || self.close_received {
+            return Ok(Read {
+                consumed: buf.len(),
+                event: None,
+            });
+        }
+        let mut pos = 0;
+        loop {
+            if let Some(frame) = self.frame {
+                let n = usize::try_from(frame.remaining).map_or(buf.len() - pos, |r| r.min(buf.len() - pos));
+                let chunk = &mut buf[pos..pos + n];
+                pos += n;
+                if let Some(key) = frame.mask {
+                    apply_mask(chunk, key, frame.done as usize);
+                }
+                if self.message == Some(MessageKind::Text) {
+                    self.utf8
+                        .feed(chunk)
+                        .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
+                }
+                self.append(chunk);
+                let remaining = frame.remaining - n as u64;
+                if remaining > 0 {
+                    self.frame = Some(InFrame {
+                        remaining,
+                        done: frame.done + n as u64,
+                        ..frame
+                    });
+                    return Ok(Read {
+                        consumed: pos,
+                        event: None,
+                    });
+                }
+                self.frame = None;
+                if frame.fin {
+                    let message = self.finish_message()?;
+                    return Ok(Read {
+                        consumed: pos,
+                        event: Some(Event::Message(message)),
+                    });
+                }
+                continue;
+            }
+
+            let Some((header, header_len)) = decode_header(&buf[pos..])? else {
+                return Ok(Read {
+                    consumed: pos,
+                    event: None,
+                });
+            };
+            self.check_header(&header)?;
+            let available = buf.len() - pos - header_len;
+
+            if header.opcode.is_control() {
+                // At most 125 bytes: wait until the whole frame is there.
+                let len = header.len as usize;
+                if available < len {
+                    return Ok(Read {
+                        consumed: pos,
+                        event: None,
+                    });
+                }
+                let start = pos + header_len;
+                let consumed = start + len;
+                // Split the borrow: the payload lives until the event is used.
+                let payload = &mut buf[start..consumed];
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key, 0);
+                }
+                let payload: &'b [u8] = payload;
+                let event = self.control(header.opcode, payload, out)?;
+                return Ok(Read {
+                    consumed,
+                    event: Some(event),
+                });
+            }
+
+            let kind = match (header.opcode, self.message) {
+                (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
+                (OpCode::Continuation, Some(kind)) => kind,
+                (OpCode::Text | OpCode::Binary, Some(_)) => return Err(Error::ExpectedContinuation),
+                (OpCode::Text, None) => MessageKind::Text,
+                _ => MessageKind::Binary,
+            };
+            if header.len > self.config.max_frame_size as u64 {
+                return Err(Error::FrameTooLarge {
+                    len: header.len,
+                    max: self.config.max_frame_size,
+                });
+            }
+            let total = self.buffer.len() as u64 + header.len;
+            if total > self.config.max_message_size as u64 {
+                return Err(Error::MessageTooLarge {
+                    len: total,
+                    max: self.config.max_message_size,
+                });
+            }
+
+            // The common case: a whole message in one frame, already in the input. No copy.
+            if header.fin && self.message.is_none() && available as u64 >= header.len {
+                let start = pos + header_len;
+                let end = start + header.len as usize;
+                let payload = &mut buf[start..end];
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key, 0);
+                }
+                let payload: &'b [u8] = payload;
+                let message = match kind {
+                    MessageKind::Binary => Message::Binary(Cow::Borrowed(payload)),
+                    MessageKind::Text => {
+                        validate(payload).map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
+                        // SAFETY: `validate` just checked that `payload` is UTF-8.
+                        Message::Text(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(payload) }))
+                    }
+                };
+                return Ok(Read {
+                    consumed: end,
+                    event: Some(Event::Message(message)),
+                });
+            }
+
+            // Otherwise the frame is streamed into the assembly buffer.
+            if self.message.is_none() {
+                self.message = Some(kind);
+                self.utf8.reset();
+            }
+            let want = (self.buffer.len() as u64 + header.len.min(INITIAL_RESERVE as u64)) as usize;
+            if self.buffer.capacity() < want {
+                self.buffer.reserve_exact(want - self.buffer.len());
+            }
+            pos += header_len;
+            self.frame = Some(InFrame {
+                remaining: header.len,
+                mask: header.mask,
+                done: 0,
+                fin: header.fin,
+            });
+            if header.len == 0 {
+                continue;
+            }
+            if pos == buf.len() {
+                return Ok(Read {
+                    consumed: pos,
+                    event: None,
+                });
+            }
+        }
+    }
+
+    /// Appends to the assembly buffer without ever reserving past `max_message_size` (the frame
+    /// header checks guarantee the bytes themselves fit).
+    fn append(&mut self, chunk: &[u8]) {
+        let need = self.buffer.len() + chunk.len();
+        if need > self.buffer.capacity() {
+            let target = (self.buffer.capacity() * 2)
+                .max(need)
+                .min(self.config.max_message_size.max(need));
+            self.buffer.reserve_exact(target - self.buffer.len());
+        }
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The checks that depend on this connection: RSV bits, mask bit per role.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), Error> {
+        let rsv = if header.opcode.is_control() {
+            header.rsv
+        } else {
+            header.rsv & !self.config.allowed_rsv
+        };
+        if rsv != 0 {
+            return Err(Error::ReservedBits(header.rsv));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => Err(Error::UnmaskedFrame),
+            (Role::Client, true) => Err(Error::MaskedFrame),
+            _ => Ok(()),
+        }
+    }
+
+    /// Completes the open message: final UTF-8 check, and hands over the buffer.
+    fn finish_message<'b>(&mut self) -> Result<Message<'b>, Error> {
+        let kind = self.message.take();
+        let data = std::mem::take(&mut self.buffer);
+        Ok(match kind {
+            Some(MessageKind::Text) => {
+                self.utf8
+                    .finish()
+                    .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
+                debug_assert!(std::str::from_utf8(&data).is_ok());
+                // SAFETY: every byte of `data` went through `self.utf8.feed` in order since the
+                // message began (`self.utf8.reset()`), and `finish` confirmed that it does not end
+                // inside a code point: the whole buffer is UTF-8.
+                Message::Text(Cow::Owned(unsafe { String::from_utf8_unchecked(data) }))
+            }
+            _ => Message::Binary(Cow::Owned(data)),
+        })
+    }
+
+    fn control<'b>(
+        &mut self,
+        opcode: OpCode,
+        payload: &'b [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Event<'b>, Error> {
+        Ok(match opcode {
+            OpCode::Ping => {
+                if self.config.auto_pong {
+                    self.write_frame(OpCode::Pong, true, payload, out);
+                }
+                Event::Ping(payload)
+            }
+            OpCode::Pong => Event::Pong(payload),
+            _ => {
+                let frame = parse_close_payload(payload)?;
+                self.close_received = true;
+                if !self.close_sent {
+                    self.close_sent = true;
+                    let reply: &[u8] = if frame.code == CloseCode::NoStatus {
+                        &[]
+                    } else {
+                        &payload[..2]
+                    };
+                    self.write_frame(OpCode::Close, true, reply, out);
+                }
+                // Whatever was half-received is abandoned.
+                self.frame = None;
+                self.message = None;
+                self.buffer = Vec::new();
+                Event::Close(frame)
+            }
+        })
+    }
+
+    /// Fails the connection (RFC 6455 section 7.1.7): sends a Close frame with the error's code
+    /// unless one was sent already, and drops any partial message.
+    fn fail(&mut self, e: &Error, out: &mut Vec<u8>) {
+        self.failed = true;
+        self.frame = None;
+        self.message = None;
+        self.buffer = Vec::new();
+        if !self.close_sent {
+            self.close_sent = true;
+            let mut payload = [0u8; 2 + MAX_CLOSE_REASON];
+            let reason = e.reason().as_bytes();
+            payload[..2].copy_from_slice(&e.close_code().as_u16().to_be_bytes());
+            payload[2..2 + reason.len()].copy_from_slice(reason);
+            self.write_frame(OpCode::Close, true, &payload[..2 + reason.len()], out);
+        }
+    }
+
+    // ---- commands ----
+
+    /// Sends a whole message in one frame.
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        if self.sending_fragmented {
+            return Err(SendError::Fragmentation);
+        }
+        self.check_open()?;
+        self.write_frame(kind.opcode(), true, payload, out);
+        Ok(())
+    }
+
+    /// Sends one fragment of a message: `Some(kind)` starts a message, `None` continues the open
+    /// one, and `fin` ends it. Control frames may be sent between fragments.
+    pub fn send_fragment(
+        &mut self,
+        kind: Option<MessageKind>,
+        payload: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        let opcode = self.fragment_opcode(kind)?;
+        self.sending_fragmented = !fin;
+        self.write_frame(opcode, fin, payload, out);
+        Ok(())
+    }
+
+    /// The header of a whole-message frame of `len` bytes, for a server that writes the payload
+    /// itself (for example with vectored I/O straight from the application's buffer).
+    ///
+    /// In the client role the payload must be masked with the returned key before it is sent.
+    pub fn frame_header(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+    ) -> Result<(HeaderBuf, Option<[u8; 4]>), SendError> {
+        if self.sending_fragmented {
+            return Err(SendError::Fragmentation);
+        }
+        self.check_open()?;
+        let mask = self.keys.as_mut().map(|k| k());
+        Ok((encode_header(true, 0, kind.opcode(), len as u64, mask), mask))
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.control_command(OpCode::Ping, payload, out)
+    }
+
+    /// Sends a pong (unsolicited, as a heartbeat, or to answer a ping when `auto_pong` is off).
+    pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.control_command(OpCode::Pong, payload, out)
+    }
+
+    /// Starts the closing handshake. [`CloseCode::NoStatus`] sends an empty Close frame (and then
+    /// `reason` must be empty); any other code must be sendable.
+    pub fn close(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.check_open()?;
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(SendError::ReasonTooLong);
+        }
+        let mut payload = [0u8; 2 + MAX_CLOSE_REASON];
+        let len = if code == CloseCode::NoStatus {
+            if !reason.is_empty() {
+                return Err(SendError::CodeNotSendable);
+            }
+            0
+        } else {
+            if !code.is_sendable() {
+                return Err(SendError::CodeNotSendable);
+            }
+            payload[..2].copy_from_slice(&code.as_u16().to_be_bytes());
+            payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+            2 + reason.len()
+        };
+        self.close_sent = true;
+        self.write_frame(OpCode::Close, true, &payload[..len], out);
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.close_sent || self.failed {
+            Err(SendError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fragment_opcode(&self, kind: Option<MessageKind>) -> Result<OpCode, SendError> {
+        match (kind, self.sending_fragmented) {
+            (Some(k), false) => Ok(k.opcode()),
+            (None, true) => Ok(OpCode::Continuation),
+            _ => Err(SendError::Fragmentation),
+        }
+    }
+
+    fn control_command(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.write_frame(opcode, true, payload, out);
+        Ok(())
+    }
+
+    /// Appends one frame to `out`, masked in the client role.
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], out: &mut Vec<u8>) {
+        let mask = self.keys.as_mut().map(|k| k());
+        let header = encode_header(fin, 0, opcode, payload.len() as u64, mask);
+        out.reserve(header.as_bytes().len() + payload.len());
+        out.extend_from_slice(header.as_bytes());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The sans-I/O RFC 6455 core: bytes in, events and bytes out.
+//!
+//! Nothing in this module performs I/O, spawns threads, reads the clock or draws random numbers:
+//! input arrives as byte slices, output goes into the caller's `Vec<u8>`, and randomness (masking
+//! keys, handshake keys) is supplied by the caller. Every runtime — the engine's event loop, the
+//! load generator, the conformance checker, the fuzz targets — drives the same code.
+//!
+//! ```text
+//!  bytes from socket ──► handshake::parse_request ──► Request ──► write_accept / write_response
+//!                                 │ head_len
+//!                                 ▼
+//!  bytes from socket ──► Connection::read ──► Event (Message, Ping, Pong, Close)
+//!                             │   ├─ frame::decode_header   (structure)
+//!                             │   ├─ mask::apply_mask       (in place)
+//!                             │   └─ utf8::Utf8Validator     (incremental, fail fast)
+//!                             ▼
+//!                     automatic replies ──► out: Vec<u8> ◄── send / ping / close (commands)
+//! ```
+//!
+//! Failures are mapped to close codes and HTTP statuses in one place: [`error`].
+
+pub mod close;
+pub mod conn;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read, Role};
+pub use error::{Error, HandshakeError, SendError};
+pub use frame::{FrameHeader, OpCode};
+pub use handshake::{Accept, ClientRequest, HeadLimits, Request, Response};
