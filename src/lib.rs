@@ -26,3 +26,12 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod proto;
+
+pub mod apps;
+pub mod engine;
+pub mod handler;
+pub mod server;
+
+pub use engine::SendError;
+pub use handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
+pub use server::{Backpressure, ConnId, RejectReason, Server, ServerConfig, ServerHandle, Stats};

@@ -1,0 +1,32 @@
+//! The echo server: every text or binary message goes back as it came.
+
+use crate::handler::{Ctx, Handler, HttpResponse};
+use crate::proto::Message;
+use crate::proto::handshake::Request;
+use crate::server::ConnId;
+
+/// The page served on `GET /`: it opens a WebSocket to the same server and shows the echoes.
+pub const ECHO_PAGE: &str = include_str!("echo.html");
+
+/// Sends every message back to its sender, and serves a small test page on `GET /`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+        // Errors mean the connection is closing or over its queue cap (the policy applied).
+        let _ = ctx.send(id, msg.kind(), msg.as_bytes());
+    }
+
+    fn on_http(&mut self, _ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
+        match (req.method(), req.path()) {
+            ("GET", "/") => HttpResponse::html(200, ECHO_PAGE),
+            ("GET", _) => HttpResponse::not_found(),
+            _ => {
+                let mut r = HttpResponse::text(405, "method not allowed\n");
+                r.headers.push(("Allow".to_owned(), "GET".to_owned()));
+                r
+            }
+        }
+    }
+}

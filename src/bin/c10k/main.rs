@@ -1,0 +1,47 @@
+//! The `c10k` command line: `serve` runs a server; more commands come with the load generator
+//! and the conformance checker.
+
+mod logger;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// A WebSocket engine built to hold tens of thousands of connections per core.
+#[derive(Debug, Parser)]
+#[command(name = "c10k", version, about)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). The default level logs no line per message.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a WebSocket server (the echo server by default).
+    Serve(serve::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    logger::init(if cli.quiet {
+        log::LevelFilter::Warn
+    } else {
+        match cli.verbose {
+            0 => log::LevelFilter::Info,
+            1 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    });
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("c10k: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,168 @@
+//! `c10k serve`: run a server until SIGINT or SIGTERM, then drain gracefully.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use c10k::engine::sys;
+use c10k::{Backpressure, Server, ServerConfig, apps};
+use clap::ValueEnum;
+
+/// Options of `c10k serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    addr: SocketAddr,
+    /// Event-loop threads (shards); 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    shards: usize,
+    /// What the server does with messages.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// Pin shard i to CPU i.
+    #[arg(long)]
+    pin: bool,
+    /// Listen backlog per shard.
+    #[arg(long, default_value_t = c10k::server::DEFAULT_BACKLOG)]
+    backlog: i32,
+    /// Largest frame payload accepted, in bytes (larger: close 1009).
+    #[arg(long, default_value_t = c10k::proto::conn::DEFAULT_MAX_FRAME_SIZE)]
+    max_frame: usize,
+    /// Largest message accepted, in bytes (larger: close 1009).
+    #[arg(long, default_value_t = c10k::proto::conn::DEFAULT_MAX_MESSAGE_SIZE)]
+    max_message: usize,
+    /// Largest handshake request head, in bytes (larger: 431).
+    #[arg(long, default_value_t = c10k::proto::handshake::DEFAULT_MAX_HEAD_BYTES)]
+    max_head: usize,
+    /// Time allowed for the handshake (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Ping a connection after this much silence; 0 turns pings off.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    ping_interval: Duration,
+    /// Drop a connection that does not answer a ping within this time.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pong_timeout: Duration,
+    /// Close the socket if a Close frame gets no answer within this time.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    close_timeout: Duration,
+    /// On SIGINT/SIGTERM, time allowed for connections to close after 1001 Going Away.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Cap on the bytes queued for one slow connection.
+    #[arg(long, default_value_t = c10k::server::DEFAULT_MAX_QUEUED_BYTES)]
+    max_queued: usize,
+    /// What to do past the cap: close the connection with 1008, or drop the message.
+    #[arg(long, value_enum, default_value_t = Policy::Close)]
+    backpressure: Policy,
+    /// Do not answer pings automatically.
+    #[arg(long)]
+    no_auto_pong: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Send every message back as it came.
+    Echo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    Close,
+    Drop,
+}
+
+/// Parses `10s`, `500ms`, `2m`, or a plain number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 10s, 500ms, 2m)"))?;
+    if !(0.0..=1e9).contains(&v) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    match sys::raise_fd_limit() {
+        Ok(n) => log::debug!("file descriptor limit: {n}"),
+        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    }
+    let mut config = ServerConfig {
+        addr: args.addr,
+        shards: args.shards,
+        backlog: args.backlog,
+        pin_cores: args.pin,
+        handshake_timeout: args.handshake_timeout,
+        ping_interval: (!args.ping_interval.is_zero()).then_some(args.ping_interval),
+        pong_timeout: args.pong_timeout,
+        close_timeout: args.close_timeout,
+        drain_timeout: args.drain_timeout,
+        max_queued_bytes: args.max_queued,
+        backpressure: match args.backpressure {
+            Policy::Close => Backpressure::Close,
+            Policy::Drop => Backpressure::Drop,
+        },
+        ..ServerConfig::default()
+    };
+    config.protocol.max_frame_size = args.max_frame;
+    config.protocol.max_message_size = args.max_message;
+    config.protocol.auto_pong = !args.no_auto_pong;
+    config.head_limits.max_bytes = args.max_head;
+    let server = match args.mode {
+        Mode::Echo => Server::bind(config, |_| apps::Echo),
+    }
+    .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let handle = server.handle();
+    let shards = handle.shards();
+    let signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let on_signal = handle.clone();
+    std::thread::Builder::new()
+        .name("c10k-signals".into())
+        .spawn(move || {
+            let mut signals = signals;
+            let mut count = 0;
+            for sig in signals.forever() {
+                count += 1;
+                if count == 1 {
+                    log::info!("signal {sig}: draining connections (again to exit at once)");
+                    on_signal.shutdown();
+                } else {
+                    log::warn!("signal {sig} again: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    println!(
+        "c10k listening on ws://{}/ ({} shard{}, mode {:?}); open http://{}/ in a browser",
+        handle.local_addr(),
+        shards,
+        if shards == 1 { "" } else { "s" },
+        args.mode,
+        handle.local_addr()
+    );
+    server.run().map_err(|e| e.to_string())?;
+    let stats = handle.stats();
+    log::info!(
+        "stopped: {} accepted, {} handshakes, {} messages in, {} out",
+        stats.accepted,
+        stats.handshakes,
+        stats.messages_in,
+        stats.messages_out
+    );
+    Ok(())
+}

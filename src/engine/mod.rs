@@ -1,0 +1,1080 @@
+//! The event loop of one shard: a `mio::Poll`, its own listening socket, connections in a slab,
+//! a timing wheel, an inbox for other threads, and one read buffer shared by all connections.
+//!
+//! The loop moves bytes and owns sockets; what the bytes mean is decided by [`crate::proto`].
+//!
+//! # One message through the loop
+//! 1. epoll reports the socket readable; the shard reads into its read buffer, after the few
+//!    bytes the connection kept from last time (a partial frame header or handshake).
+//! 2. `proto::Connection::read` unmasks and validates in place and returns the message,
+//!    borrowing the read buffer when it arrived as one frame.
+//! 3. The handler's `on_message` runs; its `ctx.send` to the same connection appends the encoded
+//!    frame to the shard's output buffer (`tx`), so a batch of messages becomes one `write`.
+//! 4. After the read, `tx` is written to the socket; only what the kernel did not take is copied
+//!    into the connection's queue, written later when epoll reports the socket writable.
+//!
+//! Sockets are registered once, for both readable and writable readiness, edge-triggered: a
+//! writable edge only happens after a write filled the socket buffer, so this costs nothing while
+//! the queue is empty and saves two `epoll_ctl` calls per back-pressure episode.
+
+pub(crate) mod queue;
+pub mod sys;
+pub(crate) mod wheel;
+
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
+use slab::Slab;
+
+use self::queue::WriteQueue;
+use self::wheel::{TimerKey, Wheel};
+use crate::handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
+use crate::proto::handshake::{self, Accept};
+use crate::proto::{self, CloseCode, Connection, Event, MessageKind};
+use crate::server::{Backpressure, ConnId, RejectReason, ServerConfig, ServerHandle, Stats};
+
+/// Token of the shard's listening socket.
+pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the shard's waker.
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+
+/// Messages up to this size sent to the connection being read are gathered into one write.
+const CORK_MAX: usize = 16 << 10;
+/// Bytes read from one connection before the others get their turn.
+const READ_BUDGET: usize = 512 << 10;
+/// Readiness events taken per poll.
+const EVENTS: usize = 1024;
+
+/// What other threads ask of a shard.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send {
+        id: ConnId,
+        kind: MessageKind,
+        data: Vec<u8>,
+    },
+    Close {
+        id: ConnId,
+        code: CloseCode,
+        reason: String,
+    },
+    Shutdown,
+    Stats(mpsc::Sender<Stats>),
+}
+
+/// Why a send did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No such connection: it closed (the id is stale) or belongs to another shard.
+    UnknownConnection,
+    /// The connection is still in its handshake.
+    NotOpen,
+    /// The connection is closing: no more messages may be sent.
+    Closing,
+    /// The protocol forbids it (oversized control frame, bad close code, ...).
+    Protocol(proto::SendError),
+    /// The back-pressure policy dropped the message (the queue is over its cap).
+    Dropped,
+}
+
+impl From<proto::SendError> for SendError {
+    fn from(e: proto::SendError) -> Self {
+        match e {
+            proto::SendError::Closed => Self::Closing,
+            e => Self::Protocol(e),
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownConnection => f.write_str("no such connection"),
+            Self::NotOpen => f.write_str("connection not open yet"),
+            Self::Closing => f.write_str("connection is closing"),
+            Self::Protocol(e) => write!(f, "{e}"),
+            Self::Dropped => f.write_str("message dropped: write queue over its cap"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Conn { key: u32, generation: u32 },
+    App(u64),
+    AcceptResume,
+    Drain,
+}
+
+/// Which deadline a connection's timer stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    Handshake,
+    Keepalive,
+    Pong,
+    Closing,
+}
+
+/// One socket of the shard.
+#[derive(Debug)]
+struct Conn {
+    socket: TcpStream,
+    generation: u32,
+    /// `None` while the handshake is in progress.
+    proto: Option<Connection>,
+    /// Bytes of an unfinished frame header, control frame or handshake.
+    leftover: Vec<u8>,
+    queue: WriteQueue,
+    timer: Option<(TimerKey, Deadline)>,
+    last_read_ms: u64,
+    /// When the keep-alive ping was sent, while its answer is awaited.
+    ping_sent_ms: Option<u64>,
+    /// Close the socket once the queue is empty (after an HTTP answer, a failure, a close).
+    close_after_flush: bool,
+    /// Write side shut down; waiting for the peer's FIN, discarding input.
+    lingering: bool,
+    dead: bool,
+    /// The code to report: the peer's close code, or the code this end failed with.
+    close_code: Option<CloseCode>,
+    close_reason: Option<Box<str>>,
+}
+
+/// The state of a shard that callbacks may touch (through [`Ctx`]).
+#[derive(Debug)]
+pub struct Core {
+    pub(crate) shard: usize,
+    registry: Registry,
+    listener: Option<TcpListener>,
+    accept_paused: bool,
+    conns: Slab<Conn>,
+    wheel: Wheel<Timer>,
+    /// Output gathered for the connection whose input is being handled.
+    tx: Vec<u8>,
+    current: Option<usize>,
+    config: Arc<ServerConfig>,
+    pub(crate) stats: Stats,
+    dead: Vec<usize>,
+    drained: Vec<usize>,
+    start: Instant,
+    now_ms: u64,
+    rng: u64,
+    next_generation: u32,
+    draining: bool,
+    last_accept_log_ms: Option<u64>,
+    handle: ServerHandle,
+}
+
+/// Runs one shard until it has drained after a shutdown; returns its final statistics.
+pub(crate) fn run_shard<H: Handler>(
+    shard: usize,
+    mut poll: Poll,
+    mut listener: TcpListener,
+    inbox: mpsc::Receiver<Command>,
+    config: Arc<ServerConfig>,
+    handler: H,
+    handle: ServerHandle,
+) -> Stats {
+    let registry = match poll.registry().try_clone() {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("shard {shard}: cannot clone the poll registry: {e}");
+            return Stats::default();
+        }
+    };
+    if let Err(e) = registry.register(&mut listener, LISTENER, Interest::READABLE) {
+        log::error!("shard {shard}: cannot register the listener: {e}");
+        return Stats::default();
+    }
+    let scratch = vec![0u8; config.read_buffer.max(4096) + config.head_limits.max_bytes];
+    let mut shard = Shard {
+        handler,
+        scratch,
+        inbox,
+        fired: Vec::new(),
+        pending_reads: Vec::new(),
+        core: Core {
+            shard,
+            registry,
+            listener: Some(listener),
+            accept_paused: false,
+            conns: Slab::new(),
+            wheel: Wheel::new(0),
+            tx: Vec::new(),
+            current: None,
+            config,
+            stats: Stats::default(),
+            dead: Vec::new(),
+            drained: Vec::new(),
+            start: Instant::now(),
+            now_ms: 0,
+            rng: 0x9e37_79b9_7f4a_7c15 ^ (shard as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            next_generation: 0,
+            draining: false,
+            last_accept_log_ms: None,
+            handle,
+        },
+    };
+    shard.run(&mut poll);
+    shard.core.snapshot()
+}
+
+struct Shard<H> {
+    handler: H,
+    scratch: Vec<u8>,
+    inbox: mpsc::Receiver<Command>,
+    fired: Vec<Timer>,
+    pending_reads: Vec<usize>,
+    core: Core,
+}
+
+impl<H: Handler> Shard<H> {
+    fn run(&mut self, poll: &mut Poll) {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let timeout = if self.pending_reads.is_empty() {
+                self.core
+                    .wheel
+                    .timeout_ms(self.core.now_ms)
+                    .map(Duration::from_millis)
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("shard {}: poll failed: {e}", self.core.shard);
+                break;
+            }
+            self.core.now_ms = self.core.start.elapsed().as_millis() as u64;
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.drain_inbox(),
+                    Token(key) => {
+                        if ev.is_writable() {
+                            self.on_writable(key);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(key, ev.is_read_closed() || ev.is_error());
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.pending_reads) {
+                self.on_readable(key, false);
+            }
+            self.expire_timers();
+            self.reap();
+            if self.core.draining && self.core.conns.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        let core = &mut self.core;
+        if core.accept_paused || core.draining {
+            return;
+        }
+        loop {
+            let Some(listener) = core.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => core.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if sys::is_per_connection_accept_error(&e) => core.stats.accept_errors += 1,
+                Err(e) => {
+                    // Out of descriptors (or worse): the pending connection stays in the backlog.
+                    // Stop accepting for a while instead of spinning on it.
+                    core.stats.accept_errors += 1;
+                    core.stats.accept_pauses += 1;
+                    if core.last_accept_log_ms.is_none_or(|t| core.now_ms >= t + 1000) {
+                        core.last_accept_log_ms = Some(core.now_ms);
+                        let kind = if sys::is_resource_exhaustion(&e) {
+                            "resources exhausted"
+                        } else {
+                            "error"
+                        };
+                        log::warn!(
+                            "shard {}: accept {kind} ({e}); pausing accepts for {:?} ({} pauses so far)",
+                            core.shard,
+                            core.config.accept_backoff,
+                            core.stats.accept_pauses
+                        );
+                    }
+                    core.accept_paused = true;
+                    let at = core.now_ms + core.config.accept_backoff.as_millis() as u64;
+                    core.wheel.arm(at, Timer::AcceptResume);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        if let Some(r) = self.core.handle.shared.remotes.get(self.core.shard) {
+            r.woken.store(false, std::sync::atomic::Ordering::Release);
+        }
+        while let Ok(cmd) = self.inbox.try_recv() {
+            match cmd {
+                Command::Send { id, kind, data } => {
+                    let _ = self.core.send(id, kind, &data);
+                }
+                Command::Close { id, code, reason } => {
+                    let _ = self.core.close(id, code, &reason);
+                }
+                Command::Shutdown => self.core.begin_drain(),
+                Command::Stats(reply) => {
+                    let _ = reply.send(self.core.snapshot());
+                }
+            }
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let core = &mut self.core;
+        let Some(conn) = core.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead || conn.queue.is_empty() {
+            return;
+        }
+        match conn.queue.flush(&mut conn.socket) {
+            Ok(true) => {
+                let notify = conn.proto.as_ref().is_some_and(|p| !p.close_sent()) && !conn.close_after_flush;
+                if notify {
+                    core.drained.push(key);
+                }
+                core.after_io(key);
+            }
+            Ok(false) => {}
+            Err(_) => core.kill(key),
+        }
+        self.notify_drained();
+    }
+
+    fn notify_drained(&mut self) {
+        while let Some(key) = self.core.drained.pop() {
+            if let Some(id) = self.core.id_of(key) {
+                self.handler.on_drain(&mut Ctx { core: &mut self.core }, id);
+            }
+        }
+    }
+
+    fn on_readable(&mut self, key: usize, read_closed: bool) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.core.conns.get_mut(key) else {
+                return;
+            };
+            if conn.dead {
+                return;
+            }
+            if conn.lingering {
+                return self.core.linger_read(key, &mut self.scratch);
+            }
+            let kept = conn.leftover.len();
+            self.scratch[..kept].copy_from_slice(&conn.leftover);
+            let space = self.scratch.len() - kept;
+            match conn.socket.read(&mut self.scratch[kept..]) {
+                Ok(0) => {
+                    // The peer closed its side. After a completed close handshake this is the
+                    // expected end; otherwise the connection ends abnormally (1006).
+                    self.core.kill(key);
+                    return;
+                }
+                Ok(n) => {
+                    conn.last_read_ms = self.core.now_ms;
+                    conn.leftover.clear();
+                    self.process(key, kept + n);
+                    budget = budget.saturating_sub(n);
+                    if n < space && !read_closed {
+                        // The socket is drained; the next byte brings a new edge.
+                        return;
+                    }
+                    if budget == 0 {
+                        self.pending_reads.push(key);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.core.kill(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles `scratch[..filled]`, the input of connection `key`.
+    fn process(&mut self, key: usize, filled: usize) {
+        self.core.current = Some(key);
+        let mut pos = 0;
+        while pos < filled {
+            let core = &mut self.core;
+            let Some(conn) = core.conns.get_mut(key) else {
+                break;
+            };
+            if conn.dead || conn.close_after_flush || conn.lingering {
+                pos = filled;
+                break;
+            }
+            let Some(proto) = conn.proto.as_mut() else {
+                match handshake(&mut self.handler, core, key, &self.scratch[pos..filled]) {
+                    Handshake::Incomplete => break,
+                    Handshake::Done => pos = filled,
+                    Handshake::Open(head_len) => pos += head_len,
+                }
+                continue;
+            };
+            match proto.read(&mut self.scratch[pos..filled], &mut core.tx) {
+                Ok(read) => {
+                    pos += read.consumed;
+                    match read.event {
+                        Some(event) => dispatch(&mut self.handler, core, key, event),
+                        None if read.consumed == 0 => break,
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    core.stats.protocol_errors += 1;
+                    conn.close_code = Some(e.close_code());
+                    conn.close_reason = Some(e.reason().into());
+                    log::debug!("shard {}: connection {key}: {e}", core.shard);
+                    pos = filled;
+                }
+            }
+        }
+        if let Some(conn) = self.core.conns.get_mut(key)
+            && !conn.dead
+            && pos < filled
+        {
+            conn.leftover.extend_from_slice(&self.scratch[pos..filled]);
+        } else if let Some(conn) = self.core.conns.get_mut(key)
+            && conn.leftover.capacity() > 0
+        {
+            // An idle connection keeps no buffer.
+            conn.leftover = Vec::new();
+        }
+        self.core.flush_tx(key);
+        self.core.current = None;
+        self.core.after_io(key);
+    }
+
+    fn expire_timers(&mut self) {
+        self.core.wheel.expire(self.core.now_ms, &mut self.fired);
+        for timer in std::mem::take(&mut self.fired) {
+            match timer {
+                Timer::Conn { key, generation } => self.core.conn_timer(key as usize, generation),
+                Timer::App(token) => self.handler.on_timer(&mut Ctx { core: &mut self.core }, token),
+                Timer::AcceptResume => {
+                    self.core.accept_paused = false;
+                    self.accept();
+                }
+                Timer::Drain => {
+                    for (key, _) in self.core.conns.iter_mut() {
+                        self.core.dead.push(key);
+                    }
+                    for (_, c) in self.core.conns.iter_mut() {
+                        c.dead = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes dead connections, telling the handler about each opened one.
+    fn reap(&mut self) {
+        while let Some(key) = self.core.dead.pop() {
+            let Some(mut conn) = self.core.conns.try_remove(key) else {
+                continue;
+            };
+            let _ = self.core.registry.deregister(&mut conn.socket);
+            if let Some((t, _)) = conn.timer.take() {
+                self.core.wheel.cancel(t);
+            }
+            let Some(proto) = conn.proto.as_ref() else {
+                self.core.stats.handshaking -= 1;
+                continue;
+            };
+            self.core.stats.connections_open -= 1;
+            let code = match conn.close_code {
+                Some(code) if proto.close_received() || proto.failed() || conn.close_reason.is_some() => code,
+                Some(code) => code,
+                None => CloseCode::Abnormal,
+            };
+            *self.core.stats.closes.entry(code.as_u16()).or_default() += 1;
+            let id = ConnId {
+                shard: self.core.shard as u16,
+                key: key as u32,
+                generation: conn.generation,
+            };
+            drop(conn.socket);
+            let reason = conn.close_reason.unwrap_or_default();
+            self.handler
+                .on_close(&mut Ctx { core: &mut self.core }, id, code, &reason);
+        }
+        self.notify_drained();
+    }
+}
+
+/// How a handshake attempt ended.
+enum Handshake {
+    /// The request head is not complete yet: keep the bytes.
+    Incomplete,
+    /// Answered (rejection, error, plain HTTP): the socket closes after the answer.
+    Done,
+    /// Accepted; frames start after this many bytes.
+    Open(usize),
+}
+
+fn handshake<H: Handler>(handler: &mut H, core: &mut Core, key: usize, input: &[u8]) -> Handshake {
+    let req = match handshake::parse_request(input, &core.config.head_limits) {
+        Ok(None) => return Handshake::Incomplete,
+        Ok(Some(req)) => req,
+        Err(e) => {
+            *core.stats.rejected.entry(RejectReason::of(&e)).or_default() += 1;
+            handshake::write_error_response(&e, &mut core.tx);
+            core.close_after_flush(key);
+            return Handshake::Done;
+        }
+    };
+    if !req.is_websocket() {
+        core.stats.http_requests += 1;
+        let resp = handler.on_http(&mut Ctx { core }, &req);
+        core.respond(key, &resp);
+        return Handshake::Done;
+    }
+    match handler.on_handshake(&req) {
+        Decision::Reject(resp) => {
+            *core.stats.rejected.entry(RejectReason::Application).or_default() += 1;
+            core.respond(key, &resp);
+            Handshake::Done
+        }
+        Decision::Accept { protocol, headers } => {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let accept = Accept {
+                protocol: protocol.as_deref(),
+                headers: &headers,
+            };
+            if let Err(e) = handshake::write_accept(&req, &accept, &mut core.tx) {
+                log::error!(
+                    "shard {}: the handler's handshake answer is invalid: {e}",
+                    core.shard
+                );
+                core.respond(key, &HttpResponse::text(500, "internal error\n"));
+                return Handshake::Done;
+            }
+            let id = core.open(key);
+            handler.on_open(&mut Ctx { core }, id, &req);
+            Handshake::Open(req.head_len())
+        }
+    }
+}
+
+fn dispatch<H: Handler>(handler: &mut H, core: &mut Core, key: usize, event: Event<'_>) {
+    let Some(id) = core.id_of(key) else { return };
+    match event {
+        Event::Message(msg) => {
+            core.stats.messages_in += 1;
+            core.stats.bytes_in += msg.as_bytes().len() as u64;
+            handler.on_message(&mut Ctx { core }, id, msg);
+        }
+        Event::Ping(payload) => handler.on_ping(&mut Ctx { core }, id, payload),
+        Event::Pong(payload) => {
+            if let Some(conn) = core.conns.get_mut(key) {
+                conn.ping_sent_ms = None;
+            }
+            handler.on_pong(&mut Ctx { core }, id, payload);
+        }
+        Event::Close(frame) => {
+            if let Some(conn) = core.conns.get_mut(key) {
+                conn.close_code = Some(frame.code);
+                conn.close_reason = (!frame.reason.is_empty()).then(|| frame.reason.into());
+            }
+        }
+    }
+}
+
+impl Core {
+    fn add(&mut self, socket: TcpStream) {
+        let _ = socket.set_nodelay(true);
+        let mut socket = socket;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) =
+            self.registry
+                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("shard {}: cannot register a connection: {e}", self.shard);
+            return;
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let deadline = self.now_ms + self.config.handshake_timeout.as_millis() as u64;
+        let timer = self.wheel.arm(
+            deadline,
+            Timer::Conn {
+                key: key as u32,
+                generation,
+            },
+        );
+        entry.insert(Conn {
+            socket,
+            generation,
+            proto: None,
+            leftover: Vec::new(),
+            queue: WriteQueue::default(),
+            timer: Some((timer, Deadline::Handshake)),
+            last_read_ms: self.now_ms,
+            ping_sent_ms: None,
+            close_after_flush: false,
+            lingering: false,
+            dead: false,
+            close_code: None,
+            close_reason: None,
+        });
+        self.stats.accepted += 1;
+        self.stats.handshaking += 1;
+    }
+
+    /// The handshake of `key` succeeded.
+    fn open(&mut self, key: usize) -> ConnId {
+        let protocol = self.config.protocol;
+        let conn = &mut self.conns[key];
+        conn.proto = Some(Connection::server(protocol));
+        self.stats.handshaking -= 1;
+        self.stats.connections_open += 1;
+        self.stats.handshakes += 1;
+        let id = ConnId {
+            shard: self.shard as u16,
+            key: key as u32,
+            generation: conn.generation,
+        };
+        match self.config.ping_interval {
+            Some(interval) => {
+                let jitter = self.random() % (interval.as_millis() as u64 / 8 + 1);
+                self.set_conn_timer(
+                    key,
+                    self.now_ms + interval.as_millis() as u64 + jitter,
+                    Deadline::Keepalive,
+                );
+            }
+            None => self.cancel_conn_timer(key),
+        }
+        id
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: spreads timers, nothing secret depends on it.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn id_of(&self, key: usize) -> Option<ConnId> {
+        let conn = self.conns.get(key)?;
+        (!conn.dead && conn.proto.is_some()).then_some(ConnId {
+            shard: self.shard as u16,
+            key: key as u32,
+            generation: conn.generation,
+        })
+    }
+
+    /// The live connection behind `id`, if it is still there.
+    fn lookup(&mut self, id: ConnId) -> Result<usize, SendError> {
+        let key = id.key as usize;
+        match self.conns.get(key) {
+            Some(c) if usize::from(id.shard) == self.shard && c.generation == id.generation && !c.dead => {
+                Ok(key)
+            }
+            _ => Err(SendError::UnknownConnection),
+        }
+    }
+
+    pub(crate) fn is_open(&self, id: ConnId) -> bool {
+        usize::from(id.shard) == self.shard
+            && self
+                .conns
+                .get(id.key as usize)
+                .is_some_and(|c| c.generation == id.generation && !c.dead && c.proto.is_some())
+    }
+
+    pub(crate) fn buffered_amount(&self, id: ConnId) -> Option<usize> {
+        let conn = self.conns.get(id.key as usize)?;
+        (usize::from(id.shard) == self.shard && conn.generation == id.generation && !conn.dead).then(|| {
+            conn.queue.len()
+                + if self.current == Some(id.key as usize) {
+                    self.tx.len()
+                } else {
+                    0
+                }
+        })
+    }
+
+    pub(crate) fn send(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        let key = self.lookup(id)?;
+        let corked = self.current == Some(key);
+        let conn = &mut self.conns[key];
+        if conn.close_after_flush || conn.lingering {
+            return Err(SendError::Closing);
+        }
+        let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
+        if conn.queue.len() > self.config.max_queued_bytes {
+            return self.over_cap(key);
+        }
+        if corked && payload.len() <= CORK_MAX {
+            proto.send(kind, payload, &mut self.tx)?;
+        } else {
+            let (header, _) = proto.frame_header(kind, payload.len())?;
+            if corked {
+                self.flush_tx(key);
+            }
+            self.write(key, header.as_bytes(), payload);
+        }
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        Ok(())
+    }
+
+    /// Applies the back-pressure policy to `key`, whose queue is over its cap.
+    fn over_cap(&mut self, key: usize) -> Result<(), SendError> {
+        match self.config.backpressure {
+            Backpressure::Drop => {
+                self.stats.backpressure_drops += 1;
+                Err(SendError::Dropped)
+            }
+            Backpressure::Close => {
+                self.stats.backpressure_closes += 1;
+                let conn = &mut self.conns[key];
+                conn.close_code = Some(CloseCode::PolicyViolation);
+                conn.close_reason = Some("write queue over its cap".into());
+                self.close_key(key, CloseCode::PolicyViolation, "back-pressure");
+                Err(SendError::Closing)
+            }
+        }
+    }
+
+    pub(crate) fn ping(&mut self, id: ConnId, payload: &[u8]) -> Result<(), SendError> {
+        let key = self.lookup(id)?;
+        let mut frame = Vec::new();
+        let proto = self.conns[key].proto.as_mut().ok_or(SendError::NotOpen)?;
+        proto.ping(payload, &mut frame)?;
+        self.write_ordered(key, &frame);
+        Ok(())
+    }
+
+    pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        let key = self.lookup(id)?;
+        let conn = &mut self.conns[key];
+        let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
+        let mut frame = Vec::new();
+        proto.close(code, reason, &mut frame)?;
+        conn.close_code.get_or_insert(code);
+        self.write_ordered(key, &frame);
+        self.set_conn_timer(
+            key,
+            self.now_ms + self.config.close_timeout.as_millis() as u64,
+            Deadline::Closing,
+        );
+        Ok(())
+    }
+
+    /// Sends a Close frame past the queue cap (best effort) and arms the close timeout.
+    fn close_key(&mut self, key: usize, code: CloseCode, reason: &str) {
+        let mut frame = Vec::new();
+        if let Some(proto) = self.conns[key].proto.as_mut()
+            && proto.close(code, reason, &mut frame).is_ok()
+        {
+            self.write_ordered(key, &frame);
+        }
+        self.set_conn_timer(
+            key,
+            self.now_ms + self.config.close_timeout.as_millis() as u64,
+            Deadline::Closing,
+        );
+    }
+
+    /// Writes bytes after whatever was gathered for `key` so far.
+    fn write_ordered(&mut self, key: usize, bytes: &[u8]) {
+        if self.current == Some(key) {
+            self.tx.extend_from_slice(bytes);
+        } else {
+            self.write(key, bytes, &[]);
+        }
+    }
+
+    /// Writes `a` then `b` to the socket if nothing is queued, and queues what the kernel does
+    /// not take.
+    fn write(&mut self, key: usize, a: &[u8], b: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        if !conn.queue.is_empty() {
+            conn.queue.push_copy(a);
+            conn.queue.push_copy(b);
+            return;
+        }
+        let written = loop {
+            let res = if b.is_empty() {
+                conn.socket.write(a)
+            } else {
+                conn.socket.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            };
+            match res {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.kill(key),
+            }
+        };
+        if written < a.len() {
+            conn.queue.push_copy(&a[written..]);
+            conn.queue.push_copy(b);
+        } else {
+            conn.queue.push_copy(&b[written - a.len()..]);
+        }
+    }
+
+    /// Writes what was gathered in `tx` for `key`.
+    fn flush_tx(&mut self, key: usize) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let tx = std::mem::take(&mut self.tx);
+        self.write(key, &tx, &[]);
+        self.tx = tx;
+        self.tx.clear();
+    }
+
+    fn respond(&mut self, key: usize, resp: &HttpResponse) {
+        let headers: Vec<(&str, &str)> = resp
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        if let Err(e) = handshake::write_response(resp.status, &headers, &resp.body, &mut self.tx) {
+            log::error!(
+                "shard {}: the handler's HTTP response is invalid: {e}",
+                self.shard
+            );
+            let _ = handshake::write_response(500, &[], b"internal error\n", &mut self.tx);
+        }
+        self.close_after_flush(key);
+    }
+
+    fn close_after_flush(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.close_after_flush = true;
+        }
+        self.set_conn_timer(
+            key,
+            self.now_ms + self.config.close_timeout.as_millis() as u64,
+            Deadline::Closing,
+        );
+    }
+
+    /// After reading or writing: close the socket if the protocol is over and the queue is empty.
+    fn after_io(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead || conn.lingering {
+            return;
+        }
+        let over = conn.close_after_flush || conn.proto.as_ref().is_some_and(|p| p.should_close_tcp());
+        if !over {
+            if conn.proto.as_ref().is_some_and(|p| p.close_sent())
+                && conn.timer.is_some_and(|(_, d)| d != Deadline::Closing)
+            {
+                // This end started the closing handshake: bound the wait for the reply.
+                let at = self.now_ms + self.config.close_timeout.as_millis() as u64;
+                self.set_conn_timer(key, at, Deadline::Closing);
+            }
+            return;
+        }
+        if !conn.queue.is_empty() {
+            conn.close_after_flush = true;
+            return;
+        }
+        // Close the write side first and wait for the peer's FIN, so that the last bytes
+        // (a close frame, an HTTP answer) are not lost to a reset.
+        let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+        conn.lingering = true;
+        let at = self.now_ms + self.config.close_timeout.as_millis() as u64;
+        self.set_conn_timer(key, at, Deadline::Closing);
+    }
+
+    /// Reads and discards input from a socket whose write side is shut, until the peer closes.
+    fn linger_read(&mut self, key: usize, scratch: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        loop {
+            match conn.socket.read(scratch) {
+                Ok(0) => return self.kill(key),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.kill(key),
+            }
+        }
+    }
+
+    fn set_conn_timer(&mut self, key: usize, at_ms: u64, deadline: Deadline) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some((t, _)) = conn.timer.take() {
+            self.wheel.cancel(t);
+        }
+        let t = self.wheel.arm(
+            at_ms,
+            Timer::Conn {
+                key: key as u32,
+                generation: conn.generation,
+            },
+        );
+        conn.timer = Some((t, deadline));
+    }
+
+    fn cancel_conn_timer(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && let Some((t, _)) = conn.timer.take()
+        {
+            self.wheel.cancel(t);
+        }
+    }
+
+    fn conn_timer(&mut self, key: usize, generation: u32) {
+        let now = self.now_ms;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.generation != generation || conn.dead {
+            return;
+        }
+        let Some((_, deadline)) = conn.timer.take() else {
+            return;
+        };
+        match deadline {
+            Deadline::Handshake => {
+                *self.stats.rejected.entry(RejectReason::Timeout).or_default() += 1;
+                let resp = HttpResponse::text(408, "handshake timeout\n");
+                self.current = Some(key);
+                self.respond(key, &resp);
+                self.flush_tx(key);
+                self.current = None;
+                self.after_io(key);
+            }
+            Deadline::Closing => {
+                if !conn.lingering {
+                    self.stats.close_timeouts += 1;
+                }
+                self.kill(key);
+            }
+            Deadline::Pong if conn.ping_sent_ms.is_some_and(|sent| conn.last_read_ms <= sent) => {
+                // No byte at all since the ping: the peer is gone.
+                self.stats.pong_timeouts += 1;
+                self.kill(key);
+            }
+            Deadline::Pong | Deadline::Keepalive => {
+                conn.ping_sent_ms = None;
+                let Some(interval) = self.config.ping_interval else {
+                    return;
+                };
+                let interval = interval.as_millis() as u64;
+                if now >= conn.last_read_ms + interval {
+                    let mut frame = Vec::new();
+                    if let Some(proto) = conn.proto.as_mut()
+                        && proto.ping(b"", &mut frame).is_ok()
+                    {
+                        conn.ping_sent_ms = Some(now);
+                        self.stats.pings_sent += 1;
+                        self.write(key, &frame, &[]);
+                        let at = now + self.config.pong_timeout.as_millis() as u64;
+                        self.set_conn_timer(key, at, Deadline::Pong);
+                    }
+                } else {
+                    let at = conn.last_read_ms + interval;
+                    self.set_conn_timer(key, at, Deadline::Keepalive);
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && !conn.dead
+        {
+            conn.dead = true;
+            conn.queue.clear();
+            self.dead.push(key);
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.registry.deregister(&mut l);
+        }
+        let at = self.now_ms + self.config.drain_timeout.as_millis() as u64;
+        self.wheel.arm(at, Timer::Drain);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let conn = &self.conns[key];
+            if conn.dead {
+                continue;
+            }
+            match conn.proto.as_ref() {
+                None => self.kill(key),
+                Some(p) if !p.close_sent() => {
+                    self.close_key(key, CloseCode::GoingAway, "server shutting down");
+                    self.after_io(key);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The statistics with the current sizes of the slab and the wheel.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.sockets = self.conns.len() as u64;
+        s.timers = self.wheel.len() as u64;
+        s
+    }
+
+    pub(crate) fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {
+        TimerId(
+            self.wheel
+                .arm(self.now_ms + delay.as_millis() as u64, Timer::App(token)),
+        )
+    }
+
+    pub(crate) fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        matches!(self.wheel.cancel(timer.0), Some(Timer::App(_)))
+    }
+
+    pub(crate) fn server_handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+}

@@ -1,0 +1,171 @@
+//! A connection's outgoing bytes that the kernel did not take yet.
+//!
+//! Empty (and unallocated) for almost every connection almost all the time: bytes are written to
+//! the socket directly and only a remainder lands here. Chunks are either owned copies or shared
+//! buffers (a broadcast frame encoded once for many connections); they are written with one
+//! vectored write per call.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+/// The most chunks handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// Small owned chunks are merged up to this size to keep the queue short.
+const COALESCE: usize = 16 << 10;
+
+#[derive(Debug)]
+enum Chunk {
+    Owned(Vec<u8>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WriteQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    head: usize,
+    len: usize,
+}
+
+impl WriteQueue {
+    /// Bytes waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a copy of `bytes`.
+    pub(crate) fn push_copy(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        if let Some(Chunk::Owned(last)) = self.chunks.back_mut()
+            && last.len() + bytes.len() <= COALESCE.max(last.capacity())
+        {
+            last.extend_from_slice(bytes);
+            return;
+        }
+        self.chunks.push_back(Chunk::Owned(bytes.to_vec()));
+    }
+
+    /// Writes as much as the socket takes. Returns `Ok(true)` when the queue is empty.
+    pub(crate) fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+        while self.len > 0 {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
+                let b = c.bytes();
+                iov[i] = IoSlice::new(if i == 0 { &b[self.head..] } else { b });
+                n += 1;
+            }
+            match w.write_vectored(&iov[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.consume(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front() else { break };
+            let left = front.bytes().len() - self.head;
+            if n < left {
+                self.head += n;
+                return;
+            }
+            n -= left;
+            self.head = 0;
+            self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() {
+            // An idle connection keeps no queue memory.
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Drops everything (the connection is going away).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `limit` bytes per call, then would block.
+    struct Trickle {
+        got: Vec<u8>,
+        limit: usize,
+        calls: usize,
+        max_calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.calls == self.max_calls {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.limit - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.limit {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_order_across_chunks() {
+        let mut q = WriteQueue::default();
+        q.push_copy(b"hello ");
+        q.push_copy(&[b'x'; 20000]);
+        q.push_copy(b"shared ");
+        q.push_copy(b"world");
+        assert_eq!(q.len(), 20018);
+        let mut w = Trickle {
+            got: Vec::new(),
+            limit: 4,
+            calls: 0,
+            max_calls: 2,
+        };
+        assert!(!q.flush(&mut w).unwrap());
+        assert_eq!(q.len(), 20010);
+        w.max_calls = usize::MAX;
+        assert!(q.flush(&mut w).unwrap());
+        let mut want = b"hello ".to_vec();
+        want.extend_from_slice(&[b'x'; 20000]);
+        want.extend_from_slice(b"shared world");
+        assert_eq!(w.got, want);
+        assert!(q.is_empty());
+        assert_eq!(q.chunks.capacity(), 0);
+    }
+}

@@ -1,0 +1,227 @@
+//! The application's side of the engine: the [`Handler`] trait and the [`Ctx`] given to its
+//! callbacks.
+//!
+//! Every callback runs on the thread of the shard that owns the connection, so a handler needs no
+//! locks: the server makes one handler per shard with a factory. From other threads, use a
+//! [`ServerHandle`](crate::ServerHandle).
+
+use std::time::Duration;
+
+use crate::engine::{Core, SendError};
+use crate::proto::handshake::Request;
+use crate::proto::{CloseCode, Message, MessageKind};
+use crate::server::{ConnId, ServerHandle, Stats};
+
+/// Callbacks for the events of one shard's connections. All have defaults but `on_message`.
+pub trait Handler: 'static {
+    /// Decides on a WebSocket upgrade request that passed the protocol checks: accept (optionally
+    /// choosing a subprotocol among [`Request::protocols`] and adding header fields) or reject
+    /// with any response (401 for a failed authentication, 403 for a disallowed
+    /// [`Request::origin`], ...). Accepts by default.
+    fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
+        let _ = req;
+        Decision::accept()
+    }
+
+    /// A connection is open: its 101 response was written.
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
+        let _ = (ctx, id, req);
+    }
+
+    /// A complete message. Single-frame messages borrow the shard's read buffer: no copy was made.
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>);
+
+    /// A ping arrived (it was answered already unless automatic pongs are off).
+    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
+        let _ = (ctx, id, payload);
+    }
+
+    /// A pong arrived.
+    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
+        let _ = (ctx, id, payload);
+    }
+
+    /// The connection is gone, exactly once per opened connection. `code` is the code of the
+    /// peer's Close frame if one arrived; otherwise the code this end failed the connection with
+    /// (1002, 1007, 1008, 1009, ...); otherwise 1006 (the TCP connection ended without a close).
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        let _ = (ctx, id, code, reason);
+    }
+
+    /// The connection's write queue, which had grown, is empty again.
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        let _ = (ctx, id);
+    }
+
+    /// A timer set with [`Ctx::set_timer`] fired.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        let _ = (ctx, token);
+    }
+
+    /// A plain HTTP request (not a WebSocket upgrade). The connection is closed after the answer.
+    /// By default: 426 Upgrade Required.
+    fn on_http(&mut self, ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
+        let _ = (ctx, req);
+        HttpResponse::upgrade_required()
+    }
+}
+
+/// The answer to a WebSocket upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Switch protocols.
+    Accept {
+        /// The subprotocol chosen among those offered.
+        protocol: Option<String>,
+        /// Extra header fields for the 101 response.
+        headers: Vec<(String, String)>,
+    },
+    /// Answer with this response and close.
+    Reject(HttpResponse),
+}
+
+impl Decision {
+    /// Accept with no subprotocol and no extra header field.
+    pub fn accept() -> Self {
+        Self::Accept {
+            protocol: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Accept, choosing `protocol`.
+    pub fn accept_protocol(protocol: &str) -> Self {
+        Self::Accept {
+            protocol: Some(protocol.to_owned()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Reject with `status` and a plain-text body.
+    pub fn reject(status: u16, body: &str) -> Self {
+        Self::Reject(HttpResponse::text(status, body))
+    }
+}
+
+/// A plain HTTP response, written with `Content-Length` and `Connection: close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header fields (`Content-Length` and `Connection` are added).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a `text/plain` body.
+    pub fn text(status: u16, body: &str) -> Self {
+        Self::with_type(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
+    }
+
+    /// A response with a `text/html` body.
+    pub fn html(status: u16, body: &str) -> Self {
+        Self::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
+    }
+
+    /// A response with a body of the given content type.
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
+            body,
+        }
+    }
+
+    /// 426 Upgrade Required, naming the protocol to upgrade to.
+    pub fn upgrade_required() -> Self {
+        let mut r = Self::text(426, "this is a WebSocket endpoint\n");
+        r.headers.push(("Upgrade".to_owned(), "websocket".to_owned()));
+        r.headers
+            .push(("Sec-WebSocket-Version".to_owned(), "13".to_owned()));
+        r
+    }
+
+    /// 404 Not Found.
+    pub fn not_found() -> Self {
+        Self::text(404, "not found\n")
+    }
+}
+
+/// Identifies a timer set by the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerId(pub(crate) crate::engine::wheel::TimerKey);
+
+/// What a callback can do: act on any connection of its shard, set timers, read statistics.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub(crate) core: &'a mut Core,
+}
+
+impl Ctx<'_> {
+    /// The index of this shard.
+    pub fn shard(&self) -> usize {
+        self.core.shard
+    }
+
+    /// Sends a whole message to a connection of this shard.
+    ///
+    /// Small messages to the connection whose input is being handled are gathered and written
+    /// with one system call when the input is done; others are written at once. What the kernel
+    /// does not take waits in the connection's queue, up to the configured cap, past which the
+    /// back-pressure policy applies (close with 1008, or drop this message).
+    pub fn send(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        self.core.send(id, kind, payload)
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
+        self.core.send(id, MessageKind::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, id: ConnId, data: &[u8]) -> Result<(), SendError> {
+        self.core.send(id, MessageKind::Binary, data)
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, id: ConnId, payload: &[u8]) -> Result<(), SendError> {
+        self.core.ping(id, payload)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (at most 123 bytes).
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        self.core.close(id, code, reason)
+    }
+
+    /// Bytes queued for a connection that the kernel did not take yet; `None` if it is gone.
+    pub fn buffered_amount(&self, id: ConnId) -> Option<usize> {
+        self.core.buffered_amount(id)
+    }
+
+    /// Whether `id` is an open connection of this shard.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.core.is_open(id)
+    }
+
+    /// Calls [`Handler::on_timer`] with `token` after `delay` (10 ms resolution).
+    pub fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {
+        self.core.set_timer(delay, token)
+    }
+
+    /// Cancels a timer; false if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.core.cancel_timer(timer)
+    }
+
+    /// This shard's statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// A handle on the whole server, to reach other shards or shut down.
+    pub fn server(&self) -> ServerHandle {
+        self.core.server_handle()
+    }
+}
