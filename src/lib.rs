@@ -28,8 +28,10 @@
 pub mod proto;
 
 pub mod apps;
+pub mod client;
 pub mod engine;
 pub mod handler;
+pub mod loadgen;
 pub mod server;
 
 pub use engine::SendError;

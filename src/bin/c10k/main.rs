@@ -1,6 +1,7 @@
 //! The `c10k` command line: `serve` runs a server; more commands come with the load generator
 //! and the conformance checker.
 
+mod bench;
 mod logger;
 mod serve;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run a WebSocket server (the echo server by default).
     Serve(serve::Args),
+    /// Generate load against a WebSocket echo server and report what it measured.
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
     });
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("c10k: {e}");

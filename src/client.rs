@@ -1,0 +1,454 @@
+//! A blocking WebSocket client over the same sans-I/O core: for tools, tests and interop.
+//!
+//! It opens one TCP connection (plain `ws://` only), performs the opening handshake with a random
+//! key, and then sends and receives whole messages. Masking keys come from the operating system's
+//! CSPRNG, drawn in batches so that a key costs no system call most of the time.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::proto::handshake::{self, ClientRequest, HeadLimits};
+use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
+
+/// A `ws://host:port/path?query` URL, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// Host name or address, as written (IPv6 with brackets).
+    pub host: String,
+    /// Port (80 if absent).
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub target: String,
+}
+
+impl WsUrl {
+    /// Parses a `ws://` URL. `wss://` is refused: this client has no TLS.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::Url(format!("{url:?}: {why}"));
+        let rest = url.strip_prefix("ws://").ok_or_else(|| {
+            if url.starts_with("wss://") {
+                bad("wss:// needs TLS, which this client does not do")
+            } else {
+                bad("must start with ws://")
+            }
+        })?;
+        let (authority, target) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                (h, p.parse::<u16>().map_err(|_| bad("bad port"))?)
+            }
+            _ => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            target,
+        })
+    }
+
+    /// `host:port` for the `Host` header field (the port is left out when it is 80).
+    pub fn host_header(&self) -> String {
+        if self.port == 80 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Resolves the address to connect to.
+    pub fn socket_addr(&self) -> Result<SocketAddr, ClientError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+            .to_socket_addrs()
+            .map_err(ClientError::Io)?
+            .next()
+            .ok_or_else(|| ClientError::Url(format!("{}: no address", self.host)))
+    }
+}
+
+/// Why the client failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A socket error.
+    Io(io::Error),
+    /// An unusable URL.
+    Url(String),
+    /// The server's handshake response was not acceptable.
+    Handshake(proto::HandshakeError),
+    /// The server broke the protocol; the connection was failed with the error's close code.
+    Protocol(proto::Error),
+    /// The protocol forbids the command (e.g. sending after a close).
+    Send(proto::SendError),
+    /// The connection is closed.
+    Closed,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Url(e) => write!(f, "bad URL {e}"),
+            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Self::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
+            Self::Send(e) => write!(f, "cannot send: {e}"),
+            Self::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Options of a client connection.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Frame and message limits for what the server sends.
+    pub protocol: proto::Config,
+    /// Subprotocols to offer.
+    pub protocols: Vec<String>,
+    /// `Origin` header field.
+    pub origin: Option<String>,
+    /// Extra header fields.
+    pub headers: Vec<(String, String)>,
+    /// Limits on the response head.
+    pub head_limits: HeadLimits,
+    /// Timeout of connect, reads and writes; `None` blocks forever.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            protocol: proto::Config::default(),
+            protocols: Vec::new(),
+            origin: None,
+            headers: Vec::new(),
+            head_limits: HeadLimits::default(),
+            timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Something the server sent, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A ping (already answered).
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// The server's Close frame (already answered): code and reason.
+    Close(CloseCode, String),
+}
+
+/// Masking keys from the operating system's CSPRNG, drawn 64 at a time.
+#[derive(Debug)]
+pub struct OsKeys {
+    buf: [u8; 256],
+    pos: usize,
+}
+
+impl OsKeys {
+    /// An empty pool; the first key draws a batch.
+    pub fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            pos: 256,
+        }
+    }
+
+    /// The next key.
+    pub fn next_key(&mut self) -> [u8; 4] {
+        if self.pos + 4 > self.buf.len() {
+            // The kernel's generator does not fail once seeded; should it ever, the old bytes
+            // remain, still unknown to the peer.
+            let _ = getrandom::fill(&mut self.buf);
+            self.pos = 0;
+        }
+        let k = [
+            self.buf[self.pos],
+            self.buf[self.pos + 1],
+            self.buf[self.pos + 2],
+            self.buf[self.pos + 3],
+        ];
+        self.pos += 4;
+        k
+    }
+}
+
+impl Default for OsKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A blocking WebSocket client connection.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    conn: Connection,
+    /// Received bytes not consumed yet.
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    protocol: Option<String>,
+}
+
+impl Client {
+    /// Connects with default options.
+    pub fn connect(url: &str) -> Result<Self, ClientError> {
+        Self::connect_with(url, &ClientConfig::default())
+    }
+
+    /// Connects with `config`.
+    pub fn connect_with(url: &str, config: &ClientConfig) -> Result<Self, ClientError> {
+        let url = WsUrl::parse(url)?;
+        let addr = url.socket_addr()?;
+        let stream = match config.timeout {
+            Some(t) => TcpStream::connect_timeout(&addr, t)?,
+            None => TcpStream::connect(addr)?,
+        };
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(config.timeout)?;
+        stream.set_write_timeout(config.timeout)?;
+        Self::handshake(stream, &url, config)
+    }
+
+    /// Performs the opening handshake over an already connected stream.
+    pub fn handshake(mut stream: TcpStream, url: &WsUrl, config: &ClientConfig) -> Result<Self, ClientError> {
+        let mut keys = OsKeys::new();
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key).map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
+        let protocols: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
+        let headers: Vec<(&str, &str)> = config
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let host = url.host_header();
+        let req = ClientRequest {
+            host: &host,
+            target: &url.target,
+            origin: config.origin.as_deref(),
+            protocols: &protocols,
+            headers: &headers,
+        };
+        let mut out = Vec::new();
+        let expected = handshake::write_request(&req, key, &mut out)
+            .map_err(|e| ClientError::Url(format!("cannot build the request: {e}")))?;
+        stream.write_all(&out)?;
+        let mut inbuf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head_len, protocol) = loop {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            inbuf.extend_from_slice(&chunk[..n]);
+            match handshake::parse_response(&inbuf, &expected, &protocols, &config.head_limits) {
+                Ok(Some(resp)) => break (resp.head_len(), resp.protocol().map(str::to_owned)),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Handshake(e)),
+            }
+        };
+        inbuf.drain(..head_len);
+        let conn = Connection::client(config.protocol, Box::new(move || keys.next_key()));
+        Ok(Self {
+            stream,
+            conn,
+            inbuf,
+            out: Vec::new(),
+            protocol,
+        })
+    }
+
+    /// The subprotocol the server selected.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The protocol state (for instance to see whether the close handshake completed).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The underlying stream (for socket options or timeouts).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.send(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.send(MessageKind::Binary, data)
+    }
+
+    /// Sends a message in one frame.
+    pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), ClientError> {
+        self.conn
+            .send(kind, data, &mut self.out)
+            .map_err(ClientError::Send)?;
+        self.flush()
+    }
+
+    /// Sends a message split into frames of at most `fragment` bytes.
+    pub fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment: usize,
+    ) -> Result<(), ClientError> {
+        let fragment = fragment.max(1);
+        let mut chunks = data.chunks(fragment).peekable();
+        let mut first = true;
+        if data.is_empty() {
+            self.conn
+                .send_fragment(Some(kind), &[], true, &mut self.out)
+                .map_err(ClientError::Send)?;
+        }
+        while let Some(c) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            let k = if first { Some(kind) } else { None };
+            self.conn
+                .send_fragment(k, c, fin, &mut self.out)
+                .map_err(ClientError::Send)?;
+            first = false;
+        }
+        self.flush()
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.conn
+            .ping(payload, &mut self.out)
+            .map_err(ClientError::Send)?;
+        self.flush()
+    }
+
+    /// Starts the closing handshake; keep calling [`Client::recv`] for the server's answer.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), ClientError> {
+        self.conn
+            .close(code, reason, &mut self.out)
+            .map_err(ClientError::Send)?;
+        self.flush()
+    }
+
+    /// Writes raw bytes to the socket, bypassing the protocol (for tests of broken peers).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out);
+            self.out.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next message, ping, pong or close. After the close, returns
+    /// [`ClientError::Closed`].
+    pub fn recv(&mut self) -> Result<Received, ClientError> {
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let (consumed, event) = match self.conn.read(&mut self.inbuf, &mut self.out) {
+                Ok(r) => (r.consumed, r.event.map(owned)),
+                Err(e) => {
+                    // The Close frame that fails the connection is in `out`: send it.
+                    let _ = self.flush();
+                    return Err(ClientError::Protocol(e));
+                }
+            };
+            self.inbuf.drain(..consumed);
+            self.flush()?;
+            if let Some(ev) = event {
+                return Ok(ev);
+            }
+            if self.conn.close_received() {
+                return Err(ClientError::Closed);
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.inbuf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits for the next data message, skipping pings and pongs.
+    pub fn recv_message(&mut self) -> Result<Received, ClientError> {
+        loop {
+            match self.recv()? {
+                Received::Ping(_) | Received::Pong(_) => {}
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
+fn owned(event: Event<'_>) -> Received {
+    match event {
+        Event::Message(Message::Text(t)) => Received::Text(t.into_owned()),
+        Event::Message(Message::Binary(b)) => Received::Binary(b.into_owned()),
+        Event::Ping(p) => Received::Ping(p.to_vec()),
+        Event::Pong(p) => Received::Pong(p.to_vec()),
+        Event::Close(f) => Received::Close(f.code, f.reason.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let u = WsUrl::parse("ws://127.0.0.1:9001/chat?room=a").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("127.0.0.1", 9001, "/chat?room=a")
+        );
+        let u = WsUrl::parse("ws://example").unwrap();
+        assert_eq!(
+            (u.port, u.target.as_str(), u.host_header().as_str()),
+            (80, "/", "example")
+        );
+        let u = WsUrl::parse("ws://[::1]:9/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("[::1]", 9));
+        let u = WsUrl::parse("ws://h?x=1").unwrap();
+        assert_eq!(u.target, "/?x=1");
+        assert!(WsUrl::parse("wss://h/").is_err());
+        assert!(WsUrl::parse("http://h/").is_err());
+        assert!(WsUrl::parse("ws://h:port/").is_err());
+    }
+
+    #[test]
+    fn os_keys_differ() {
+        let mut k = OsKeys::new();
+        let keys: Vec<[u8; 4]> = (0..200).map(|_| k.next_key()).collect();
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert!(distinct.len() > 190);
+    }
+}

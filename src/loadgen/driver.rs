@@ -1,0 +1,747 @@
+//! One load-generating thread: its own mio event loop over its share of the client connections.
+//!
+//! Every connection runs the client role of the sans-I/O core: a handshake with a fresh key, masked
+//! frames (keys from a fast non-cryptographic generator, see the module docs), replies validated
+//! byte for byte. What each connection does once open depends on the scenario.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::{Options, Scenario};
+use crate::engine::sys;
+use crate::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
+use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
+
+/// What a thread shares with the others and with the coordinator.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub opts: Options,
+    pub addr: SocketAddr,
+    pub host: String,
+    pub target: String,
+    /// Met by every thread and the coordinator once all connections are open.
+    pub connected: Barrier,
+    /// Connections open right now, over all threads (testecho).
+    pub open_now: AtomicUsize,
+    /// The most connections open at once.
+    pub peak: AtomicUsize,
+}
+
+/// What a thread measured.
+#[derive(Debug)]
+pub(super) struct ThreadResult {
+    pub latency: Histogram<u64>,
+    pub handshake_latency: Histogram<u64>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub sent: u64,
+    pub connected: u64,
+    pub survivors: u64,
+    pub errors: u64,
+    pub wrong_echoes: u64,
+    pub error_samples: Vec<String>,
+    pub completed_clients: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Handshaking,
+    Open,
+    /// Close frame sent, waiting for the server to answer and close.
+    Closing,
+}
+
+#[derive(Debug)]
+struct Client {
+    socket: TcpStream,
+    phase: Phase,
+    index: usize,
+    expected: Option<Expected>,
+    proto: Option<Connection>,
+    leftover: Vec<u8>,
+    out: Vec<u8>,
+    started: Instant,
+    /// Send times (or intended send times) of the messages awaiting their echo.
+    inflight: VecDeque<Instant>,
+    next_seq: u64,
+    recv_seq: u64,
+    rounds_left: u32,
+}
+
+/// A fast generator for masking keys and handshake keys: xorshift64*. Not cryptographic; a load
+/// generator needs keys that vary, not keys that an attacker cannot predict.
+#[derive(Debug, Clone)]
+struct FastRng(u64);
+
+impl FastRng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Expected payload of message `seq`: a pattern with the sequence number stamped at the start.
+pub(super) fn payload(buf: &mut Vec<u8>, len: usize, binary: bool, seq: u64) {
+    buf.clear();
+    buf.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+    if binary {
+        let s = seq.to_le_bytes();
+        let n = len.min(8);
+        buf[..n].copy_from_slice(&s[..n]);
+    } else {
+        let hex = format!("{seq:016x}");
+        let n = len.min(16);
+        buf[..n].copy_from_slice(&hex.as_bytes()[..n]);
+    }
+}
+
+pub(super) struct Driver {
+    shared: Arc<Shared>,
+    thread: usize,
+    poll: Poll,
+    conns: Slab<Client>,
+    scratch: Vec<u8>,
+    msg: Vec<u8>,
+    rng: FastRng,
+    result: ThreadResult,
+    /// Global indices of the clients this thread still has to open, in order.
+    to_open: VecDeque<usize>,
+    /// testecho: (when, key) of the next send of each waiting client.
+    wakeups: BinaryHeap<Reverse<(Instant, usize)>>,
+    window: Option<(Instant, Instant)>,
+    sending: bool,
+    /// rate: the next intended send time and the interval between sends of this thread.
+    next_send: Option<Instant>,
+    interval: Duration,
+    rr: usize,
+}
+
+const MAX_PENDING_CONNECTS: usize = 512;
+const MAX_RATE_INFLIGHT: usize = 100_000;
+
+impl Driver {
+    pub(super) fn new(shared: Arc<Shared>, thread: usize, clients: Vec<usize>) -> io::Result<Self> {
+        let seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((thread as u64 + 1) << 32) ^ u64::from(std::process::id());
+        let result = ThreadResult {
+            latency: Histogram::new_with_bounds(1, 100_000_000_000, 3).map_err(io::Error::other)?,
+            handshake_latency: Histogram::new_with_bounds(1, 100_000_000_000, 3).map_err(io::Error::other)?,
+            messages: 0,
+            bytes: 0,
+            sent: 0,
+            connected: 0,
+            survivors: 0,
+            errors: 0,
+            wrong_echoes: 0,
+            error_samples: Vec::new(),
+            completed_clients: 0,
+        };
+        Ok(Self {
+            shared,
+            thread,
+            poll: Poll::new()?,
+            conns: Slab::new(),
+            scratch: vec![0u8; 256 << 10],
+            msg: Vec::new(),
+            rng: FastRng(seed | 1),
+            result,
+            to_open: clients.into(),
+            wakeups: BinaryHeap::new(),
+            window: None,
+            sending: false,
+            next_send: None,
+            interval: Duration::ZERO,
+            rr: 0,
+        })
+    }
+
+    fn error(&mut self, what: String) {
+        self.result.errors += 1;
+        if self.result.error_samples.len() < 5 {
+            self.result.error_samples.push(what);
+        }
+    }
+
+    pub(super) fn run(mut self) -> ThreadResult {
+        let opts = self.shared.opts.clone();
+        let start = Instant::now();
+        match opts.scenario {
+            Scenario::TestEcho => self.run_testecho(start),
+            _ => self.run_measured(start),
+        }
+        self.result
+    }
+
+    fn run_measured(&mut self, start: Instant) {
+        let opts = self.shared.opts.clone();
+        // 1. Open every connection, as fast as allowed.
+        let deadline = start + opts.connect_timeout;
+        while (!self.to_open.is_empty()
+            || self.any_phase(|p| matches!(p, Phase::Connecting | Phase::Handshaking)))
+            && Instant::now() < deadline
+        {
+            self.open_more(MAX_PENDING_CONNECTS);
+            self.turn(Some(Duration::from_millis(50)));
+        }
+        let stuck: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Open)
+            .map(|(k, _)| k)
+            .collect();
+        for key in stuck {
+            self.fail(key, "no handshake before the connect timeout".to_owned());
+        }
+        for _ in self.to_open.drain(..) {
+            self.result.errors += 1;
+        }
+        self.shared.connected.wait();
+        let t0 = Instant::now();
+        if opts.scenario == Scenario::Connect {
+            self.close_all();
+            return;
+        }
+        let warm_end = t0 + opts.warmup;
+        let end = warm_end + opts.duration;
+        self.window = Some((warm_end, end));
+        // 2. Load.
+        match opts.scenario {
+            Scenario::Echo => {
+                self.sending = true;
+                let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    for _ in 0..opts.in_flight.max(1) {
+                        self.send_next(key, Instant::now());
+                    }
+                }
+            }
+            Scenario::Rate => {
+                self.sending = true;
+                let per_thread = opts.rate / opts.threads.max(1) as f64;
+                if per_thread > 0.0 && !self.conns.is_empty() {
+                    self.interval = Duration::from_secs_f64(1.0 / per_thread);
+                    self.next_send = Some(t0);
+                }
+            }
+            _ => {}
+        }
+        while Instant::now() < end {
+            let timeout = match self.next_send {
+                Some(t) => t
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+                None => end
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            };
+            self.turn(Some(timeout));
+            self.rate_sends(end);
+        }
+        // 3. Let the last echoes arrive, then close.
+        self.sending = false;
+        self.next_send = None;
+        let drain_end = Instant::now() + Duration::from_secs(5);
+        while self.conns.iter().any(|(_, c)| !c.inflight.is_empty()) && Instant::now() < drain_end {
+            self.turn(Some(Duration::from_millis(50)));
+        }
+        let missing: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.inflight.is_empty())
+            .map(|(k, c)| (k, c.inflight.len()))
+            .collect();
+        for (key, n) in missing {
+            self.fail(key, format!("{n} messages never echoed"));
+        }
+        self.result.survivors = self.conns.iter().filter(|(_, c)| c.phase == Phase::Open).count() as u64;
+        self.close_all();
+    }
+
+    fn run_testecho(&mut self, start: Instant) {
+        let opts = self.shared.opts.clone();
+        let n = opts.connections.max(1);
+        let hard_end = start
+            + opts.ramp
+            + opts.delay * (opts.rounds + 1)
+            + opts.connect_timeout
+            + Duration::from_secs(30);
+        self.sending = true;
+        self.window = Some((start, hard_end));
+        loop {
+            let now = Instant::now();
+            // Open the clients whose time on the ramp has come.
+            while let Some(&i) = self.to_open.front() {
+                let at = start + opts.ramp.mul_f64(i as f64 / n as f64);
+                if at > now {
+                    break;
+                }
+                self.to_open.pop_front();
+                self.open(i);
+            }
+            // Send for the clients whose delay is over.
+            while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.wakeups.pop();
+                if self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| c.phase == Phase::Open && c.inflight.is_empty())
+                {
+                    self.send_next(key, now);
+                }
+            }
+            if self.to_open.is_empty() && self.conns.is_empty() {
+                break;
+            }
+            if now >= hard_end {
+                let left: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                for key in left {
+                    self.fail(key, "client did not finish in time".to_owned());
+                }
+                break;
+            }
+            let mut next = hard_end;
+            if let Some(&i) = self.to_open.front() {
+                next = next.min(start + opts.ramp.mul_f64(i as f64 / n as f64));
+            }
+            if let Some(Reverse((at, _))) = self.wakeups.peek() {
+                next = next.min(*at);
+            }
+            self.turn(Some(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(200)),
+            ));
+        }
+    }
+
+    fn any_phase(&self, f: impl Fn(Phase) -> bool) -> bool {
+        self.conns.iter().any(|(_, c)| f(c.phase))
+    }
+
+    fn open_more(&mut self, max_pending: usize) {
+        let mut pending = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Connecting | Phase::Handshaking))
+            .count();
+        while pending < max_pending {
+            let Some(i) = self.to_open.pop_front() else { break };
+            if self.open(i) {
+                pending += 1;
+            }
+        }
+    }
+
+    /// Starts connecting client `index`.
+    fn open(&mut self, index: usize) -> bool {
+        let sources = &self.shared.opts.sources;
+        let source = (!sources.is_empty()).then(|| SocketAddr::new(sources[index % sources.len()], 0));
+        let mut socket = match sys::connect(self.shared.addr, source) {
+            Ok(s) => s,
+            Err(e) => {
+                let hint = if e.raw_os_error() == Some(libc::EMFILE) {
+                    " (out of file descriptors: split the run over processes)"
+                } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                    " (out of ephemeral ports: add --source addresses)"
+                } else {
+                    ""
+                };
+                self.error(format!("connect: {e}{hint}"));
+                return false;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(entry.key()),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.error(format!("register: {e}"));
+            return false;
+        }
+        entry.insert(Client {
+            socket,
+            phase: Phase::Connecting,
+            index,
+            expected: None,
+            proto: None,
+            leftover: Vec::new(),
+            out: Vec::new(),
+            started: Instant::now(),
+            inflight: VecDeque::new(),
+            next_seq: 0,
+            recv_seq: 0,
+            rounds_left: self.shared.opts.rounds,
+        });
+        true
+    }
+
+    /// One poll and the handling of its events.
+    fn turn(&mut self, timeout: Option<Duration>) {
+        let mut events = Events::with_capacity(1024);
+        if let Err(e) = self.poll.poll(&mut events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            self.error(format!("poll: {e}"));
+            std::thread::sleep(Duration::from_millis(10));
+            return;
+        }
+        for ev in events.iter() {
+            let key = ev.token().0;
+            if ev.is_writable() {
+                self.on_writable(key);
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                self.on_readable(key);
+            }
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if c.phase == Phase::Connecting {
+            match c.socket.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => return self.fail(key, format!("connect: {e}")),
+            }
+            if let Err(e) = c.socket.peer_addr() {
+                if e.kind() == io::ErrorKind::NotConnected {
+                    return; // Still in progress.
+                }
+                return self.fail(key, format!("connect: {e}"));
+            }
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&self.rng.next().to_le_bytes());
+            k[8..].copy_from_slice(&self.rng.next().to_le_bytes());
+            let req = ClientRequest {
+                host: &self.shared.host,
+                target: &self.shared.target,
+                ..ClientRequest::default()
+            };
+            match handshake::write_request(&req, k, &mut c.out) {
+                Ok(expected) => c.expected = Some(expected),
+                Err(e) => return self.fail(key, format!("request: {e}")),
+            }
+            c.phase = Phase::Handshaking;
+        }
+        self.flush(key);
+    }
+
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        while !c.out.is_empty() {
+            match c.socket.write(&c.out) {
+                Ok(n) => {
+                    c.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(key, format!("write: {e}")),
+            }
+        }
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        // The read buffer is lent out while its messages are checked against `self`.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.read_from(key, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn read_from(&mut self, key: usize, scratch: &mut [u8]) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else { return };
+            if c.phase == Phase::Connecting {
+                return;
+            }
+            let kept = c.leftover.len();
+            if kept >= scratch.len() {
+                return self.fail(key, "leftover larger than the read buffer".to_owned());
+            }
+            scratch[..kept].copy_from_slice(&c.leftover);
+            match c.socket.read(&mut scratch[kept..]) {
+                Ok(0) => return self.on_eof(key),
+                Ok(n) => {
+                    c.leftover.clear();
+                    let now = Instant::now();
+                    self.process(key, scratch, kept + n, now);
+                    self.flush(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(key, format!("read: {e}")),
+            }
+        }
+    }
+
+    fn on_eof(&mut self, key: usize) {
+        let Some(c) = self.conns.get(key) else { return };
+        if c.phase == Phase::Closing || c.proto.as_ref().is_some_and(|p| p.close_received()) {
+            self.finish(key);
+        } else {
+            self.fail(key, "server closed the connection".to_owned());
+        }
+    }
+
+    fn process(&mut self, key: usize, scratch: &mut [u8], filled: usize, now: Instant) {
+        let mut pos = 0;
+        while pos < filled {
+            let Some(c) = self.conns.get_mut(key) else { return };
+            if c.phase == Phase::Handshaking {
+                let Some(expected) = c.expected else { return };
+                match handshake::parse_response(&scratch[pos..filled], &expected, &[], &HeadLimits::default())
+                {
+                    Ok(None) => break,
+                    Ok(Some(resp)) => {
+                        pos += resp.head_len();
+                        self.opened(key, now);
+                        continue;
+                    }
+                    Err(e) => return self.fail(key, format!("handshake: {e}")),
+                }
+            }
+            let Some(proto) = c.proto.as_mut() else { return };
+            let read = match proto.read(&mut scratch[pos..filled], &mut c.out) {
+                Ok(r) => r,
+                Err(e) => return self.fail(key, format!("protocol error from the server: {e}")),
+            };
+            pos += read.consumed;
+            match read.event {
+                None if read.consumed == 0 => break,
+                None => {}
+                Some(Event::Message(m)) => {
+                    let len = m.as_bytes().len();
+                    let ok = self.check_echo(key, &m);
+                    if !ok {
+                        return;
+                    }
+                    self.on_echo(key, len, now);
+                }
+                Some(Event::Ping(_) | Event::Pong(_)) => {}
+                Some(Event::Close(frame)) => {
+                    let phase = self.conns.get(key).map(|c| c.phase);
+                    if phase != Some(Phase::Closing) {
+                        return self.fail(
+                            key,
+                            format!("server closed with {} {:?}", frame.code, frame.reason),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(key) {
+            c.leftover.extend_from_slice(&scratch[pos..filled]);
+            if c.leftover.is_empty() && c.leftover.capacity() > 0 {
+                c.leftover = Vec::new();
+            }
+        }
+    }
+
+    fn opened(&mut self, key: usize, now: Instant) {
+        let mut rng = self.rng.clone();
+        self.rng.next();
+        let Some(c) = self.conns.get_mut(key) else { return };
+        c.phase = Phase::Open;
+        c.proto = Some(Connection::client(
+            proto::Config {
+                max_frame_size: usize::MAX >> 1,
+                max_message_size: usize::MAX >> 1,
+                ..proto::Config::default()
+            },
+            Box::new(move || (rng.next() as u32).to_ne_bytes()),
+        ));
+        let elapsed = now.duration_since(c.started).as_nanos() as u64;
+        let _ = self.result.handshake_latency.record(elapsed.max(1));
+        self.result.connected += 1;
+        let open = self.shared.open_now.fetch_add(1, Ordering::Relaxed) + 1;
+        let before = self.shared.peak.fetch_max(open, Ordering::Relaxed);
+        let opts = &self.shared.opts;
+        if opts.scenario == Scenario::TestEcho {
+            if before < opts.connections && open == opts.connections {
+                println!("{} clients are connected!", opts.connections);
+            }
+            self.wakeups.push(Reverse((now + opts.delay, key)));
+        }
+    }
+
+    fn check_echo(&mut self, key: usize, m: &Message<'_>) -> bool {
+        let opts = &self.shared.opts;
+        let binary = opts.binary;
+        let len = opts.payload;
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        let seq = c.recv_seq;
+        let kind_ok = (m.kind() == MessageKind::Binary) == binary;
+        payload(&mut self.msg, len, binary, seq);
+        if !kind_ok || m.as_bytes() != self.msg.as_slice() {
+            self.result.wrong_echoes += 1;
+            let got = m.as_bytes();
+            let what = format!(
+                "wrong echo on client {} (message {seq}): expected {} bytes {:?}, got {} bytes {:?} ({:?})",
+                c.index,
+                len,
+                String::from_utf8_lossy(&self.msg[..len.min(24)]),
+                got.len(),
+                String::from_utf8_lossy(&got[..got.len().min(24)]),
+                m.kind()
+            );
+            self.fail(key, what);
+            return false;
+        }
+        true
+    }
+
+    fn on_echo(&mut self, key: usize, len: usize, now: Instant) {
+        let opts = self.shared.opts.clone();
+        let Some(c) = self.conns.get_mut(key) else { return };
+        c.recv_seq += 1;
+        let Some(sent) = c.inflight.pop_front() else {
+            return self.fail(key, "an echo for a message that was not sent".to_owned());
+        };
+        if let Some((from, to)) = self.window
+            && now >= from
+            && now < to
+        {
+            self.result.messages += 1;
+            self.result.bytes += len as u64;
+            let _ = self
+                .result
+                .latency
+                .record((now.saturating_duration_since(sent).as_nanos() as u64).max(1));
+        }
+        match opts.scenario {
+            Scenario::Echo if self.sending => self.send_next(key, now),
+            Scenario::TestEcho => {
+                let Some(c) = self.conns.get_mut(key) else { return };
+                c.rounds_left = c.rounds_left.saturating_sub(1);
+                if c.rounds_left == 0 {
+                    self.result.completed_clients += 1;
+                    self.close(key);
+                } else {
+                    self.wakeups.push(Reverse((now + opts.delay, key)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the next message of `key`, recording `at` as its send time.
+    fn send_next(&mut self, key: usize, at: Instant) {
+        let opts = &self.shared.opts;
+        let (len, binary) = (opts.payload, opts.binary);
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(proto) = c.proto.as_mut() else { return };
+        payload(&mut self.msg, len, binary, c.next_seq);
+        let kind = if binary {
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        };
+        if let Err(e) = proto.send(kind, &self.msg, &mut c.out) {
+            return self.fail(key, format!("send: {e}"));
+        }
+        c.next_seq += 1;
+        c.inflight.push_back(at);
+        self.result.sent += 1;
+        self.flush(key);
+    }
+
+    /// Open-loop sends: everything whose intended time has come, round-robin over connections.
+    fn rate_sends(&mut self, end: Instant) {
+        let Some(mut next) = self.next_send else { return };
+        let now = Instant::now();
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Open)
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            self.next_send = None;
+            return;
+        }
+        while next <= now && next < end {
+            let key = keys[self.rr % keys.len()];
+            self.rr += 1;
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.inflight.len() < MAX_RATE_INFLIGHT)
+            {
+                // Latency counts from the intended time: a late send is the server's (or the
+                // generator's) delay too, which is what correcting for coordinated omission means.
+                self.send_next(key, next);
+            } else {
+                self.error("rate too high: 100000 messages in flight on one connection".to_owned());
+            }
+            next += self.interval;
+        }
+        self.next_send = (next < end).then_some(next);
+    }
+
+    fn close(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if c.phase != Phase::Open {
+            return;
+        }
+        if let Some(proto) = c.proto.as_mut() {
+            let _ = proto.close(CloseCode::Normal, "", &mut c.out);
+        }
+        c.phase = Phase::Closing;
+        self.shared.open_now.fetch_sub(1, Ordering::Relaxed);
+        self.flush(key);
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if self.conns.get(key).is_some_and(|c| c.phase == Phase::Open) {
+                self.close(key);
+            } else {
+                self.finish(key);
+            }
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while !self.conns.is_empty() && Instant::now() < end {
+            self.turn(Some(Duration::from_millis(50)));
+        }
+        let left: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in left {
+            self.fail(key, "server did not close after the close handshake".to_owned());
+        }
+    }
+
+    /// Removes a connection that ended well.
+    fn finish(&mut self, key: usize) {
+        if let Some(mut c) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut c.socket);
+            if c.phase == Phase::Open {
+                self.shared.open_now.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes a connection that failed, and counts the error.
+    fn fail(&mut self, key: usize, what: String) {
+        if let Some(c) = self.conns.get(key) {
+            let label = format!("client {} (thread {}): {what}", c.index, self.thread);
+            self.error(label);
+        }
+        self.finish(key);
+    }
+}
