@@ -1,0 +1,126 @@
+//! `c10k bench` against `c10k serve`, each in its own process, as a user would run them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `c10k serve` on a free port; returns the process and its URL.
+fn serve(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
+        .args(["-q", "serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM drains gracefully; the process must exit by itself.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "server exited with {status}");
+}
+
+fn bench(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn testecho_holds_10000_concurrent_clients_and_every_echo_is_right() {
+    let (server, url) = serve(&[]);
+    let (ok, out) = bench(&[
+        "testecho",
+        "--url",
+        &url,
+        "--connections",
+        "10000",
+        "--ramp",
+        "8s",
+        "--delay",
+        "3s",
+        "--connect-timeout",
+        "60s",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("10000 clients are connected!"), "{out}");
+    assert!(out.contains("completed clients   10000"), "{out}");
+    stop(server);
+}
+
+#[test]
+fn echo_scenario_reports_json_with_server_cpu() {
+    let (server, url) = serve(&["--shards", "1"]);
+    let pid = server.id().to_string();
+    let (ok, out) = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "50",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    let json = out.lines().find(|l| l.starts_with('{')).unwrap();
+    assert!(json.contains("\"scenario\":\"echo\""), "{json}");
+    assert!(json.contains("\"errors\":0"), "{json}");
+    assert!(!json.contains("\"server_cpu_us\":null"), "{json}");
+    assert!(!json.contains("\"messages\":0,"), "{json}");
+    stop(server);
+}
+
+#[test]
+fn bench_fails_when_the_server_does_not_echo_correctly() {
+    // A server that answers with a different message size: the generator must notice.
+    let (server, url) = serve(&["--max-message", "10"]);
+    let (ok, out) = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "2",
+        "--payload",
+        "50",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0s",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("1009"), "{out}");
+    stop(server);
+}
+
+#[test]
+fn bench_explains_the_file_descriptor_limit() {
+    let (ok, out) = bench(&["hold", "--url", "ws://127.0.0.1:9/", "-c", "50000"]);
+    assert!(!ok);
+    assert!(
+        out.contains("file descriptors") && out.contains("processes"),
+        "{out}"
+    );
+}
