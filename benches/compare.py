@@ -1,0 +1,138 @@
+"""Drives the side-by-side benchmark (see compare.sh): start a server pinned to CPU 0, run
+`c10k bench` pinned to CPU 1 with --server-pid, stop the server; interleave servers; report
+medians and ratios c10k / peer."""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C10K = os.path.join(ROOT, "target/release/c10k")
+PEERS = os.path.join(ROOT, "benches/peers/target/release")
+PORT = 9301
+
+SERVERS = {
+    "c10k": [C10K, "-q", "serve", "--shards", "1", "--addr"],
+    "tokio-tungstenite": [os.path.join(PEERS, "peer-tungstenite"), "--addr"],
+    "fastwebsockets": [os.path.join(PEERS, "peer-fastwebsockets"), "--addr"],
+}
+
+
+def start(name, port):
+    cmd = ["taskset", "-c", "0"] + SERVERS[name] + [f"127.0.0.1:{port}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    if "listening" not in line:
+        p.kill()
+        raise RuntimeError(f"{name} did not start: {line!r}")
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def bench(args, pid, port):
+    cmd = ["taskset", "-c", "1", C10K, "bench"] + args + [
+        "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(pid), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
+    if line is None:
+        return {"error": (out.stdout + out.stderr)[-500:]}
+    return json.loads(line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", default="5s")
+    ap.add_argument("--warmup", default="1s")
+    ap.add_argument("--quick", action="store_true", help="fewer cases, one round")
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    servers = a.servers.split(",")
+    cases = []
+    conns = [100, 1000] if a.quick else [100, 1000, 10000]
+    for payload in (20, 16384):
+        for c in conns:
+            cases.append((f"echo {payload} B x {c}", ["echo", "-c", str(c), "--payload", str(payload),
+                                                      "--duration", a.duration, "--warmup", a.warmup]))
+    cases.append(("hold 19000 idle", ["hold", "-c", "19000", "--duration", "3s", "--source", "127.0.0.2,127.0.0.3"]))
+    rounds = 1 if a.quick else a.rounds
+    results = {}
+    port = PORT
+    for r in range(rounds):
+        for label, args in cases:
+            for s in servers:
+                port += 1
+                p = start(s, port)
+                time.sleep(0.2)
+                res = bench(args, p.pid, port)
+                stop(p)
+                results.setdefault(label, {}).setdefault(s, []).append(res)
+                summary = res.get("messages_per_s") if "messages_per_s" in res else res
+                print(f"round {r + 1} {label:24} {s:18} "
+                      f"{res.get('messages_per_s', 0):>10.0f} msg/s  "
+                      f"cpu/msg {res.get('server_cpu_us_per_msg')}  p99 {res.get('latency', {}).get('p99_us')}  "
+                      f"bytes/conn {res.get('server_bytes_per_connection')}  errors {res.get('errors', res.get('error'))}",
+                      flush=True)
+    print()
+    print(table(results, servers))
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def med(runs, key, sub=None):
+    vals = []
+    for r in runs:
+        v = r.get(key)
+        if sub and isinstance(v, dict):
+            v = v.get(sub)
+        if isinstance(v, (int, float)):
+            vals.append(v)
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def table(results, servers):
+    peers = [s for s in servers if s != "c10k"]
+    head = "| case | server | msg/s | server µs/msg | p99 µs | server load | generator load | saturated | bytes/conn |"
+    rows = [head, "|" + "---|" * 10]
+    for label, by_server in results.items():
+        for s in servers:
+            runs = by_server.get(s, [])
+            sat = [r.get("saturated") for r in runs if r.get("saturated")]
+            rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                label, s, fmt(med(runs, "messages_per_s"), ".0f"), fmt(med(runs, "server_cpu_us_per_msg"), ".2f"),
+                fmt(med(runs, "latency", "p99_us"), ".0f"), fmt(med(runs, "server_cores"), ".2f"),
+                fmt(med(runs, "generator_cores"), ".2f"), max(set(sat), key=sat.count) if sat else "-",
+                fmt(med(runs, "server_bytes_per_connection"), ".0f")))
+        c = by_server.get("c10k", [])
+        for p in peers:
+            pr = by_server.get(p, [])
+            def ratio(key, sub=None):
+                x, y = med(c, key, sub), med(pr, key, sub)
+                return None if not x or not y else x / y
+            rows.append("| {} | c10k / {} | {} | {} | {} | | | | {} |".format(
+                label, p, fmt(ratio("messages_per_s"), ".2f"), fmt(ratio("server_cpu_us_per_msg"), ".2f"),
+                fmt(ratio("latency", "p99_us"), ".2f"), fmt(ratio("server_bytes_per_connection"), ".2f")))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
