@@ -547,10 +547,10 @@ impl Connection {
 
     /// Sends a whole message in one frame.
     pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.check_open()?;
         if self.sending_fragmented {
             return Err(SendError::Fragmentation);
         }
-        self.check_open()?;
         self.write_frame(kind.opcode(), true, payload, out);
         Ok(())
     }
@@ -580,20 +580,22 @@ impl Connection {
         kind: MessageKind,
         len: usize,
     ) -> Result<(HeaderBuf, Option<[u8; 4]>), SendError> {
+        self.check_open()?;
         if self.sending_fragmented {
             return Err(SendError::Fragmentation);
         }
-        self.check_open()?;
         let mask = self.keys.as_mut().map(|k| k());
         Ok((encode_header(true, 0, kind.opcode(), len as u64, mask), mask))
     }
 
-    /// Sends a ping with up to 125 bytes of payload.
+    /// Sends a ping with up to 125 bytes of payload. Allowed after this end's Close frame, until
+    /// the peer's arrives.
     pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.control_command(OpCode::Ping, payload, out)
     }
 
     /// Sends a pong (unsolicited, as a heartbeat, or to answer a ping when `auto_pong` is off).
+    /// Allowed after this end's Close frame, until the peer's arrives.
     pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         self.control_command(OpCode::Pong, payload, out)
     }
@@ -646,7 +648,11 @@ impl Connection {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        self.check_open()?;
+        // Pings and pongs may follow this end's Close frame (only data frames may not, RFC 6455
+        // section 5.5.1); once the peer's Close arrived, or the connection failed, nothing may.
+        if self.failed || self.close_received {
+            return Err(SendError::Closed);
+        }
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong);
         }

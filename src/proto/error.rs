@@ -153,7 +153,7 @@ pub enum HandshakeError {
     MethodNotGet,
     /// A WebSocket upgrade over HTTP/1.0 (505).
     HttpVersion,
-    /// No `Host` header field (400).
+    /// No `Host` header field, or more than one (400).
     MissingHost,
     /// The `Connection` header field does not list `upgrade` (400).
     MissingConnectionUpgrade,
@@ -226,7 +226,7 @@ impl fmt::Display for HandshakeError {
             Self::MalformedRequest(why) => write!(f, "malformed HTTP request: {why}"),
             Self::MethodNotGet => f.write_str("WebSocket upgrade must use GET"),
             Self::HttpVersion => f.write_str("WebSocket upgrade requires HTTP/1.1"),
-            Self::MissingHost => f.write_str("missing Host header field"),
+            Self::MissingHost => f.write_str("exactly one Host header field is required"),
             Self::MissingConnectionUpgrade => f.write_str("Connection header field does not list upgrade"),
             Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
             Self::InvalidKey => f.write_str("Sec-WebSocket-Key must be the base64 encoding of 16 bytes"),
@@ -250,7 +250,8 @@ impl std::error::Error for HandshakeError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
-    /// A Close frame was already sent: no frame but a close reply may follow (RFC 6455 section 5.5.1).
+    /// A Close frame was already sent, so no data frame may follow (RFC 6455 section 5.5.1); or
+    /// the closing handshake is over (or the connection failed), so no frame at all may.
     Closed,
     /// A control frame payload longer than 125 bytes.
     ControlTooLong,

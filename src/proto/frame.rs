@@ -95,13 +95,8 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Error> 
     let opcode = OpCode::from_u8(b0 & 0x0f)?;
     let masked = b1 & 0x80 != 0;
     let len7 = b1 & 0x7f;
-    if opcode.is_control() {
-        if !fin {
-            return Err(Error::FragmentedControlFrame);
-        }
-        if len7 > MAX_CONTROL_PAYLOAD as u8 {
-            return Err(Error::ControlFrameTooLong(control_len(len7, rest)));
-        }
+    if opcode.is_control() && !fin {
+        return Err(Error::FragmentedControlFrame);
     }
     let (len, ext) = match len7 {
         126 => {
@@ -129,6 +124,11 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Error> 
         }
         n => (u64::from(n), 0),
     };
+    // Checked once the whole length is known, so that the error is the same however the header
+    // arrives (a prefix would otherwise report a different length).
+    if opcode.is_control() && len > MAX_CONTROL_PAYLOAD as u64 {
+        return Err(Error::ControlFrameTooLong(len));
+    }
     let mask = if masked {
         let Some(k) = rest[ext..].first_chunk::<4>() else {
             return Ok(None);
@@ -148,17 +148,6 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Error> 
         },
         header_len,
     )))
-}
-
-/// The announced length of an oversized control frame, as far as `rest` tells it (for the error).
-fn control_len(len7: u8, rest: &[u8]) -> u64 {
-    match len7 {
-        126 => rest
-            .first_chunk::<2>()
-            .map_or(126, |b| u64::from(u16::from_be_bytes(*b))),
-        127 => rest.first_chunk::<8>().map_or(127, |b| u64::from_be_bytes(*b)),
-        n => u64::from(n),
-    }
 }
 
 /// An encoded frame header: up to [`MAX_HEADER_LEN`] bytes, kept inline.
@@ -301,6 +290,22 @@ mod tests {
         assert_eq!(
             decode_header(&[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff]),
             Err(Error::NonMinimalLength)
+        );
+    }
+
+    #[test]
+    fn oversized_control_frame_error_is_the_same_whole_or_in_pieces() {
+        // Found by the `frame` fuzz target: the reported length depended on how many bytes of
+        // the extended length had arrived (127 on a 2-byte prefix, the real length on the whole).
+        let full = [0x8a, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
+        for cut in 0..full.len() {
+            assert_eq!(decode_header(&full[..cut]), Ok(None), "cut {cut}");
+        }
+        assert_eq!(decode_header(&full), Err(Error::ControlFrameTooLong(0x1_0000)));
+        assert_eq!(decode_header(&[0x89, 0x7e, 0x01]), Ok(None));
+        assert_eq!(
+            decode_header(&[0x89, 0x7e, 0x01, 0x00]),
+            Err(Error::ControlFrameTooLong(256))
         );
     }
 

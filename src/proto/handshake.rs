@@ -149,7 +149,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &HeadLimits) -> Result<Option<Re
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut storage[..max_headers]);
-    let head_len = match req.parse(buf) {
+    // Only the first `max_bytes` are looked at: bytes past the limit must not change the answer,
+    // or a head given whole would fail differently from the same head given in pieces.
+    let head_len = match req.parse(&buf[..buf.len().min(limits.max_bytes)]) {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_bytes => n,
         Ok(httparse::Status::Complete(_)) => {
             return Err(HandshakeError::HeadersTooLarge {
@@ -295,6 +297,8 @@ pub fn write_accept(req: &Request<'_>, accept: &Accept<'_>, out: &mut Vec<u8>) -
 
 /// Writes a complete HTTP/1.1 response (a rejection, an error, a plain page) into `out`, with
 /// `Content-Length` and `Connection: close` added: the connection is to be closed after it.
+/// Header fields that would frame the response differently (`Content-Length`, `Connection`,
+/// `Transfer-Encoding`) are refused.
 pub fn write_response(
     status: u16,
     headers: &[(&str, &str)],
@@ -305,6 +309,14 @@ pub fn write_response(
         return Err(ResponseError::InvalidStatus(status));
     }
     check_headers(headers)?;
+    // The framing of the response is this function's: two of these would contradict each other.
+    if let Some((name, _)) = headers.iter().find(|(n, _)| {
+        ["content-length", "connection", "transfer-encoding"]
+            .iter()
+            .any(|f| n.eq_ignore_ascii_case(f))
+    }) {
+        return Err(ResponseError::InvalidHeader((*name).to_owned()));
+    }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');
@@ -379,6 +391,8 @@ pub struct Expected {
 }
 
 /// Writes a client's upgrade request with the 16-byte `key` (RFC 6455 section 4.1) into `out`.
+///
+/// Fails, writing nothing, if a part of `req` cannot go into a request head.
 pub fn write_request(
     req: &ClientRequest<'_>,
     key: [u8; 16],
@@ -390,6 +404,12 @@ pub fn write_request(
     }
     if !req.target.starts_with('/') || req.target.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(ResponseError::InvalidHeader("request target".to_owned()));
+    }
+    if req.origin.is_some_and(|o| !is_field_value(o.as_bytes())) {
+        return Err(ResponseError::InvalidHeader("Origin".to_owned()));
+    }
+    if !req.protocols.iter().all(|p| is_token(p)) {
+        return Err(ResponseError::InvalidHeader("Sec-WebSocket-Protocol".to_owned()));
     }
     let mut encoded = [0u8; 24];
     let _ = BASE64.encode_slice(key, &mut encoded);
@@ -403,15 +423,9 @@ pub fn write_request(
     out.extend_from_slice(&encoded);
     out.extend_from_slice(b"\r\n");
     if let Some(origin) = req.origin {
-        if !is_field_value(origin.as_bytes()) {
-            return Err(ResponseError::InvalidHeader("Origin".to_owned()));
-        }
         push_header(out, "Origin", origin);
     }
     if !req.protocols.is_empty() {
-        if !req.protocols.iter().all(|p| is_token(p)) {
-            return Err(ResponseError::InvalidHeader("Sec-WebSocket-Protocol".to_owned()));
-        }
         push_header(out, "Sec-WebSocket-Protocol", &req.protocols.join(", "));
     }
     for (name, value) in req.headers {
@@ -469,7 +483,8 @@ pub fn parse_response<'a>(
     let too_large = HandshakeError::ResponseTooLarge {
         max: limits.max_bytes,
     };
-    let head_len = match resp.parse(buf) {
+    // Only the first `max_bytes` are looked at, as in `parse_request`.
+    let head_len = match resp.parse(&buf[..buf.len().min(limits.max_bytes)]) {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_bytes => n,
         Ok(httparse::Status::Complete(_)) => return Err(too_large),
         Ok(httparse::Status::Partial) if buf.len() >= limits.max_bytes => return Err(too_large),
