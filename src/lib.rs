@@ -28,6 +28,7 @@
 pub mod proto;
 
 pub mod apps;
+pub mod check;
 pub mod client;
 pub mod engine;
 pub mod handler;

@@ -2,6 +2,7 @@
 //! and the conformance checker.
 
 mod bench;
+mod check;
 mod logger;
 mod serve;
 
@@ -27,6 +28,8 @@ enum Command {
     Serve(serve::Args),
     /// Generate load against a WebSocket echo server and report what it measured.
     Bench(bench::Args),
+    /// Run the RFC 6455 conformance suite against a WebSocket echo server.
+    Check(check::Args),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Check(args) => check::run(args),
     };
     if let Err(e) = result {
         eprintln!("c10k: {e}");

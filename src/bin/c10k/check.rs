@@ -1,0 +1,104 @@
+//! `c10k check`: the RFC 6455 conformance suite against any echo server.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use c10k::check::{self, Group, Options, Target, Verdict};
+
+/// Options of `c10k check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The echo server to check: ws://HOST:PORT/PATH.
+    url: String,
+    /// Run only the cases whose id or RFC section matches: a prefix (`utf8`, `close.2`) or a glob
+    /// (`5.*`, `*.1`); several separated by commas.
+    #[arg(long, value_name = "PATTERN")]
+    cases: Option<String>,
+    /// Print one JSON object (the cases and a summary) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Multiply every case's time bound (default bounds: 3 s, 20 s for cases that move megabytes).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    timeout_scale: f64,
+    /// The server's message size limit in bytes: runs the limit cases, and expects 1009 for
+    /// larger echo cases. Without it the limit cases are skipped.
+    #[arg(long, value_name = "BYTES")]
+    max_message: Option<usize>,
+    /// List the selected cases without running them.
+    #[arg(long)]
+    list: bool,
+    /// Print only the cases that did not pass (and the summary).
+    #[arg(long)]
+    failures_only: bool,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    if !(args.timeout_scale.is_finite() && args.timeout_scale > 0.0) {
+        return Err(format!(
+            "--timeout-scale must be a positive number, not {}",
+            args.timeout_scale
+        ));
+    }
+    let options = Options {
+        max_message: args.max_message,
+        timeout_scale: args.timeout_scale,
+    };
+    let cases = check::select(check::cases(&options), args.cases.as_deref());
+    if cases.is_empty() {
+        return Err(format!(
+            "no case matches {:?} (try utf8, close.2, 5.*)",
+            args.cases.unwrap_or_default()
+        ));
+    }
+    if args.list {
+        for c in &cases {
+            println!("{:<16} [{}] {}", c.id, c.section, c.description);
+        }
+        println!("{} cases", cases.len());
+        return Ok(());
+    }
+    let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
+    TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
+        .map_err(|e| format!("cannot connect to {} ({}): {e}", args.url, target.addr))?;
+
+    let mut group: Option<Group> = None;
+    let report = check::run(&target, &cases, &options, |r| {
+        if args.json {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if group != Some(r.group) && !args.failures_only {
+            group = Some(r.group);
+            let _ = writeln!(out, "\n== {}", r.group.title());
+        }
+        if !args.failures_only || r.verdict != Verdict::Pass {
+            let _ = writeln!(out, "{}", r.line());
+        }
+    });
+    if args.json {
+        print!("{}", report.to_json());
+    } else {
+        println!();
+        for note in &report.notes {
+            println!("note: {note}");
+        }
+        for (g, p, s, f) in report.by_group() {
+            println!("{:<10} {p:>4} PASS {s:>4} NON-STRICT {f:>4} FAIL", g.name());
+        }
+        println!(
+            "{} against {} in {:.1} s",
+            report.summary_line(),
+            report.target,
+            report.elapsed.as_secs_f64()
+        );
+    }
+    let (_, _, failed) = report.counts();
+    if failed > 0 {
+        return Err(format!(
+            "{failed} case{} failed",
+            if failed == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! A conformance suite for any WebSocket echo server, written from RFC 6455.
+//!
+//! The checker is a client that runs numbered cases against an echo server, each on a fresh TCP
+//! connection. It writes raw bytes — frames built with the core's [`encode_header`] and
+//! [`apply_mask`], or deliberately broken ones — and judges what the server does: echo, close
+//! with a code, drop the connection, answer with an HTTP status, or nothing within the case's
+//! time bound. Every case ends with a [`Verdict`]:
+//!
+//! - **PASS**: what the RFC asks for.
+//! - **NON-STRICT**: allowed, but not the best answer: the connection dropped without a Close
+//!   frame where the RFC says to fail it with one, an acceptable close code other than the one for
+//!   the error, an HTTP error status other than the one the RFC names.
+//! - **FAIL**: the server accepted what it must reject, answered wrongly, or did not answer.
+//!
+//! ```text
+//!  cases() ──► [Case] ──select──► run() ──► for each case: plan(target) ──► [Script]
+//!                                             │ one fresh connection per script
+//!                                             ▼
+//!                       runner: open (upgrade or raw request) ─► steps (write, expect, ...)
+//!                               reader thread: socket ─► frames ─► judged against the step
+//!                                             ▼
+//!                                  CaseResult ──► Report (text lines or one JSON object)
+//! ```
+//!
+//! The cases are grouped by the RFC's sections ([`Group`]): framing, ping/pong, reserved bits
+//! and opcodes, fragmentation, UTF-8, limits, the closing handshake, the opening handshake. Case
+//! ids are `group.sub.n`; [`matches`] selects them by id or RFC section, as a prefix or a glob.
+//!
+//! ```no_run
+//! use c10k::check::{self, Options, Target};
+//!
+//! let target = Target::parse("ws://127.0.0.1:9001/").unwrap();
+//! let options = Options { max_message: Some(1 << 20), ..Options::default() };
+//! let cases = check::select(check::cases(&options), Some("utf8.*"));
+//! let report = check::run(&target, &cases, &options, |r| println!("{} {}", r.verdict, r.id));
+//! println!("{}", report.summary_line());
+//! ```
+//!
+//! [`encode_header`]: crate::proto::frame::encode_header
+//! [`apply_mask`]: crate::proto::mask::apply_mask
+
+mod case;
+mod cases;
+mod report;
+mod runner;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use case::{BIG_BOUND, Case, DEFAULT_BOUND, Group};
+pub use report::{CaseResult, Report};
+
+use crate::client::{ClientError, WsUrl};
+
+/// How many connections of one case run at the same time (cases with many connections, like
+/// the close code ranges).
+const PARALLEL_RUNS: usize = 8;
+
+/// What the checker knows about the server, and how patient it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The server's message size limit, if known: the limit cases run only when it is given,
+    /// and echo cases above it expect 1009 instead.
+    pub max_message: Option<usize>,
+    /// Multiplies every case's time bound.
+    pub timeout_scale: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_message: None,
+            timeout_scale: 1.0,
+        }
+    }
+}
+
+impl Options {
+    /// The bound of one connection of `case`.
+    pub fn bound(&self, case: &Case) -> Duration {
+        let scale = if self.timeout_scale.is_finite() && self.timeout_scale > 0.0 {
+            self.timeout_scale
+        } else {
+            1.0
+        };
+        case.bound.mul_f64(scale)
+    }
+}
+
+/// The server under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// The `Host` header field value.
+    pub host: String,
+    /// The request target (path and query).
+    pub path: String,
+}
+
+impl Target {
+    /// Parses and resolves a `ws://host:port/path` URL.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let url = WsUrl::parse(url)?;
+        Ok(Self {
+            addr: url.socket_addr()?,
+            host: url.host_header(),
+            path: url.target.clone(),
+        })
+    }
+
+    /// The URL, for reports.
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.host, self.path)
+    }
+}
+
+/// A case's verdict. Ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// What the RFC asks for.
+    Pass,
+    /// Allowed, not ideal.
+    NonStrict,
+    /// Wrong.
+    Fail,
+}
+
+impl Verdict {
+    /// `PASS`, `NON-STRICT` or `FAIL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::NonStrict => "NON-STRICT",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Every case, in running order, for a server described by `options`.
+pub fn cases(options: &Options) -> Vec<Case> {
+    cases::all(options).0
+}
+
+/// Notes about cases that were left out (the limit cases without `max_message`).
+pub fn notes(options: &Options) -> Vec<String> {
+    cases::all(options).1
+}
+
+/// Keeps the cases that `pattern` selects (all of them for `None`); see [`matches`].
+pub fn select(cases: Vec<Case>, pattern: Option<&str>) -> Vec<Case> {
+    match pattern {
+        None => cases,
+        Some(p) => cases.into_iter().filter(|c| matches(p, c)).collect(),
+    }
+}
+
+/// Whether `pattern` selects `case`.
+///
+/// The pattern is a comma-separated list; each item selects the cases whose id or RFC section
+/// it matches, either as a glob (`*` for any run of characters, `?` for one) or as a prefix that
+/// ends at a dot: `utf8` and `utf8.2` select `utf8.2.14`, `5.*` selects every case of RFC
+/// section 5, `*.1` the first case of every subgroup.
+pub fn matches(pattern: &str, case: &Case) -> bool {
+    pattern
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .any(|p| matches_one(p, &case.id) || matches_one(p, case.section))
+}
+
+fn matches_one(pattern: &str, name: &str) -> bool {
+    if pattern.contains(['*', '?']) {
+        return glob(pattern.as_bytes(), name.as_bytes());
+    }
+    name == pattern
+        || name
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with('.') || pattern.ends_with('.'))
+}
+
+/// `*` and `?` globbing, iterative with one backtrack point.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Runs one case: each of its scripts on a fresh connection (several at a time when there are
+/// many), and combines their outcomes.
+pub fn run_case(target: &Target, case: &Case, options: &Options) -> CaseResult {
+    let started = Instant::now();
+    let bound = options.bound(case);
+    let scripts = (case.plan)(target);
+    let runs: Vec<runner::Run> = if scripts.len() <= 1 {
+        scripts
+            .iter()
+            .map(|s| runner::run_script(target, s, bound))
+            .collect()
+    } else {
+        // After a FAIL the case's verdict is known: no more connections are started, so that a
+        // server that does not answer costs a few bounds, not thousands.
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let out = Mutex::new(Vec::with_capacity(scripts.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL_RUNS.min(scripts.len()) {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(script) = scripts.get(i) else {
+                            return;
+                        };
+                        let run = runner::run_script(target, script, bound);
+                        if run.verdict == Verdict::Fail {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut out) = out.lock() {
+                            out.push((i, run));
+                        }
+                    }
+                });
+            }
+        });
+        let mut runs = out.into_inner().unwrap_or_else(|e| e.into_inner());
+        runs.sort_by_key(|(i, _)| *i);
+        runs.into_iter().map(|(_, r)| r).collect()
+    };
+    report::combine(case, runs, scripts.len(), started.elapsed())
+}
+
+/// Runs `cases` in order; `on_result` sees each result as soon as it is known.
+pub fn run(
+    target: &Target,
+    cases: &[Case],
+    options: &Options,
+    mut on_result: impl FnMut(&CaseResult),
+) -> Report {
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(cases.len());
+    for case in cases {
+        let r = run_case(target, case, options);
+        on_result(&r);
+        results.push(r);
+    }
+    Report {
+        target: target.url(),
+        results,
+        notes: notes(options),
+        elapsed: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_stars_and_question_marks() {
+        assert!(glob(b"5.*", b"5.5.2"));
+        assert!(glob(b"utf8.*", b"utf8.2.14"));
+        assert!(glob(b"*.1", b"close.3.1"));
+        assert!(glob(b"u?f8.*.1", b"utf8.9.1"));
+        assert!(!glob(b"5.*", b"4.2.1"));
+        assert!(!glob(b"utf8.*", b"utf8"));
+        assert!(glob(b"*", b""));
+    }
+
+    #[test]
+    fn prefixes_end_at_a_dot() {
+        assert!(matches_one("utf8", "utf8.2.14"));
+        assert!(matches_one("utf8.2", "utf8.2.14"));
+        assert!(!matches_one("utf8.1", "utf8.10.1"));
+        assert!(matches_one("utf8.1.", "utf8.1.3"));
+        assert!(matches_one("5", "5.5.2"));
+    }
+
+    #[test]
+    fn case_ids_are_unique_and_there_are_hundreds() {
+        let options = Options {
+            max_message: Some(1 << 20),
+            ..Options::default()
+        };
+        let all = cases(&options);
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len());
+        assert!(all.len() >= 300, "{}", all.len());
+        for group in Group::ALL {
+            assert!(all.iter().any(|c| c.group == group), "{group}");
+        }
+    }
+
+    #[test]
+    fn limit_cases_need_the_limit() {
+        let without = cases(&Options::default());
+        assert!(without.iter().all(|c| c.group != Group::Limits));
+        assert!(!notes(&Options::default()).is_empty());
+    }
+
+    #[test]
+    fn selection_by_section_and_id() {
+        let all = cases(&Options::default());
+        let utf8 = select(all.clone(), Some("utf8.*"));
+        assert!(!utf8.is_empty() && utf8.iter().all(|c| c.group == Group::Utf8));
+        let handshake = select(all.clone(), Some("4.*"));
+        assert!(!handshake.is_empty() && handshake.iter().all(|c| c.section.starts_with("4.")));
+        let two = select(all, Some("framing.1.1, ping.1.1"));
+        assert_eq!(two.len(), 2);
+    }
+}

@@ -1,0 +1,275 @@
+//! Results: one per case, a report of all of them, as text lines or one JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::Verdict;
+use super::case::{Case, Group};
+use super::runner::{Run, ms};
+
+/// What happened in one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    /// The case id (`utf8.2.14`).
+    pub id: String,
+    /// The case's group.
+    pub group: Group,
+    /// The RFC 6455 section checked.
+    pub section: &'static str,
+    /// What the case checks.
+    pub description: String,
+    /// What was sent.
+    pub sent: String,
+    /// What the server did.
+    pub observed: String,
+    /// How long the server took to answer (the longest wait after a write, over the case's
+    /// connections).
+    pub took: Duration,
+    /// How long the whole case ran.
+    pub elapsed: Duration,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why the verdict is not PASS; empty for PASS.
+    pub reason: String,
+}
+
+impl CaseResult {
+    /// One line (two when the verdict is not PASS) for a terminal.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{:<10} {:<16} [{}] {}: sent {}; server {} ({})",
+            self.verdict,
+            self.id,
+            self.section,
+            self.description,
+            self.sent,
+            self.observed,
+            ms(self.took)
+        );
+        if self.verdict != Verdict::Pass {
+            let _ = write!(s, "\n{:<10} {:<16} -> {}", "", "", self.reason);
+        }
+        s
+    }
+
+    fn json(&self, out: &mut String) {
+        out.push('{');
+        field(out, "id", &self.id);
+        out.push(',');
+        field(out, "group", self.group.name());
+        out.push(',');
+        field(out, "section", self.section);
+        out.push(',');
+        field(out, "description", &self.description);
+        out.push(',');
+        field(out, "sent", &self.sent);
+        out.push(',');
+        field(out, "observed", &self.observed);
+        let _ = write!(
+            out,
+            ",\"took_ms\":{:.3},\"elapsed_ms\":{:.3},",
+            self.took.as_secs_f64() * 1000.0,
+            self.elapsed.as_secs_f64() * 1000.0
+        );
+        field(out, "verdict", self.verdict.as_str());
+        out.push(',');
+        field(out, "reason", &self.reason);
+        out.push('}');
+    }
+}
+
+/// All results of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The URL checked.
+    pub target: String,
+    /// One result per case, in running order.
+    pub results: Vec<CaseResult>,
+    /// Cases left out, and why.
+    pub notes: Vec<String>,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// (PASS, NON-STRICT, FAIL) counts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |v| self.results.iter().filter(|r| r.verdict == v).count();
+        (
+            count(Verdict::Pass),
+            count(Verdict::NonStrict),
+            count(Verdict::Fail),
+        )
+    }
+
+    /// Whether no case failed.
+    pub fn ok(&self) -> bool {
+        self.counts().2 == 0
+    }
+
+    /// `N cases: P PASS, S NON-STRICT, F FAIL`.
+    pub fn summary_line(&self) -> String {
+        let (p, s, f) = self.counts();
+        format!("{} cases: {p} PASS, {s} NON-STRICT, {f} FAIL", self.results.len())
+    }
+
+    /// Per group: (group, pass, non-strict, fail).
+    pub fn by_group(&self) -> Vec<(Group, usize, usize, usize)> {
+        let mut map: BTreeMap<Group, (usize, usize, usize)> = BTreeMap::new();
+        for r in &self.results {
+            let e = map.entry(r.group).or_default();
+            match r.verdict {
+                Verdict::Pass => e.0 += 1,
+                Verdict::NonStrict => e.1 += 1,
+                Verdict::Fail => e.2 += 1,
+            }
+        }
+        map.into_iter().map(|(g, (p, s, f))| (g, p, s, f)).collect()
+    }
+
+    /// One JSON object: target, cases, notes, per-group counts and the summary.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.results.len() * 300);
+        out.push('{');
+        field(&mut out, "target", &self.target);
+        out.push_str(",\"cases\":[");
+        for (i, r) in self.results.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("\n  ");
+            r.json(&mut out);
+        }
+        out.push_str("\n],\"notes\":[");
+        for (i, n) in self.notes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, n);
+        }
+        out.push_str("],\"groups\":{");
+        for (i, (g, p, s, f)) in self.by_group().into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, g.name());
+            let _ = write!(out, ":{{\"pass\":{p},\"non_strict\":{s},\"fail\":{f}}}");
+        }
+        let (p, s, f) = self.counts();
+        let _ = write!(
+            out,
+            "}},\"summary\":{{\"total\":{},\"pass\":{p},\"non_strict\":{s},\"fail\":{f},\"elapsed_ms\":{:.1},",
+            self.results.len(),
+            self.elapsed.as_secs_f64() * 1000.0
+        );
+        field(&mut out, "line", &self.summary_line());
+        out.push_str("}}\n");
+        out
+    }
+}
+
+fn field(out: &mut String, name: &str, value: &str) {
+    string(out, name);
+    out.push(':');
+    string(out, value);
+}
+
+/// A JSON string literal.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Combines the runs of one case into its result.
+pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Duration) -> CaseResult {
+    let verdict = runs.iter().map(|r| r.verdict).max().unwrap_or(Verdict::Fail);
+    let took = runs.iter().map(|r| r.took).max().unwrap_or_default();
+    let reason = runs
+        .iter()
+        .find(|r| r.verdict == verdict && verdict != Verdict::Pass)
+        .map(|r| {
+            if runs.len() > 1 && !r.label.is_empty() {
+                format!("{}: {}", r.label, r.reason)
+            } else {
+                r.reason.clone()
+            }
+        })
+        .unwrap_or_else(|| {
+            if runs.is_empty() {
+                "the case has no scripts".to_owned()
+            } else {
+                String::new()
+            }
+        });
+    let observed = match runs.as_slice() {
+        [] => "nothing to observe".to_owned(),
+        [one] => one.observed.join("; "),
+        many => {
+            // Group the connections by what the server did.
+            let mut kinds: Vec<(String, usize, &str)> = Vec::new();
+            for r in many {
+                let what = r.observed.join("; ");
+                match kinds.iter_mut().find(|(w, _, _)| *w == what) {
+                    Some(k) => k.1 += 1,
+                    None => kinds.push((what, 1, r.label.as_str())),
+                }
+            }
+            let shown: Vec<String> = kinds
+                .iter()
+                .take(4)
+                .map(|(what, n, first)| {
+                    if *n == 1 && !first.is_empty() {
+                        format!("{first}: {what}")
+                    } else {
+                        format!("{n}x {what}")
+                    }
+                })
+                .collect();
+            let more = kinds.len().saturating_sub(4);
+            format!(
+                "{} connections: {}{}",
+                many.len(),
+                shown.join(" | "),
+                if more > 0 {
+                    format!(" | and {more} other outcomes")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    };
+    let observed = if runs.len() < planned {
+        format!(
+            "{observed} (stopped at the first FAIL: {} of {planned} connections ran)",
+            runs.len()
+        )
+    } else {
+        observed
+    };
+    CaseResult {
+        id: case.id.clone(),
+        group: case.group,
+        section: case.section,
+        description: case.description.clone(),
+        sent: case.sent.clone(),
+        observed,
+        took,
+        elapsed,
+        verdict,
+        reason,
+    }
+}
