@@ -43,7 +43,9 @@ pub trait Handler: 'static {
 
     /// The connection is gone, exactly once per opened connection. `code` is the code of the
     /// peer's Close frame if one arrived; otherwise the code this end failed the connection with
-    /// (1002, 1007, 1008, 1009, ...); otherwise 1006 (the TCP connection ended without a close).
+    /// (1002, 1007, 1008, 1009, ...); otherwise 1006 (the TCP connection ended without a Close
+    /// frame from the peer, even if this end had sent one: an unanswered [`Ctx::close`] or
+    /// shutdown reports 1006).
     fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
         let _ = (ctx, id, code, reason);
     }

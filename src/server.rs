@@ -332,23 +332,27 @@ impl ServerHandle {
 
     /// Each shard's statistics.
     pub fn shard_stats(&self) -> Vec<Stats> {
+        let final_stats = |r: &Remote| r.final_stats.lock().ok().and_then(|s| s.clone());
         let mut pending = Vec::new();
         let mut out = Vec::new();
         for r in &self.shared.remotes {
-            if let Some(s) = r.final_stats.lock().ok().and_then(|s| s.clone()) {
+            if let Some(s) = final_stats(r) {
                 out.push(s);
                 continue;
             }
             let (tx, rx) = mpsc::channel();
             if r.post(Command::Stats(tx)) {
-                pending.push(rx);
-            } else if let Some(s) = r.final_stats.lock().ok().and_then(|s| s.clone()) {
+                pending.push((r, rx));
+            } else if let Some(s) = final_stats(r) {
                 out.push(s);
             }
         }
-        for rx in pending {
-            if let Ok(s) = rx.recv_timeout(Duration::from_secs(1)) {
-                out.push(s);
+        for (r, rx) in pending {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(s) => out.push(s),
+                // The shard stopped before it answered: its final statistics are published.
+                Err(mpsc::RecvTimeoutError::Disconnected) => out.extend(final_stats(r)),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
         out

@@ -43,6 +43,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Messages up to this size sent to the connection being read are gathered into one write.
 const CORK_MAX: usize = 16 << 10;
+/// Gathered output is written once it would grow past this size (or past the queue cap), so that
+/// a handler sending many small messages from one callback is bounded like any other sender.
+const CORK_FLUSH: usize = 64 << 10;
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 512 << 10;
 /// Readiness events taken per poll.
@@ -153,6 +156,8 @@ pub struct Core {
     registry: Registry,
     listener: Option<TcpListener>,
     accept_paused: bool,
+    /// The timer that resumes accepting after a pause.
+    accept_timer: Option<TimerKey>,
     conns: Slab<Conn>,
     wheel: Wheel<Timer>,
     /// Output gathered for the connection whose input is being handled.
@@ -167,6 +172,8 @@ pub struct Core {
     rng: u64,
     next_generation: u32,
     draining: bool,
+    /// The deadline of a graceful shutdown, cancelled if every connection closed before it.
+    drain_timer: Option<TimerKey>,
     last_accept_log_ms: Option<u64>,
     handle: ServerHandle,
 }
@@ -204,6 +211,7 @@ pub(crate) fn run_shard<H: Handler>(
             registry,
             listener: Some(listener),
             accept_paused: false,
+            accept_timer: None,
             conns: Slab::new(),
             wheel: Wheel::new(0),
             tx: Vec::new(),
@@ -217,12 +225,21 @@ pub(crate) fn run_shard<H: Handler>(
             rng: 0x9e37_79b9_7f4a_7c15 ^ (shard as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             next_generation: 0,
             draining: false,
+            drain_timer: None,
             last_accept_log_ms: None,
             handle,
         },
     };
     shard.run(&mut poll);
-    shard.core.snapshot()
+    let stats = shard.core.snapshot();
+    // Published before the inbox closes, so that a caller never finds the shard gone and its
+    // final statistics not there yet.
+    if let Some(r) = shard.core.handle.shared.remotes.get(shard.core.shard)
+        && let Ok(mut s) = r.final_stats.lock()
+    {
+        *s = Some(stats.clone());
+    }
+    stats
 }
 
 struct Shard<H> {
@@ -274,6 +291,11 @@ impl<H: Handler> Shard<H> {
             self.expire_timers();
             self.reap();
             if self.core.draining && self.core.conns.is_empty() {
+                // Leave no timer of the shard's own behind (the shard's final statistics show
+                // what is left).
+                if let Some(t) = self.core.drain_timer.take() {
+                    self.core.wheel.cancel(t);
+                }
                 break;
             }
         }
@@ -314,7 +336,7 @@ impl<H: Handler> Shard<H> {
                     }
                     core.accept_paused = true;
                     let at = core.now_ms + core.config.accept_backoff.as_millis() as u64;
-                    core.wheel.arm(at, Timer::AcceptResume);
+                    core.accept_timer = Some(core.wheel.arm(at, Timer::AcceptResume));
                     return;
                 }
             }
@@ -479,10 +501,12 @@ impl<H: Handler> Shard<H> {
                 Timer::Conn { key, generation } => self.core.conn_timer(key as usize, generation),
                 Timer::App(token) => self.handler.on_timer(&mut Ctx { core: &mut self.core }, token),
                 Timer::AcceptResume => {
+                    self.core.accept_timer = None;
                     self.core.accept_paused = false;
                     self.accept();
                 }
                 Timer::Drain => {
+                    self.core.drain_timer = None;
                     for (key, _) in self.core.conns.iter_mut() {
                         self.core.dead.push(key);
                     }
@@ -504,16 +528,14 @@ impl<H: Handler> Shard<H> {
             if let Some((t, _)) = conn.timer.take() {
                 self.core.wheel.cancel(t);
             }
-            let Some(proto) = conn.proto.as_ref() else {
+            if conn.proto.is_none() {
                 self.core.stats.handshaking -= 1;
                 continue;
-            };
+            }
             self.core.stats.connections_open -= 1;
-            let code = match conn.close_code {
-                Some(code) if proto.close_received() || proto.failed() || conn.close_reason.is_some() => code,
-                Some(code) => code,
-                None => CloseCode::Abnormal,
-            };
+            // The peer's code, or the code this end failed the connection with; a closing
+            // handshake this end started and the peer never answered is an abnormal closure.
+            let code = conn.close_code.unwrap_or(CloseCode::Abnormal);
             *self.core.stats.closes.entry(code.as_u16()).or_default() += 1;
             let id = ConnId {
                 shard: self.core.shard as u16,
@@ -727,21 +749,37 @@ impl Core {
     pub(crate) fn send(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
         let key = self.lookup(id)?;
         let corked = self.current == Some(key);
-        let conn = &mut self.conns[key];
+        let conn = &self.conns[key];
         if conn.close_after_flush || conn.lingering {
             return Err(SendError::Closing);
         }
-        let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
-        if conn.queue.len() > self.config.max_queued_bytes {
+        let proto = conn.proto.as_ref().ok_or(SendError::NotOpen)?;
+        if proto.close_sent() {
+            // Checked before the cap: a connection already closing is not closed again.
+            return Err(SendError::Closing);
+        }
+        let cap = self.config.max_queued_bytes;
+        if corked
+            && !self.tx.is_empty()
+            && (payload.len() > CORK_MAX || self.tx.len() + payload.len() > CORK_FLUSH.min(cap))
+        {
+            // Keep what is gathered small: hand it to the kernel (or to the queue, where the
+            // cap applies) before gathering more.
+            self.flush_tx(key);
+            if self.conns[key].dead {
+                return Err(SendError::UnknownConnection);
+            }
+        }
+        let conn = &mut self.conns[key];
+        let gathered = if corked { self.tx.len() } else { 0 };
+        if conn.queue.len() + gathered > cap {
             return self.over_cap(key);
         }
+        let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
         if corked && payload.len() <= CORK_MAX {
             proto.send(kind, payload, &mut self.tx)?;
         } else {
             let (header, _) = proto.frame_header(kind, payload.len())?;
-            if corked {
-                self.flush_tx(key);
-            }
             self.write(key, header.as_bytes(), payload);
         }
         self.stats.messages_out += 1;
@@ -782,7 +820,6 @@ impl Core {
         let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
         let mut frame = Vec::new();
         proto.close(code, reason, &mut frame)?;
-        conn.close_code.get_or_insert(code);
         self.write_ordered(key, &frame);
         self.set_conn_timer(
             key,
@@ -900,7 +937,7 @@ impl Core {
         let over = conn.close_after_flush || conn.proto.as_ref().is_some_and(|p| p.should_close_tcp());
         if !over {
             if conn.proto.as_ref().is_some_and(|p| p.close_sent())
-                && conn.timer.is_some_and(|(_, d)| d != Deadline::Closing)
+                && !conn.timer.is_some_and(|(_, d)| d == Deadline::Closing)
             {
                 // This end started the closing handshake: bound the wait for the reply.
                 let at = self.now_ms + self.config.close_timeout.as_millis() as u64;
@@ -1036,8 +1073,11 @@ impl Core {
         if let Some(mut l) = self.listener.take() {
             let _ = self.registry.deregister(&mut l);
         }
+        if let Some(t) = self.accept_timer.take() {
+            self.wheel.cancel(t);
+        }
         let at = self.now_ms + self.config.drain_timeout.as_millis() as u64;
-        self.wheel.arm(at, Timer::Drain);
+        self.drain_timer = Some(self.wheel.arm(at, Timer::Drain));
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             let conn = &self.conns[key];
