@@ -197,6 +197,36 @@ impl Ctx<'_> {
         self.core.close(id, code, reason)
     }
 
+    /// Subscribes a connection of this shard to `topic`. Returns false if it already was. The
+    /// subscription ends when the connection closes.
+    pub fn subscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
+        self.core.subscribe(id, topic)
+    }
+
+    /// Unsubscribes a connection from `topic`. Returns false if it was not subscribed.
+    pub fn unsubscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
+        self.core.unsubscribe(id, topic)
+    }
+
+    /// Publishes a message to every subscriber of `topic`, on every shard (and other nodes when
+    /// the server has a bridge). The frame is encoded once and its bytes are shared by all the
+    /// subscribers' queues; subscribers over their queue cap fall under the back-pressure policy.
+    /// Messages from one publisher arrive in the order they were published. Returns the number of
+    /// subscribers reached on this shard.
+    pub fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
+        self.core.publish(topic, kind, payload)
+    }
+
+    /// The topics a connection of this shard subscribes to.
+    pub fn topics_of(&self, id: ConnId) -> impl Iterator<Item = std::sync::Arc<str>> + '_ {
+        self.core.topics_of(id)
+    }
+
+    /// Subscribers of `topic` on this shard.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.core.subscriber_count(topic)
+    }
+
     /// Bytes queued for a connection that the kernel did not take yet; `None` if it is gone.
     pub fn buffered_amount(&self, id: ConnId) -> Option<usize> {
         self.core.buffered_amount(id)

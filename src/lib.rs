@@ -34,6 +34,7 @@ pub mod engine;
 pub mod handler;
 pub mod loadgen;
 pub mod server;
+pub mod topics;
 
 pub use engine::SendError;
 pub use handler::{Ctx, Decision, Handler, HttpResponse, TimerId};

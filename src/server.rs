@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::engine::{self, Command, sys};
 use crate::handler::Handler;
 use crate::proto::{self, CloseCode, HeadLimits, MessageKind};
+use crate::topics::Bridge;
 
 /// What to do when a connection's write queue would exceed [`ServerConfig::max_queued_bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub read_buffer: usize,
     /// Pause before accepting again after the process ran out of file descriptors.
     pub accept_backoff: Duration,
+    /// A link to other nodes' topics (for example through a pub/sub broker).
+    pub bridge: Option<Arc<dyn Bridge>>,
 }
 
 /// Default handshake timeout: 10 s.
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             backpressure: Backpressure::Close,
             read_buffer: DEFAULT_READ_BUFFER,
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
+            bridge: None,
         }
     }
 }
@@ -211,6 +215,12 @@ pub struct Stats {
     pub pong_timeouts: u64,
     /// Connections dropped when the peer never answered a Close frame.
     pub close_timeouts: u64,
+    /// Messages published on this shard (by its handler).
+    pub published: u64,
+    /// Broadcast frames queued for subscribers (one per subscriber per message).
+    pub deliveries: u64,
+    /// Topics with subscribers on this shard when the snapshot was taken.
+    pub topics: u64,
 }
 
 impl Stats {
@@ -241,6 +251,9 @@ impl Stats {
         self.pings_sent += o.pings_sent;
         self.pong_timeouts += o.pong_timeouts;
         self.close_timeouts += o.close_timeouts;
+        self.published += o.published;
+        self.deliveries += o.deliveries;
+        self.topics += o.topics;
     }
 
     /// Total handshakes refused.
@@ -272,6 +285,7 @@ impl Remote {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) remotes: Vec<Remote>,
+    pub(crate) bridge: Option<Arc<dyn Bridge>>,
     pub(crate) local_addr: SocketAddr,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -303,6 +317,31 @@ impl ServerHandle {
     /// Sends a text message from any thread.
     pub fn send_text(&self, id: ConnId, text: &str) -> bool {
         self.send(id, MessageKind::Text, text.as_bytes().to_vec())
+    }
+
+    /// Publishes a message to every subscriber of `topic` on every shard (and, through the
+    /// bridge if there is one, on other nodes). The frame is encoded once for all of them.
+    pub fn publish(&self, topic: &str, kind: MessageKind, data: &[u8]) {
+        self.publish_local(topic, kind, data);
+        if let Some(b) = self.shared.bridge.as_ref() {
+            b.publish(topic, kind, data);
+        }
+    }
+
+    /// Delivers a message that another node published: to this node's subscribers only.
+    pub fn publish_from_bridge(&self, topic: &str, kind: MessageKind, data: &[u8]) {
+        self.publish_local(topic, kind, data);
+    }
+
+    fn publish_local(&self, topic: &str, kind: MessageKind, data: &[u8]) {
+        let frame = crate::engine::encode_frame(kind, data);
+        let name: Arc<str> = Arc::from(topic);
+        for r in &self.shared.remotes {
+            r.post(Command::Publish {
+                topic: Arc::clone(&name),
+                frame: Arc::clone(&frame),
+            });
+        }
     }
 
     /// Closes a connection from any thread.
@@ -431,6 +470,7 @@ impl<H: Handler> Server<H> {
         let handle = ServerHandle {
             shared: Arc::new(Shared {
                 remotes,
+                bridge: config.bridge.clone(),
                 local_addr: addr,
                 threads: Mutex::new(Vec::new()),
             }),
@@ -455,6 +495,9 @@ impl<H: Handler> Server<H> {
 
     /// Starts every shard on its own thread and returns at once.
     pub fn start(self) -> io::Result<ServerHandle> {
+        if let Some(b) = self.config.bridge.as_ref() {
+            b.attach(self.handle.clone());
+        }
         let mut threads = Vec::with_capacity(self.parts.len());
         for (index, (poll, listener, rx)) in self.parts.into_iter().enumerate() {
             let config = Arc::clone(&self.config);

@@ -19,6 +19,7 @@
 
 pub(crate) mod queue;
 pub mod sys;
+pub(crate) mod topics;
 pub(crate) mod wheel;
 
 use std::io::{self, IoSlice, Read, Write};
@@ -30,6 +31,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use self::queue::WriteQueue;
+use self::topics::{Change, Memberships, Topics};
 use self::wheel::{TimerKey, Wheel};
 use crate::handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
 use crate::proto::handshake::{self, Accept};
@@ -46,6 +48,8 @@ const CORK_MAX: usize = 16 << 10;
 /// Gathered output is written once it would grow past this size (or past the queue cap), so that
 /// a handler sending many small messages from one callback is bounded like any other sender.
 const CORK_FLUSH: usize = 64 << 10;
+/// A subscriber's queue is written during a burst of publishes once it holds this much.
+const BROADCAST_FLUSH: usize = 32 << 10;
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 512 << 10;
 /// Readiness events taken per poll.
@@ -63,6 +67,11 @@ pub(crate) enum Command {
         id: ConnId,
         code: CloseCode,
         reason: String,
+    },
+    /// A frame published on `topic` elsewhere (another shard, another thread, another node).
+    Publish {
+        topic: Arc<str>,
+        frame: Arc<[u8]>,
     },
     Shutdown,
     Stats(mpsc::Sender<Stats>),
@@ -107,6 +116,27 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Encodes a whole server frame (unmasked) into one shared buffer.
+pub(crate) fn encode_frame(kind: MessageKind, payload: &[u8]) -> Arc<[u8]> {
+    let opcode = match kind {
+        MessageKind::Text => proto::OpCode::Text,
+        MessageKind::Binary => proto::OpCode::Binary,
+    };
+    let header = proto::frame::encode_header(true, 0, opcode, payload.len() as u64, None);
+    let mut v = Vec::with_capacity(header.as_bytes().len() + payload.len());
+    v.extend_from_slice(header.as_bytes());
+    v.extend_from_slice(payload);
+    Arc::from(v)
+}
+
+/// The payload length of a frame made by [`encode_frame`].
+fn payload_len(frame: &[u8]) -> usize {
+    match proto::frame::decode_header(frame) {
+        Ok(Some((h, _))) => h.len as usize,
+        _ => 0,
+    }
+}
+
 /// What a timer is for.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
@@ -147,6 +177,12 @@ struct Conn {
     /// The code to report: the peer's close code, or the code this end failed with.
     close_code: Option<CloseCode>,
     close_reason: Option<Box<str>>,
+    /// The topics this connection subscribes to (unallocated when none).
+    topics: Memberships,
+    /// The last write did not take everything: wait for the writable edge.
+    blocked: bool,
+    /// Listed in `Core::dirty`: its queue is written at the end of the loop turn.
+    dirty: bool,
 }
 
 /// The state of a shard that callbacks may touch (through [`Ctx`]).
@@ -159,6 +195,9 @@ pub struct Core {
     /// The timer that resumes accepting after a pause.
     accept_timer: Option<TimerKey>,
     conns: Slab<Conn>,
+    topics: Topics,
+    /// Connections with queued broadcast frames to write at the end of the loop turn.
+    dirty: Vec<usize>,
     wheel: Wheel<Timer>,
     /// Output gathered for the connection whose input is being handled.
     tx: Vec<u8>,
@@ -213,6 +252,8 @@ pub(crate) fn run_shard<H: Handler>(
             accept_paused: false,
             accept_timer: None,
             conns: Slab::new(),
+            topics: Topics::default(),
+            dirty: Vec::new(),
             wheel: Wheel::new(0),
             tx: Vec::new(),
             current: None,
@@ -289,6 +330,7 @@ impl<H: Handler> Shard<H> {
                 self.on_readable(key, false);
             }
             self.expire_timers();
+            self.core.flush_dirty();
             self.reap();
             if self.core.draining && self.core.conns.is_empty() {
                 // Leave no timer of the shard's own behind (the shard's final statistics show
@@ -355,6 +397,9 @@ impl<H: Handler> Shard<H> {
                 Command::Close { id, code, reason } => {
                     let _ = self.core.close(id, code, &reason);
                 }
+                Command::Publish { topic, frame } => {
+                    self.core.deliver(&topic, &frame);
+                }
                 Command::Shutdown => self.core.begin_drain(),
                 Command::Stats(reply) => {
                     let _ = reply.send(self.core.snapshot());
@@ -368,6 +413,7 @@ impl<H: Handler> Shard<H> {
         let Some(conn) = core.conns.get_mut(key) else {
             return;
         };
+        conn.blocked = false;
         if conn.dead || conn.queue.is_empty() {
             return;
         }
@@ -379,7 +425,7 @@ impl<H: Handler> Shard<H> {
                 }
                 core.after_io(key);
             }
-            Ok(false) => {}
+            Ok(false) => conn.blocked = true,
             Err(_) => core.kill(key),
         }
         self.notify_drained();
@@ -528,6 +574,7 @@ impl<H: Handler> Shard<H> {
             if let Some((t, _)) = conn.timer.take() {
                 self.core.wheel.cancel(t);
             }
+            self.core.leave_all(key, &mut conn.topics);
             if conn.proto.is_none() {
                 self.core.stats.handshaking -= 1;
                 continue;
@@ -666,6 +713,9 @@ impl Core {
             dead: false,
             close_code: None,
             close_reason: None,
+            topics: Memberships::new(),
+            blocked: false,
+            dirty: false,
         });
         self.stats.accepted += 1;
         self.stats.handshaking += 1;
@@ -886,6 +936,7 @@ impl Core {
         } else {
             conn.queue.push_copy(&b[written - a.len()..]);
         }
+        conn.blocked = !conn.queue.is_empty();
     }
 
     /// Writes what was gathered in `tx` for `key`.
@@ -1098,9 +1149,192 @@ impl Core {
     /// The statistics with the current sizes of the slab and the wheel.
     pub(crate) fn snapshot(&self) -> Stats {
         let mut s = self.stats.clone();
+        s.topics = self.topics.len() as u64;
         s.sockets = self.conns.len() as u64;
         s.timers = self.wheel.len() as u64;
         s
+    }
+
+    pub(crate) fn subscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
+        let key = self.lookup(id)?;
+        let conn = &mut self.conns[key];
+        if conn.proto.is_none() {
+            return Err(SendError::NotOpen);
+        }
+        match self.topics.subscribe(key as u32, &mut conn.topics, topic) {
+            None => Ok(false),
+            Some(change) => {
+                if change == Change::First
+                    && let Some(b) = self.handle.shared.bridge.as_ref()
+                {
+                    b.subscribe(topic);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    pub(crate) fn unsubscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
+        let key = self.lookup(id)?;
+        let Some(tid) = self.topics.id(topic) else {
+            return Ok(false);
+        };
+        let mut mine = std::mem::take(&mut self.conns[key].topics);
+        let change = self.topics.unsubscribe(key as u32, &mut mine, tid);
+        self.conns[key].topics = mine;
+        if let Some((_, Some((k, pos)))) = change {
+            topics::moved(&mut self.conns[k as usize].topics, tid, pos);
+        }
+        if matches!(change, Some((Change::Last, _)))
+            && let Some(b) = self.handle.shared.bridge.as_ref()
+        {
+            b.unsubscribe(topic);
+        }
+        Ok(change.is_some())
+    }
+
+    /// Removes a departing connection from all its topics.
+    fn leave_all(&mut self, key: usize, mine: &mut Memberships) {
+        while let Some(&(tid, _)) = mine.last() {
+            let name = self.topics.name(tid).cloned();
+            let change = self.topics.unsubscribe(key as u32, mine, tid);
+            if change.is_none() {
+                mine.pop();
+            }
+            if let Some((_, Some((k, pos)))) = change
+                && let Some(c) = self.conns.get_mut(k as usize)
+            {
+                topics::moved(&mut c.topics, tid, pos);
+            }
+            if matches!(change, Some((Change::Last, _)))
+                && let (Some(b), Some(name)) = (self.handle.shared.bridge.as_ref(), name)
+            {
+                b.unsubscribe(&name);
+            }
+        }
+        *mine = Memberships::new();
+    }
+
+    /// The topics a connection subscribes to.
+    pub(crate) fn topics_of(&self, id: ConnId) -> impl Iterator<Item = Arc<str>> + '_ {
+        let conn = self
+            .conns
+            .get(id.key as usize)
+            .filter(|c| usize::from(id.shard) == self.shard && c.generation == id.generation && !c.dead);
+        conn.into_iter()
+            .flat_map(|c| c.topics.iter())
+            .filter_map(|&(t, _)| self.topics.name(t).cloned())
+    }
+
+    /// Subscribers of `topic` on this shard.
+    pub(crate) fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics
+            .id(topic)
+            .map_or(0, |t| self.topics.subscribers(t).len())
+    }
+
+    /// Publishes to every subscriber of `topic`: on this shard now, on the others through their
+    /// inboxes, and on other nodes through the bridge if there is one. Returns the deliveries
+    /// made on this shard.
+    pub(crate) fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
+        self.stats.published += 1;
+        let frame = encode_frame(kind, payload);
+        let n = self.deliver(topic, &frame);
+        let shared = Arc::clone(&self.handle.shared);
+        if shared.remotes.len() > 1 {
+            let name: Arc<str> = Arc::from(topic);
+            for (i, r) in shared.remotes.iter().enumerate() {
+                if i != self.shard {
+                    r.post(Command::Publish {
+                        topic: Arc::clone(&name),
+                        frame: Arc::clone(&frame),
+                    });
+                }
+            }
+        }
+        if let Some(b) = shared.bridge.as_ref() {
+            b.publish(topic, kind, payload);
+        }
+        n
+    }
+
+    /// Queues an encoded frame for every subscriber of `topic` on this shard; the queues are
+    /// written at the end of the loop turn, so that a burst of publishes costs one write per
+    /// subscriber. Returns the number of deliveries.
+    pub(crate) fn deliver(&mut self, topic: &str, frame: &Arc<[u8]>) -> usize {
+        let Some(tid) = self.topics.id(topic) else {
+            return 0;
+        };
+        let cap = self.config.max_queued_bytes;
+        let mut delivered = 0;
+        let mut over = Vec::new();
+        for i in 0..self.topics.subscribers(tid).len() {
+            let key = self.topics.subscribers(tid)[i] as usize;
+            if self.current == Some(key) && !self.tx.is_empty() {
+                // Keep the order of what this connection was already sent.
+                self.flush_tx(key);
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.dead
+                || conn.close_after_flush
+                || conn.lingering
+                || conn.proto.as_ref().is_none_or(|p| p.close_sent())
+            {
+                continue;
+            }
+            if conn.queue.len() > cap {
+                over.push(key);
+                continue;
+            }
+            conn.queue.push_shared(frame);
+            delivered += 1;
+            if conn.blocked {
+                continue;
+            }
+            if conn.queue.len() >= BROADCAST_FLUSH.min(cap / 2) {
+                // A burst is being published: write now rather than let a reader that keeps up
+                // run into the cap before the end of the turn.
+                match conn.queue.flush(&mut conn.socket) {
+                    Ok(true) => {}
+                    Ok(false) => conn.blocked = true,
+                    Err(_) => {
+                        self.kill(key);
+                        continue;
+                    }
+                }
+            }
+            if !conn.dirty && !conn.queue.is_empty() && !conn.blocked {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+        for key in over {
+            let _ = self.over_cap(key);
+        }
+        self.stats.deliveries += delivered as u64;
+        self.stats.messages_out += delivered as u64;
+        self.stats.bytes_out += delivered as u64 * payload_len(frame) as u64;
+        delivered
+    }
+
+    /// Writes the queues that broadcasts filled during this loop turn.
+    fn flush_dirty(&mut self) {
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.dead || conn.blocked || conn.queue.is_empty() {
+                continue;
+            }
+            match conn.queue.flush(&mut conn.socket) {
+                Ok(true) => self.after_io(key),
+                Ok(false) => conn.blocked = true,
+                Err(_) => self.kill(key),
+            }
+        }
     }
 
     pub(crate) fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
 
 /// The most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
@@ -17,12 +18,15 @@ const COALESCE: usize = 16 << 10;
 #[derive(Debug)]
 enum Chunk {
     Owned(Vec<u8>),
+    /// A frame encoded once and queued for many connections.
+    Shared(Arc<[u8]>),
 }
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Owned(v) => v,
+            Self::Shared(a) => a,
         }
     }
 }
@@ -58,6 +62,15 @@ impl WriteQueue {
             return;
         }
         self.chunks.push_back(Chunk::Owned(bytes.to_vec()));
+    }
+
+    /// Appends a shared buffer without copying it.
+    pub(crate) fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Shared(Arc::clone(bytes)));
     }
 
     /// Writes as much as the socket takes. Returns `Ok(true)` when the queue is empty.
@@ -144,11 +157,11 @@ mod tests {
     }
 
     #[test]
-    fn partial_writes_keep_order_across_chunks() {
+    fn partial_writes_keep_order_across_owned_and_shared_chunks() {
         let mut q = WriteQueue::default();
         q.push_copy(b"hello ");
         q.push_copy(&[b'x'; 20000]);
-        q.push_copy(b"shared ");
+        q.push_shared(&Arc::from(&b"shared "[..]));
         q.push_copy(b"world");
         assert_eq!(q.len(), 20018);
         let mut w = Trickle {
