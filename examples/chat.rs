@@ -1,0 +1,49 @@
+//! Chat rooms: `cargo run --release --example chat [-- --addr 127.0.0.1:9003 --redis redis://127.0.0.1:6379]`,
+//! then open http://127.0.0.1:9003/ in two windows.
+//!
+//! A client joins the room named by its URL path (`/chat/ROOM`); every message reaches every member
+//! of the room. With `--redis`, several chat processes (nodes) share their rooms through Redis.
+
+use c10k::apps::Chat;
+use c10k::{Server, ServerConfig};
+
+fn main() {
+    let mut addr = "127.0.0.1:9003".to_owned();
+    let mut redis: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--addr", Some(v)) => addr = v,
+            ("--redis", Some(v)) => redis = Some(v),
+            _ => {
+                eprintln!("usage: chat [--addr HOST:PORT] [--redis redis://HOST:PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let mut config = ServerConfig {
+        addr: addr.parse().unwrap_or_else(|e| {
+            eprintln!("chat: --addr: {e}");
+            std::process::exit(2)
+        }),
+        ..ServerConfig::default()
+    };
+    if let Some(url) = redis {
+        match c10k::topics::redis::RedisBridge::new(&url, c10k::topics::redis::DEFAULT_PREFIX) {
+            Ok(b) => config.bridge = Some(b),
+            Err(e) => {
+                eprintln!("chat: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let server = Server::bind(config, |_| Chat).unwrap_or_else(|e| {
+        eprintln!("chat: cannot listen on {addr}: {e}");
+        std::process::exit(1)
+    });
+    println!("chat on http://{}/", server.local_addr());
+    if let Err(e) = server.run() {
+        eprintln!("chat: {e}");
+        std::process::exit(1);
+    }
+}
