@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,18 @@ pub(super) struct Shared {
     pub target: String,
     /// Met by every thread and the coordinator once all connections are open.
     pub connected: Barrier,
+    /// Met by every thread and the coordinator when the load may start (after the gate of a
+    /// coordinated run).
+    pub go: Barrier,
+    /// A coordinated run: nothing closes on purpose before `released` (testecho holds finished
+    /// clients), and the "clients are connected!" line is the coordinator's.
+    pub coordinated: bool,
+    /// Set once the coordinator's gate has returned (testecho).
+    pub released: AtomicBool,
+    /// The coordinator is gone: close everything and stop.
+    pub abort: AtomicBool,
+    /// Clients that are open or failed before opening (testecho waits for all of them).
+    pub settled: AtomicUsize,
     /// Connections open right now, over all threads (testecho).
     pub open_now: AtomicUsize,
     /// The most connections open at once.
@@ -127,6 +139,9 @@ pub(super) struct Driver {
     next_send: Option<Instant>,
     interval: Duration,
     rr: usize,
+    /// testecho, coordinated: clients done with their rounds, held open until the release, as
+    /// (key, client index) so that a slot reused meanwhile is not closed by mistake.
+    parked: Vec<(usize, usize)>,
 }
 
 const MAX_PENDING_CONNECTS: usize = 512;
@@ -164,6 +179,7 @@ impl Driver {
             next_send: None,
             interval: Duration::ZERO,
             rr: 0,
+            parked: Vec::new(),
         })
     }
 
@@ -208,8 +224,9 @@ impl Driver {
             self.result.errors += 1;
         }
         self.shared.connected.wait();
+        self.shared.go.wait();
         let t0 = Instant::now();
-        if opts.scenario == Scenario::Connect {
+        if opts.scenario == Scenario::Connect || self.shared.abort.load(Ordering::Acquire) {
             self.close_all();
             return;
         }
@@ -280,6 +297,18 @@ impl Driver {
         self.sending = true;
         self.window = Some((start, hard_end));
         loop {
+            if self.shared.abort.load(Ordering::Acquire) {
+                self.to_open.clear();
+                self.close_all();
+                break;
+            }
+            if !self.parked.is_empty() && self.shared.released.load(Ordering::Acquire) {
+                for (key, index) in std::mem::take(&mut self.parked) {
+                    if self.conns.get(key).is_some_and(|c| c.index == index) {
+                        self.close(key);
+                    }
+                }
+            }
             let now = Instant::now();
             // Open the clients whose time on the ramp has come.
             while let Some(&i) = self.to_open.front() {
@@ -354,13 +383,14 @@ impl Driver {
             Ok(s) => s,
             Err(e) => {
                 let hint = if e.raw_os_error() == Some(libc::EMFILE) {
-                    " (out of file descriptors: split the run over processes)"
+                    " (out of file descriptors: spread the run with --processes)"
                 } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
                     " (out of ephemeral ports: add --source addresses)"
                 } else {
                     ""
                 };
                 self.error(format!("connect: {e}{hint}"));
+                self.shared.settled.fetch_add(1, Ordering::Release);
                 return false;
             }
         };
@@ -371,6 +401,7 @@ impl Driver {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             self.error(format!("register: {e}"));
+            self.shared.settled.fetch_add(1, Ordering::Release);
             return false;
         }
         entry.insert(Client {
@@ -569,9 +600,10 @@ impl Driver {
         self.result.connected += 1;
         let open = self.shared.open_now.fetch_add(1, Ordering::Relaxed) + 1;
         let before = self.shared.peak.fetch_max(open, Ordering::Relaxed);
+        self.shared.settled.fetch_add(1, Ordering::Release);
         let opts = &self.shared.opts;
         if opts.scenario == Scenario::TestEcho {
-            if before < opts.connections && open == opts.connections {
+            if !self.shared.coordinated && before < opts.connections && open == opts.connections {
                 println!("{} clients are connected!", opts.connections);
             }
             self.wakeups.push(Reverse((now + opts.delay, key)));
@@ -631,7 +663,12 @@ impl Driver {
                 c.rounds_left = c.rounds_left.saturating_sub(1);
                 if c.rounds_left == 0 {
                     self.result.completed_clients += 1;
-                    self.close(key);
+                    if self.shared.coordinated && !self.shared.released.load(Ordering::Acquire) {
+                        let index = c.index;
+                        self.parked.push((key, index));
+                    } else {
+                        self.close(key);
+                    }
                 } else {
                     self.wakeups.push(Reverse((now + opts.delay, key)));
                 }
@@ -739,6 +776,9 @@ impl Driver {
     /// Removes a connection that failed, and counts the error.
     fn fail(&mut self, key: usize, what: String) {
         if let Some(c) = self.conns.get(key) {
+            if matches!(c.phase, Phase::Connecting | Phase::Handshaking) {
+                self.shared.settled.fetch_add(1, Ordering::Release);
+            }
             let label = format!("client {} (thread {}): {what}", c.index, self.thread);
             self.error(label);
         }

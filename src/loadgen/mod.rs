@@ -17,13 +17,19 @@
 //!
 //! With the server's pid, the server's CPU time over the measured window gives the CPU cost per
 //! message, the figure that ranks servers when the generator, not the server, saturates first.
+//! The pid may be a supervisor's (`c10k serve --processes P`): its workers are measured with it.
+//!
+//! One process may hold only so many file descriptors, so a large run is spread over several
+//! processes by [`run_processes`] (`c10k bench --processes P`); see [`multi`] for the protocol
+//! that keeps their measured windows together and their figures exact.
 
 mod driver;
+pub mod multi;
 pub mod procfs;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,8 @@ use hdrhistogram::Histogram;
 
 use crate::client::WsUrl;
 use crate::engine::sys;
+
+pub use multi::run_processes;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +221,11 @@ pub struct Report {
     pub server_bytes_per_connection: Option<f64>,
     /// Which side saturated: "server", "generator" or "neither".
     pub saturated: &'static str,
+    /// The round-trip latency histogram's recorded buckets: (highest value of the bucket in
+    /// nanoseconds, count), ascending. Enough to merge runs into exact percentiles.
+    pub latency_hist: Vec<(u64, u64)>,
+    /// The handshake latency histogram's recorded buckets, like `latency_hist`.
+    pub handshake_hist: Vec<(u64, u64)>,
 }
 
 impl Report {
@@ -295,6 +308,20 @@ impl Report {
         s
     }
 
+    /// The report as one JSON object, with the recorded histogram buckets (`latency_hist` and
+    /// `handshake_hist`, arrays of `[value_ns, count]`) that a coordinator merges.
+    pub fn json_with_histograms(&self) -> String {
+        let mut s = self.json();
+        s.pop();
+        let _ = write!(
+            s,
+            ",\"latency_hist\":{},\"handshake_hist\":{}}}",
+            buckets_json(&self.latency_hist),
+            buckets_json(&self.handshake_hist)
+        );
+        s
+    }
+
     /// The report as one JSON object.
     pub fn json(&self) -> String {
         fn pct(p: &Percentiles) -> String {
@@ -350,6 +377,44 @@ impl Report {
     }
 }
 
+fn buckets_json(buckets: &[(u64, u64)]) -> String {
+    let mut s = String::with_capacity(buckets.len() * 16 + 2);
+    s.push('[');
+    for (i, (v, n)) in buckets.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "[{v},{n}]");
+    }
+    s.push(']');
+    s
+}
+
+/// The histogram every latency is recorded in: 1 ns to 100 s, three significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("constant bounds that the constructor accepts")
+}
+
+/// A histogram's recorded buckets as (highest equivalent value, count), ascending.
+///
+/// Recording each pair back into a histogram of the same bounds and precision ([`add_buckets`])
+/// puts every count in the bucket it came from, so the percentiles of merged buckets are exactly
+/// those of the merged histograms.
+pub fn histogram_buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+/// Records buckets from [`histogram_buckets`] into `h`.
+pub fn add_buckets(h: &mut Histogram<u64>, buckets: &[(u64, u64)]) -> Result<(), String> {
+    for &(value, count) in buckets {
+        h.record_n(value, count)
+            .map_err(|e| format!("histogram bucket {value} out of range: {e:?}"))?;
+    }
+    Ok(())
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
@@ -384,20 +449,31 @@ fn json_string(s: &str) -> String {
 /// How many file descriptors a run of `connections` needs beyond the connections themselves.
 const FD_MARGIN: u64 = 64;
 
+/// The descriptor limit of this process, raised to the hard limit where allowed.
+fn fd_limit() -> u64 {
+    sys::raise_fd_limit()
+        .or_else(|_| sys::fd_limits().map(|(s, _)| s))
+        .unwrap_or(1024)
+}
+
+/// The most connections one process may open, within its descriptor limit.
+pub fn max_connections_per_process() -> usize {
+    usize::try_from(fd_limit().saturating_sub(FD_MARGIN).max(1)).unwrap_or(usize::MAX)
+}
+
 /// Checks that this process may open `connections` sockets, with an explanation if not.
 pub fn check_fd_limit(connections: usize) -> Result<(), String> {
-    let soft = sys::raise_fd_limit()
-        .or_else(|_| sys::fd_limits().map(|(s, _)| s))
-        .unwrap_or(1024);
+    let soft = fd_limit();
     let need = connections as u64 + FD_MARGIN;
     if need > soft {
         let per = soft.saturating_sub(FD_MARGIN).max(1);
         let procs = (connections as u64).div_ceil(per);
         return Err(format!(
             "{connections} connections need about {need} file descriptors, but this process may open at most \
-             {soft} (ulimit -n; the hard limit cannot be raised from here). Split the run over {procs} or more \
-             processes of at most {per} connections each (for example {procs} `c10k bench` commands with \
-             --connections {} each, each with its own --source address such as 127.0.0.2, 127.0.0.3, ...)",
+             {soft} (ulimit -n; the hard limit cannot be raised from here). Spread the run over {procs} or more \
+             processes with `--processes {procs}` (each process then opens about {} connections, from its own \
+             source address 127.0.0.2, 127.0.0.3, ... unless --source is given); the server may need \
+             `c10k serve --processes` too",
             (connections as u64).div_ceil(procs)
         ));
     }
@@ -406,6 +482,92 @@ pub fn check_fd_limit(connections: usize) -> Result<(), String> {
 
 /// Runs a scenario and returns its report. Bounded in time: it returns even if the server hangs.
 pub fn run(opts: &Options) -> Result<Report, String> {
+    run_inner(opts, None)
+}
+
+/// Runs a scenario as one process of several ([`run_processes`]): once every connection is open
+/// (or has failed), `gate` is called with the number open, and the run goes on (warm-up, window,
+/// testecho's last closes) only when it returns. An error from `gate` (the coordinator is gone)
+/// closes the connections and ends the run with that error.
+///
+/// While the gate is closed nothing closes a connection on purpose: testecho clients that have
+/// finished their rounds stay open until it returns, so the counts given to the gates of every
+/// process were open at the same time. The "N clients are connected!" line is the coordinator's
+/// to print.
+pub fn run_coordinated(
+    opts: &Options,
+    gate: &mut dyn FnMut(u64) -> Result<(), String>,
+) -> Result<Report, String> {
+    run_inner(opts, Some(gate))
+}
+
+/// The server's CPU time, per thread, at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCpu {
+    /// The process (tree) as a whole.
+    pub total: Option<procfs::ProcSample>,
+    /// Each thread of every process in the tree.
+    pub threads: Vec<(u32, u64)>,
+}
+
+impl ServerCpu {
+    /// Samples `pid` and its descendants (nothing without a pid).
+    pub fn sample(pid: Option<u32>) -> Self {
+        match pid {
+            Some(p) => Self {
+                total: procfs::sample(Some(p)),
+                threads: procfs::thread_cpu(Some(p)),
+            },
+            None => Self::default(),
+        }
+    }
+}
+
+impl Report {
+    /// Fills the server's CPU figures from samples taken at the start and the end of a window
+    /// of `secs` seconds, and says which side saturated. Needs `messages`, `generator_cores` and
+    /// `threads` to be set.
+    pub fn set_server_cpu(&mut self, start: &ServerCpu, end: &ServerCpu, secs: f64) {
+        let (Some(a), Some(b)) = (start.total, end.total) else {
+            return;
+        };
+        let secs = secs.max(1e-9);
+        let used = b.cpu_us.saturating_sub(a.cpu_us);
+        self.server_cpu_us = Some(used);
+        self.server_cores = Some(used as f64 / 1e6 / secs);
+        if self.messages > 0 {
+            self.server_cpu_us_per_msg = Some(used as f64 / self.messages as f64);
+        }
+        let busiest = end
+            .threads
+            .iter()
+            .map(|(tid, cpu)| {
+                let before = start
+                    .threads
+                    .iter()
+                    .find(|(t, _)| t == tid)
+                    .map_or(0, |(_, c)| *c);
+                cpu.saturating_sub(before)
+            })
+            .max()
+            .unwrap_or(0);
+        let busiest = busiest as f64 / 1e6 / secs;
+        self.server_busiest_thread = Some(busiest);
+        let gen_per_thread = self.generator_cores / self.threads.max(1) as f64;
+        self.saturated = if busiest >= 0.9 {
+            "server"
+        } else if gen_per_thread >= 0.9 {
+            "generator"
+        } else {
+            "neither"
+        };
+    }
+}
+
+fn run_inner(
+    opts: &Options,
+    mut gate: Option<&mut dyn FnMut(u64) -> Result<(), String>>,
+) -> Result<Report, String> {
     let url = WsUrl::parse(&opts.url).map_err(|e| e.to_string())?;
     let addr = url.socket_addr().map_err(|e| e.to_string())?;
     check_fd_limit(opts.connections)?;
@@ -419,6 +581,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         host: url.host_header(),
         target: url.target.clone(),
         connected: Barrier::new(threads + 1),
+        go: Barrier::new(threads + 1),
+        coordinated: gate.is_some(),
+        released: AtomicBool::new(false),
+        abort: AtomicBool::new(false),
+        settled: AtomicUsize::new(0),
         open_now: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
     });
@@ -449,34 +616,54 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         saturated: "neither",
         ..Report::default()
     };
-    let (mut cpu_start, mut cpu_end, mut self_start, mut self_end) = (None, None, None, None);
+    let (mut cpu_start, mut cpu_end) = (ServerCpu::default(), ServerCpu::default());
+    let (mut self_start, mut self_end) = (None, None);
     let mut window = Duration::ZERO;
-    let mut threads_start = Vec::new();
-    if opts.scenario != Scenario::TestEcho {
+    let mut gate_error = None;
+    if opts.scenario == Scenario::TestEcho {
+        if let Some(gate) = gate.as_mut() {
+            // Wait until every client is open or has failed; finished clients are held meanwhile.
+            let deadline = started + opts.ramp + opts.connect_timeout + opts.delay * (opts.rounds + 1);
+            while shared.settled.load(Ordering::Acquire) < opts.connections
+                && !handles.iter().all(|h| h.is_finished())
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            gate_error = gate(shared.open_now.load(Ordering::Acquire) as u64).err();
+            if gate_error.is_some() {
+                shared.abort.store(true, Ordering::Release);
+            }
+            shared.released.store(true, Ordering::Release);
+        }
+    } else {
         shared.connected.wait();
-        let t0 = Instant::now();
         if opts.scenario == Scenario::Connect {
-            let elapsed = t0.duration_since(started).as_secs_f64();
-            window = t0.duration_since(started);
-            cpu_start = None;
+            window = started.elapsed();
             report.handshakes_per_s =
-                shared.peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed.max(1e-9);
-        } else {
+                shared.peak.load(Ordering::Relaxed) as f64 / window.as_secs_f64().max(1e-9);
+        }
+        if let Some(gate) = gate.as_mut() {
+            gate_error = gate(shared.open_now.load(Ordering::Acquire) as u64).err();
+            if gate_error.is_some() {
+                shared.abort.store(true, Ordering::Release);
+            }
+        }
+        // The drivers start their warm-up when they pass this barrier too.
+        shared.go.wait();
+        let t0 = Instant::now();
+        if opts.scenario != Scenario::Connect && gate_error.is_none() {
             report.server_rss_after = opts
                 .server_pid
                 .and_then(|p| procfs::sample(Some(p)))
                 .map(|s| s.rss_bytes);
             std::thread::sleep(opts.warmup.saturating_sub(t0.elapsed()));
-            cpu_start = opts.server_pid.and_then(|p| procfs::sample(Some(p)));
-            threads_start = opts
-                .server_pid
-                .map(|p| procfs::thread_cpu(Some(p)))
-                .unwrap_or_default();
+            cpu_start = ServerCpu::sample(opts.server_pid);
             self_start = procfs::sample(None);
             let w0 = Instant::now();
             std::thread::sleep((opts.warmup + opts.duration).saturating_sub(t0.elapsed()));
             window = w0.elapsed();
-            cpu_end = opts.server_pid.and_then(|p| procfs::sample(Some(p)));
+            cpu_end = ServerCpu::sample(opts.server_pid);
             self_end = procfs::sample(None);
         }
     }
@@ -484,14 +671,17 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     for h in handles {
         results.push(h.join().map_err(|_| "a load thread panicked".to_owned())?);
     }
+    if let Some(e) = gate_error {
+        return Err(e);
+    }
     if opts.scenario == Scenario::TestEcho {
         window = started.elapsed();
         self_start = self_before;
         self_end = procfs::sample(None);
     }
 
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).map_err(|e| e.to_string())?;
-    let mut hs = latency.clone();
+    let mut latency = latency_histogram();
+    let mut hs = latency_histogram();
     for r in &results {
         let _ = latency.add(&r.latency);
         let _ = hs.add(&r.handshake_latency);
@@ -508,9 +698,11 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             }
         }
     }
-    report.peak_concurrent = shared.peak.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    report.peak_concurrent = shared.peak.load(Ordering::Relaxed) as u64;
     report.latency = Percentiles::of(&latency);
     report.handshake_latency = Percentiles::of(&hs);
+    report.latency_hist = histogram_buckets(&latency);
+    report.handshake_hist = histogram_buckets(&hs);
     let secs = window.as_secs_f64().max(1e-9);
     report.window_s = window.as_secs_f64();
     if opts.scenario == Scenario::Hold {
@@ -521,49 +713,22 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     if let (Some(a), Some(b)) = (self_start, self_end) {
         report.generator_cores = (b.cpu_us.saturating_sub(a.cpu_us)) as f64 / 1e6 / secs;
     }
-    if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
-        let used = b.cpu_us.saturating_sub(a.cpu_us);
-        report.server_cpu_us = Some(used);
-        report.server_cores = Some(used as f64 / 1e6 / secs);
-        if report.messages > 0 {
-            report.server_cpu_us_per_msg = Some(used as f64 / report.messages as f64);
-        }
-        let end_threads = opts
-            .server_pid
-            .map(|p| procfs::thread_cpu(Some(p)))
-            .unwrap_or_default();
-        let busiest = end_threads
-            .iter()
-            .map(|(tid, cpu)| {
-                let before = threads_start
-                    .iter()
-                    .find(|(t, _)| t == tid)
-                    .map_or(0, |(_, c)| *c);
-                cpu.saturating_sub(before)
-            })
-            .max()
-            .unwrap_or(0);
-        report.server_busiest_thread = Some(busiest as f64 / 1e6 / secs);
-        let gen_per_thread = report.generator_cores / threads as f64;
-        report.saturated = if busiest as f64 / 1e6 / secs >= 0.9 {
-            "server"
-        } else if gen_per_thread >= 0.9 {
-            "generator"
-        } else {
-            "neither"
-        };
-    }
+    report.set_server_cpu(&cpu_start, &cpu_end, secs);
     report.server_rss_before = rss_before;
-    if opts.scenario == Scenario::Hold
-        && let (Some(b), Some(a)) = (rss_before, report.server_rss_after)
-        && report.connected > 0
-    {
-        report.server_bytes_per_connection = Some((a as f64 - b as f64) / report.connected as f64);
-    }
-    if opts.scenario == Scenario::Hold {
-        std::hint::black_box(&cpu_start);
-    }
+    report.set_bytes_per_connection();
     Ok(report)
+}
+
+impl Report {
+    /// Server memory per connection (hold), from the RSS before and after the connections opened.
+    fn set_bytes_per_connection(&mut self) {
+        if self.scenario == Scenario::Hold.name()
+            && let (Some(b), Some(a)) = (self.server_rss_before, self.server_rss_after)
+            && self.connected > 0
+        {
+            self.server_bytes_per_connection = Some((a as f64 - b as f64) / self.connected as f64);
+        }
+    }
 }
 
 /// Parses source addresses given as a list of (comma-separated) IP addresses.

@@ -1,5 +1,7 @@
-//! `c10k bench`: the load generator.
+//! `c10k bench`: the load generator, in this process or spread over several (`--processes`).
 
+use std::io::{BufRead, Write};
+use std::process::Command;
 use std::time::Duration;
 
 use c10k::loadgen::{self, Options, Scenario};
@@ -61,6 +63,17 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Spread the run over this many processes (connections split evenly; without --source,
+    /// process i connects from 127.0.0.(2+i)), for more connections than one process may open.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=253))]
+    processes: u32,
+    /// Internal (one process of a --processes run): print `connected K` once every connection
+    /// is open, then wait for a line on stdin before going on.
+    #[arg(long, hide = true)]
+    coordinated: bool,
+    /// Internal: include the recorded histogram buckets in the JSON report.
+    #[arg(long, hide = true)]
+    json_histograms: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,8 +120,16 @@ pub fn run(args: Args) -> Result<(), String> {
         rounds: args.rounds,
         connect_timeout: args.connect_timeout,
     };
-    let report = loadgen::run(&opts)?;
-    if args.json {
+    let report = if args.processes > 1 {
+        loadgen::run_processes(&opts, args.processes as usize, &mut child_command)?
+    } else if args.coordinated {
+        loadgen::run_coordinated(&opts, &mut wait_for_go)?
+    } else {
+        loadgen::run(&opts)?
+    };
+    if args.json_histograms {
+        println!("{}", report.json_with_histograms());
+    } else if args.json {
         println!("{}", report.json());
     } else {
         print!("{}", report.table());
@@ -121,4 +142,60 @@ pub fn run(args: Args) -> Result<(), String> {
             report.errors, report.wrong_echoes
         ))
     }
+}
+
+/// The gate of a coordinated process: say how many connections are open, wait for the go.
+fn wait_for_go(open: u64) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "connected {open}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot reach the coordinator: {e}"))?;
+    drop(out);
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 && line.trim() == "go" => Ok(()),
+        Ok(_) => Err("the coordinator went away before the go".to_owned()),
+        Err(e) => Err(format!("cannot read the go: {e}")),
+    }
+}
+
+/// The command line of one process of a `--processes` run: this program, `bench`, and the
+/// child's options. Every field of [`Options`] but the server's pid (the coordinator measures the
+/// server itself) is forwarded here: a new option must be added here too.
+fn child_command(_process: usize, o: &Options) -> Command {
+    let secs = |d: Duration| format!("{}s", d.as_secs_f64());
+    let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "c10k".into()));
+    match log::max_level() {
+        log::LevelFilter::Off | log::LevelFilter::Error | log::LevelFilter::Warn => {
+            cmd.arg("-q");
+        }
+        log::LevelFilter::Info => {}
+        log::LevelFilter::Debug => {
+            cmd.arg("-v");
+        }
+        log::LevelFilter::Trace => {
+            cmd.arg("-vv");
+        }
+    }
+    cmd.args(["bench", o.scenario.name(), "--url", &o.url])
+        .args(["--connections", &o.connections.to_string()])
+        .args(["--payload", &o.payload.to_string()])
+        .args(["--in-flight", &o.in_flight.to_string()])
+        .args(["--duration", &secs(o.duration)])
+        .args(["--warmup", &secs(o.warmup)])
+        .args(["--rate", &o.rate.to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .args(["--ramp", &secs(o.ramp)])
+        .args(["--delay", &secs(o.delay)])
+        .args(["--rounds", &o.rounds.to_string()])
+        .args(["--connect-timeout", &secs(o.connect_timeout)])
+        .args(["--coordinated", "--json-histograms"]);
+    if o.binary {
+        cmd.arg("--binary");
+    }
+    if !o.sources.is_empty() {
+        let list: Vec<String> = o.sources.iter().map(ToString::to_string).collect();
+        cmd.args(["--source", &list.join(",")]);
+    }
+    cmd
 }

@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod logger;
 mod serve;
+mod supervisor;
 
 use clap::{Parser, Subcommand};
 

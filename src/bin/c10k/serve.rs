@@ -7,6 +7,8 @@ use c10k::engine::sys;
 use c10k::{Backpressure, Server, ServerConfig, apps};
 use clap::ValueEnum;
 
+use crate::supervisor;
+
 /// Options of `c10k serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,6 +60,13 @@ pub struct Args {
     /// Do not answer pings automatically.
     #[arg(long)]
     no_auto_pong: bool,
+    /// Run this many worker processes on the address (each with --shards shards), under a
+    /// supervisor that restarts them: more connections than one process may hold descriptors for.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    processes: Option<u32>,
+    /// Internal: this process is worker I of a supervisor.
+    #[arg(long, hide = true)]
+    worker_index: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +104,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    if let Some(processes) = args.processes {
+        if args.worker_index.is_some() {
+            return Err("--processes is for the supervisor, not for a worker".to_owned());
+        }
+        if args.pin && processes > 1 {
+            log::warn!("--pin with --processes: every worker pins its shard i to CPU i");
+        }
+        return supervisor::run(supervisor::Plan {
+            processes: processes as usize,
+            addr: args.addr,
+            drain_timeout: args.drain_timeout,
+        });
+    }
+    let worker = args
+        .worker_index
+        .map_or_else(String::new, |i| format!("worker {i}: "));
     match sys::raise_fd_limit() {
         Ok(n) => log::debug!("file descriptor limit: {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
@@ -158,7 +183,7 @@ pub fn run(args: Args) -> Result<(), String> {
     server.run().map_err(|e| e.to_string())?;
     let stats = handle.stats();
     log::info!(
-        "stopped: {} accepted, {} handshakes, {} messages in, {} out",
+        "{worker}stopped: {} accepted, {} handshakes, {} messages in, {} out",
         stats.accepted,
         stats.handshakes,
         stats.messages_in,

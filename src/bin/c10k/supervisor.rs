@@ -1,0 +1,498 @@
+//! `c10k serve --processes P`: a supervisor that runs P worker processes on one address.
+//!
+//! One process may hold only so many file descriptors; P processes hold P times as many. Each
+//! worker is this program run again (never a `fork` of this threaded process) with the same
+//! arguments minus `--processes`, the concrete `--addr`, and the hidden `--worker-index I`; it
+//! also finds I in the environment as `C10K_WORKER`. Every worker binds the address with
+//! SO_REUSEPORT, as the shards of one process already do, so the kernel spreads connections over
+//! all the shards of all the workers.
+//!
+//! The protocol between the supervisor and a worker is the worker's life and its stdout:
+//!
+//! - With port 0, the supervisor first binds a socket to learn a free port, closes it, and hands
+//!   the concrete address to every worker (another program could take the port in between; the
+//!   workers then fail to bind and the supervisor gives up).
+//! - A worker is ready when it prints its `c10k listening on ws://...` line. Once all are, the
+//!   supervisor prints one line of the same shape, `c10k listening on ws://ADDR/ (P processes x N
+//!   shards, mode ...)`. A worker that exits before that ends the start-up with an error: a
+//!   worker that cannot start once will not start on a retry.
+//! - SIGINT or SIGTERM is forwarded to every worker, which drains gracefully; the supervisor waits
+//!   for them (at most the drain timeout plus a grace period, then SIGKILL) and exits 0 when all
+//!   exited cleanly. A second SIGINT or SIGTERM kills the workers and exits at once (130).
+//! - A worker that dies otherwise is restarted after a back-off, 0.5 s doubling up to 30 s (back
+//!   to 0.5 s once a worker has run for a minute). More than 5 deaths within 60 s mean something
+//!   is wrong that restarting will not fix: the supervisor stops the others and exits non-zero.
+//!
+//! Workers run in their own process group, so a Ctrl-C at a terminal reaches the supervisor only
+//! (and is forwarded once), and they get SIGTERM from the kernel if the supervisor itself dies.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+
+/// First pause before restarting a worker that died.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest pause before a restart.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A worker that ran this long starts over at [`BACKOFF_START`] when it dies.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// More deaths than this within [`DEATH_WINDOW`] and the supervisor gives up.
+const MAX_DEATHS: usize = 5;
+/// The window over which deaths are counted.
+const DEATH_WINDOW: Duration = Duration::from_secs(60);
+/// Time allowed for every worker to say it is listening.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed beyond the drain timeout for workers to exit after SIGTERM.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Longest sleep of the supervisor's loop (it wakes earlier for any event).
+const TICK: Duration = Duration::from_secs(1);
+
+/// What the supervisor needs to know.
+#[derive(Debug)]
+pub struct Plan {
+    /// Number of workers.
+    pub processes: usize,
+    /// The address every worker listens on (port 0: a free one, chosen here).
+    pub addr: SocketAddr,
+    /// Each worker's drain timeout, to bound the wait for them.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// A line from a worker's stdout (worker, generation, line).
+    Line(usize, u64, String),
+    Signal(i32),
+}
+
+#[derive(Debug)]
+struct Worker {
+    index: usize,
+    child: Option<Child>,
+    generation: u64,
+    started: Instant,
+    ready: bool,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+}
+
+impl Worker {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+struct Supervisor {
+    plan: Plan,
+    exe: std::path::PathBuf,
+    args: Vec<OsString>,
+    workers: Vec<Worker>,
+    tx: mpsc::Sender<Event>,
+    rx: mpsc::Receiver<Event>,
+    deaths: VecDeque<Instant>,
+}
+
+/// Runs the supervisor until a signal stops it (Ok) or the workers keep dying (Err).
+pub fn run(mut plan: Plan) -> Result<(), String> {
+    if plan.addr.port() == 0 {
+        let probe = std::net::TcpListener::bind(plan.addr)
+            .map_err(|e| format!("cannot find a free port on {}: {e}", plan.addr))?;
+        plan.addr = probe.local_addr().map_err(|e| e.to_string())?;
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut args = worker_args(std::env::args_os().skip(1).collect());
+    args.extend(["--addr".into(), plan.addr.to_string().into()]);
+    let (tx, rx) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let on_signal = tx.clone();
+    std::thread::Builder::new()
+        .name("c10k-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if on_signal.send(Event::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    let workers = (0..plan.processes)
+        .map(|index| Worker {
+            index,
+            child: None,
+            generation: 0,
+            started: Instant::now(),
+            ready: false,
+            backoff: BACKOFF_START,
+            restart_at: None,
+        })
+        .collect();
+    let mut sup = Supervisor {
+        plan,
+        exe,
+        args,
+        workers,
+        tx,
+        rx,
+        deaths: VecDeque::new(),
+    };
+    for i in 0..sup.workers.len() {
+        if let Err(e) = sup.spawn(i) {
+            sup.stop_all(SIGTERM);
+            return Err(e);
+        }
+    }
+    sup.start_up()?;
+    sup.supervise()
+}
+
+/// The supervisor's own arguments made into a worker's: without `--processes` and `--addr` (the
+/// caller appends the concrete address).
+fn worker_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.drain(..);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--processes" || s == "--addr" {
+            it.next();
+        } else if !(s.starts_with("--processes=") || s.starts_with("--addr=")) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+impl Supervisor {
+    /// Starts worker `i` (again).
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let supervisor = std::process::id();
+        let w = &mut self.workers[i];
+        w.generation += 1;
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(&self.args)
+            .args(["--worker-index", &i.to_string()])
+            .env("C10K_WORKER", i.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: prctl and getppid are plain system calls that
+        // touch no lock and allocate nothing (the error is built from a raw errno, which does not
+        // allocate either).
+        unsafe {
+            cmd.pre_exec(move || {
+                // The parent-death signal fires when the thread that forked exits: workers are
+                // only ever started from the supervisor's main thread, which lives until the end.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != supervisor {
+                    // The supervisor died before the signal was armed.
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        let generation = w.generation;
+        if let Some(out) = child.stdout.take() {
+            let tx = self.tx.clone();
+            std::thread::Builder::new()
+                .name(format!("c10k-worker-{i}"))
+                .spawn(move || {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(Event::Line(i, generation, line)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start a thread for worker {i}: {e}"))?;
+        }
+        log::debug!("worker {i} started (pid {})", child.id());
+        w.child = Some(child);
+        w.started = Instant::now();
+        w.ready = false;
+        w.restart_at = None;
+        Ok(())
+    }
+
+    /// Waits until every worker listens, then prints the one line scripts wait for.
+    fn start_up(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut first_line = None;
+        while !self.workers.iter().all(|w| w.ready) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.stop_all(SIGTERM);
+                return Err(format!(
+                    "the workers did not all start listening within {} s",
+                    STARTUP_TIMEOUT.as_secs()
+                ));
+            }
+            match self.rx.recv_timeout(left.min(TICK)) {
+                Ok(Event::Line(i, generation, line)) => {
+                    if generation == self.workers[i].generation && is_listening(&line) {
+                        self.workers[i].ready = true;
+                        first_line.get_or_insert(line);
+                    } else {
+                        say(&line);
+                    }
+                }
+                Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Event::Signal(sig)) => return self.shut_down(sig),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
+            }
+            if let Some((i, status)) = self.reap().into_iter().next() {
+                self.stop_all(SIGTERM);
+                return Err(format!("worker {i} {} during start-up", describe(status)));
+            }
+        }
+        let line = first_line.unwrap_or_default();
+        let p = self.workers.len();
+        let procs = format!("{p} process{} x ", if p == 1 { "" } else { "es" });
+        match line.find('(') {
+            Some(at) => say(&format!("{}({procs}{}", &line[..at], &line[at + 1..])),
+            None => say(&format!(
+                "c10k listening on ws://{}/ ({procs}workers)",
+                self.plan.addr
+            )),
+        }
+        Ok(())
+    }
+
+    /// Restarts workers that die until a signal or too many deaths.
+    fn supervise(&mut self) -> Result<(), String> {
+        loop {
+            let now = Instant::now();
+            let next_restart = self.workers.iter().filter_map(|w| w.restart_at).min();
+            let wait = next_restart.map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
+            match self.rx.recv_timeout(wait) {
+                Ok(Event::Line(i, generation, line)) => {
+                    let w = &mut self.workers[i];
+                    if generation == w.generation && !w.ready && is_listening(&line) {
+                        w.ready = true;
+                        log::info!("worker {i} (pid {}) is listening again", w.pid().unwrap_or(0));
+                    } else {
+                        say(&line);
+                    }
+                }
+                Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Event::Signal(sig)) => return self.shut_down(sig),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
+            }
+            for (i, status) in self.reap() {
+                self.died(i, status)?;
+            }
+            let now = Instant::now();
+            for i in 0..self.workers.len() {
+                if self.workers[i].restart_at.is_some_and(|t| t <= now)
+                    && let Err(e) = self.spawn(i)
+                {
+                    log::error!("{e}");
+                    self.died(i, None)?;
+                }
+            }
+        }
+    }
+
+    /// Counts a worker's death and plans its restart; gives up when deaths come too often.
+    fn died(&mut self, i: usize, status: Option<ExitStatus>) -> Result<(), String> {
+        let now = Instant::now();
+        self.deaths.push_back(now);
+        while self
+            .deaths
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > DEATH_WINDOW)
+        {
+            self.deaths.pop_front();
+        }
+        let what = describe(status);
+        if self.deaths.len() > MAX_DEATHS {
+            log::error!(
+                "worker {i} {what}: {} worker deaths within {} s, giving up",
+                self.deaths.len(),
+                DEATH_WINDOW.as_secs()
+            );
+            self.stop_all(SIGTERM);
+            return Err(format!(
+                "workers keep dying ({} deaths within {} s; last: worker {i} {what})",
+                self.deaths.len(),
+                DEATH_WINDOW.as_secs()
+            ));
+        }
+        let w = &mut self.workers[i];
+        if status.is_some() && w.started.elapsed() >= STABLE_AFTER {
+            w.backoff = BACKOFF_START;
+        }
+        log::warn!(
+            "worker {i} {what}; restarting it in {:.1} s",
+            w.backoff.as_secs_f64()
+        );
+        w.restart_at = Some(now + w.backoff);
+        w.backoff = (w.backoff * 2).min(BACKOFF_MAX);
+        Ok(())
+    }
+
+    /// Collects the workers that have exited: (index, status).
+    fn reap(&mut self) -> Vec<(usize, Option<ExitStatus>)> {
+        let mut out = Vec::new();
+        for w in &mut self.workers {
+            let Some(child) = w.child.as_mut() else { continue };
+            match child.try_wait() {
+                Ok(None) => {}
+                Ok(Some(status)) => {
+                    w.child = None;
+                    out.push((w.index, Some(status)));
+                }
+                Err(e) => {
+                    log::error!("worker {}: cannot wait for it: {e}", w.index);
+                    w.child = None;
+                    out.push((w.index, None));
+                }
+            }
+        }
+        out
+    }
+
+    /// Forwards `sig` to every worker, waits for them to drain and exit, and says how it went.
+    fn shut_down(&mut self, sig: i32) -> Result<(), String> {
+        log::info!(
+            "signal {sig}: stopping {} workers (again to exit at once)",
+            self.live()
+        );
+        let clean = self.stop_all(sig);
+        if clean {
+            Ok(())
+        } else {
+            Err("not every worker exited cleanly".to_owned())
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.workers.iter().filter(|w| w.child.is_some()).count()
+    }
+
+    /// Sends `sig` to every live worker and waits for all of them (a second SIGINT or SIGTERM
+    /// kills them and exits at once; past the drain timeout and a grace period, SIGKILL).
+    /// Returns whether every worker exited with status 0.
+    fn stop_all(&mut self, sig: i32) -> bool {
+        for w in &mut self.workers {
+            w.restart_at = None;
+            if let Some(pid) = w.pid() {
+                signal(pid, sig);
+            }
+        }
+        let deadline = Instant::now() + self.plan.drain_timeout + EXIT_GRACE;
+        let mut clean = true;
+        while self.live() > 0 {
+            for (i, status) in self.reap() {
+                match status {
+                    Some(s) if s.success() => log::debug!("worker {i} exited"),
+                    other => {
+                        clean = false;
+                        log::warn!("worker {i} {}", describe(other));
+                    }
+                }
+            }
+            if self.live() == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!("workers still running after the drain timeout: killing them");
+                self.kill_all();
+                return false;
+            }
+            match self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(Event::Signal(SIGINT | SIGTERM)) => {
+                    log::warn!("signal again: killing the workers");
+                    self.kill_all();
+                    std::process::exit(130);
+                }
+                Ok(Event::Line(_, _, line)) => say(&line),
+                Ok(Event::Signal(_)) | Err(_) => {}
+            }
+        }
+        clean
+    }
+
+    fn kill_all(&mut self) {
+        for w in &mut self.workers {
+            if let Some(mut child) = w.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Writes a line on stdout; a reader that went away is not a reason to stop serving.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// How a worker ended, for the logs.
+fn describe(status: Option<ExitStatus>) -> String {
+    status.map_or("could not be started or waited for".to_owned(), |s| {
+        format!("exited ({s})")
+    })
+}
+
+fn is_listening(line: &str) -> bool {
+    line.starts_with("c10k listening on ws://")
+}
+
+/// Sends `sig` to a worker that has not been reaped yet (so its pid cannot belong to anyone else).
+fn signal(pid: u32, sig: i32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of this process; the pid is
+    // a child that has not been waited for, so it still names that child.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc != 0 {
+        log::debug!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[OsString]) -> Vec<String> {
+        v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn worker_args_drop_processes_and_addr_in_both_spellings() {
+        let args: Vec<OsString> = [
+            "-q",
+            "serve",
+            "--processes",
+            "2",
+            "--addr=127.0.0.1:0",
+            "--shards",
+            "1",
+            "--processes=3",
+            "--addr",
+            "127.0.0.1:0",
+            "--pin",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        assert_eq!(
+            strs(&worker_args(args)),
+            ["-q", "serve", "--shards", "1", "--pin"]
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! `c10k serve --processes` (a supervisor and its workers) and `c10k bench --processes` (one run
+//! spread over load processes), run as a user would run them.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use c10k::client::{Client, Received};
+
+/// A supervisor started by a test; dropping it (a test that failed) kills it and its workers, so
+/// that nothing outlives the test run.
+struct Supervisor(Child);
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            for w in children(self.0.id()) {
+                let _ = Command::new("kill").args(["-KILL", &w.to_string()]).status();
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Supervisor {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Supervisor {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Starts `c10k serve --processes 2 --shards 1` on a free port; returns the supervisor and its URL.
+fn supervisor() -> (Supervisor, String) {
+    let mut child = Supervisor(
+        Command::new(env!("CARGO_BIN_EXE_c10k"))
+            .args([
+                "-q",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--processes",
+                "2",
+                "--shards",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // Keep reading, so that the supervisor never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    assert!(line.contains("(2 processes x 1 shard, mode Echo)"), "{line:?}");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// The pids of a process's children.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out
+}
+
+/// Waits until `pid` has `n` children that satisfy `ok`, and returns them.
+fn wait_for_children(pid: u32, n: usize, ok: impl Fn(u32) -> bool) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c: Vec<u32> = children(pid).into_iter().filter(|&c| ok(c)).collect();
+        if c.len() == n {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "children of {pid}: {c:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sockets a process has open (listeners included).
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Waits for a process to exit, at most `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    // A worker is reaped by its supervisor; once that exited too, nothing is left in /proc.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// Opens `n` connections and checks one echo on each.
+fn echo_clients(url: &str, n: usize) -> Vec<Client> {
+    (0..n)
+        .map(|i| {
+            let mut c = Client::connect(url).unwrap();
+            let text = format!("hello {i}");
+            c.send_text(&text).unwrap();
+            assert_eq!(c.recv_message().unwrap(), Received::Text(text));
+            c
+        })
+        .collect()
+}
+
+fn bench(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A number field of the one-line JSON report.
+fn field(json: &str, key: &str) -> String {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    json[at + key.len() + 3..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn serve_processes_answers_echo_from_both_workers_and_drains_on_sigterm() {
+    let (mut sup, url) = supervisor();
+    let workers = wait_for_children(sup.id(), 2, |_| true);
+    let idle: Vec<usize> = workers.iter().map(|&w| sockets(w)).collect();
+    // 64 connections: SO_REUSEPORT spreads them by hash, so both workers get some.
+    let mut clients = echo_clients(&url, 64);
+    let held: Vec<usize> = workers.iter().zip(&idle).map(|(&w, &n)| sockets(w) - n).collect();
+    assert_eq!(held.iter().sum::<usize>(), 64, "{held:?}");
+    for (&w, &n) in workers.iter().zip(&held) {
+        assert!(n > 0, "worker {w} holds no connection");
+        let env = std::fs::read_to_string(format!("/proc/{w}/environ")).unwrap();
+        assert!(env.contains("C10K_WORKER="), "worker {w} has no C10K_WORKER");
+    }
+
+    signal(sup.id(), "-TERM");
+    // Each worker drains: its connections get 1001 Going Away.
+    for c in &mut clients {
+        match c.recv_message() {
+            Ok(Received::Close(code, _)) => assert_eq!(u16::from(code), 1001),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+    drop(clients);
+    let status = wait_exit(&mut sup, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exited with {status}");
+    assert!(
+        workers.iter().all(|&w| gone(w)),
+        "workers left behind: {workers:?}"
+    );
+}
+
+#[test]
+fn supervisor_restarts_a_worker_killed_with_sigkill() {
+    let (mut sup, url) = supervisor();
+    let before = wait_for_children(sup.id(), 2, |_| true);
+    signal(before[0], "-KILL");
+    // A new pid appears next to the survivor (after the first back-off, 0.5 s).
+    let after = wait_for_children(sup.id(), 2, |c| c != before[0]);
+    assert!(after.contains(&before[1]), "{before:?} -> {after:?}");
+    let new = after.into_iter().find(|&c| c != before[1]).unwrap();
+    // Once it listens again (its listener and signal pipe are its idle sockets), both answer.
+    let idle = sockets(before[1]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sockets(new) < idle {
+        assert!(Instant::now() < deadline, "the new worker {new} never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let clients = echo_clients(&url, 64);
+    assert!(sockets(new) > idle, "the new worker {new} holds no connection");
+    drop(clients);
+    signal(sup.id(), "-TERM");
+    let status = wait_exit(&mut sup, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exited with {status}");
+}
+
+#[test]
+fn supervisor_gives_up_when_workers_keep_dying() {
+    let (mut sup, _url) = supervisor();
+    let mut killed = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = sup.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after {} kills",
+            killed.len()
+        );
+        for w in children(sup.id()) {
+            if killed.insert(w) {
+                signal(w, "-KILL");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    // Five deaths within a minute are restarted; the sixth is one too many.
+    assert_eq!(killed.len(), 6, "{killed:?}");
+}
+
+#[test]
+fn supervisor_gives_up_when_a_worker_cannot_start() {
+    // A listener without SO_REUSEPORT holds the port: no worker can bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
+        .args(["serve", "--addr", &addr, "--processes", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("during start-up"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn bench_processes_holds_30000_connections_over_two_server_processes() {
+    // The scaled-down C100k: 20,000 descriptors per process at most, so neither one bench
+    // process nor one server process could hold these.
+    let (mut sup, url) = supervisor();
+    let pid = sup.id().to_string();
+    let started = Instant::now();
+    let (ok, out) = bench(&[
+        "hold",
+        "--url",
+        &url,
+        "-c",
+        "30000",
+        "--processes",
+        "2",
+        "--duration",
+        "1s",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    let took = started.elapsed();
+    assert!(ok, "{out}");
+    let json = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(field(json, "errors"), "0", "{json}");
+    assert_eq!(field(json, "connected"), "30000", "{json}");
+    assert_eq!(field(json, "peak_concurrent"), "30000", "{json}");
+    assert_eq!(field(json, "survivors"), "30000", "{json}");
+    assert_eq!(field(json, "threads"), "2", "{json}");
+    assert_ne!(field(json, "server_bytes_per_connection"), "null", "{json}");
+    eprintln!(
+        "30000 connections over 2 + 2 processes: {:.1} s in all; server memory {} bytes per connection; \
+         handshake latency {}",
+        took.as_secs_f64(),
+        field(json, "server_bytes_per_connection"),
+        &json[json.find("\"handshake_latency\"").unwrap()..][..120]
+    );
+    signal(sup.id(), "-TERM");
+    let status = wait_exit(&mut sup, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exited with {status}");
+}
+
+#[test]
+fn bench_processes_merges_echo_reports_with_exact_latency_counts() {
+    let (mut sup, url) = supervisor();
+    let pid = sup.id().to_string();
+    let (ok, out) = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "100",
+        "--processes",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    let json = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(field(json, "errors"), "0", "{json}");
+    assert_eq!(field(json, "connected"), "100", "{json}");
+    let messages = field(json, "messages");
+    assert_ne!(messages, "0", "{json}");
+    // Every echo counted in the window is a sample of the merged histogram.
+    let latency = &json[json.find("\"latency\":").unwrap()..];
+    assert_eq!(field(latency, "count"), messages, "{json}");
+    assert_ne!(field(json, "server_cpu_us_per_msg"), "null", "{json}");
+    assert!(!json.contains("latency_hist"), "{json}");
+    signal(sup.id(), "-TERM");
+    assert!(wait_exit(&mut sup, Duration::from_secs(20)).success());
+}
+
+#[test]
+fn bench_processes_testecho_says_connected_only_for_all_clients_at_once() {
+    let (mut sup, url) = supervisor();
+    let (ok, out) = bench(&[
+        "testecho",
+        "--url",
+        &url,
+        "-c",
+        "2000",
+        "--processes",
+        "2",
+        "--ramp",
+        "1s",
+        "--delay",
+        "200ms",
+    ]);
+    assert!(ok, "{out}");
+    // One line for the whole run, none from the load processes for their own share.
+    assert_eq!(out.matches("clients are connected!").count(), 1, "{out}");
+    assert!(out.contains("2000 clients are connected!"), "{out}");
+    assert!(out.contains("completed clients   2000"), "{out}");
+    assert!(out.contains("peak 2000 at once"), "{out}");
+    signal(sup.id(), "-TERM");
+    assert!(wait_exit(&mut sup, Duration::from_secs(20)).success());
+}
+
+#[test]
+fn bench_suggests_processes_past_the_descriptor_limit() {
+    // 50,000 connections do not fit in one process (20,000 descriptors at most), nor in two.
+    for extra in [&[][..], &["--processes", "2"][..]] {
+        let mut args = vec!["hold", "--url", "ws://127.0.0.1:9/", "-c", "50000"];
+        args.extend_from_slice(extra);
+        let (ok, out) = bench(&args);
+        assert!(!ok);
+        assert!(
+            out.contains("file descriptor") && out.contains("--processes 3"),
+            "{out}"
+        );
+    }
+}
