@@ -61,7 +61,7 @@ fn supervisor() -> (Supervisor, String) {
     out.read_line(&mut line).unwrap();
     // Keep reading, so that the supervisor never writes into a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    assert!(line.contains("(2 processes x 1 shard, mode Echo)"), "{line:?}");
+    assert!(line.contains("(2 processes x 1 shard, mode echo)"), "{line:?}");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("ws://"))

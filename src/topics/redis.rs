@@ -257,7 +257,20 @@ impl Publisher {
                     .arg(envelope(&self.node, *kind, payload))
                     .ignore();
             }
-            match pipe.exec(c) {
+            let mut result = pipe.exec(c);
+            if result.is_err() {
+                // The connection may just be stale (Redis restarted since the last publish): try
+                // once more on a fresh one before counting the batch as lost.
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                conn = self
+                    .client
+                    .get_connection_with_timeout(Duration::from_secs(1))
+                    .ok();
+                if let Some(c) = conn.as_mut() {
+                    result = pipe.exec(c);
+                }
+            }
+            match result {
                 Ok(()) => {
                     self.stats
                         .publishes_sent
@@ -271,9 +284,9 @@ impl Publisher {
                     self.stats
                         .publishes_lost
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     conn = None;
                     next_try = std::time::Instant::now() + backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }

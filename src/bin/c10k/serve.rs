@@ -64,6 +64,15 @@ pub struct Args {
     /// supervisor that restarts them: more connections than one process may hold descriptors for.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     processes: Option<u32>,
+    /// Share topics with other nodes through this Redis server (redis://HOST:PORT), for the
+    /// pubsub and chat modes.
+    #[cfg(feature = "redis")]
+    #[arg(long)]
+    redis: Option<String>,
+    /// Prefix of the Redis channels (channel = prefix + topic).
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value = c10k::topics::redis::DEFAULT_PREFIX)]
+    redis_prefix: String,
     /// Internal: this process is worker I of a supervisor.
     #[arg(long, hide = true)]
     worker_index: Option<u32>,
@@ -73,6 +82,10 @@ pub struct Args {
 enum Mode {
     /// Send every message back as it came.
     Echo,
+    /// Topics over a text protocol: `sub T`, `unsub T`, `pub T PAYLOAD`, `sync X`.
+    Pubsub,
+    /// Chat rooms: a client joins the room of its URL path (/chat/ROOM); its messages reach every member.
+    Chat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -145,10 +158,35 @@ pub fn run(args: Args) -> Result<(), String> {
     config.protocol.max_message_size = args.max_message;
     config.protocol.auto_pong = !args.no_auto_pong;
     config.head_limits.max_bytes = args.max_head;
-    let server = match args.mode {
-        Mode::Echo => Server::bind(config, |_| apps::Echo),
+    #[cfg(feature = "redis")]
+    if let Some(url) = args.redis.as_deref() {
+        if args.mode == Mode::Echo {
+            return Err("--redis shares topics: use it with --mode pubsub or --mode chat".to_owned());
+        }
+        config.bridge = Some(c10k::topics::redis::RedisBridge::new(url, &args.redis_prefix)?);
     }
-    .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
+    match args.mode {
+        Mode::Echo => serve(
+            Server::bind(config, |_| apps::Echo).map_err(bind_error)?,
+            &args,
+            &worker,
+        ),
+        Mode::Pubsub => serve(
+            Server::bind(config, |_| apps::PubSub).map_err(bind_error)?,
+            &args,
+            &worker,
+        ),
+        Mode::Chat => serve(
+            Server::bind(config, |_| apps::Chat).map_err(bind_error)?,
+            &args,
+            &worker,
+        ),
+    }
+}
+
+/// Runs a bound server until a signal drains it.
+fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Result<(), String> {
     let handle = server.handle();
     let shards = handle.shards();
     let signals =
@@ -173,11 +211,13 @@ pub fn run(args: Args) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     println!(
-        "c10k listening on ws://{}/ ({} shard{}, mode {:?}); open http://{}/ in a browser",
+        "c10k listening on ws://{}/ ({} shard{}, mode {}); open http://{}/ in a browser",
         handle.local_addr(),
         shards,
         if shards == 1 { "" } else { "s" },
-        args.mode,
+        args.mode
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned()),
         handle.local_addr()
     );
     server.run().map_err(|e| e.to_string())?;
