@@ -124,3 +124,44 @@ fn bench_explains_the_file_descriptor_limit() {
         "{out}"
     );
 }
+
+#[test]
+fn fanout_scenario_delivers_every_message_to_every_subscriber() {
+    let (server, url) = serve(&["--mode", "pubsub", "--shards", "2"]);
+    let pid = server.id().to_string();
+    let (ok, out) = bench(&[
+        "fanout",
+        "--url",
+        &url,
+        "-c",
+        "201",
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    let json = out.lines().find(|l| l.starts_with('{')).unwrap();
+    assert!(json.contains("\"scenario\":\"fanout\""), "{json}");
+    assert!(json.contains("\"errors\":0,"), "{json}");
+    // Every subscriber got every message published in the window: about 200 x 200.
+    let messages: u64 = json
+        .split("\"messages\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (30_000..=41_000).contains(&messages),
+        "{messages} deliveries: {json}"
+    );
+    stop(server);
+}

@@ -17,7 +17,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::{Options, Scenario};
+use super::{FanoutProtocol, Options, Scenario};
 use crate::engine::sys;
 use crate::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
 use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
@@ -47,6 +47,10 @@ pub(super) struct Shared {
     pub open_now: AtomicUsize,
     /// The most connections open at once.
     pub peak: AtomicUsize,
+    /// The clock of fan-out timestamps (publish times travel inside the messages).
+    pub epoch: Instant,
+    /// fanout: messages published, once the publisher has stopped (u64::MAX before).
+    pub published: std::sync::atomic::AtomicU64,
 }
 
 /// What a thread measured.
@@ -89,6 +93,8 @@ struct Client {
     next_seq: u64,
     recv_seq: u64,
     rounds_left: u32,
+    /// fanout: the subscription is in place (the server answered its sync).
+    subscribed: bool,
 }
 
 /// A fast generator for masking keys and handshake keys: xorshift64*. Not cryptographic; a load
@@ -103,6 +109,21 @@ impl FastRng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
+
+/// A fan-out payload of `len` bytes (at least 34): `SEQ TIME ` in hex, then padding.
+pub(super) fn fanout_body(len: usize, seq: u64, since_epoch: Duration) -> Vec<u8> {
+    let mut b = format!("{seq:016x} {:016x} ", since_epoch.as_nanos() as u64).into_bytes();
+    b.resize(len.max(b.len()), b'.');
+    b
+}
+
+/// The sequence number and publish time (ns since the epoch) of a fan-out payload.
+fn parse_fanout_body(b: &[u8]) -> Option<(u64, u64)> {
+    let s = std::str::from_utf8(b.get(..33)?).ok()?;
+    let seq = u64::from_str_radix(&s[..16], 16).ok()?;
+    let t = u64::from_str_radix(&s[17..33], 16).ok()?;
+    Some((seq, t))
 }
 
 /// Expected payload of message `seq`: a pattern with the sequence number stamped at the start.
@@ -205,7 +226,11 @@ impl Driver {
         // 1. Open every connection, as fast as allowed.
         let deadline = start + opts.connect_timeout;
         while (!self.to_open.is_empty()
-            || self.any_phase(|p| matches!(p, Phase::Connecting | Phase::Handshaking)))
+            || self.any_phase(|p| matches!(p, Phase::Connecting | Phase::Handshaking))
+            || self
+                .conns
+                .iter()
+                .any(|(_, c)| c.phase == Phase::Open && !c.subscribed))
             && Instant::now() < deadline
         {
             self.open_more(MAX_PENDING_CONNECTS);
@@ -244,6 +269,14 @@ impl Driver {
                     }
                 }
             }
+            Scenario::Fanout => {
+                // One publisher (client 0, always on thread 0) at --rate messages per second.
+                self.sending = true;
+                if opts.rate > 0.0 && self.publisher().is_some() {
+                    self.interval = Duration::from_secs_f64(1.0 / opts.rate);
+                    self.next_send = Some(t0);
+                }
+            }
             Scenario::Rate => {
                 self.sending = true;
                 let per_thread = opts.rate / opts.threads.max(1) as f64;
@@ -266,9 +299,12 @@ impl Driver {
             self.turn(Some(timeout));
             self.rate_sends(end);
         }
-        // 3. Let the last echoes arrive, then close.
+        // 3. Let the last echoes (fan-out: the last deliveries) arrive, then close.
         self.sending = false;
         self.next_send = None;
+        if opts.scenario == Scenario::Fanout {
+            self.drain_fanout();
+        }
         let drain_end = Instant::now() + Duration::from_secs(5);
         while self.conns.iter().any(|(_, c)| !c.inflight.is_empty()) && Instant::now() < drain_end {
             self.turn(Some(Duration::from_millis(50)));
@@ -417,6 +453,7 @@ impl Driver {
             next_seq: 0,
             recv_seq: 0,
             rounds_left: self.shared.opts.rounds,
+            subscribed: false,
         });
         true
     }
@@ -554,6 +591,9 @@ impl Driver {
             match read.event {
                 None if read.consumed == 0 => break,
                 None => {}
+                Some(Event::Message(m)) if self.shared.opts.scenario == Scenario::Fanout => {
+                    self.on_fanout(key, &m, now);
+                }
                 Some(Event::Message(m)) => {
                     let len = m.as_bytes().len();
                     let ok = self.check_echo(key, &m);
@@ -607,6 +647,128 @@ impl Driver {
                 println!("{} clients are connected!", opts.connections);
             }
             self.wakeups.push(Reverse((now + opts.delay, key)));
+        }
+        let fanout_subscriber = opts.scenario == Scenario::Fanout && c.index != 0;
+        if fanout_subscriber && opts.fanout_protocol == FanoutProtocol::Topics {
+            if let Some(proto) = c.proto.as_mut() {
+                let _ = proto.send(MessageKind::Text, b"sub fanout", &mut c.out);
+                let _ = proto.send(MessageKind::Text, b"sync ready", &mut c.out);
+            }
+            self.flush(key);
+        } else {
+            c.subscribed = true;
+        }
+    }
+
+    /// After the window: waits until every subscriber of this thread got every published message
+    /// (the server may have queued a backlog), for at most 30 s.
+    fn drain_fanout(&mut self) {
+        if self.publisher().is_some() {
+            self.shared.published.store(self.result.sent, Ordering::Release);
+        }
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            let published = self.shared.published.load(Ordering::Acquire);
+            let behind = published == u64::MAX
+                || self
+                    .conns
+                    .iter()
+                    .any(|(_, c)| c.index != 0 && c.phase == Phase::Open && c.recv_seq < published);
+            if !behind {
+                return;
+            }
+            self.turn(Some(Duration::from_millis(50)));
+        }
+        let published = self.shared.published.load(Ordering::Acquire);
+        let late: Vec<(usize, u64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.index != 0 && c.phase == Phase::Open && c.recv_seq < published)
+            .map(|(k, c)| (k, c.recv_seq))
+            .collect();
+        for (key, got) in late {
+            self.fail(
+                key,
+                format!("got {got} of {published} published messages within 30 s of the end"),
+            );
+        }
+    }
+
+    /// The key of the fan-out publisher, if this thread has it.
+    fn publisher(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .find(|(_, c)| c.index == 0 && c.phase == Phase::Open)
+            .map(|(k, _)| k)
+    }
+
+    /// Publishes the next fan-out message: sequence number and publish time inside the payload.
+    fn publish_next(&mut self, key: usize, at: Instant) {
+        let opts = &self.shared.opts;
+        let body = fanout_body(
+            opts.payload,
+            self.result.sent,
+            at.duration_since(self.shared.epoch),
+        );
+        let prefix: &[u8] = match opts.fanout_protocol {
+            FanoutProtocol::Topics => b"pub fanout ",
+            FanoutProtocol::Prefix => b"pub:",
+        };
+        self.msg.clear();
+        self.msg.extend_from_slice(prefix);
+        self.msg.extend_from_slice(&body);
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(proto) = c.proto.as_mut() else { return };
+        if let Err(e) = proto.send(MessageKind::Text, &self.msg, &mut c.out) {
+            return self.fail(key, format!("publish: {e}"));
+        }
+        self.result.sent += 1;
+        self.flush(key);
+    }
+
+    /// A message received by a fan-out subscriber.
+    fn on_fanout(&mut self, key: usize, m: &Message<'_>, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let text = m.as_bytes();
+        if !c.subscribed {
+            if text == b"sync ready" {
+                c.subscribed = true;
+            }
+            return;
+        }
+        if c.index == 0 {
+            return; // The publisher's own copy (where the server sends it back).
+        }
+        let body = text
+            .strip_prefix(b"fanout ".as_slice())
+            .or_else(|| text.strip_prefix(b"pub:".as_slice()));
+        let Some((seq, sent_ns)) = body.and_then(parse_fanout_body) else {
+            let what = format!(
+                "unexpected fan-out message {:?}",
+                String::from_utf8_lossy(&text[..text.len().min(40)])
+            );
+            return self.fail(key, what);
+        };
+        if seq < c.recv_seq {
+            let what = format!(
+                "fan-out message {seq} after {}: out of order or twice",
+                c.recv_seq
+            );
+            self.result.wrong_echoes += 1;
+            return self.fail(key, what);
+        }
+        c.recv_seq = seq + 1;
+        if let Some((from, to)) = self.window
+            && now >= from
+            && now < to
+        {
+            self.result.messages += 1;
+            self.result.bytes += text.len() as u64;
+            let sent = self.shared.epoch + Duration::from_nanos(sent_ns);
+            let _ = self
+                .result
+                .latency
+                .record((now.saturating_duration_since(sent).as_nanos() as u64).max(1));
         }
     }
 
@@ -702,6 +864,18 @@ impl Driver {
     fn rate_sends(&mut self, end: Instant) {
         let Some(mut next) = self.next_send else { return };
         let now = Instant::now();
+        if self.shared.opts.scenario == Scenario::Fanout {
+            let Some(key) = self.publisher() else {
+                self.next_send = None;
+                return;
+            };
+            while next <= now && next < end {
+                self.publish_next(key, next);
+                next += self.interval;
+            }
+            self.next_send = (next < end).then_some(next);
+            return;
+        }
         let keys: Vec<usize> = self
             .conns
             .iter()

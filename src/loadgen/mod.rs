@@ -53,6 +53,17 @@ pub enum Scenario {
     Hold,
     /// The classic C10k scenario.
     TestEcho,
+    /// One publisher, N subscribers of one topic: deliveries/s and publish-to-delivery latency.
+    Fanout,
+}
+
+/// How the fan-out scenario subscribes and publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutProtocol {
+    /// c10k's pubsub mode: `sub fanout`, then `pub fanout PAYLOAD`; subscribers get `fanout PAYLOAD`.
+    Topics,
+    /// A broadcast server that sends every `pub:`-prefixed message to every client as it came.
+    Prefix,
 }
 
 impl Scenario {
@@ -64,6 +75,7 @@ impl Scenario {
             Self::Connect => "connect",
             Self::Hold => "hold",
             Self::TestEcho => "testecho",
+            Self::Fanout => "fanout",
         }
     }
 }
@@ -103,6 +115,8 @@ pub struct Options {
     pub rounds: u32,
     /// Time allowed to open all connections.
     pub connect_timeout: Duration,
+    /// fanout: how the server is asked to subscribe and publish.
+    pub fanout_protocol: FanoutProtocol,
 }
 
 impl Default for Options {
@@ -124,6 +138,7 @@ impl Default for Options {
             delay: Duration::from_secs(60),
             rounds: 3,
             connect_timeout: Duration::from_secs(60),
+            fanout_protocol: FanoutProtocol::Topics,
         }
     }
 }
@@ -588,6 +603,8 @@ fn run_inner(
         settled: AtomicUsize::new(0),
         open_now: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
+        epoch: Instant::now(),
+        published: std::sync::atomic::AtomicU64::new(u64::MAX),
     });
     let rss_before = opts
         .server_pid

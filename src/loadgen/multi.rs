@@ -237,7 +237,7 @@ pub fn run_processes(
         }
         Scenario::Hold => report.window_s = opts.duration.as_secs_f64(),
         Scenario::TestEcho => report.window_s = started.elapsed().as_secs_f64(),
-        Scenario::Echo | Scenario::Rate => {
+        Scenario::Echo | Scenario::Rate | Scenario::Fanout => {
             if let Some(w) = window {
                 report.window_s = w.as_secs_f64();
             }

@@ -63,6 +63,9 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// fanout: how the server is asked to subscribe and publish.
+    #[arg(long, value_enum, default_value_t = Protocol::Topics)]
+    fanout_protocol: Protocol,
     /// Spread the run over this many processes (connections split evenly; without --source,
     /// process i connects from 127.0.0.(2+i)), for more connections than one process may open.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=253))]
@@ -88,6 +91,17 @@ enum Which {
     Hold,
     /// The classic C10k scenario: clients on a --ramp, --rounds messages each after --delay.
     Testecho,
+    /// One publisher at --rate messages/s, --connections - 1 subscribers of one topic:
+    /// deliveries/s and publish-to-delivery latency.
+    Fanout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// c10k's pubsub mode (`c10k serve --mode pubsub`): `sub fanout`, `pub fanout PAYLOAD`.
+    Topics,
+    /// A broadcast server that relays every `pub:`-prefixed message to every client.
+    Prefix,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -97,6 +111,7 @@ pub fn run(args: Args) -> Result<(), String> {
         Which::Connect => Scenario::Connect,
         Which::Hold => Scenario::Hold,
         Which::Testecho => Scenario::TestEcho,
+        Which::Fanout => Scenario::Fanout,
     };
     let opts = Options {
         scenario,
@@ -119,7 +134,14 @@ pub fn run(args: Args) -> Result<(), String> {
         delay: args.delay,
         rounds: args.rounds,
         connect_timeout: args.connect_timeout,
+        fanout_protocol: match args.fanout_protocol {
+            Protocol::Topics => loadgen::FanoutProtocol::Topics,
+            Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
+        },
     };
+    if args.processes > 1 && scenario == Scenario::Fanout {
+        return Err("fanout measures one publisher's messages: it runs in one process".to_owned());
+    }
     let report = if args.processes > 1 {
         loadgen::run_processes(&opts, args.processes as usize, &mut child_command)?
     } else if args.coordinated {
