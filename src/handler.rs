@@ -13,6 +13,38 @@ use crate::proto::{CloseCode, Message, MessageKind};
 use crate::server::{ConnId, ServerHandle, Stats};
 
 /// Callbacks for the events of one shard's connections. All have defaults but `on_message`.
+///
+/// ```
+/// use c10k::proto::{CloseCode, Message, Request};
+/// use c10k::{ConnId, Ctx, Decision, Handler};
+///
+/// /// A room: only pages from one origin may join; text is relayed to everyone in it.
+/// struct Room;
+///
+/// impl Handler for Room {
+///     fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
+///         match req.origin() {
+///             None | Some("https://example.org") => Decision::accept(),
+///             Some(_) => Decision::reject(403, "origin not allowed\n"),
+///         }
+///     }
+///
+///     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &Request<'_>) {
+///         let _ = ctx.subscribe(id, "room");
+///     }
+///
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+///         match msg {
+///             Message::Text(t) => {
+///                 ctx.publish("room", c10k::proto::MessageKind::Text, t.as_bytes());
+///             }
+///             Message::Binary(_) => {
+///                 let _ = ctx.close(id, CloseCode::Unsupported, "text only");
+///             }
+///         }
+///     }
+/// }
+/// ```
 pub trait Handler: 'static {
     /// Decides on a WebSocket upgrade request that passed the protocol checks: accept (optionally
     /// choosing a subprotocol among [`Request::protocols`] and adding header fields) or reject
@@ -238,6 +270,30 @@ impl Ctx<'_> {
     }
 
     /// Calls [`Handler::on_timer`] with `token` after `delay` (10 ms resolution).
+    ///
+    /// ```
+    /// # use c10k::{ConnId, Ctx, Handler};
+    /// # use c10k::proto::Message;
+    /// /// Sends a tick to a connection every second, starting when it says "start".
+    /// struct Ticker(Option<ConnId>);
+    ///
+    /// impl Handler for Ticker {
+    ///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    ///         if msg.as_bytes() == b"start" {
+    ///             self.0 = Some(id);
+    ///             ctx.set_timer(std::time::Duration::from_secs(1), 7);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+    ///         if let (7, Some(id)) = (token, self.0)
+    ///             && ctx.send_text(id, "tick").is_ok()
+    ///         {
+    ///             ctx.set_timer(std::time::Duration::from_secs(1), 7);
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {
         self.core.set_timer(delay, token)
     }

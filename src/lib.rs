@@ -3,10 +3,62 @@
 //! A low-level WebSocket engine (RFC 6455) built to hold tens of thousands of connections per core
 //! with microsecond overhead per message.
 //!
+//! What it is: one single-threaded event loop per core ("shard"), each with its own `SO_REUSEPORT`
+//! listening socket and its connections in a slab, handler callbacks on the loop thread, topics
+//! with broadcast, and a sans-I/O protocol core that every runtime (server, client, load
+//! generator, conformance checker, fuzz targets) shares. What it is not: an HTTP framework (plain
+//! HTTP requests get one response and a close), an async runtime, or a TLS terminator (put one in
+//! front).
+//!
+//! ```text
+//!   socket ──read──► shard read buffer ──► proto::Connection::read ──► Handler::on_message(ctx, id, msg)
+//!                                                                         │ ctx.send / ctx.publish
+//!   socket ◄─write── gathered output (one write per batch) ◄── frames ◄───┘
+//!   other threads ──ServerHandle──► shard inbox + waker      other nodes ──Bridge (Redis)──► shards
+//! ```
+//!
 //! The crate is layered; each layer only uses the ones below it:
 //!
 //! - [`proto`]: the sans-I/O protocol core. Handshake, frames, masking, UTF-8, close codes and
 //!   the per-connection state machine, as pure functions over byte buffers.
+//! - [`engine`]: the event loop of one shard (mio, slab, timing wheel, write queues).
+//! - [`server`], [`handler`], [`topics`]: the embedding API — [`Server`], [`ServerConfig`],
+//!   [`ServerHandle`], the [`Handler`] trait and its [`Ctx`], topics and the bridge to other nodes.
+//! - [`client`], [`loadgen`], [`check`], [`apps`]: a blocking client, the load generator behind
+//!   `c10k bench`, the conformance suite behind `c10k check`, and ready-made handlers.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use c10k::proto::Message;
+//! use c10k::{ConnId, Ctx, Handler, Server, ServerConfig};
+//!
+//! /// Echoes every message, and tells everyone in the "all" topic who joined.
+//! struct App;
+//!
+//! impl Handler for App {
+//!     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &c10k::proto::Request<'_>) {
+//!         let _ = ctx.subscribe(id, "all");
+//!         ctx.publish("all", c10k::proto::MessageKind::Text, format!("{id} joined").as_bytes());
+//!     }
+//!
+//!     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+//!         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let server = Server::bind(ServerConfig::default(), |_shard| App)?;
+//!     let handle = server.handle(); // Clone + Send + Sync: send, close, stats, shutdown
+//!     std::thread::spawn(move || {
+//!         std::thread::sleep(std::time::Duration::from_secs(60));
+//!         handle.shutdown(); // 1001 Going Away to everyone, then the shards stop
+//!     });
+//!     server.run()
+//! }
+//! ```
+//!
+//! # The core alone
 //!
 //! ```
 //! use c10k::proto::{Config, Connection, Event, Message};
