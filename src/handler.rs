@@ -3,7 +3,7 @@
 //!
 //! Every callback runs on the thread of the shard that owns the connection, so a handler needs no
 //! locks: the server makes one handler per shard with a factory. From other threads, use a
-//! [`ServerHandle`](crate::ServerHandle).
+//! [`ServerHandle`].
 
 use std::time::Duration;
 

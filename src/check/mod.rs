@@ -24,7 +24,7 @@
 //!
 //! The cases are grouped by the RFC's sections ([`Group`]): framing, ping/pong, reserved bits
 //! and opcodes, fragmentation, UTF-8, limits, the closing handshake, the opening handshake. Case
-//! ids are `group.sub.n`; [`matches`] selects them by id or RFC section, as a prefix or a glob.
+//! ids are `group.sub.n`; [`matches()`] selects them by id or RFC section, as a prefix or a glob.
 //!
 //! ```no_run
 //! use c10k::check::{self, Options, Target};
@@ -156,7 +156,7 @@ pub fn notes(options: &Options) -> Vec<String> {
     cases::all(options).1
 }
 
-/// Keeps the cases that `pattern` selects (all of them for `None`); see [`matches`].
+/// Keeps the cases that `pattern` selects (all of them for `None`); see [`matches()`].
 pub fn select(cases: Vec<Case>, pattern: Option<&str>) -> Vec<Case> {
     match pattern {
         None => cases,
