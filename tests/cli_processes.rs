@@ -290,6 +290,10 @@ fn bench_processes_holds_30000_connections_over_two_server_processes() {
         "2",
         "--duration",
         "1s",
+        // Source addresses no other test uses, so that ports in TIME_WAIT from other runs on
+        // this machine do not run this one out of ephemeral ports.
+        "--source",
+        "127.0.1.1,127.0.1.2,127.0.1.3,127.0.1.4",
         "--server-pid",
         &pid,
         "--json",
