@@ -17,6 +17,11 @@
 //! - `conn_read`: one server [`proto::Connection::read`] of a masked 20-byte text frame and of a
 //!   masked 16 KiB binary frame, beside tungstenite's `WebSocketContext::read` on the same bytes
 //!   (messages/s).
+//! - `deflate` (feature `deflate`): one permessage-deflate message of 1 KiB of JSON-like text,
+//!   compressed (sync flush, tail removed, context reset as without context takeover) and
+//!   inflated again, with c10k's [`proto::deflate::Compressor`] / [`proto::deflate::Decompressor`]
+//!   (flate2 over zlib-rs) beside the same with miniz_oxide's streaming API; level 6, 32 KiB
+//!   window (bytes/s of the uncompressed message).
 //!
 //! Every input is built and checked once before its timed loop. Inputs that a routine changes in a
 //! way that changes the work (a frame unmasked in place by `Connection::read`) are fresh copies
@@ -39,7 +44,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = frame_header, unmask, utf8, handshake, conn_read
+    targets = frame_header, unmask, utf8, handshake, conn_read, deflate
 }
 criterion_main!(benches);
 
@@ -366,4 +371,96 @@ fn conn_read(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+// ---- permessage-deflate ----
+
+/// 1 KiB of JSON-like text: the kind of message permessage-deflate is for.
+fn json_1k() -> Vec<u8> {
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() < 1024 {
+        s.push_str(&format!(
+            "{{\"id\":{},\"user\":\"user{}\",\"event\":\"{}\",\"ok\":{}}},",
+            1000 + i * 37,
+            i % 23,
+            ["click", "view", "scroll"][i % 3],
+            i % 2 == 0
+        ));
+        i += 1;
+    }
+    s.truncate(1024);
+    s.into_bytes()
+}
+
+#[cfg(feature = "deflate")]
+fn deflate(c: &mut Criterion) {
+    use miniz_oxide::deflate::core::{CompressorOxide, create_comp_flags_from_zip_params};
+    use miniz_oxide::inflate::stream::InflateState;
+    use miniz_oxide::{DataFormat, MZFlush};
+    use proto::deflate::{Compressor, Decompressor, TAIL};
+
+    let msg = json_1k();
+
+    // c10k: flate2 over zlib-rs.
+    let mut zc = Compressor::new(15, 6);
+    let mut zd = Decompressor::new(15);
+    let mut z_out = Vec::with_capacity(2048);
+    let mut z_back = Vec::with_capacity(2048);
+    let mut c10k_round_trip = |msg: &[u8], out: &mut Vec<u8>, back: &mut Vec<u8>| {
+        out.clear();
+        zc.compress_message(msg, out);
+        zc.reset();
+        back.clear();
+        out.extend_from_slice(&TAIL);
+        zd.inflate::<proto::deflate::InflateError>(out, back, 1 << 20, &mut |_| Ok(()))
+            .unwrap();
+        zd.reset();
+        out.len()
+    };
+
+    // miniz_oxide: its streaming API, raw DEFLATE.
+    let flags = create_comp_flags_from_zip_params(6, -15, 0);
+    let mut mc = Box::new(CompressorOxide::new(flags));
+    let mut md = InflateState::new_boxed(DataFormat::Raw);
+    let mut m_out = vec![0u8; 4096];
+    let mut m_back = vec![0u8; 4096];
+    let mut miniz_round_trip = |msg: &[u8], out: &mut [u8], back: &mut [u8]| {
+        let r = miniz_oxide::deflate::stream::deflate(&mut mc, msg, out, MZFlush::Sync);
+        assert!(r.status.is_ok() && r.bytes_consumed == msg.len());
+        let n = r.bytes_written;
+        assert!(out[..n].ends_with(&TAIL));
+        mc.reset();
+        let r = miniz_oxide::inflate::stream::inflate(&mut md, &out[..n], back, MZFlush::Sync);
+        assert!(r.status.is_ok());
+        assert_eq!(r.bytes_written, msg.len());
+        md.reset(DataFormat::Raw);
+        n - TAIL.len()
+    };
+
+    // Check once: both round trips give the message back; print the compressed sizes.
+    let zn = c10k_round_trip(&msg, &mut z_out, &mut z_back);
+    assert_eq!(z_back, msg);
+    let mn = miniz_round_trip(&msg, &mut m_out, &mut m_back);
+    assert_eq!(&m_back[..msg.len()], &msg[..]);
+    eprintln!(
+        "deflate: 1024 bytes -> {} (c10k, zlib-rs) / {} (miniz_oxide) bytes",
+        zn - TAIL.len(),
+        mn
+    );
+
+    let mut g = c.benchmark_group("deflate");
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    g.bench_function("c10k-zlib-rs/round-trip-1KiB", |b| {
+        b.iter(|| c10k_round_trip(black_box(&msg), &mut z_out, &mut z_back))
+    });
+    g.bench_function("miniz_oxide/round-trip-1KiB", |b| {
+        b.iter(|| miniz_round_trip(black_box(&msg), &mut m_out, &mut m_back))
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "deflate"))]
+fn deflate(_: &mut Criterion) {
+    let _ = json_1k();
 }

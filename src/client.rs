@@ -2,7 +2,9 @@
 //!
 //! It opens one TCP connection (plain `ws://` only), performs the opening handshake with a random
 //! key, and then sends and receives whole messages. Masking keys come from the operating system's
-//! CSPRNG, drawn in batches so that a key costs no system call most of the time.
+//! CSPRNG, drawn in batches so that a key costs no system call most of the time. With
+//! [`ClientConfig::deflate`] it offers permessage-deflate, checks the server's answer, and
+//! compresses and inflates messages (zlib state from its own [`DeflatePool`]).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,7 +12,9 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::proto::handshake::{self, ClientRequest, HeadLimits};
-use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
+use crate::proto::{
+    self, CloseCode, Connection, DeflateConfig, DeflateParams, DeflatePool, Event, Message, MessageKind,
+};
 
 /// A `ws://host:port/path?query` URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +133,9 @@ pub struct ClientConfig {
     pub head_limits: HeadLimits,
     /// Timeout of connect, reads and writes; `None` blocks forever.
     pub timeout: Option<Duration>,
+    /// Offer permessage-deflate with this policy (`None`: no offer, the default). Without the
+    /// `deflate` feature nothing is offered.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -140,6 +147,7 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             head_limits: HeadLimits::default(),
             timeout: Some(Duration::from_secs(30)),
+            deflate: None,
         }
     }
 }
@@ -209,6 +217,9 @@ pub struct Client {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     protocol: Option<String>,
+    deflate: Option<DeflateParams>,
+    /// zlib state lent to the connection for one message at a time.
+    pool: DeflatePool,
 }
 
 impl Client {
@@ -249,6 +260,7 @@ impl Client {
             origin: config.origin.as_deref(),
             protocols: &protocols,
             headers: &headers,
+            deflate: config.deflate,
         };
         let mut out = Vec::new();
         let expected = handshake::write_request(&req, key, &mut out)
@@ -256,27 +268,45 @@ impl Client {
         stream.write_all(&out)?;
         let mut inbuf = Vec::new();
         let mut chunk = [0u8; 4096];
-        let (head_len, protocol) = loop {
+        let (head_len, protocol, deflate) = loop {
             let n = stream.read(&mut chunk)?;
             if n == 0 {
                 return Err(ClientError::Closed);
             }
             inbuf.extend_from_slice(&chunk[..n]);
             match handshake::parse_response(&inbuf, &expected, &protocols, &config.head_limits) {
-                Ok(Some(resp)) => break (resp.head_len(), resp.protocol().map(str::to_owned)),
+                Ok(Some(resp)) => {
+                    break (
+                        resp.head_len(),
+                        resp.protocol().map(str::to_owned),
+                        resp.deflate(),
+                    );
+                }
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Handshake(e)),
             }
         };
         inbuf.drain(..head_len);
         let conn = Connection::client(config.protocol, Box::new(move || keys.next_key()));
+        #[cfg(feature = "deflate")]
+        let conn = match (deflate, config.deflate.as_ref()) {
+            (Some(params), Some(policy)) => conn.with_deflate(params.negotiated(proto::Role::Client, policy)),
+            _ => conn,
+        };
         Ok(Self {
             stream,
             conn,
             inbuf,
             out: Vec::new(),
             protocol,
+            deflate,
+            pool: DeflatePool::new(),
         })
+    }
+
+    /// The permessage-deflate parameters the server agreed to, if it did.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
     }
 
     /// The subprotocol the server selected.
@@ -304,37 +334,26 @@ impl Client {
         self.send(MessageKind::Binary, data)
     }
 
-    /// Sends a message in one frame.
+    /// Sends a message in one frame (compressed if permessage-deflate was agreed and the
+    /// message reaches the threshold).
     pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), ClientError> {
         self.conn
-            .send(kind, data, &mut self.out)
+            .send_with(kind, data, &mut self.out, &mut self.pool)
             .map_err(ClientError::Send)?;
         self.flush()
     }
 
-    /// Sends a message split into frames of at most `fragment` bytes.
+    /// Sends a message split into frames of at most `fragment` bytes (of compressed data when
+    /// the message is compressed).
     pub fn send_fragmented(
         &mut self,
         kind: MessageKind,
         data: &[u8],
         fragment: usize,
     ) -> Result<(), ClientError> {
-        let fragment = fragment.max(1);
-        let mut chunks = data.chunks(fragment).peekable();
-        let mut first = true;
-        if data.is_empty() {
-            self.conn
-                .send_fragment(Some(kind), &[], true, &mut self.out)
-                .map_err(ClientError::Send)?;
-        }
-        while let Some(c) = chunks.next() {
-            let fin = chunks.peek().is_none();
-            let k = if first { Some(kind) } else { None };
-            self.conn
-                .send_fragment(k, c, fin, &mut self.out)
-                .map_err(ClientError::Send)?;
-            first = false;
-        }
+        self.conn
+            .send_fragmented(kind, data, fragment, &mut self.out, &mut self.pool)
+            .map_err(ClientError::Send)?;
         self.flush()
     }
 
@@ -374,7 +393,10 @@ impl Client {
     pub fn recv(&mut self) -> Result<Received, ClientError> {
         let mut chunk = vec![0u8; 64 << 10];
         loop {
-            let (consumed, event) = match self.conn.read(&mut self.inbuf, &mut self.out) {
+            let (consumed, event) = match self
+                .conn
+                .read_with(&mut self.inbuf, &mut self.out, &mut self.pool)
+            {
                 Ok(r) => (r.consumed, r.event.map(owned)),
                 Err(e) => {
                     // The Close frame that fails the connection is in `out`: send it.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::engine::{self, Command, sys};
 use crate::handler::Handler;
-use crate::proto::{self, CloseCode, HeadLimits, MessageKind};
+use crate::proto::{self, CloseCode, DeflateConfig, HeadLimits, MessageKind};
 use crate::topics::Bridge;
 
 /// What to do when a connection's write queue would exceed [`ServerConfig::max_queued_bytes`].
@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub accept_backoff: Duration,
     /// A link to other nodes' topics (for example through a pub/sub broker).
     pub bridge: Option<Arc<dyn Bridge>>,
+    /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)
+    /// declines them. Needs the `deflate` feature (without it, offers are always declined).
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// Default handshake timeout: 10 s.
@@ -98,6 +101,7 @@ impl Default for ServerConfig {
             read_buffer: DEFAULT_READ_BUFFER,
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
             bridge: None,
+            deflate: None,
         }
     }
 }
@@ -221,6 +225,9 @@ pub struct Stats {
     pub deliveries: u64,
     /// Topics with subscribers on this shard when the snapshot was taken.
     pub topics: u64,
+    /// Messages compressed with permessage-deflate; a broadcast compressed once for many
+    /// subscribers counts once.
+    pub deflated: u64,
 }
 
 impl Stats {
@@ -254,6 +261,7 @@ impl Stats {
         self.published += o.published;
         self.deliveries += o.deliveries;
         self.topics += o.topics;
+        self.deflated += o.deflated;
     }
 
     /// Total handshakes refused.

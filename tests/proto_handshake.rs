@@ -837,6 +837,7 @@ fn client_request(out: &mut Vec<u8>) -> Expected {
         origin: Some("http://example.com"),
         protocols: OFFERED,
         headers: &[("Authorization", "Bearer abc")],
+        deflate: None,
     };
     write_request(&req, SAMPLE_NONCE, out).unwrap()
 }

@@ -16,6 +16,11 @@
 //! Sockets are registered once, for both readable and writable readiness, edge-triggered: a
 //! writable edge only happens after a write filled the socket buffer, so this costs nothing while
 //! the queue is empty and saves two `epoll_ctl` calls per back-pressure episode.
+//!
+//! permessage-deflate: the shard negotiates it in the handshake when
+//! [`ServerConfig::deflate`] is set and lends zlib state from one [`DeflatePool`] to its
+//! connections, one message at a time; a broadcast is compressed once per shard for every
+//! subscriber without context takeover.
 
 pub(crate) mod queue;
 pub mod sys;
@@ -35,7 +40,7 @@ use self::topics::{Change, Memberships, Topics};
 use self::wheel::{TimerKey, Wheel};
 use crate::handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
 use crate::proto::handshake::{self, Accept};
-use crate::proto::{self, CloseCode, Connection, Event, MessageKind};
+use crate::proto::{self, CloseCode, Connection, DeflateParams, DeflatePool, Event, MessageKind};
 use crate::server::{Backpressure, ConnId, RejectReason, ServerConfig, ServerHandle, Stats};
 
 /// Token of the shard's listening socket.
@@ -137,6 +142,57 @@ fn payload_len(frame: &[u8]) -> usize {
     }
 }
 
+/// The opcode and payload of a frame made by [`encode_frame`].
+#[cfg(feature = "deflate")]
+fn frame_parts(frame: &[u8]) -> Option<(proto::OpCode, &[u8])> {
+    match proto::frame::decode_header(frame) {
+        Ok(Some((h, n))) => Some((h.opcode, frame.get(n..)?)),
+        _ => None,
+    }
+}
+
+/// The compressed versions of one broadcast frame, built on first need: one per compression
+/// window (8 to 15), `Some(None)` when the message is not compressed for that window.
+#[cfg(feature = "deflate")]
+#[derive(Default)]
+struct Deflated {
+    frames: [Option<Option<Arc<[u8]>>>; 8],
+}
+
+/// The frame to queue for a subscriber `p` that compresses a message of this size: the shard's
+/// one compressed frame for its window without context takeover (built on first need), one of
+/// its own with context takeover; `None` to send the plain frame (compressing did not pay).
+#[cfg(feature = "deflate")]
+fn compressed_frame(
+    p: &mut Connection,
+    frame: &Arc<[u8]>,
+    cache: &mut Deflated,
+    pool: &mut DeflatePool,
+) -> Option<Arc<[u8]>> {
+    let n = *p.deflate()?;
+    let (opcode, payload) = frame_parts(frame)?;
+    if n.compress_context_takeover {
+        let kind = match opcode {
+            proto::OpCode::Text => MessageKind::Text,
+            _ => MessageKind::Binary,
+        };
+        let mut out = Vec::new();
+        p.send_with(kind, payload, &mut out, pool).ok()?;
+        return Some(Arc::from(out));
+    }
+    let bits = n.compress_window_bits.clamp(8, 15);
+    cache.frames[usize::from(bits - 8)]
+        .get_or_insert_with(|| {
+            let mut out = Vec::new();
+            proto::deflate::compress_frame(opcode, payload, bits, n.level, pool, &mut out);
+            (out.len() < frame.len()).then(|| Arc::from(out))
+        })
+        .clone()
+}
+
+/// Buffers larger than this are not kept between compressed sends.
+const ZBUF_KEEP: usize = 256 << 10;
+
 /// What a timer is for.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
@@ -201,6 +257,10 @@ pub struct Core {
     wheel: Wheel<Timer>,
     /// Output gathered for the connection whose input is being handled.
     tx: Vec<u8>,
+    /// zlib state lent to connections for one message at a time (permessage-deflate).
+    deflate: DeflatePool,
+    /// A compressed frame for a connection other than the one being read.
+    zbuf: Vec<u8>,
     current: Option<usize>,
     config: Arc<ServerConfig>,
     pub(crate) stats: Stats,
@@ -256,6 +316,8 @@ pub(crate) fn run_shard<H: Handler>(
             dirty: Vec::new(),
             wheel: Wheel::new(0),
             tx: Vec::new(),
+            deflate: DeflatePool::new(),
+            zbuf: Vec::new(),
             current: None,
             config,
             stats: Stats::default(),
@@ -506,7 +568,7 @@ impl<H: Handler> Shard<H> {
                 }
                 continue;
             };
-            match proto.read(&mut self.scratch[pos..filled], &mut core.tx) {
+            match proto.read_with(&mut self.scratch[pos..filled], &mut core.tx, &mut core.deflate) {
                 Ok(read) => {
                     pos += read.consumed;
                     match read.event {
@@ -632,7 +694,23 @@ fn handshake<H: Handler>(handler: &mut H, core: &mut Core, key: usize, input: &[
             Handshake::Done
         }
         Decision::Accept { protocol, headers } => {
-            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let mut headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            // permessage-deflate, unless the application answered the extension offers itself.
+            let deflate = match core.config.deflate.as_ref() {
+                Some(policy)
+                    if !headers
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
+                {
+                    proto::deflate::negotiate(&req, policy)
+                }
+                _ => None,
+            };
+            let answer = deflate.map(|p| p.to_string());
+            if let Some(a) = answer.as_deref() {
+                headers.push(("Sec-WebSocket-Extensions", a));
+            }
             let accept = Accept {
                 protocol: protocol.as_deref(),
                 headers: &headers,
@@ -645,7 +723,7 @@ fn handshake<H: Handler>(handler: &mut H, core: &mut Core, key: usize, input: &[
                 core.respond(key, &HttpResponse::text(500, "internal error\n"));
                 return Handshake::Done;
             }
-            let id = core.open(key);
+            let id = core.open(key, deflate);
             handler.on_open(&mut Ctx { core }, id, &req);
             Handshake::Open(req.head_len())
         }
@@ -662,9 +740,7 @@ fn dispatch<H: Handler>(handler: &mut H, core: &mut Core, key: usize, event: Eve
         }
         Event::Ping(payload) => handler.on_ping(&mut Ctx { core }, id, payload),
         Event::Pong(payload) => {
-            if let Some(conn) = core.conns.get_mut(key) {
-                conn.ping_sent_ms = None;
-            }
+            core.pong_received(key);
             handler.on_pong(&mut Ctx { core }, id, payload);
         }
         Event::Close(frame) => {
@@ -721,11 +797,20 @@ impl Core {
         self.stats.handshaking += 1;
     }
 
-    /// The handshake of `key` succeeded.
-    fn open(&mut self, key: usize) -> ConnId {
+    /// The handshake of `key` succeeded, with permessage-deflate if `deflate` was agreed.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    fn open(&mut self, key: usize, deflate: Option<DeflateParams>) -> ConnId {
         let protocol = self.config.protocol;
         let conn = &mut self.conns[key];
-        conn.proto = Some(Connection::server(protocol));
+        let proto = Connection::server(protocol);
+        #[cfg(feature = "deflate")]
+        let proto = match (deflate, self.config.deflate.as_ref()) {
+            (Some(params), Some(policy)) => {
+                proto.with_deflate(params.negotiated(proto::Role::Server, policy))
+            }
+            _ => proto,
+        };
+        conn.proto = Some(proto);
         self.stats.handshaking -= 1;
         self.stats.connections_open += 1;
         self.stats.handshakes += 1;
@@ -827,7 +912,18 @@ impl Core {
         }
         let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
         if corked && payload.len() <= CORK_MAX {
-            proto.send(kind, payload, &mut self.tx)?;
+            proto.send_with(kind, payload, &mut self.tx, &mut self.deflate)?;
+        } else if proto.compresses(payload.len()) {
+            let mut frame = std::mem::take(&mut self.zbuf);
+            let sent = proto.send_with(kind, payload, &mut frame, &mut self.deflate);
+            if sent.is_ok() {
+                self.write(key, &frame, &[]);
+            }
+            frame.clear();
+            if frame.capacity() <= ZBUF_KEEP {
+                self.zbuf = frame;
+            }
+            sent?;
         } else {
             let (header, _) = proto.frame_header(kind, payload.len())?;
             self.write(key, header.as_bytes(), payload);
@@ -1041,6 +1137,21 @@ impl Core {
         conn.timer = Some((t, deadline));
     }
 
+    /// A pong ends the wait for it: the connection is back to keep-alive, pinged again after
+    /// `ping_interval` of silence, not only once the pong deadline is over (a pong timeout longer
+    /// than the interval would otherwise stretch the silence between pings, past a load
+    /// balancer's idle timeout).
+    fn pong_received(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.ping_sent_ms = None;
+        if let (Some((_, Deadline::Pong)), Some(interval)) = (conn.timer, self.config.ping_interval) {
+            let at = conn.last_read_ms + interval.as_millis() as u64;
+            self.set_conn_timer(key, at, Deadline::Keepalive);
+        }
+    }
+
     fn cancel_conn_timer(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key)
             && let Some((t, _)) = conn.timer.take()
@@ -1152,6 +1263,7 @@ impl Core {
         s.topics = self.topics.len() as u64;
         s.sockets = self.conns.len() as u64;
         s.timers = self.wheel.len() as u64;
+        s.deflated = self.deflate.compressed();
         s
     }
 
@@ -1268,6 +1380,8 @@ impl Core {
         let cap = self.config.max_queued_bytes;
         let mut delivered = 0;
         let mut over = Vec::new();
+        #[cfg(feature = "deflate")]
+        let (mut deflated, plain_len) = (Deflated::default(), payload_len(frame));
         for i in 0..self.topics.subscribers(tid).len() {
             let key = self.topics.subscribers(tid)[i] as usize;
             if self.current == Some(key) && !self.tx.is_empty() {
@@ -1288,6 +1402,21 @@ impl Core {
                 over.push(key);
                 continue;
             }
+            #[cfg(feature = "deflate")]
+            let compressed;
+            #[cfg(feature = "deflate")]
+            let frame = match conn.proto.as_mut() {
+                Some(p) if p.compresses(plain_len) => {
+                    match compressed_frame(p, frame, &mut deflated, &mut self.deflate) {
+                        Some(f) => {
+                            compressed = f;
+                            &compressed
+                        }
+                        None => frame,
+                    }
+                }
+                _ => frame,
+            };
             conn.queue.push_shared(frame);
             delivered += 1;
             if conn.blocked {

@@ -28,11 +28,26 @@
 //!
 //! Frame and message sizes are checked against [`Config`] from the frame header, before the payload
 //! is read or any memory is reserved; the assembly buffer never grows past `max_message_size`.
+//!
+//! # permessage-deflate
+//!
+//! A connection given the agreed parameters ([`Connection::with_deflate`], feature `deflate`)
+//! accepts RSV1 on the first frame of a data message, inflates such a message as its bytes arrive
+//! (the size limit applies to the inflated bytes, text is validated as it is inflated) and
+//! delivers it owned; uncompressed messages keep the zero-copy path. [`Connection::send_with`]
+//! compresses messages at or above the agreed threshold. zlib state is borrowed from the caller's
+//! [`DeflatePool`] for one message at a time unless context takeover was agreed (see
+//! [`super::deflate`]): call [`Connection::read_with`] and [`Connection::send_with`] with a pool
+//! that lives as long as the thread; [`Connection::read`] and [`Connection::send`] use a fresh
+//! one each time, which is correct but builds zlib state for every compressed message.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, parse_close_payload};
+use super::deflate::DeflatePool;
+#[cfg(feature = "deflate")]
+use super::deflate::{DeflateState, Negotiated, RSV1, TAIL};
 use super::error::{Error, SendError};
 use super::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, OpCode, decode_header, encode_header};
 use super::mask::apply_mask;
@@ -186,6 +201,9 @@ pub struct Connection {
     close_sent: bool,
     close_received: bool,
     failed: bool,
+    /// permessage-deflate, when agreed: boxed, so that other connections pay one pointer.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<DeflateState>>,
 }
 
 impl fmt::Debug for Connection {
@@ -198,6 +216,7 @@ impl fmt::Debug for Connection {
             .field("close_sent", &self.close_sent)
             .field("close_received", &self.close_received)
             .field("failed", &self.failed)
+            .field("deflate", &self.compresses(usize::MAX))
             .finish_non_exhaustive()
     }
 }
@@ -226,7 +245,17 @@ impl Connection {
             close_sent: false,
             close_received: false,
             failed: false,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters agreed in the handshake
+    /// ([`DeflateParams::negotiated`](super::deflate::DeflateParams::negotiated)).
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, negotiated: Negotiated) -> Self {
+        self.deflate = Some(Box::new(DeflateState::new(negotiated)));
+        self
     }
 
     // ---- getters ----
@@ -274,6 +303,32 @@ impl Connection {
         self.buffer.len()
     }
 
+    /// The permessage-deflate parameters in force, if the extension was agreed.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<&Negotiated> {
+        self.deflate.as_ref().map(|d| &d.negotiated)
+    }
+
+    /// Whether [`Connection::send_with`] would send a message of `len` bytes compressed.
+    pub fn compresses(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_ref() {
+            return d.compresses(len);
+        }
+        let _ = len;
+        false
+    }
+
+    /// Whether the connection holds zlib state now: never between messages without context
+    /// takeover; always, once used, with it.
+    pub fn holds_deflate_state(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_ref() {
+            return d.holds_state();
+        }
+        false
+    }
+
     // ---- input ----
 
     /// Consumes bytes received from the peer and returns at most one event.
@@ -282,17 +337,46 @@ impl Connection {
     /// On a protocol error the Close frame with the error's code is written to `out` and the error
     /// is returned; the connection is then failed and ignores further input. After the peer's Close
     /// frame, further input is ignored too (consumed, no events).
+    ///
+    /// With permessage-deflate, zlib state for the message comes from a new [`DeflatePool`]
+    /// each call: use [`Connection::read_with`] to reuse it.
     pub fn read<'b>(&mut self, buf: &'b mut [u8], out: &mut Vec<u8>) -> Result<Read<'b>, Error> {
-        match self.read_inner(buf, out) {
+        self.read_with(buf, out, &mut DeflatePool::new())
+    }
+
+    /// [`Connection::read`], borrowing zlib state from `pool` for a compressed message (from its
+    /// first frame to its last) and giving it back when the message is done.
+    pub fn read_with<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+    ) -> Result<Read<'b>, Error> {
+        let result = match self.read_inner(buf, out, pool) {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.fail(&e, out);
                 Err(e)
             }
+        };
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_mut() {
+            if self.failed || self.close_received {
+                d.release(pool);
+            } else if d.inflating && self.message.is_none() {
+                d.end_message(pool);
+            }
         }
+        result
     }
 
-    fn read_inner<'b>(&mut self, buf: &'b mut [u8], out: &mut Vec<u8>) -> Result<Read<'b>, Error> {
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    fn read_inner<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+    ) -> Result<Read<'b>, Error> {
         if self.failed || self.close_received {
             return Ok(Read {
                 consumed: buf.len(),
@@ -308,12 +392,7 @@ impl Connection {
                 if let Some(key) = frame.mask {
                     apply_mask(chunk, key, frame.done as usize);
                 }
-                if self.message == Some(MessageKind::Text) {
-                    self.utf8
-                        .feed(chunk)
-                        .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
-                }
-                self.append(chunk);
+                self.take_payload(chunk)?;
                 let remaining = frame.remaining - n as u64;
                 if remaining > 0 {
                     self.frame = Some(InFrame {
@@ -370,6 +449,7 @@ impl Connection {
                 });
             }
 
+            let compressed = self.is_compressed(&header);
             let kind = match (header.opcode, self.message) {
                 (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
                 (OpCode::Continuation, Some(kind)) => kind,
@@ -384,7 +464,8 @@ impl Connection {
                 });
             }
             let total = self.buffer.len() as u64 + header.len;
-            if total > self.config.max_message_size as u64 {
+            // A compressed message is measured as it inflates.
+            if !compressed && total > self.config.max_message_size as u64 {
                 return Err(Error::MessageTooLarge {
                     len: total,
                     max: self.config.max_message_size,
@@ -392,7 +473,7 @@ impl Connection {
             }
 
             // The common case: a whole message in one frame, already in the input. No copy.
-            if header.fin && self.message.is_none() && available as u64 >= header.len {
+            if header.fin && self.message.is_none() && !compressed && available as u64 >= header.len {
                 let start = pos + header_len;
                 let end = start + header.len as usize;
                 let payload = &mut buf[start..end];
@@ -418,9 +499,15 @@ impl Connection {
             if self.message.is_none() {
                 self.message = Some(kind);
                 self.utf8.reset();
+                #[cfg(feature = "deflate")]
+                if let Some(d) = self.deflate.as_mut()
+                    && compressed
+                {
+                    d.begin_message(pool);
+                }
             }
             let want = (self.buffer.len() as u64 + header.len.min(INITIAL_RESERVE as u64)) as usize;
-            if self.buffer.capacity() < want {
+            if !compressed && self.buffer.capacity() < want {
                 self.buffer.reserve_exact(want - self.buffer.len());
             }
             pos += header_len;
@@ -442,6 +529,51 @@ impl Connection {
         }
     }
 
+    /// Takes a piece of the open message's payload (unmasked): inflated onto the assembly buffer
+    /// if the message is compressed, appended otherwise; text is validated on the way.
+    fn take_payload(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let text = self.message == Some(MessageKind::Text);
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_mut()
+            && d.inflating
+        {
+            let utf8 = &mut self.utf8;
+            return d.inflate(
+                chunk,
+                &mut self.buffer,
+                self.config.max_message_size,
+                &mut |piece| {
+                    if text {
+                        utf8.feed(piece)
+                            .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
+                    }
+                    Ok(())
+                },
+            );
+        }
+        if text {
+            self.utf8
+                .feed(chunk)
+                .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
+        }
+        self.append(chunk);
+        Ok(())
+    }
+
+    /// Whether a data frame belongs to a compressed message: its own RSV1 for a first frame, the
+    /// open message's for a continuation.
+    fn is_compressed(&self, header: &FrameHeader) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_ref() {
+            return match header.opcode {
+                OpCode::Continuation => d.inflating,
+                _ => header.rsv & RSV1 != 0,
+            };
+        }
+        let _ = header;
+        false
+    }
+
     /// Appends to the assembly buffer without ever reserving past `max_message_size` (the frame
     /// header checks guarantee the bytes themselves fit).
     fn append(&mut self, chunk: &[u8]) {
@@ -457,10 +589,20 @@ impl Connection {
 
     /// The checks that depend on this connection: RSV bits, mask bit per role.
     fn check_header(&self, header: &FrameHeader) -> Result<(), Error> {
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let mut allowed = self.config.allowed_rsv;
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            // RSV1 marks the first frame of a compressed message, and only that frame.
+            if header.opcode == OpCode::Continuation && header.rsv & RSV1 != 0 {
+                return Err(Error::CompressedContinuation);
+            }
+            allowed |= RSV1;
+        }
         let rsv = if header.opcode.is_control() {
             header.rsv
         } else {
-            header.rsv & !self.config.allowed_rsv
+            header.rsv & !allowed
         };
         if rsv != 0 {
             return Err(Error::ReservedBits(header.rsv));
@@ -472,8 +614,13 @@ impl Connection {
         }
     }
 
-    /// Completes the open message: final UTF-8 check, and hands over the buffer.
+    /// Completes the open message: the end of a compressed one (its removed tail), final UTF-8
+    /// check, and hands over the buffer.
     fn finish_message<'b>(&mut self) -> Result<Message<'b>, Error> {
+        #[cfg(feature = "deflate")]
+        if self.deflate.as_ref().is_some_and(|d| d.inflating) {
+            self.take_payload(&TAIL)?;
+        }
         let kind = self.message.take();
         let data = std::mem::take(&mut self.buffer);
         Ok(match kind {
@@ -546,12 +693,81 @@ impl Connection {
     // ---- commands ----
 
     /// Sends a whole message in one frame.
+    ///
+    /// With permessage-deflate, a message at or above the agreed threshold is compressed, with
+    /// zlib state from a new [`DeflatePool`] (or the connection's own with context takeover): use
+    /// [`Connection::send_with`] to reuse it.
     pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_with(kind, payload, out, &mut DeflatePool::new())
+    }
+
+    /// [`Connection::send`], borrowing a compressor from `pool` when the message is compressed
+    /// without context takeover. Such a message is sent plain (RSV1 clear) when compressing did
+    /// not make it shorter.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+    ) -> Result<(), SendError> {
         self.check_open()?;
         if self.sending_fragmented {
             return Err(SendError::Fragmentation);
         }
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_mut()
+            && d.compresses(payload.len())
+        {
+            let mask = self.keys.as_mut().map(|k| k());
+            if d.write_message(kind.opcode(), payload, mask, out, pool) {
+                return Ok(());
+            }
+        }
         self.write_frame(kind.opcode(), true, payload, out);
+        Ok(())
+    }
+
+    /// Sends a whole message in frames of at most `fragment` payload bytes (at least one frame).
+    /// With permessage-deflate and a message at or above the threshold, the compressed payload is
+    /// what is split, and RSV1 is set on the first frame only.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    pub fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fragment: usize,
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        if self.sending_fragmented {
+            return Err(SendError::Fragmentation);
+        }
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+        let (mut data, mut rsv) = (std::borrow::Cow::Borrowed(payload), 0);
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_mut()
+            && d.compresses(payload.len())
+        {
+            data = std::borrow::Cow::Owned(d.compress(payload, pool));
+            rsv = RSV1;
+        }
+        let mut chunks = data.chunks(fragment.max(1)).peekable();
+        if data.is_empty() {
+            self.write_frame_rsv(kind.opcode(), true, rsv, &[], out);
+        }
+        let mut first = true;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            if first {
+                self.write_frame_rsv(kind.opcode(), fin, rsv, chunk, out);
+            } else {
+                self.write_frame(OpCode::Continuation, fin, chunk, out);
+            }
+            first = false;
+        }
         Ok(())
     }
 
@@ -575,6 +791,8 @@ impl Connection {
     /// itself (for example with vectored I/O straight from the application's buffer).
     ///
     /// In the client role the payload must be masked with the returned key before it is sent.
+    /// The frame is never compressed (RSV1 clear), which permessage-deflate allows for any
+    /// message; use [`Connection::compresses`] and [`Connection::send_with`] to compress.
     pub fn frame_header(
         &mut self,
         kind: MessageKind,
@@ -662,8 +880,13 @@ impl Connection {
 
     /// Appends one frame to `out`, masked in the client role.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], out: &mut Vec<u8>) {
+        self.write_frame_rsv(opcode, fin, 0, payload, out);
+    }
+
+    /// Appends one frame with the RSV bits `rsv` to `out`, masked in the client role.
+    fn write_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8], out: &mut Vec<u8>) {
         let mask = self.keys.as_mut().map(|k| k());
-        let header = encode_header(fin, 0, opcode, payload.len() as u64, mask);
+        let header = encode_header(fin, rsv, opcode, payload.len() as u64, mask);
         out.reserve(header.as_bytes().len() + payload.len());
         out.extend_from_slice(header.as_bytes());
         let start = out.len();

@@ -1,8 +1,8 @@
 //! The one place where failures get their close codes and HTTP statuses.
 //!
 //! Three error types, split by who misbehaved:
-//! - [`Error`]: the peer broke RFC 6455 after the handshake. Each case maps to exactly one close
-//!   code ([`Error::close_code`]): 1002, 1007 or 1009.
+//! - [`Error`]: the peer broke RFC 6455 (or RFC 7692) after the handshake. Each case maps to
+//!   exactly one close code ([`Error::close_code`]): 1002, 1007 or 1009.
 //! - [`HandshakeError`]: the opening handshake failed. On the server side each case maps to the
 //!   HTTP status to answer with ([`HandshakeError::status`]); on the client side it says what was
 //!   wrong with the server's response.
@@ -54,20 +54,26 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
-    /// A message that would grow past the configured maximum.
+    /// A message that would grow past the configured maximum (for a compressed message: its
+    /// inflated size).
     MessageTooLarge {
         /// The message length so far, including the frame that broke the limit.
         len: u64,
         /// The configured maximum.
         max: usize,
     },
+    /// A compressed message whose data is not valid DEFLATE (RFC 7692 section 8).
+    InvalidCompressedData,
+    /// RSV1 ("compressed") on a continuation frame: permessage-deflate marks only the first frame
+    /// of a message (RFC 7692 section 6.1).
+    CompressedContinuation,
 }
 
 impl Error {
     /// The close code to fail the connection with (RFC 6455 section 7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 { .. } => CloseCode::InvalidPayload,
+            Self::InvalidUtf8 { .. } | Self::InvalidCompressedData => CloseCode::InvalidPayload,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::TooBig,
             Self::ReservedBits(_)
             | Self::ReservedOpcode(_)
@@ -80,7 +86,8 @@ impl Error {
             | Self::UnexpectedContinuation
             | Self::ExpectedContinuation
             | Self::CloseOneByte
-            | Self::InvalidCloseCode(_) => CloseCode::ProtocolError,
+            | Self::InvalidCloseCode(_)
+            | Self::CompressedContinuation => CloseCode::ProtocolError,
         }
     }
 
@@ -102,6 +109,8 @@ impl Error {
             Self::InvalidUtf8 { .. } => "invalid UTF-8",
             Self::FrameTooLarge { .. } => "frame too large",
             Self::MessageTooLarge { .. } => "message too large",
+            Self::InvalidCompressedData => "invalid compressed data",
+            Self::CompressedContinuation => "RSV1 on a continuation frame",
         }
     }
 }
@@ -126,6 +135,8 @@ impl fmt::Display for Error {
             Self::MessageTooLarge { len, max } => {
                 write!(f, "message of at least {len} bytes exceeds the limit of {max}")
             }
+            Self::InvalidCompressedData => f.write_str("compressed message is not valid DEFLATE data"),
+            Self::CompressedContinuation => f.write_str("RSV1 set on a continuation frame"),
         }
     }
 }
@@ -182,6 +193,9 @@ pub enum HandshakeError {
     UnofferedSubprotocol,
     /// The server selected an extension the client did not offer.
     UnofferedExtension,
+    /// The server's permessage-deflate answer is malformed, or has a parameter or value the
+    /// offer does not allow (RFC 7692 section 7.1).
+    InvalidExtension(&'static str),
 }
 
 impl HandshakeError {
@@ -203,7 +217,8 @@ impl HandshakeError {
             | Self::ResponseMissingConnectionUpgrade
             | Self::BadAccept
             | Self::UnofferedSubprotocol
-            | Self::UnofferedExtension => return None,
+            | Self::UnofferedExtension
+            | Self::InvalidExtension(_) => return None,
         })
     }
 
@@ -240,6 +255,7 @@ impl fmt::Display for HandshakeError {
             Self::BadAccept => f.write_str("Sec-WebSocket-Accept does not match the key sent"),
             Self::UnofferedSubprotocol => f.write_str("server selected a subprotocol that was not offered"),
             Self::UnofferedExtension => f.write_str("server selected an extension that was not offered"),
+            Self::InvalidExtension(why) => write!(f, "invalid permessage-deflate answer: {why}"),
         }
     }
 }

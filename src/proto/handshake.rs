@@ -18,6 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{self, DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
 
 /// The GUID that RFC 6455 appends to the key before hashing.
@@ -382,12 +383,23 @@ pub struct ClientRequest<'a> {
     pub protocols: &'a [&'a str],
     /// Extra header fields.
     pub headers: &'a [(&'a str, &'a str)],
+    /// Offer permessage-deflate with this policy ([`DeflateConfig::offer`]); ignored when the
+    /// build has no `deflate` feature ([`deflate::AVAILABLE`]).
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// What a client remembers between its request and the server's response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected {
     accept: [u8; 28],
+    deflate: Option<DeflateConfig>,
+}
+
+impl Expected {
+    /// The permessage-deflate policy that was offered, if any.
+    pub fn deflate(&self) -> Option<&DeflateConfig> {
+        self.deflate.as_ref()
+    }
 }
 
 /// Writes a client's upgrade request with the 16-byte `key` (RFC 6455 section 4.1) into `out`.
@@ -428,12 +440,17 @@ pub fn write_request(
     if !req.protocols.is_empty() {
         push_header(out, "Sec-WebSocket-Protocol", &req.protocols.join(", "));
     }
+    let deflate = req.deflate.filter(|_| deflate::AVAILABLE);
+    if let Some(d) = deflate {
+        push_header(out, "Sec-WebSocket-Extensions", &d.offer());
+    }
     for (name, value) in req.headers {
         push_header(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
     Ok(Expected {
         accept: accept_key(&encoded),
+        deflate,
     })
 }
 
@@ -443,6 +460,7 @@ pub struct Response<'a> {
     headers: Vec<Header<'a>>,
     head_len: usize,
     protocol: Option<&'a str>,
+    deflate: Option<DeflateParams>,
 }
 
 impl<'a> Response<'a> {
@@ -454,6 +472,11 @@ impl<'a> Response<'a> {
     /// The subprotocol the server selected, one of those offered.
     pub fn protocol(&self) -> Option<&'a str> {
         self.protocol
+    }
+
+    /// The permessage-deflate parameters the server agreed to (checked against the offer).
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate
     }
 
     /// All header fields, in order.
@@ -471,6 +494,8 @@ impl<'a> Response<'a> {
 /// MUST validate the server's response").
 ///
 /// `Ok(None)` while the head is incomplete. `offered` is the list of subprotocols that was sent.
+/// An extension is accepted only if it is the permessage-deflate that was offered, with
+/// parameters the offer allows ([`deflate::check_response`]; [`Response::deflate`]).
 pub fn parse_response<'a>(
     buf: &'a [u8],
     expected: &Expected,
@@ -525,13 +550,22 @@ pub fn parse_response<'a>(
         }
         protocol
     };
-    if list_values(&headers, "sec-websocket-extensions").next().is_some() {
-        return Err(HandshakeError::UnofferedExtension);
-    }
+    let extensions = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| h.value);
+    let deflate = match expected.deflate.as_ref() {
+        Some(offered) => deflate::check_response(extensions, offered)?,
+        None if list_values(&headers, "sec-websocket-extensions").next().is_some() => {
+            return Err(HandshakeError::UnofferedExtension);
+        }
+        None => None,
+    };
     Ok(Some(Response {
         headers,
         head_len,
         protocol,
+        deflate,
     }))
 }
 

@@ -18,9 +18,14 @@
 //! ```
 //!
 //! Failures are mapped to close codes and HTTP statuses in one place: [`error`].
+//!
+//! permessage-deflate (RFC 7692) is negotiated and applied by [`deflate`]: a connection given the
+//! agreed parameters inflates compressed messages inside `Connection::read_with` and compresses
+//! inside `Connection::send_with`, with zlib state lent by a [`DeflatePool`].
 
 pub mod close;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -29,6 +34,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read, Role};
+pub use deflate::{DeflateConfig, DeflateParams, DeflatePool, Negotiated};
 pub use error::{Error, HandshakeError, SendError};
 pub use frame::{FrameHeader, OpCode};
 pub use handshake::{Accept, ClientRequest, HeadLimits, Request, Response};

@@ -60,6 +60,25 @@ pub struct Args {
     /// Do not answer pings automatically.
     #[arg(long)]
     no_auto_pong: bool,
+    /// Decline permessage-deflate offers (by default they are accepted, without context
+    /// takeover, so that idle connections hold no compression state).
+    #[arg(long)]
+    no_deflate: bool,
+    /// Keep the server's compression context between messages (better ratio; a compressor of
+    /// about 370 KiB per connection that asks for compression).
+    #[arg(long)]
+    deflate_takeover: bool,
+    /// Let clients keep their compression context (a decompressor of about 46 KiB per
+    /// connection).
+    #[arg(long)]
+    deflate_client_takeover: bool,
+    /// Messages shorter than this many bytes are sent uncompressed.
+    #[arg(long, default_value_t = c10k::proto::deflate::DEFAULT_THRESHOLD)]
+    deflate_threshold: usize,
+    /// Compression level, 0 (stored) to 9 (best).
+    #[arg(long, default_value_t = c10k::proto::deflate::DEFAULT_LEVEL,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    deflate_level: u32,
     /// Run this many worker processes on the address (each with --shards shards), under a
     /// supervisor that restarts them: more connections than one process may hold descriptors for.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -158,6 +177,13 @@ pub fn run(args: Args) -> Result<(), String> {
     config.protocol.max_message_size = args.max_message;
     config.protocol.auto_pong = !args.no_auto_pong;
     config.head_limits.max_bytes = args.max_head;
+    config.deflate = (!args.no_deflate).then_some(c10k::proto::DeflateConfig {
+        compress_context_takeover: args.deflate_takeover,
+        decompress_context_takeover: args.deflate_client_takeover,
+        threshold: args.deflate_threshold,
+        level: args.deflate_level,
+        ..c10k::proto::DeflateConfig::default()
+    });
     #[cfg(feature = "redis")]
     if let Some(url) = args.redis.as_deref() {
         if args.mode == Mode::Echo {
@@ -189,16 +215,24 @@ pub fn run(args: Args) -> Result<(), String> {
 fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Result<(), String> {
     let handle = server.handle();
     let shards = handle.shards();
-    let signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGUSR1,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let on_signal = handle.clone();
+    let index = args.worker_index;
     std::thread::Builder::new()
         .name("c10k-signals".into())
         .spawn(move || {
             let mut signals = signals;
             let mut count = 0;
             for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGUSR1 {
+                    print_stats(&on_signal.stats(), index);
+                    continue;
+                }
                 count += 1;
                 if count == 1 {
                     log::info!("signal {sig}: draining connections (again to exit at once)");
@@ -230,4 +264,70 @@ fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Resu
         stats.messages_out
     );
     Ok(())
+}
+
+/// SIGUSR1: the server's counters (every shard's, summed) as one line on stdout,
+/// `c10k stats {JSON}`, for operators and for the tests that run `c10k serve` as a process.
+fn print_stats(s: &c10k::Stats, worker: Option<u32>) {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    let mut j = String::with_capacity(640);
+    let _ = write!(
+        j,
+        "{{\"pid\":{},\"worker\":{}",
+        std::process::id(),
+        worker.map_or_else(|| "null".to_owned(), |w| w.to_string())
+    );
+    for (k, v) in [
+        ("connections_open", s.connections_open),
+        ("handshaking", s.handshaking),
+        ("sockets", s.sockets),
+        ("timers", s.timers),
+        ("accepted", s.accepted),
+        ("handshakes", s.handshakes),
+        ("http_requests", s.http_requests),
+        ("messages_in", s.messages_in),
+        ("bytes_in", s.bytes_in),
+        ("messages_out", s.messages_out),
+        ("bytes_out", s.bytes_out),
+        ("protocol_errors", s.protocol_errors),
+        ("backpressure_closes", s.backpressure_closes),
+        ("backpressure_drops", s.backpressure_drops),
+        ("accept_errors", s.accept_errors),
+        ("accept_pauses", s.accept_pauses),
+        ("pings_sent", s.pings_sent),
+        ("pong_timeouts", s.pong_timeouts),
+        ("close_timeouts", s.close_timeouts),
+        ("published", s.published),
+        ("deliveries", s.deliveries),
+        ("topics", s.topics),
+        ("deflated", s.deflated),
+    ] {
+        let _ = write!(j, ",\"{k}\":{v}");
+    }
+    j.push_str(",\"rejected\":{");
+    for (i, (reason, n)) in s.rejected.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(j, "{sep}\"{}\":{n}", snake(&format!("{reason:?}")));
+    }
+    j.push_str("},\"closes\":{");
+    for (i, (code, n)) in s.closes.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(j, "{sep}\"{code}\":{n}");
+    }
+    j.push_str("}}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "c10k stats {j}").and_then(|()| out.flush());
+}
+
+/// `TooLarge` -> `too_large`.
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }

@@ -1,0 +1,1081 @@
+//! The permessage-deflate transform: zlib state (raw DEFLATE through flate2's zlib-rs backend),
+//! compressing a whole message, inflating a message piece by piece under a size cap, and the
+//! lending of state between a [`DeflatePool`] and a connection.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::{DeflatePool, MAX_WINDOW_BITS, Negotiated, POOL_IDLE_COMPRESSORS, POOL_IDLE_DECOMPRESSORS};
+use crate::proto::error::Error;
+use crate::proto::frame::{MAX_HEADER_LEN, OpCode, encode_header};
+use crate::proto::mask::apply_mask;
+
+/// The last four bytes of a sync flush (an empty stored block): removed from every compressed
+/// message on send, appended on receive (RFC 7692 section 7.2).
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The RSV1 bit in the 3-bit RSV1 RSV2 RSV3 value of a frame header: "compressed".
+pub(crate) const RSV1: u8 = 0b100;
+
+/// The first reservation for an inflated message; it then doubles, up to the message limit.
+const INFLATE_FIRST_RESERVE: usize = 1024;
+
+/// The most the first reservation grows to in proportion to the compressed input.
+const INFLATE_MAX_FIRST_RESERVE: usize = 64 << 10;
+
+/// zlib's smallest raw DEFLATE window. A window of 8 is compressed with 9, whose matches reach at
+/// most 2^9 - 262 = 250 bytes back, so the output is valid for a 256-byte window; decompressing
+/// with a larger window than the peer's accepts everything the peer can send.
+const ZLIB_MIN_WINDOW_BITS: u8 = 9;
+
+/// A raw DEFLATE compressor with its window and level.
+pub struct Compressor {
+    inner: Compress,
+    window_bits: u8,
+    level: u32,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("window_bits", &self.window_bits)
+            .field("level", &self.level)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compressor {
+    /// A compressor with a window of 2^`window_bits` bytes (8 to 15; 8 works as 9) at `level`
+    /// (0-9).
+    pub fn new(window_bits: u8, level: u32) -> Self {
+        let window_bits = window_bits.clamp(ZLIB_MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        let level = level.min(9);
+        Self {
+            inner: Compress::new_with_window_bits(Compression::new(level), false, window_bits),
+            window_bits,
+            level,
+        }
+    }
+
+    fn matches(&self, window_bits: u8, level: u32) -> bool {
+        self.window_bits == window_bits.clamp(ZLIB_MIN_WINDOW_BITS, MAX_WINDOW_BITS)
+            && self.level == level.min(9)
+    }
+
+    /// Compresses a whole message onto the end of `out` and removes the final `00 00 ff ff`:
+    /// the payload of a compressed message (RFC 7692 section 7.2.1). The context is kept: call
+    /// [`Compressor::reset`] between messages unless context takeover was agreed.
+    pub fn compress_message(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        // DEFLATE's worst case is a few bytes per 16 KiB stored block above the input.
+        out.reserve(payload.len() + payload.len() / 4096 * 5 + 16);
+        let mut input = payload;
+        let mut stalled = 0;
+        loop {
+            let (before_in, before_out) = (self.inner.total_in(), out.len());
+            // A compressor in a valid state fails only without room to write.
+            let status = self.inner.compress_vec(input, out, FlushCompress::Sync);
+            let used = (self.inner.total_in() - before_in) as usize;
+            input = &input[used..];
+            // The flush is complete when all input is taken and room is left over.
+            if input.is_empty() && out.len() < out.capacity() && status.is_ok() {
+                break;
+            }
+            if used == 0 && out.len() == before_out {
+                stalled += 1;
+                if stalled > 2 {
+                    break;
+                }
+            } else {
+                stalled = 0;
+            }
+            out.reserve((out.capacity() / 2).max(64));
+        }
+        debug_assert!(out[start..].ends_with(&TAIL));
+        if out[start..].ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+    }
+
+    /// Forgets the context: the next message is compressed on its own.
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
+/// A raw DEFLATE decompressor for one direction of one connection.
+pub struct Decompressor {
+    inner: Decompress,
+    window_bits: u8,
+    /// The stream ended with a final block (BFINAL): what follows in the message is ignored.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("window_bits", &self.window_bits)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an inflated stream stands after [`Decompressor::inflate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inflated {
+    /// All input was used; more may come.
+    More,
+    /// The stream ended with a final block: nothing more is inflated until a reset.
+    End,
+}
+
+/// Why [`Decompressor::inflate`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflateError {
+    /// The input is not valid DEFLATE data (RFC 7692 section 8: fail the connection; 1007).
+    Invalid,
+    /// The output would grow past the cap (1009). Nothing past the cap was allocated.
+    TooLarge {
+        /// The output size reached: one byte over the cap.
+        len: u64,
+    },
+}
+
+impl Decompressor {
+    /// A decompressor for a peer that compresses with a window of up to 2^`window_bits` bytes.
+    pub fn new(window_bits: u8) -> Self {
+        let window_bits = window_bits.clamp(ZLIB_MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        Self {
+            inner: Decompress::new_with_window_bits(false, window_bits),
+            window_bits,
+            ended: false,
+        }
+    }
+
+    /// Forgets the context: the next message is inflated on its own.
+    pub fn reset(&mut self) {
+        self.inner.reset(false);
+        self.ended = false;
+    }
+
+    /// Whether the stream ended with a final block.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Inflates `input` onto the end of `buf`, which never grows past `max` bytes: the output
+    /// is written straight into `buf`'s spare room, which is reserved step by step (doubling,
+    /// up to `max`), and output that would go past `max` fails with
+    /// [`InflateError::TooLarge`] before anything more is reserved. `on_output` is shown each
+    /// newly inflated piece as soon as it is there (to validate text as it grows) and may stop
+    /// the work with an error.
+    pub fn inflate<E: From<InflateError>>(
+        &mut self,
+        mut input: &[u8],
+        buf: &mut Vec<u8>,
+        max: usize,
+        on_output: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Inflated, E> {
+        if self.ended {
+            return Ok(Inflated::End);
+        }
+        if buf.capacity() == buf.len() && buf.len() < max {
+            let first = (input.len() * 4).clamp(INFLATE_FIRST_RESERVE, INFLATE_MAX_FIRST_RESERVE);
+            let target = (buf.len() + first).min(max);
+            buf.reserve_exact(target - buf.len());
+        }
+        loop {
+            if buf.len() == buf.capacity() {
+                if buf.len() >= max {
+                    // At the cap: one more byte of output fails the message.
+                    let mut probe = [0u8; 1];
+                    let (used, made, status) = self.step(input, &mut probe);
+                    // A byte made before an error in the same call came first in the stream.
+                    if made > 0 {
+                        return Err(InflateError::TooLarge {
+                            len: buf.len() as u64 + 1,
+                        }
+                        .into());
+                    }
+                    let status = status?;
+                    input = &input[used..];
+                    if status == Status::StreamEnd {
+                        self.ended = true;
+                        return Ok(Inflated::End);
+                    }
+                    if used == 0 {
+                        return Ok(Inflated::More);
+                    }
+                    continue;
+                }
+                let target = (buf.capacity() * 2).max(buf.len() + 1).min(max);
+                buf.reserve_exact(target - buf.len());
+            }
+            let start = buf.len();
+            let before_in = self.inner.total_in();
+            let result = self.inner.decompress_vec(input, buf, FlushDecompress::None);
+            // What was inflated before an error is shown first, so that the first fault in
+            // stream order is the one reported, however the input was cut.
+            if buf.len() > start {
+                on_output(&buf[start..])?;
+            }
+            let status = result.map_err(|_| InflateError::Invalid)?;
+            let used = (self.inner.total_in() - before_in) as usize;
+            input = &input[used..];
+            if status == Status::StreamEnd {
+                self.ended = true;
+                return Ok(Inflated::End);
+            }
+            if buf.len() < buf.capacity() {
+                // Room was left: zlib stopped for want of input.
+                if input.is_empty() {
+                    return Ok(Inflated::More);
+                }
+                if used == 0 && buf.len() == start {
+                    // Input and room, yet no progress: not a stream zlib can continue.
+                    return Err(InflateError::Invalid.into());
+                }
+            }
+        }
+    }
+
+    /// One call into zlib with a slice as output: input used, output made (also when the call
+    /// then failed), and the status.
+    fn step(&mut self, input: &[u8], output: &mut [u8]) -> (usize, usize, Result<Status, InflateError>) {
+        let (before_in, before_out) = (self.inner.total_in(), self.inner.total_out());
+        let status = self
+            .inner
+            .decompress(input, output, FlushDecompress::None)
+            .map_err(|_| InflateError::Invalid);
+        (
+            (self.inner.total_in() - before_in) as usize,
+            (self.inner.total_out() - before_out) as usize,
+            status,
+        )
+    }
+}
+
+impl From<InflateError> for Error {
+    fn from(e: InflateError) -> Self {
+        match e {
+            InflateError::Invalid => Error::InvalidCompressedData,
+            InflateError::TooLarge { len } => Error::MessageTooLarge { len, max: 0 },
+        }
+    }
+}
+
+impl DeflatePool {
+    fn take_compressor(&mut self, window_bits: u8, level: u32) -> Compressor {
+        match self
+            .compressors
+            .iter()
+            .position(|c| c.matches(window_bits, level))
+        {
+            Some(i) => self.compressors.swap_remove(i),
+            None => Compressor::new(window_bits, level),
+        }
+    }
+
+    fn give_compressor(&mut self, mut c: Compressor) {
+        c.reset();
+        if self.compressors.len() < POOL_IDLE_COMPRESSORS {
+            self.compressors.push(c);
+        }
+    }
+
+    /// Pooled decompressors have the largest window, so that any one serves any connection
+    /// (and is reset without being rebuilt).
+    fn take_decompressor(&mut self) -> Box<Decompressor> {
+        self.decompressors
+            .pop()
+            .unwrap_or_else(|| Box::new(Decompressor::new(MAX_WINDOW_BITS)))
+    }
+
+    fn give_decompressor(&mut self, mut d: Box<Decompressor>) {
+        if self.decompressors.len() < POOL_IDLE_DECOMPRESSORS {
+            d.reset();
+            self.decompressors.push(d);
+        }
+    }
+
+    /// Idle compressors and decompressors held.
+    pub fn idle(&self) -> (usize, usize) {
+        (self.compressors.len(), self.decompressors.len())
+    }
+}
+
+/// Encodes a whole server frame (unmasked, FIN, RSV1) carrying `payload` compressed with a
+/// compressor of the pool, reset afterwards: a frame that can be sent to every peer that agreed
+/// to permessage-deflate with this window and level and without server context takeover (for
+/// broadcasts). Appends to `out`.
+pub fn compress_frame(
+    opcode: OpCode,
+    payload: &[u8],
+    window_bits: u8,
+    level: u32,
+    pool: &mut DeflatePool,
+    out: &mut Vec<u8>,
+) {
+    let mut c = pool.take_compressor(window_bits, level);
+    write_compressed(&mut c, opcode, payload, None, out);
+    pool.give_compressor(c);
+    pool.compressed += 1;
+}
+
+/// Appends one frame of `payload` compressed by `c` to `out`, masked with `mask` if given: the
+/// compressed bytes go after a gap as long as the longest header, then move back to meet the
+/// header once its length is known.
+fn write_compressed(
+    c: &mut Compressor,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    out.resize(start + MAX_HEADER_LEN, 0);
+    c.compress_message(payload, out);
+    let len = out.len() - start - MAX_HEADER_LEN;
+    let header = encode_header(true, RSV1, opcode, len as u64, mask);
+    let h = header.as_bytes().len();
+    out.copy_within(start + MAX_HEADER_LEN.., start + h);
+    out.truncate(start + h + len);
+    out[start..start + h].copy_from_slice(header.as_bytes());
+    if let Some(key) = mask {
+        apply_mask(&mut out[start + h..], key, 0);
+    }
+}
+
+/// The permessage-deflate state of one connection (boxed in the connection, so that a connection
+/// without the extension pays one pointer).
+pub(crate) struct DeflateState {
+    pub(crate) negotiated: Negotiated,
+    /// Owned for the connection's life with context takeover; otherwise borrowed per message.
+    compressor: Option<Box<Compressor>>,
+    /// Owned with the peer's context takeover; otherwise borrowed from the pool for the message
+    /// being received, and given back when it ends.
+    decompressor: Option<Box<Decompressor>>,
+    /// The message being received is compressed.
+    pub(crate) inflating: bool,
+}
+
+impl std::fmt::Debug for DeflateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeflateState")
+            .field("negotiated", &self.negotiated)
+            .field("compressor", &self.compressor.is_some())
+            .field("decompressor", &self.decompressor.is_some())
+            .field("inflating", &self.inflating)
+            .finish()
+    }
+}
+
+impl DeflateState {
+    pub(crate) fn new(negotiated: Negotiated) -> Self {
+        Self {
+            negotiated,
+            compressor: None,
+            decompressor: None,
+            inflating: false,
+        }
+    }
+
+    /// Whether a message of `len` bytes is sent compressed.
+    pub(crate) fn compresses(&self, len: usize) -> bool {
+        len >= self.negotiated.threshold
+    }
+
+    /// Whether any zlib state is held now.
+    pub(crate) fn holds_state(&self) -> bool {
+        self.compressor.is_some() || self.decompressor.is_some()
+    }
+
+    /// Starts receiving a compressed message: borrows a decompressor unless one is owned.
+    pub(crate) fn begin_message(&mut self, pool: &mut DeflatePool) {
+        self.inflating = true;
+        if self.decompressor.is_none() {
+            self.decompressor = Some(if self.negotiated.decompress_context_takeover {
+                Box::new(Decompressor::new(self.negotiated.decompress_window_bits))
+            } else {
+                pool.take_decompressor()
+            });
+        }
+    }
+
+    /// Inflates a piece of the compressed message onto `buf` (see [`Decompressor::inflate`]).
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        buf: &mut Vec<u8>,
+        max: usize,
+        on_output: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let d = self
+            .decompressor
+            .get_or_insert_with(|| Box::new(Decompressor::new(MAX_WINDOW_BITS)));
+        d.inflate(input, buf, max, on_output)
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::MessageTooLarge { len, .. } => Error::MessageTooLarge { len, max },
+                e => e,
+            })
+    }
+
+    /// The message is over (complete, abandoned or failed): gives the decompressor back unless
+    /// the context is kept, in which case a stream that ended with a final block is reset.
+    pub(crate) fn end_message(&mut self, pool: &mut DeflatePool) {
+        self.inflating = false;
+        if self.negotiated.decompress_context_takeover {
+            if let Some(d) = self.decompressor.as_mut()
+                && d.ended()
+            {
+                d.reset();
+            }
+        } else if let Some(d) = self.decompressor.take() {
+            pool.give_decompressor(d);
+        }
+    }
+
+    /// Drops what a failed or closed connection will never use again (a borrowed decompressor
+    /// goes back to the pool).
+    pub(crate) fn release(&mut self, pool: &mut DeflatePool) {
+        self.inflating = false;
+        self.compressor = None;
+        if let Some(d) = self.decompressor.take()
+            && !self.negotiated.decompress_context_takeover
+        {
+            pool.give_decompressor(d);
+        }
+    }
+
+    /// Appends one frame of `payload`, compressed, to `out` (masked with `mask` if given), or
+    /// returns false without writing when compressing without context takeover did not make it
+    /// shorter (the caller then sends it plain, RSV1 clear).
+    pub(crate) fn write_message(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+    ) -> bool {
+        let n = self.negotiated;
+        pool.compressed += 1;
+        if n.compress_context_takeover {
+            let c = self
+                .compressor
+                .get_or_insert_with(|| Box::new(Compressor::new(n.compress_window_bits, n.level)));
+            write_compressed(c, opcode, payload, mask, out);
+            return true;
+        }
+        let mut c = pool.take_compressor(n.compress_window_bits, n.level);
+        let start = out.len();
+        write_compressed(&mut c, opcode, payload, mask, out);
+        pool.give_compressor(c);
+        if out.len() - start
+            >= payload.len()
+                + encode_header(true, 0, opcode, payload.len() as u64, mask)
+                    .as_bytes()
+                    .len()
+        {
+            out.truncate(start);
+            pool.compressed -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Compresses `payload` into a new buffer (no framing), for a message sent in several frames.
+    pub(crate) fn compress(&mut self, payload: &[u8], pool: &mut DeflatePool) -> Vec<u8> {
+        let n = self.negotiated;
+        pool.compressed += 1;
+        let mut out = Vec::new();
+        if n.compress_context_takeover {
+            let c = self
+                .compressor
+                .get_or_insert_with(|| Box::new(Compressor::new(n.compress_window_bits, n.level)));
+            c.compress_message(payload, &mut out);
+        } else {
+            let mut c = pool.take_compressor(n.compress_window_bits, n.level);
+            c.compress_message(payload, &mut out);
+            pool.give_compressor(c);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflate_all(d: &mut Decompressor, data: &[u8], max: usize) -> Result<Vec<u8>, InflateError> {
+        let mut buf = Vec::new();
+        d.inflate::<InflateError>(data, &mut buf, max, &mut |_| Ok(()))?;
+        d.inflate::<InflateError>(&TAIL, &mut buf, max, &mut |_| Ok(()))?;
+        Ok(buf)
+    }
+
+    fn json(len: usize) -> Vec<u8> {
+        let mut s = String::new();
+        let mut i = 0;
+        while s.len() < len {
+            s.push_str(&format!(
+                "{{\"id\":{i},\"name\":\"user{}\",\"active\":{}}},",
+                i % 17,
+                i % 2 == 0
+            ));
+            i += 1;
+        }
+        s.truncate(len);
+        s.into_bytes()
+    }
+
+    #[test]
+    fn rfc_7692_hello_examples() {
+        // Section 7.2.3 (examples): "Hello" compressed, one frame.
+        let mut d = Decompressor::new(15);
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(inflate_all(&mut d, &hello, 1 << 20).unwrap(), b"Hello");
+        // With context takeover, the second "Hello" refers to the first.
+        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        assert_eq!(inflate_all(&mut d, &second, 1 << 20).unwrap(), b"Hello");
+        // A stored (uncompressed) block.
+        let mut d = Decompressor::new(15);
+        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        assert_eq!(inflate_all(&mut d, &stored, 1 << 20).unwrap(), b"Hello");
+        // A final block (BFINAL) and nothing after.
+        let mut d = Decompressor::new(15);
+        let fin = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        assert_eq!(inflate_all(&mut d, &fin, 1 << 20).unwrap(), b"Hello");
+        assert!(d.ended());
+        // The empty message compresses to a single 0x00.
+        let mut c = Compressor::new(15, 6);
+        let mut out = Vec::new();
+        c.compress_message(b"", &mut out);
+        assert_eq!(out, [0x00]);
+        let mut d = Decompressor::new(15);
+        assert_eq!(inflate_all(&mut d, &out, 1 << 20).unwrap(), b"");
+    }
+
+    #[test]
+    fn compress_then_inflate_round_trips_at_many_sizes_and_windows() {
+        for bits in [8, 9, 10, 12, 15] {
+            for takeover in [false, true] {
+                let mut c = Compressor::new(bits, 6);
+                let mut d = Decompressor::new(bits);
+                for len in [0, 1, 5, 63, 64, 100, 1000, 4096, 70_000, 300_000] {
+                    let data = json(len);
+                    let mut z = Vec::new();
+                    c.compress_message(&data, &mut z);
+                    assert!(!z.ends_with(&TAIL) || z.len() < 4 || len == 0);
+                    let back = inflate_all(&mut d, &z, 1 << 20).unwrap();
+                    assert_eq!(back, data, "bits {bits} len {len} takeover {takeover}");
+                    if !takeover {
+                        c.reset();
+                        d.reset();
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn window_8_output_stays_within_256_bytes() {
+        // Every match distance of zlib's window 9 is at most 250: check by decoding with a
+        // window of 9 bits (the smallest zlib has) data whose repeats are 300 bytes apart.
+        let block: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = block.iter().cycle().take(30_000).copied().collect();
+        let mut c = Compressor::new(8, 9);
+        let mut z = Vec::new();
+        c.compress_message(&data, &mut z);
+        let mut d = Decompressor::new(8);
+        assert_eq!(inflate_all(&mut d, &z, 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn inflate_stops_at_the_cap_without_reserving_past_it() {
+        let data = vec![b'a'; 1 << 20];
+        let mut c = Compressor::new(15, 9);
+        let mut z = Vec::new();
+        c.compress_message(&data, &mut z);
+        assert!(
+            z.len() < 2048,
+            "1 MiB of one byte compresses to {} bytes",
+            z.len()
+        );
+        for max in [0, 1, 1000, 4096, 65_535, (1 << 20) - 1] {
+            let mut d = Decompressor::new(15);
+            let mut buf = Vec::new();
+            let r = d.inflate::<InflateError>(&z, &mut buf, max, &mut |_| Ok(()));
+            assert_eq!(
+                r,
+                Err(InflateError::TooLarge { len: max as u64 + 1 }),
+                "cap {max}"
+            );
+            assert!(
+                buf.capacity() <= max,
+                "capacity {} over the cap {max}",
+                buf.capacity()
+            );
+        }
+        // Exactly at the cap is fine.
+        let mut d = Decompressor::new(15);
+        assert_eq!(inflate_all(&mut d, &z, 1 << 20).unwrap().len(), 1 << 20);
+    }
+
+    #[test]
+    fn inflate_fed_byte_by_byte_equals_whole() {
+        let data = json(5000);
+        let mut c = Compressor::new(15, 6);
+        let mut z = Vec::new();
+        c.compress_message(&data, &mut z);
+        z.extend_from_slice(&TAIL);
+        let mut d = Decompressor::new(15);
+        let mut buf = Vec::new();
+        let mut pieces = 0;
+        for b in z.chunks(1) {
+            d.inflate::<InflateError>(b, &mut buf, 1 << 20, &mut |p| {
+                assert!(!p.is_empty());
+                pieces += 1;
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(buf, data);
+        assert!(pieces > 1);
+    }
+
+    #[test]
+    fn invalid_data_is_an_error() {
+        for bad in [
+            &[0xff, 0xff, 0xff][..],
+            &[0x07],
+            &[0x06],
+            &[0x00, 0x05, 0x00, 0x00, 0x00, 0x48],
+        ] {
+            let mut d = Decompressor::new(15);
+            assert_eq!(
+                inflate_all(&mut d, bad, 1 << 20),
+                Err(InflateError::Invalid),
+                "{bad:x?}"
+            );
+        }
+        // A distance too far back for an empty window.
+        let mut d = Decompressor::new(15);
+        assert_eq!(
+            inflate_all(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00], 1 << 20),
+            Err(InflateError::Invalid)
+        );
+    }
+
+    // ---- the transform inside a connection ----
+
+    use crate::proto::deflate::{DeflateConfig, DeflateParams};
+    use crate::proto::{CloseCode, Config, Connection, Event, MessageKind, Role};
+
+    /// Owned events, and the error that ended the run if any.
+    #[derive(Debug, Default)]
+    struct Got {
+        messages: Vec<(MessageKind, Vec<u8>, bool)>,
+        pings: usize,
+        error: Option<Error>,
+        out: Vec<u8>,
+        max_buffered: usize,
+    }
+
+    /// Feeds `bytes` in chunks of `chunk` by the documented driving rule.
+    fn feed(conn: &mut Connection, pool: &mut DeflatePool, bytes: &[u8], chunk: usize) -> Got {
+        let mut got = Got::default();
+        let mut pending = Vec::new();
+        for piece in bytes.chunks(chunk.max(1)) {
+            pending.extend_from_slice(piece);
+            let mut pos = 0;
+            loop {
+                match conn.read_with(&mut pending[pos..], &mut got.out, pool) {
+                    Ok(r) => {
+                        pos += r.consumed;
+                        match r.event {
+                            Some(Event::Message(m)) => {
+                                let borrowed = m.is_borrowed();
+                                got.messages.push((m.kind(), m.as_bytes().to_vec(), borrowed));
+                            }
+                            Some(Event::Ping(_)) => got.pings += 1,
+                            Some(_) => {}
+                            None if r.consumed == 0 => break,
+                            None => {}
+                        }
+                    }
+                    Err(e) => {
+                        got.error = Some(e);
+                        return got;
+                    }
+                }
+                got.max_buffered = got.max_buffered.max(conn.buffered());
+            }
+            pending.drain(..pos);
+        }
+        got
+    }
+
+    fn params(takeover: bool) -> (DeflateParams, DeflateConfig) {
+        let config = DeflateConfig {
+            compress_context_takeover: takeover,
+            decompress_context_takeover: takeover,
+            ..DeflateConfig::default()
+        };
+        let offer = config.offer();
+        let params = crate::proto::deflate::negotiate_values([offer.as_bytes()], &config).unwrap();
+        (params, config)
+    }
+
+    fn pair_with(takeover: bool, limits: Config) -> (Connection, Connection) {
+        let (p, c) = params(takeover);
+        let mut n = 0u8;
+        let server = Connection::server(limits).with_deflate(p.negotiated(Role::Server, &c));
+        let client = Connection::client(
+            limits,
+            Box::new(move || {
+                n = n.wrapping_add(1);
+                [n, 0x5a, 0xa5, n ^ 0x33]
+            }),
+        )
+        .with_deflate(p.negotiated(Role::Client, &c));
+        (server, client)
+    }
+
+    fn pair(takeover: bool) -> (Connection, Connection) {
+        pair_with(takeover, Config::default())
+    }
+
+    /// The close code of the Close frame a failed connection wrote.
+    fn close_code(out: &[u8]) -> u16 {
+        let (h, n) = crate::proto::frame::decode_header(out).unwrap().unwrap();
+        assert_eq!(h.opcode, OpCode::Close);
+        let mut p = out[n..n + 2].to_vec();
+        if let Some(k) = h.mask {
+            apply_mask(&mut p, k, 0);
+        }
+        u16::from_be_bytes([p[0], p[1]])
+    }
+
+    #[test]
+    fn messages_round_trip_both_ways_at_many_sizes_with_and_without_takeover() {
+        for takeover in [false, true] {
+            let (mut server, mut client) = pair(takeover);
+            let (mut spool, mut cpool) = (DeflatePool::new(), DeflatePool::new());
+            for (i, len) in [0, 1, 63, 64, 65, 200, 1000, 4096, 65_535, 65_536, 200_000]
+                .into_iter()
+                .enumerate()
+            {
+                let data = json(len);
+                let kind = if i % 2 == 0 {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                for chunk in [usize::MAX, 7, 1000] {
+                    let mut wire = Vec::new();
+                    client.send_with(kind, &data, &mut wire, &mut cpool).unwrap();
+                    assert_eq!(
+                        wire[0] & 0x40 != 0,
+                        len >= DEFAULT_THRESHOLD_FOR_TESTS,
+                        "RSV1 at {len}"
+                    );
+                    let got = feed(&mut server, &mut spool, &wire, chunk);
+                    assert_eq!(got.error, None);
+                    assert_eq!(got.messages.len(), 1);
+                    assert_eq!(
+                        (got.messages[0].0, &got.messages[0].1),
+                        (kind, &data),
+                        "len {len}"
+                    );
+                    // Compressed messages are owned; plain ones borrowed when whole.
+                    if wire[0] & 0x40 != 0 {
+                        assert!(!got.messages[0].2);
+                    } else if chunk == usize::MAX {
+                        assert!(got.messages[0].2);
+                    }
+                    assert_eq!(server.holds_deflate_state(), takeover && len >= 64);
+                    let mut wire = Vec::new();
+                    server.send_with(kind, &data, &mut wire, &mut spool).unwrap();
+                    let got = feed(&mut client, &mut cpool, &wire, chunk);
+                    assert_eq!(got.error, None);
+                    assert_eq!(got.messages[0].1, data);
+                }
+            }
+            if !takeover {
+                assert!(!server.holds_deflate_state() && !client.holds_deflate_state());
+                assert_eq!(spool.idle(), (1, 1));
+            }
+        }
+    }
+
+    const DEFAULT_THRESHOLD_FOR_TESTS: usize = super::super::DEFAULT_THRESHOLD;
+
+    #[test]
+    fn fragmented_compressed_messages_arrive_whole_with_pings_between_fragments() {
+        for takeover in [false, true] {
+            let (mut server, mut client) = pair(takeover);
+            let (mut spool, mut cpool) = (DeflatePool::new(), DeflatePool::new());
+            for len in [64, 1000, 50_000] {
+                let data = json(len);
+                for fragment in [1, 3, 100, 10_000] {
+                    let mut wire = Vec::new();
+                    client
+                        .send_fragmented(MessageKind::Text, &data, fragment, &mut wire, &mut cpool)
+                        .unwrap();
+                    // A ping after the first frame.
+                    let (h, n) = crate::proto::frame::decode_header(&wire).unwrap().unwrap();
+                    assert_eq!(h.rsv, RSV1);
+                    let first = n + h.len as usize;
+                    let mut with_ping = wire[..first].to_vec();
+                    client.ping(b"p", &mut with_ping).unwrap();
+                    with_ping.extend_from_slice(&wire[first..]);
+                    let got = feed(&mut server, &mut spool, &with_ping, 13);
+                    assert_eq!(got.error, None, "len {len} fragment {fragment}");
+                    assert_eq!(got.pings, 1);
+                    assert_eq!(got.messages.len(), 1);
+                    assert_eq!(got.messages[0].1, data);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rfc_7692_example_frames_are_read() {
+        let (_, mut client) = pair(true);
+        let mut pool = DeflatePool::new();
+        // Section 7.2.3 (examples): "Hello" in one compressed frame, then in two fragments.
+        let one = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let got = feed(&mut client, &mut pool, &one, usize::MAX);
+        assert_eq!(got.messages[0].1, b"Hello");
+        let (_, mut client) = pair(false);
+        let two = [0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00];
+        let got = feed(&mut client, &mut pool, &two, usize::MAX);
+        assert_eq!(got.messages[0].1, b"Hello");
+        // With takeover, the second message refers to the first.
+        let (_, mut client) = pair(true);
+        let mut both = one.to_vec();
+        both.extend_from_slice(&[0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
+        let got = feed(&mut client, &mut pool, &both, usize::MAX);
+        assert_eq!(got.error, None);
+        assert_eq!(got.messages.len(), 2);
+        assert_eq!(got.messages[1].1, b"Hello");
+        // A final block (BFINAL), then nothing.
+        let (_, mut client) = pair(false);
+        let fin = [0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        let got = feed(&mut client, &mut pool, &fin, 1);
+        assert_eq!(got.error, None);
+        assert_eq!(got.messages[0].1, b"Hello");
+    }
+
+    /// A compressed frame for a server: `payload` compressed whole, masked.
+    fn masked_compressed(opcode: OpCode, data: &[u8]) -> Vec<u8> {
+        let mut c = Compressor::new(15, 9);
+        let mut out = Vec::new();
+        write_compressed(&mut c, opcode, data, Some([1, 2, 3, 4]), &mut out);
+        out
+    }
+
+    #[test]
+    fn server_fails_a_decompression_bomb_with_1009_without_holding_more_than_the_limit() {
+        let limits = Config {
+            max_message_size: 64 << 10,
+            ..Config::default()
+        };
+        let bomb = vec![0u8; 16 << 20];
+        let wire = masked_compressed(OpCode::Binary, &bomb);
+        assert!(wire.len() < 20_000, "16 MiB of zeros in {} bytes", wire.len());
+        for chunk in [usize::MAX, 1, 1000] {
+            for takeover in [false, true] {
+                let (mut server, _) = pair_with(takeover, limits);
+                let got = feed(&mut server, &mut DeflatePool::new(), &wire, chunk);
+                match got.error {
+                    Some(Error::MessageTooLarge { len, max }) => {
+                        assert_eq!((len, max), ((64 << 10) + 1, 64 << 10));
+                    }
+                    other => panic!("expected 1009, got {other:?}"),
+                }
+                assert_eq!(close_code(&got.out), 1009);
+                assert!(got.max_buffered <= 64 << 10);
+                assert!(!server.holds_deflate_state());
+            }
+        }
+        // Exactly at the limit is accepted.
+        let (mut server, _) = pair_with(false, limits);
+        let wire = masked_compressed(OpCode::Binary, &vec![7u8; 64 << 10]);
+        let got = feed(&mut server, &mut DeflatePool::new(), &wire, usize::MAX);
+        assert_eq!(got.error, None);
+        assert_eq!(got.messages[0].1.len(), 64 << 10);
+    }
+
+    #[test]
+    fn server_fails_invalid_compressed_data_with_1007() {
+        for payload in [
+            &[0xff, 0xff, 0xff, 0xff][..],
+            &[0x06],
+            &[0xf2, 0x00, 0x11, 0x00, 0x00],
+        ] {
+            for chunk in [usize::MAX, 1] {
+                let (mut server, _) = pair(false);
+                let mut wire = crate::proto::frame::encode_header(
+                    true,
+                    RSV1,
+                    OpCode::Binary,
+                    payload.len() as u64,
+                    Some([9, 8, 7, 6]),
+                )
+                .as_bytes()
+                .to_vec();
+                let start = wire.len();
+                wire.extend_from_slice(payload);
+                apply_mask(&mut wire[start..], [9, 8, 7, 6], 0);
+                let got = feed(&mut server, &mut DeflatePool::new(), &wire, chunk);
+                assert_eq!(got.error, Some(Error::InvalidCompressedData), "{payload:x?}");
+                assert_eq!(close_code(&got.out), 1007);
+                assert_eq!(
+                    Error::InvalidCompressedData.close_code(),
+                    CloseCode::InvalidPayload
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn server_fails_invalid_utf8_in_compressed_text_with_1007_before_the_message_ends() {
+        let mut bad = b"valid prefix ".repeat(10);
+        bad.extend_from_slice(&[0xc0, 0xaf]);
+        bad.extend_from_slice(&json(100_000));
+        let mut c = Compressor::new(15, 6);
+        let mut z = Vec::new();
+        c.compress_message(&bad, &mut z);
+        // Sent in fragments: the error comes with the fragment that inflates the bad byte.
+        let (mut server, _) = pair(false);
+        let first = &z[..z.len() / 4];
+        let key = [1, 1, 1, 1];
+        let mut wire =
+            crate::proto::frame::encode_header(false, RSV1, OpCode::Text, first.len() as u64, Some(key))
+                .as_bytes()
+                .to_vec();
+        let start = wire.len();
+        wire.extend_from_slice(first);
+        apply_mask(&mut wire[start..], key, 0);
+        let got = feed(&mut server, &mut DeflatePool::new(), &wire, usize::MAX);
+        assert_eq!(got.error, Some(Error::InvalidUtf8 { offset: 130 }));
+        assert_eq!(close_code(&got.out), 1007);
+    }
+
+    #[test]
+    fn rsv1_on_continuation_or_control_frames_or_without_deflate_is_1002() {
+        let mut pool = DeflatePool::new();
+        let key = Some([0, 0, 0, 0]);
+        let hdr = |fin, rsv, op, len| {
+            crate::proto::frame::encode_header(fin, rsv, op, len, key)
+                .as_bytes()
+                .to_vec()
+        };
+        // RSV1 on a continuation of a compressed message.
+        let (mut server, _) = pair(false);
+        let mut wire = hdr(false, RSV1, OpCode::Text, 1);
+        wire.push(0x00);
+        wire.extend(hdr(true, RSV1, OpCode::Continuation, 1));
+        wire.push(0x00);
+        let got = feed(&mut server, &mut pool, &wire, usize::MAX);
+        assert_eq!(got.error, Some(Error::CompressedContinuation));
+        assert_eq!(close_code(&got.out), 1002);
+        // RSV1 on a continuation of an uncompressed message.
+        let (mut server, _) = pair(false);
+        let mut wire = hdr(false, 0, OpCode::Text, 1);
+        wire.push(b'a');
+        wire.extend(hdr(true, RSV1, OpCode::Continuation, 1));
+        wire.push(b'b');
+        let got = feed(&mut server, &mut pool, &wire, usize::MAX);
+        assert_eq!(got.error, Some(Error::CompressedContinuation));
+        // RSV1 on control frames.
+        for op in [OpCode::Ping, OpCode::Pong, OpCode::Close] {
+            let (mut server, _) = pair(false);
+            let got = feed(&mut server, &mut pool, &hdr(true, RSV1, op, 0), usize::MAX);
+            assert_eq!(got.error, Some(Error::ReservedBits(RSV1)), "{op:?}");
+            assert_eq!(close_code(&got.out), 1002);
+        }
+        // RSV2 and RSV3 stay reserved.
+        for rsv in [0b010, 0b001, 0b110] {
+            let (mut server, _) = pair(false);
+            let mut wire = hdr(true, rsv, OpCode::Text, 1);
+            wire.push(b'a');
+            let got = feed(&mut server, &mut pool, &wire, usize::MAX);
+            assert_eq!(got.error, Some(Error::ReservedBits(rsv)));
+        }
+        // RSV1 without deflate negotiated.
+        let mut plain = Connection::server(Config::default());
+        let mut wire = hdr(true, RSV1, OpCode::Text, 1);
+        wire.push(0x00);
+        let got = feed(&mut plain, &mut pool, &wire, usize::MAX);
+        assert_eq!(got.error, Some(Error::ReservedBits(RSV1)));
+    }
+
+    #[test]
+    fn incompressible_messages_are_sent_plain_without_takeover() {
+        let (mut server, _) = pair(false);
+        let mut pool = DeflatePool::new();
+        let mut x = 0x1234_5678u32;
+        let noise: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let mut wire = Vec::new();
+        server
+            .send_with(MessageKind::Binary, &noise, &mut wire, &mut pool)
+            .unwrap();
+        assert_eq!(wire[0], 0x82, "RSV1 clear");
+        assert_eq!(&wire[4..], &noise[..]);
+    }
+
+    #[test]
+    fn a_failed_or_closed_connection_gives_its_state_back() {
+        for (takeover, close) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (mut server, mut client) = pair(takeover);
+            let (mut spool, mut cpool) = (DeflatePool::new(), DeflatePool::new());
+            let mut wire = Vec::new();
+            client
+                .send_fragmented(MessageKind::Text, &json(500), 20, &mut wire, &mut cpool)
+                .unwrap();
+            // The first frame of the message, then a reserved opcode or a Close frame.
+            let first = 2 + 4 + 20;
+            let got = feed(&mut server, &mut spool, &wire[..first], usize::MAX);
+            assert!(got.error.is_none() && server.holds_deflate_state());
+            let end: &[u8] = if close {
+                &[0x88, 0x80, 0, 0, 0, 0]
+            } else {
+                &[0x8f, 0x80, 0, 0, 0, 0]
+            };
+            let got = feed(&mut server, &mut spool, end, usize::MAX);
+            assert_eq!(got.error.is_some(), !close);
+            assert!(!server.holds_deflate_state());
+            // A borrowed decompressor goes back; one of the connection's own is dropped.
+            assert_eq!(spool.idle().1, usize::from(!takeover));
+        }
+    }
+
+    #[test]
+    fn pool_keeps_a_bounded_number_of_idle_objects() {
+        let mut pool = DeflatePool::new();
+        let ds: Vec<_> = (0..40).map(|_| pool.take_decompressor()).collect();
+        for d in ds {
+            pool.give_decompressor(d);
+        }
+        assert_eq!(pool.idle().1, POOL_IDLE_DECOMPRESSORS);
+        let cs: Vec<_> = (9..=15).map(|b| pool.take_compressor(b, 6)).collect();
+        for c in cs {
+            pool.give_compressor(c);
+        }
+        assert_eq!(pool.idle().0, POOL_IDLE_COMPRESSORS);
+        // A matching idle compressor is reused.
+        let c = pool.take_compressor(9, 6);
+        assert!(c.matches(9, 6));
+        assert_eq!(pool.idle().0, POOL_IDLE_COMPRESSORS - 1);
+    }
+}
