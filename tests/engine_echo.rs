@@ -5,13 +5,13 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use c10k::{ServerConfig, apps::Echo};
+use c10k::apps::Echo;
 use common::*;
 use tungstenite::Message;
 
 #[test]
 fn server_echoes_text_binary_empty_and_large_messages() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut ws = client(h.local_addr());
     let big: Vec<u8> = (0..16u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
     let cases = vec![
@@ -33,7 +33,7 @@ fn server_echoes_text_binary_empty_and_large_messages() {
 
 #[test]
 fn server_echoes_fragmented_message_with_ping_inside() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw_open(h.local_addr());
     let mut bytes = frame(false, 0x1, "κό".as_bytes());
     bytes.extend(frame(true, 0x9, b"inside"));
@@ -47,7 +47,7 @@ fn server_echoes_fragmented_message_with_ping_inside() {
 
 #[test]
 fn server_handles_bytes_arriving_one_at_a_time() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw(h.local_addr());
     let mut all = UPGRADE.to_vec();
     all.extend(frame(true, 0x2, &[7u8; 300]));
@@ -62,7 +62,7 @@ fn server_handles_bytes_arriving_one_at_a_time() {
 
 #[test]
 fn server_handles_frames_pipelined_after_the_handshake() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw(h.local_addr());
     let mut all = UPGRADE.to_vec();
     for i in 0..100u8 {
@@ -79,7 +79,7 @@ fn server_handles_frames_pipelined_after_the_handshake() {
 
 #[test]
 fn server_answers_pings_with_same_payload() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw_open(h.local_addr());
     for len in [0usize, 1, 125] {
         let p = vec![0xabu8; len];
@@ -91,7 +91,7 @@ fn server_answers_pings_with_same_payload() {
 
 #[test]
 fn server_echoes_client_close_code_and_closes_tcp() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw_open(h.local_addr());
     s.write_all(&frame(true, 0x8, &[0x0f, 0xa0, b'b', b'y', b'e']))
         .unwrap();
@@ -104,7 +104,7 @@ fn server_echoes_client_close_code_and_closes_tcp() {
 
 #[test]
 fn server_fails_unmasked_frame_with_1002() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw_open(h.local_addr());
     s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
     assert_eq!(read_close_code(&mut s), 1002);
@@ -114,7 +114,7 @@ fn server_fails_unmasked_frame_with_1002() {
 
 #[test]
 fn server_fails_invalid_utf8_with_1007() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw_open(h.local_addr());
     s.write_all(&frame(true, 0x1, &[b'a', 0xff])).unwrap();
     assert_eq!(read_close_code(&mut s), 1007);
@@ -123,7 +123,7 @@ fn server_fails_invalid_utf8_with_1007() {
 
 #[test]
 fn server_fails_oversized_message_with_1009() {
-    let mut config = ServerConfig::default();
+    let mut config = quick_config();
     config.protocol.max_message_size = 1000;
     let h = start(config, |_| Echo);
     let mut s = raw_open(h.local_addr());
@@ -135,7 +135,7 @@ fn server_fails_oversized_message_with_1009() {
 
 #[test]
 fn server_rejects_bad_handshakes_with_their_status() {
-    let h = start(ServerConfig::default(), |_| Echo);
+    let h = start(quick_config(), |_| Echo);
     let addr = h.local_addr();
     let cases: &[(&str, &str)] = &[
         (
