@@ -303,6 +303,18 @@ impl Ctx<'_> {
         self.core.cancel_timer(timer)
     }
 
+    /// Whether the server is shutting down: in its lame-duck period (still accepting, upgrades
+    /// refused with 503) or draining. A health check should answer 503 then.
+    pub fn is_draining(&self) -> bool {
+        self.core.is_draining()
+    }
+
+    /// Every shard's statistics, indexed by shard: this shard's as of now, the others' as they
+    /// last published them (at most about a second ago). For metrics endpoints.
+    pub fn all_stats(&self) -> Vec<Stats> {
+        self.core.all_stats()
+    }
+
     /// This shard's statistics so far.
     pub fn stats(&self) -> &Stats {
         &self.core.stats

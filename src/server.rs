@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub close_timeout: Duration,
     /// On graceful shutdown, time allowed for connections to close after 1001 Going Away.
     pub drain_timeout: Duration,
+    /// On graceful shutdown, a "lame duck" period before the drain: the server still accepts
+    /// connections, but answers health checks (`Ctx::is_draining`) and WebSocket upgrades with
+    /// 503, so that load balancers take it out of rotation before it stops accepting. Zero (the
+    /// default) drains at once.
+    pub drain_grace: Duration,
     /// Cap on the bytes queued for one connection.
     pub max_queued_bytes: usize,
     /// Policy past the cap.
@@ -96,6 +101,7 @@ impl Default for ServerConfig {
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            drain_grace: Duration::ZERO,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             backpressure: Backpressure::Close,
             read_buffer: DEFAULT_READ_BUFFER,
@@ -154,6 +160,8 @@ pub enum RejectReason {
     Key,
     /// Refused by the application's [`Handler::on_handshake`].
     Application,
+    /// Refused with 503 during the lame-duck period of a shutdown.
+    Draining,
     /// No complete request within the handshake timeout.
     Timeout,
 }
@@ -183,7 +191,8 @@ pub struct Stats {
     pub handshaking: u64,
     /// Entries in the connection slab when the snapshot was taken (open, in handshake, or closing).
     pub sockets: u64,
-    /// Armed timers in the shard's wheel when the snapshot was taken.
+    /// Armed connection and application timers when the snapshot was taken (the shard's own
+    /// bookkeeping timers are not counted).
     pub timers: u64,
     /// Sockets accepted.
     pub accepted: u64,
@@ -277,6 +286,8 @@ pub(crate) struct Remote {
     pub(crate) waker: mio::Waker,
     pub(crate) woken: AtomicBool,
     pub(crate) final_stats: Mutex<Option<Stats>>,
+    /// The shard's statistics as it last published them (every second).
+    pub(crate) published: Mutex<Stats>,
 }
 
 impl Remote {
@@ -472,6 +483,7 @@ impl<H: Handler> Server<H> {
                 waker,
                 woken: AtomicBool::new(false),
                 final_stats: Mutex::new(None),
+                published: Mutex::new(Stats::default()),
             });
             parts.push((poll, listener, rx));
         }

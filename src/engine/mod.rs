@@ -196,11 +196,21 @@ const ZBUF_KEEP: usize = 256 << 10;
 /// What a timer is for.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
-    Conn { key: u32, generation: u32 },
+    Conn {
+        key: u32,
+        generation: u32,
+    },
     App(u64),
     AcceptResume,
+    /// The end of the lame-duck period of a shutdown: start draining.
+    Grace,
     Drain,
+    /// Copy the statistics where other shards' handlers can read them.
+    Publish,
 }
+
+/// How often a shard publishes its statistics for the others (`ServerHandle::published_stats`).
+const PUBLISH_STATS_MS: u64 = 1000;
 
 /// Which deadline a connection's timer stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +281,11 @@ pub struct Core {
     rng: u64,
     next_generation: u32,
     draining: bool,
+    /// Shutting down, first part: still accepting, but health checks answer 503 and upgrades are
+    /// refused, so that load balancers take this server out before it stops accepting.
+    lame_duck: bool,
+    /// The next publication of the statistics.
+    publish_timer: Option<TimerKey>,
     /// The deadline of a graceful shutdown, cancelled if every connection closed before it.
     drain_timer: Option<TimerKey>,
     last_accept_log_ms: Option<u64>,
@@ -328,11 +343,15 @@ pub(crate) fn run_shard<H: Handler>(
             rng: 0x9e37_79b9_7f4a_7c15 ^ (shard as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             next_generation: 0,
             draining: false,
+            lame_duck: false,
             drain_timer: None,
+            publish_timer: None,
             last_accept_log_ms: None,
             handle,
         },
     };
+    shard.core.publish_stats();
+    shard.core.publish_timer = Some(shard.core.wheel.arm(PUBLISH_STATS_MS, Timer::Publish));
     shard.run(&mut poll);
     let stats = shard.core.snapshot();
     // Published before the inbox closes, so that a caller never finds the shard gone and its
@@ -397,7 +416,10 @@ impl<H: Handler> Shard<H> {
             if self.core.draining && self.core.conns.is_empty() {
                 // Leave no timer of the shard's own behind (the shard's final statistics show
                 // what is left).
-                if let Some(t) = self.core.drain_timer.take() {
+                for t in [self.core.drain_timer.take(), self.core.publish_timer.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     self.core.wheel.cancel(t);
                 }
                 break;
@@ -462,7 +484,7 @@ impl<H: Handler> Shard<H> {
                 Command::Publish { topic, frame } => {
                     self.core.deliver(&topic, &frame);
                 }
-                Command::Shutdown => self.core.begin_drain(),
+                Command::Shutdown => self.core.shutdown(),
                 Command::Stats(reply) => {
                     let _ = reply.send(self.core.snapshot());
                 }
@@ -613,6 +635,12 @@ impl<H: Handler> Shard<H> {
                     self.core.accept_paused = false;
                     self.accept();
                 }
+                Timer::Grace => self.core.begin_drain(),
+                Timer::Publish => {
+                    self.core.publish_stats();
+                    let at = self.core.now_ms + PUBLISH_STATS_MS;
+                    self.core.publish_timer = Some(self.core.wheel.arm(at, Timer::Publish));
+                }
                 Timer::Drain => {
                     self.core.drain_timer = None;
                     for (key, _) in self.core.conns.iter_mut() {
@@ -684,6 +712,13 @@ fn handshake<H: Handler>(handler: &mut H, core: &mut Core, key: usize, input: &[
     if !req.is_websocket() {
         core.stats.http_requests += 1;
         let resp = handler.on_http(&mut Ctx { core }, &req);
+        core.respond(key, &resp);
+        return Handshake::Done;
+    }
+    if core.lame_duck {
+        *core.stats.rejected.entry(RejectReason::Draining).or_default() += 1;
+        let mut resp = HttpResponse::text(503, "server shutting down\n");
+        resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
         core.respond(key, &resp);
         return Handshake::Done;
     }
@@ -1227,10 +1262,56 @@ impl Core {
         }
     }
 
+    /// A shutdown was asked for: a lame-duck period first if one is configured, then the drain.
+    fn shutdown(&mut self) {
+        if self.lame_duck || self.draining {
+            return;
+        }
+        if self.config.drain_grace.is_zero() {
+            return self.begin_drain();
+        }
+        self.lame_duck = true;
+        let at = self.now_ms + self.config.drain_grace.as_millis() as u64;
+        self.wheel.arm(at, Timer::Grace);
+    }
+
+    /// Whether the server is shutting down (lame duck or draining).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.lame_duck || self.draining
+    }
+
+    /// Copies the statistics where handlers of other shards can read them.
+    fn publish_stats(&self) {
+        if let Some(r) = self.handle.shared.remotes.get(self.shard)
+            && let Ok(mut p) = r.published.lock()
+        {
+            *p = self.snapshot();
+        }
+    }
+
+    /// Every shard's statistics: this shard's now, the others' as last published (at most about
+    /// a second old).
+    pub(crate) fn all_stats(&self) -> Vec<Stats> {
+        self.handle
+            .shared
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if i == self.shard {
+                    self.snapshot()
+                } else {
+                    r.published.lock().map(|s| s.clone()).unwrap_or_default()
+                }
+            })
+            .collect()
+    }
+
     fn begin_drain(&mut self) {
         if self.draining {
             return;
         }
+        self.lame_duck = false;
         self.draining = true;
         if let Some(mut l) = self.listener.take() {
             let _ = self.registry.deregister(&mut l);
@@ -1262,7 +1343,12 @@ impl Core {
         let mut s = self.stats.clone();
         s.topics = self.topics.len() as u64;
         s.sockets = self.conns.len() as u64;
-        s.timers = self.wheel.len() as u64;
+        // Connection and application timers: the shard's own bookkeeping ones are not counted.
+        let own = [self.publish_timer, self.drain_timer, self.accept_timer]
+            .iter()
+            .flatten()
+            .count();
+        s.timers = self.wheel.len().saturating_sub(own) as u64;
         s.deflated = self.deflate.compressed();
         s
     }

@@ -16,6 +16,10 @@ const SLOTS: usize = 4096;
 
 const NIL: u32 = u32::MAX;
 
+/// How many ticks ahead [`Wheel::timeout_ms`] looks for a timer: an idle shard with only
+/// far-away timers wakes every 640 ms rather than every tick.
+const LOOKAHEAD: u64 = 64;
+
 /// Identifies an armed timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -123,12 +127,17 @@ impl<T> Wheel<T> {
         self.current = now;
     }
 
-    /// How long until the next tick, if any timer is armed.
+    /// How long the event loop may sleep: until the first of the next few ticks whose slot holds
+    /// a timer (at most [`LOOKAHEAD`] ticks ahead), or `None` when no timer is armed. A slot may
+    /// hold timers of later turns, so this can wake the loop early, never late.
     pub(crate) fn timeout_ms(&self, now_ms: u64) -> Option<u64> {
         if self.nodes.is_empty() {
             return None;
         }
-        Some(((self.current + 1) * TICK_MS).saturating_sub(now_ms))
+        let ahead = (1..=LOOKAHEAD)
+            .find(|d| self.heads[((self.current + d) % SLOTS as u64) as usize] != NIL)
+            .unwrap_or(LOOKAHEAD);
+        Some(((self.current + ahead) * TICK_MS).saturating_sub(now_ms))
     }
 }
 
@@ -201,10 +210,19 @@ mod tests {
     }
 
     #[test]
-    fn timeout_is_until_next_tick() {
+    fn timeout_is_until_the_next_slot_with_a_timer() {
         let mut w = Wheel::new(0);
         assert_eq!(w.timeout_ms(0), None);
-        w.arm(1000, ());
-        assert_eq!(w.timeout_ms(3), Some(7));
+        w.arm(100, ());
+        assert_eq!(w.timeout_ms(3), Some(97));
+        w.arm(20, ());
+        assert_eq!(w.timeout_ms(3), Some(17));
+        let mut w = Wheel::new(0);
+        w.arm(100_000, ());
+        assert_eq!(w.timeout_ms(0), Some(LOOKAHEAD * TICK_MS));
+        // A timer armed in the past fires at the next tick.
+        let mut w = Wheel::new(1000);
+        w.arm(5, ());
+        assert_eq!(w.timeout_ms(1004), Some(6));
     }
 }

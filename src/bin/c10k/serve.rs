@@ -92,6 +92,16 @@ pub struct Args {
     #[cfg(feature = "redis")]
     #[arg(long, default_value = c10k::topics::redis::DEFAULT_PREFIX)]
     redis_prefix: String,
+    /// Answer `GET /healthz`: 200 while serving, 503 while shutting down.
+    #[arg(long)]
+    healthz: bool,
+    /// Answer `GET /metrics` in the Prometheus text format (per shard, labelled by worker).
+    #[arg(long)]
+    metrics: bool,
+    /// On SIGINT/SIGTERM, keep accepting for this long first, answering /healthz and upgrades
+    /// with 503, so that a load balancer takes the server out before it stops accepting.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    drain_grace: Duration,
     /// Internal: this process is worker I of a supervisor.
     #[arg(long, hide = true)]
     worker_index: Option<u32>,
@@ -146,7 +156,8 @@ pub fn run(args: Args) -> Result<(), String> {
         return supervisor::run(supervisor::Plan {
             processes: processes as usize,
             addr: args.addr,
-            drain_timeout: args.drain_timeout,
+            // The workers' lame-duck period comes before their drain.
+            drain_timeout: args.drain_grace + args.drain_timeout,
         });
     }
     let worker = args
@@ -166,6 +177,7 @@ pub fn run(args: Args) -> Result<(), String> {
         pong_timeout: args.pong_timeout,
         close_timeout: args.close_timeout,
         drain_timeout: args.drain_timeout,
+        drain_grace: args.drain_grace,
         max_queued_bytes: args.max_queued,
         backpressure: match args.backpressure {
             Policy::Close => Backpressure::Close,
@@ -192,19 +204,29 @@ pub fn run(args: Args) -> Result<(), String> {
         config.bridge = Some(c10k::topics::redis::RedisBridge::new(url, &args.redis_prefix)?);
     }
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
+    let (healthz, metrics, index) = (args.healthz, args.metrics, args.worker_index);
     match args.mode {
         Mode::Echo => serve(
-            Server::bind(config, |_| apps::Echo).map_err(bind_error)?,
+            Server::bind(config, move |_| {
+                apps::Ops::new(apps::Echo, healthz, metrics, index)
+            })
+            .map_err(bind_error)?,
             &args,
             &worker,
         ),
         Mode::Pubsub => serve(
-            Server::bind(config, |_| apps::PubSub).map_err(bind_error)?,
+            Server::bind(config, move |_| {
+                apps::Ops::new(apps::PubSub, healthz, metrics, index)
+            })
+            .map_err(bind_error)?,
             &args,
             &worker,
         ),
         Mode::Chat => serve(
-            Server::bind(config, |_| apps::Chat).map_err(bind_error)?,
+            Server::bind(config, move |_| {
+                apps::Ops::new(apps::Chat, healthz, metrics, index)
+            })
+            .map_err(bind_error)?,
             &args,
             &worker,
         ),

@@ -1,0 +1,304 @@
+//! Health checks and metrics for any handler: `GET /healthz` and `GET /metrics` (Prometheus text
+//! format), each turned on separately.
+
+use std::fmt::Write as _;
+
+use crate::handler::{Ctx, Decision, Handler, HttpResponse};
+use crate::proto::handshake::Request;
+use crate::proto::{CloseCode, Message};
+use crate::server::{ConnId, Stats};
+
+/// Wraps a handler and answers `/healthz` and `/metrics` before it sees plain HTTP requests.
+#[derive(Debug, Clone)]
+pub struct Ops<H> {
+    inner: H,
+    healthz: bool,
+    metrics: bool,
+    /// The worker index, a label of every metric when running under a supervisor.
+    worker: Option<u32>,
+}
+
+impl<H> Ops<H> {
+    /// Wraps `inner`; `healthz` and `metrics` turn the endpoints on; `worker` labels the metrics.
+    pub fn new(inner: H, healthz: bool, metrics: bool, worker: Option<u32>) -> Self {
+        Self {
+            inner,
+            healthz,
+            metrics,
+            worker,
+        }
+    }
+}
+
+impl<H: Handler> Handler for Ops<H> {
+    fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
+        self.inner.on_handshake(req)
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
+        self.inner.on_open(ctx, id, req);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+        self.inner.on_message(ctx, id, msg);
+    }
+
+    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
+        self.inner.on_ping(ctx, id, payload);
+    }
+
+    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
+        self.inner.on_pong(ctx, id, payload);
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
+        self.inner.on_close(ctx, id, code, reason);
+    }
+
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        self.inner.on_drain(ctx, id);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        self.inner.on_timer(ctx, token);
+    }
+
+    fn on_http(&mut self, ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
+        match (req.method(), req.path()) {
+            ("GET", "/healthz") if self.healthz => {
+                if ctx.is_draining() {
+                    HttpResponse::text(503, "draining\n")
+                } else {
+                    HttpResponse::text(200, "ok\n")
+                }
+            }
+            ("GET", "/metrics") if self.metrics => HttpResponse::with_type(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                prometheus(&ctx.all_stats(), self.worker, ctx.is_draining()).into_bytes(),
+            ),
+            _ => self.inner.on_http(ctx, req),
+        }
+    }
+}
+
+/// A metric with one value per shard: name, type, help, and how to read it.
+type Scalar = (&'static str, &'static str, &'static str, fn(&Stats) -> u64);
+
+/// One metric family: name, type, help, and a value per shard (with optional extra labels).
+struct Family<'a> {
+    name: &'a str,
+    kind: &'a str,
+    help: &'a str,
+}
+
+/// Renders every shard's statistics in the Prometheus text exposition format (version 0.0.4).
+pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> String {
+    let mut out = String::with_capacity(4096);
+    let labels = |shard: usize, extra: &str| {
+        let mut l = format!("shard=\"{shard}\"");
+        if let Some(w) = worker {
+            let _ = write!(l, ",worker=\"{w}\"");
+        }
+        if !extra.is_empty() {
+            l.push(',');
+            l.push_str(extra);
+        }
+        l
+    };
+    let mut family = |f: Family<'_>, values: &dyn Fn(&Stats) -> Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (i, s) in shards.iter().enumerate() {
+            for (extra, v) in values(s) {
+                let _ = writeln!(out, "{}{{{}}} {v}", f.name, labels(i, &extra));
+            }
+        }
+    };
+    let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
+    let scalars: [Scalar; 21] = [
+        (
+            "c10k_connections_open",
+            "gauge",
+            "Open WebSocket connections.",
+            |s| s.connections_open,
+        ),
+        (
+            "c10k_handshaking",
+            "gauge",
+            "Accepted sockets still in their handshake.",
+            |s| s.handshaking,
+        ),
+        ("c10k_sockets", "gauge", "Entries in the connection table.", |s| {
+            s.sockets
+        }),
+        ("c10k_topics", "gauge", "Topics with subscribers.", |s| s.topics),
+        ("c10k_accepted_total", "counter", "Sockets accepted.", |s| {
+            s.accepted
+        }),
+        (
+            "c10k_handshakes_total",
+            "counter",
+            "Handshakes completed (101 sent).",
+            |s| s.handshakes,
+        ),
+        (
+            "c10k_http_requests_total",
+            "counter",
+            "Plain HTTP requests answered.",
+            |s| s.http_requests,
+        ),
+        ("c10k_messages_in_total", "counter", "Messages received.", |s| {
+            s.messages_in
+        }),
+        (
+            "c10k_messages_out_total",
+            "counter",
+            "Messages sent (broadcast deliveries included).",
+            |s| s.messages_out,
+        ),
+        (
+            "c10k_bytes_in_total",
+            "counter",
+            "Message payload bytes received.",
+            |s| s.bytes_in,
+        ),
+        (
+            "c10k_bytes_out_total",
+            "counter",
+            "Message payload bytes sent.",
+            |s| s.bytes_out,
+        ),
+        (
+            "c10k_protocol_errors_total",
+            "counter",
+            "Connections failed on a protocol error.",
+            |s| s.protocol_errors,
+        ),
+        (
+            "c10k_backpressure_closes_total",
+            "counter",
+            "Connections closed for a full write queue (1008).",
+            |s| s.backpressure_closes,
+        ),
+        (
+            "c10k_backpressure_drops_total",
+            "counter",
+            "Messages dropped for a full write queue.",
+            |s| s.backpressure_drops,
+        ),
+        (
+            "c10k_accept_errors_total",
+            "counter",
+            "Accept errors of any kind.",
+            |s| s.accept_errors,
+        ),
+        (
+            "c10k_accept_pauses_total",
+            "counter",
+            "Accept pauses after running out of descriptors.",
+            |s| s.accept_pauses,
+        ),
+        (
+            "c10k_pings_sent_total",
+            "counter",
+            "Keep-alive pings sent.",
+            |s| s.pings_sent,
+        ),
+        (
+            "c10k_pong_timeouts_total",
+            "counter",
+            "Connections dropped for not answering a ping.",
+            |s| s.pong_timeouts,
+        ),
+        (
+            "c10k_close_timeouts_total",
+            "counter",
+            "Connections dropped when a Close got no answer.",
+            |s| s.close_timeouts,
+        ),
+        (
+            "c10k_published_total",
+            "counter",
+            "Messages published to topics.",
+            |s| s.published,
+        ),
+        (
+            "c10k_deliveries_total",
+            "counter",
+            "Broadcast frames queued for subscribers.",
+            |s| s.deliveries,
+        ),
+    ];
+    for (name, kind, help, v) in scalars {
+        family(Family { name, kind, help }, &one(v));
+    }
+    family(
+        Family {
+            name: "c10k_handshakes_rejected_total",
+            kind: "counter",
+            help: "Handshakes refused, by reason.",
+        },
+        &|s| {
+            s.rejected
+                .iter()
+                .map(|(r, n)| (format!("reason=\"{}\"", format!("{r:?}").to_lowercase()), *n))
+                .collect()
+        },
+    );
+    family(
+        Family {
+            name: "c10k_closes_total",
+            kind: "counter",
+            help: "Connections ended, by the close code reported to the handler.",
+        },
+        &|s| {
+            s.closes
+                .iter()
+                .map(|(c, n)| (format!("code=\"{c}\""), *n))
+                .collect()
+        },
+    );
+    let _ = writeln!(out, "# HELP c10k_draining Whether the server is shutting down.");
+    let _ = writeln!(out, "# TYPE c10k_draining gauge");
+    let w = worker.map_or_else(String::new, |w| format!("{{worker=\"{w}\"}}"));
+    let _ = writeln!(out, "c10k_draining{w} {}", u8::from(draining));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::RejectReason;
+
+    #[test]
+    fn metrics_are_in_the_prometheus_text_format() {
+        let mut a = Stats {
+            connections_open: 3,
+            messages_in: 10,
+            ..Stats::default()
+        };
+        a.closes.insert(1000, 2);
+        a.rejected.insert(RejectReason::Version, 1);
+        let b = Stats {
+            connections_open: 4,
+            ..Stats::default()
+        };
+        let text = prometheus(&[a, b], Some(2), false);
+        assert!(text.contains("# TYPE c10k_connections_open gauge\n"));
+        assert!(text.contains("c10k_connections_open{shard=\"0\",worker=\"2\"} 3\n"));
+        assert!(text.contains("c10k_connections_open{shard=\"1\",worker=\"2\"} 4\n"));
+        assert!(text.contains("c10k_messages_in_total{shard=\"0\",worker=\"2\"} 10\n"));
+        assert!(text.contains("c10k_closes_total{shard=\"0\",worker=\"2\",code=\"1000\"} 2\n"));
+        assert!(
+            text.contains("c10k_handshakes_rejected_total{shard=\"0\",worker=\"2\",reason=\"version\"} 1\n")
+        );
+        assert!(text.contains("c10k_draining{worker=\"2\"} 0\n"));
+        // Every sample line is `name{labels} value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+            assert!(series.starts_with("c10k_") && series.ends_with('}'), "{line}");
+        }
+    }
+}
