@@ -22,6 +22,8 @@ use crate::engine::sys;
 use crate::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
 use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
 
+mod slowloris;
+
 /// What a thread shares with the others and with the coordinator.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -76,6 +78,10 @@ enum Phase {
     Open,
     /// Close frame sent, waiting for the server to answer and close.
     Closing,
+    /// slowloris: connected, sending the request one byte at a time.
+    Trickling,
+    /// slowloris: answered 408, waiting for the server to close.
+    Answered,
 }
 
 #[derive(Debug)]
@@ -95,6 +101,9 @@ struct Client {
     rounds_left: u32,
     /// fanout: the subscription is in place (the server answered its sync).
     subscribed: bool,
+    /// slowloris: the request bytes not sent yet, and when the next one goes.
+    trickle: Vec<u8>,
+    next_byte: Option<Instant>,
 }
 
 /// A fast generator for masking keys and handshake keys: xorshift64*. Not cryptographic; a load
@@ -216,6 +225,7 @@ impl Driver {
         let start = Instant::now();
         match opts.scenario {
             Scenario::TestEcho => self.run_testecho(start),
+            Scenario::Slowloris => self.run_slowloris(start),
             _ => self.run_measured(start),
         }
         self.result
@@ -305,7 +315,23 @@ impl Driver {
         if opts.scenario == Scenario::Fanout {
             self.drain_fanout();
         }
-        let drain_end = Instant::now() + Duration::from_secs(5);
+        let mut drain = Duration::from_secs(5);
+        if opts.scenario == Scenario::Hold && opts.final_echo && !self.shared.abort.load(Ordering::Acquire) {
+            // Every connection still open answers one echo, counted in the report.
+            let now = Instant::now();
+            self.window = Some((now, now + Duration::from_secs(3600)));
+            let keys: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Open)
+                .map(|(k, _)| k)
+                .collect();
+            for key in keys {
+                self.send_next(key, Instant::now());
+            }
+            drain = Duration::from_secs(30);
+        }
+        let drain_end = Instant::now() + drain;
         while self.conns.iter().any(|(_, c)| !c.inflight.is_empty()) && Instant::now() < drain_end {
             self.turn(Some(Duration::from_millis(50)));
         }
@@ -454,6 +480,8 @@ impl Driver {
             recv_seq: 0,
             rounds_left: self.shared.opts.rounds,
             subscribed: false,
+            trickle: Vec::new(),
+            next_byte: None,
         });
         true
     }
@@ -491,6 +519,9 @@ impl Driver {
                     return; // Still in progress.
                 }
                 return self.fail(key, format!("connect: {e}"));
+            }
+            if self.shared.opts.scenario == Scenario::Slowloris {
+                return self.start_trickle(key);
             }
             let mut k = [0u8; 16];
             k[..8].copy_from_slice(&self.rng.next().to_le_bytes());
@@ -531,6 +562,9 @@ impl Driver {
     }
 
     fn read_from(&mut self, key: usize, scratch: &mut [u8]) {
+        if self.shared.opts.scenario == Scenario::Slowloris {
+            return self.read_slowloris(key, scratch);
+        }
         loop {
             let Some(c) = self.conns.get_mut(key) else { return };
             if c.phase == Phase::Connecting {
@@ -941,7 +975,7 @@ impl Driver {
     fn finish(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut c.socket);
-            if c.phase == Phase::Open {
+            if matches!(c.phase, Phase::Open | Phase::Trickling | Phase::Answered) {
                 self.shared.open_now.fetch_sub(1, Ordering::Relaxed);
             }
         }

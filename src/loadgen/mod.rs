@@ -11,9 +11,14 @@
 //! - `rate`: a fixed total rate (open loop); latency counts from each message's intended send time,
 //!   which corrects for coordinated omission;
 //! - `connect`: opens N connections as fast as allowed: handshakes/s and handshake latency;
-//! - `hold`: opens N connections and holds them idle; survivors, and server memory per connection;
+//! - `hold`: opens N connections and holds them idle; survivors, and server memory per connection
+//!   (with `final_echo`, every connection answers one echo at the end);
 //! - `testecho`: the classic C10k scenario: N clients on a ramp, each sending a message after a
 //!   delay and reading its echo, three times, then leaving.
+//! - `slowloris`: N connections that send a handshake request one byte per `--delay` and never
+//!   finish it; each must be answered 408 and closed (the server's handshake timeout), and is
+//!   replaced by a new one until the end of the window. Run it next to an echo or rate run to see
+//!   what the attack costs the well-behaved clients.
 //!
 //! With the server's pid, the server's CPU time over the measured window gives the CPU cost per
 //! message, the figure that ranks servers when the generator, not the server, saturates first.
@@ -55,6 +60,8 @@ pub enum Scenario {
     TestEcho,
     /// One publisher, N subscribers of one topic: deliveries/s and publish-to-delivery latency.
     Fanout,
+    /// Connections that trickle an endless handshake request and must be answered 408 and closed.
+    Slowloris,
 }
 
 /// How the fan-out scenario subscribes and publishes.
@@ -76,6 +83,7 @@ impl Scenario {
             Self::Hold => "hold",
             Self::TestEcho => "testecho",
             Self::Fanout => "fanout",
+            Self::Slowloris => "slowloris",
         }
     }
 }
@@ -109,7 +117,7 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// testecho: time over which clients connect.
     pub ramp: Duration,
-    /// testecho: wait before each message.
+    /// testecho: wait before each message; slowloris: wait between two bytes.
     pub delay: Duration,
     /// testecho: messages per client.
     pub rounds: u32,
@@ -117,6 +125,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// fanout: how the server is asked to subscribe and publish.
     pub fanout_protocol: FanoutProtocol,
+    /// hold: at the end, every connection sends one message and waits for its echo (counted in
+    /// `messages`; a missing echo is an error).
+    pub final_echo: bool,
 }
 
 impl Default for Options {
@@ -139,6 +150,7 @@ impl Default for Options {
             rounds: 3,
             connect_timeout: Duration::from_secs(60),
             fanout_protocol: FanoutProtocol::Topics,
+            final_echo: false,
         }
     }
 }
@@ -206,6 +218,8 @@ pub struct Report {
     pub handshake_latency: Percentiles,
     /// Handshakes per second (connect).
     pub handshakes_per_s: f64,
+    /// Seconds from the start until every connection was open (or had failed).
+    pub connect_s: f64,
     /// Connections still open at the end (hold, echo, rate).
     pub survivors: u64,
     /// Clients that finished all rounds (testecho).
@@ -259,6 +273,9 @@ impl Report {
             "connections         {} asked, {} connected, peak {} at once",
             self.connections, self.connected, self.peak_concurrent
         );
+        if self.scenario != "testecho" {
+            let _ = writeln!(s, "time to connect     {:.2} s", self.connect_s);
+        }
         match self.scenario {
             "connect" => {
                 let _ = writeln!(s, "handshakes/s        {:.0}", self.handshakes_per_s);
@@ -267,10 +284,24 @@ impl Report {
             "hold" => {
                 let _ = writeln!(s, "held for            {:.1} s", self.window_s);
                 let _ = writeln!(s, "survivors           {}", self.survivors);
+                if self.messages > 0 {
+                    let _ = writeln!(
+                        s,
+                        "final echoes        {} ({})",
+                        self.messages,
+                        fmt_pct(&self.latency)
+                    );
+                }
             }
             "testecho" => {
                 let _ = writeln!(s, "completed clients   {}", self.completed);
                 let _ = writeln!(s, "round trip          {}", fmt_pct(&self.latency));
+            }
+            "slowloris" => {
+                let _ = writeln!(s, "trickled for        {:.1} s", self.window_s);
+                let _ = writeln!(s, "answered 408        {} (and closed)", self.completed);
+                let _ = writeln!(s, "time to the 408     {}", fmt_pct(&self.latency));
+                let _ = writeln!(s, "trickling at end    {}", self.survivors);
             }
             _ => {
                 let _ = writeln!(s, "payload             {} B {kind}", self.payload);
@@ -354,6 +385,7 @@ impl Report {
                 "{{\"scenario\":\"{}\",\"connections\":{},\"connected\":{},\"peak_concurrent\":{},",
                 "\"payload\":{},\"binary\":{},\"window_s\":{:.3},\"messages\":{},\"messages_per_s\":{:.1},",
                 "\"bytes_per_s\":{:.1},\"latency\":{},\"handshake_latency\":{},\"handshakes_per_s\":{:.1},",
+                "\"connect_s\":{:.3},",
                 "\"survivors\":{},\"completed\":{},\"errors\":{},\"wrong_echoes\":{},\"error_samples\":[{}],",
                 "\"server_cpu_us\":{},\"server_cpu_us_per_msg\":{},\"server_cores\":{},",
                 "\"server_busiest_thread\":{},\"generator_cores\":{:.3},\"threads\":{},",
@@ -373,6 +405,7 @@ impl Report {
             pct(&self.latency),
             pct(&self.handshake_latency),
             self.handshakes_per_s,
+            self.connect_s,
             self.survivors,
             self.completed,
             self.errors,
@@ -655,6 +688,7 @@ fn run_inner(
         }
     } else {
         shared.connected.wait();
+        report.connect_s = started.elapsed().as_secs_f64();
         if opts.scenario == Scenario::Connect {
             window = started.elapsed();
             report.handshakes_per_s =
@@ -722,7 +756,7 @@ fn run_inner(
     report.handshake_hist = histogram_buckets(&hs);
     let secs = window.as_secs_f64().max(1e-9);
     report.window_s = window.as_secs_f64();
-    if opts.scenario == Scenario::Hold {
+    if matches!(opts.scenario, Scenario::Hold | Scenario::Slowloris) {
         report.window_s = opts.duration.as_secs_f64();
     }
     report.messages_per_s = report.messages as f64 / secs;

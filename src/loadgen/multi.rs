@@ -162,6 +162,7 @@ pub fn run_processes(
     let deadline = started + connect_bound + CHILD_GRACE;
     let mut late = wait_for(&rx, &mut procs, deadline, |p| p.exited || p.connected.is_some());
     let connected_at = Instant::now();
+    let connect_s = connected_at.duration_since(started).as_secs_f64();
     let open_at_once: u64 = procs.iter().filter_map(|p| p.connected).sum();
     if opts.scenario == Scenario::TestEcho && open_at_once == opts.connections as u64 {
         println!("{} clients are connected!", opts.connections);
@@ -224,6 +225,7 @@ pub fn run_processes(
     report.payload = opts.payload;
     report.binary = opts.binary;
     report.peak_concurrent = open_at_once;
+    report.connect_s = connect_s;
     report.errors += missing.len() as u64;
     for m in missing.into_iter().rev() {
         report.error_samples.insert(0, m);
@@ -235,7 +237,7 @@ pub fn run_processes(
             report.window_s = secs;
             report.handshakes_per_s = report.connected as f64 / secs.max(1e-9);
         }
-        Scenario::Hold => report.window_s = opts.duration.as_secs_f64(),
+        Scenario::Hold | Scenario::Slowloris => report.window_s = opts.duration.as_secs_f64(),
         Scenario::TestEcho => report.window_s = started.elapsed().as_secs_f64(),
         Scenario::Echo | Scenario::Rate | Scenario::Fanout => {
             if let Some(w) = window {
@@ -329,6 +331,7 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         out.messages_per_s += r.messages_per_s;
         out.bytes_per_s += r.bytes_per_s;
         out.handshakes_per_s += r.handshakes_per_s;
+        out.connect_s = out.connect_s.max(r.connect_s);
         out.survivors += r.survivors;
         out.completed += r.completed;
         out.errors += r.errors;
@@ -374,6 +377,7 @@ impl Report {
             Scenario::Connect,
             Scenario::Hold,
             Scenario::TestEcho,
+            Scenario::Slowloris,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -390,6 +394,7 @@ impl Report {
             messages_per_s: num("messages_per_s"),
             bytes_per_s: num("bytes_per_s"),
             handshakes_per_s: num("handshakes_per_s"),
+            connect_s: num("connect_s"),
             survivors: int("survivors"),
             completed: int("completed"),
             errors: int("errors"),
@@ -735,6 +740,35 @@ mod tests {
         assert_eq!(back.latency, r.latency);
         assert_eq!(back.latency_hist, r.latency_hist);
         assert!((back.messages_per_s - 1234.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn slowloris_and_hold_reports_survive_their_json() {
+        for scenario in ["slowloris", "hold"] {
+            let r = Report {
+                scenario,
+                connections: 2000,
+                connected: 6000,
+                completed: 4000,
+                survivors: 2000,
+                messages: 2000,
+                connect_s: 1.25,
+                ..Report::default()
+            };
+            let back = Report::from_json(&r.json_with_histograms()).unwrap();
+            assert_eq!(back.scenario, scenario);
+            assert_eq!(
+                (back.connected, back.completed, back.survivors, back.messages),
+                (6000, 4000, 2000, 2000)
+            );
+            assert!((back.connect_s - 1.25).abs() < 1e-9);
+            let merged = merge(&[(0, back.clone()), (1, back)]).unwrap();
+            assert_eq!(merged.completed, 8000);
+            assert!(
+                (merged.connect_s - 1.25).abs() < 1e-9,
+                "the slowest process's time"
+            );
+        }
     }
 
     #[test]

@@ -51,15 +51,19 @@ pub struct Args {
     /// testecho: time over which the clients connect.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     ramp: Duration,
-    /// testecho: wait before each message.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    delay: Duration,
+    /// testecho: wait before each message (default 60s); slowloris: wait between two bytes
+    /// (default 1s).
+    #[arg(long, value_parser = parse_duration)]
+    delay: Option<Duration>,
     /// testecho: messages per client.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Time allowed to open every connection.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// hold: at the end, every connection sends one message and must get its echo.
+    #[arg(long)]
+    final_echo: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -94,6 +98,9 @@ enum Which {
     /// One publisher at --rate messages/s, --connections - 1 subscribers of one topic:
     /// deliveries/s and publish-to-delivery latency.
     Fanout,
+    /// Connections that send a never-ending handshake request one byte per --delay; each must
+    /// be answered 408 and closed at the server's handshake timeout, and is then replaced.
+    Slowloris,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,6 +119,7 @@ pub fn run(args: Args) -> Result<(), String> {
         Which::Hold => Scenario::Hold,
         Which::Testecho => Scenario::TestEcho,
         Which::Fanout => Scenario::Fanout,
+        Which::Slowloris => Scenario::Slowloris,
     };
     let opts = Options {
         scenario,
@@ -131,13 +139,18 @@ pub fn run(args: Args) -> Result<(), String> {
         sources: loadgen::parse_sources(&args.sources)?,
         server_pid: args.server_pid,
         ramp: args.ramp,
-        delay: args.delay,
+        delay: args.delay.unwrap_or(if scenario == Scenario::Slowloris {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(60)
+        }),
         rounds: args.rounds,
         connect_timeout: args.connect_timeout,
         fanout_protocol: match args.fanout_protocol {
             Protocol::Topics => loadgen::FanoutProtocol::Topics,
             Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
         },
+        final_echo: args.final_echo,
     };
     if args.processes > 1 && scenario == Scenario::Fanout {
         return Err("fanout measures one publisher's messages: it runs in one process".to_owned());
@@ -214,6 +227,9 @@ fn child_command(_process: usize, o: &Options) -> Command {
         .args(["--coordinated", "--json-histograms"]);
     if o.binary {
         cmd.arg("--binary");
+    }
+    if o.final_echo {
+        cmd.arg("--final-echo");
     }
     if !o.sources.is_empty() {
         let list: Vec<String> = o.sources.iter().map(ToString::to_string).collect();

@@ -15,15 +15,17 @@ impl log::Log for Stderr {
             return;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{}.{:03} {:<5} {}: {}",
+        // One write per line: worker processes share the supervisor's stderr, and a line written
+        // in pieces would be interleaved with theirs.
+        let line = format!(
+            "{}.{:03} {:<5} {}: {}\n",
             now.as_secs(),
             now.subsec_millis(),
             record.level(),
             record.target(),
             record.args()
         );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}

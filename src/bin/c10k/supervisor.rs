@@ -16,6 +16,7 @@
 //!   supervisor prints one line of the same shape, `c10k listening on ws://ADDR/ (P processes x N
 //!   shards, mode ...)`. A worker that exits before that ends the start-up with an error: a
 //!   worker that cannot start once will not start on a retry.
+//! - SIGUSR1 is forwarded to every worker, which prints its statistics (relayed like any line).
 //! - SIGINT or SIGTERM is forwarded to every worker, which drains gracefully; the supervisor waits
 //!   for them (at most the drain timeout plus a grace period, then SIGKILL) and exits 0 when all
 //!   exited cleanly. A second SIGINT or SIGTERM kills the workers and exits at once (130).
@@ -35,7 +36,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1};
 
 /// First pause before restarting a worker that died.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -110,7 +111,7 @@ pub fn run(mut plan: Plan) -> Result<(), String> {
     let mut args = worker_args(std::env::args_os().skip(1).collect());
     args.extend(["--addr".into(), plan.addr.to_string().into()]);
     let (tx, rx) = mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD])
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let on_signal = tx.clone();
     std::thread::Builder::new()
@@ -247,6 +248,7 @@ impl Supervisor {
                     }
                 }
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Event::Signal(SIGUSR1)) => self.forward(SIGUSR1),
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
@@ -285,6 +287,7 @@ impl Supervisor {
                     }
                 }
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Event::Signal(SIGUSR1)) => self.forward(SIGUSR1),
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
@@ -373,6 +376,17 @@ impl Supervisor {
             Ok(())
         } else {
             Err("not every worker exited cleanly".to_owned())
+        }
+    }
+
+    /// Passes a signal on to every worker that is listening (SIGUSR1: each prints its
+    /// statistics, and the line comes back through its stdout). One still starting may not have
+    /// its handlers yet, and the signal's default action would end it.
+    fn forward(&self, sig: i32) {
+        for w in self.workers.iter().filter(|w| w.ready) {
+            if let Some(pid) = w.pid() {
+                signal(pid, sig);
+            }
         }
     }
 
