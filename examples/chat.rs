@@ -21,22 +21,14 @@ fn main() {
             }
         }
     }
-    let mut config = ServerConfig {
+    let config = ServerConfig {
         addr: addr.parse().unwrap_or_else(|e| {
             eprintln!("chat: --addr: {e}");
             std::process::exit(2)
         }),
+        bridge: redis.map(|url| bridge(&url)),
         ..ServerConfig::default()
     };
-    if let Some(url) = redis {
-        match c10k::topics::redis::RedisBridge::new(&url, c10k::topics::redis::DEFAULT_PREFIX) {
-            Ok(b) => config.bridge = Some(b),
-            Err(e) => {
-                eprintln!("chat: {e}");
-                std::process::exit(2);
-            }
-        }
-    }
     let server = Server::bind(config, |_| Chat).unwrap_or_else(|e| {
         eprintln!("chat: cannot listen on {addr}: {e}");
         std::process::exit(1)
@@ -46,4 +38,19 @@ fn main() {
         eprintln!("chat: {e}");
         std::process::exit(1);
     }
+}
+
+/// The link to the other chat nodes through Redis.
+#[cfg(feature = "redis")]
+fn bridge(url: &str) -> std::sync::Arc<dyn c10k::topics::Bridge> {
+    c10k::topics::redis::RedisBridge::new(url, c10k::topics::redis::DEFAULT_PREFIX).unwrap_or_else(|e| {
+        eprintln!("chat: {e}");
+        std::process::exit(2)
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn bridge(url: &str) -> std::sync::Arc<dyn c10k::topics::Bridge> {
+    eprintln!("chat: --redis {url} needs the `redis` feature");
+    std::process::exit(2)
 }
