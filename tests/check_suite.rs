@@ -82,6 +82,79 @@ fn every_case_passes_against_c10k_serve() {
 }
 
 #[test]
+fn every_deflate_case_passes_against_c10k_serve_with_context_takeover_both_ways() {
+    let (server, url) = serve(&[
+        "--max-message",
+        "1048576",
+        "--deflate-takeover",
+        "--deflate-client-takeover",
+    ]);
+    let options = Options {
+        max_message: Some(1 << 20),
+        ..Options::default()
+    };
+    let (results, line) = run(&url, &options, Some("deflate"));
+    drop(server);
+    let bad = failures(&results);
+    assert!(bad.is_empty(), "{line}\n{bad}");
+    assert!(results.iter().all(|r| r.skipped.is_none()), "{line}");
+    // The offers that allow it got context takeover both ways, and the echoes still matched.
+    let takeover = results
+        .iter()
+        .filter(|r| {
+            r.observed.contains("agreed permessage-deflate;")
+                || r.observed.contains("agreed permessage-deflate ")
+        })
+        .filter(|r| !r.observed.contains("no_context_takeover"))
+        .count();
+    assert!(takeover >= 20, "{takeover} cases with context takeover\n{line}");
+}
+
+#[test]
+fn deflate_cases_are_skipped_not_failed_when_the_server_declines_the_extension() {
+    let (server, url) = serve(&["--max-message", "1048576", "--no-deflate"]);
+    let options = Options {
+        max_message: Some(1 << 20),
+        ..Options::default()
+    };
+    let target = Target::parse(&url).unwrap();
+    let cases = check::select(check::cases(&options), Some("deflate"));
+    let report = check::run(&target, &cases, &options, |_| {});
+    drop(server);
+    let bad = failures(&report.results);
+    assert!(bad.is_empty(), "{}\n{bad}", report.summary_line());
+    let skipped = report.skipped();
+    assert!(skipped >= 100, "{}", report.summary_line());
+    assert_eq!(
+        report.summary_line(),
+        format!(
+            "{n} cases: {n} PASS ({skipped} skipped), 0 NON-STRICT, 0 FAIL",
+            n = report.results.len()
+        )
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("declined permessage-deflate"))
+    );
+    // The negotiation cases ran in full, without the extension.
+    let negotiation: Vec<&CaseResult> = report
+        .results
+        .iter()
+        .filter(|r| r.id.starts_with("deflate.1."))
+        .collect();
+    assert!(!negotiation.is_empty());
+    for r in negotiation {
+        assert!(
+            r.skipped.is_none() && r.observed.contains("declined"),
+            "{}",
+            r.line()
+        );
+    }
+}
+
+#[test]
 fn framing_echoes_16_mib_when_no_limit_is_given() {
     let (server, url) = serve(&[]);
     let (results, line) = run(&url, &Options::default(), Some("framing.1,framing.2"));
@@ -128,6 +201,10 @@ enum Fake {
     Garbage,
     /// Accepts the TCP connection and never says anything.
     Silent,
+    /// Answers any `Sec-WebSocket-Extensions` offer with `permessage-deflate` (with both
+    /// `no_context_takeover` parameters when the offer names `server_no_context_takeover`), then
+    /// behaves as `EchoEverything` (compressed frames go back as they came).
+    AcceptDeflate,
 }
 
 fn fake(mode: Fake) -> String {
@@ -172,6 +249,13 @@ fn serve_fake(mut s: TcpStream, mode: Fake) -> std::io::Result<()> {
     let accept = accept_key(key.as_bytes());
     let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ".to_vec();
     resp.extend_from_slice(&accept);
+    let lower = head.to_ascii_lowercase();
+    if mode == Fake::AcceptDeflate && lower.contains("sec-websocket-extensions:") {
+        resp.extend_from_slice(b"\r\nSec-WebSocket-Extensions: permessage-deflate");
+        if lower.contains("server_no_context_takeover") {
+            resp.extend_from_slice(b"; server_no_context_takeover; client_no_context_takeover");
+        }
+    }
     resp.extend_from_slice(b"\r\n\r\n");
     s.write_all(&resp)?;
     if mode == Fake::Garbage {
@@ -331,6 +415,30 @@ fn garbage_and_silence_fail_without_a_panic() {
         r.iter().all(|r| r.elapsed < Duration::from_secs(2)),
         "the bound was not kept"
     );
+}
+
+#[test]
+fn a_server_that_accepts_every_deflate_offer_fails_what_it_gets_wrong() {
+    let url = fake(Fake::AcceptDeflate);
+    // A bare answer to a bare offer is right, and compressed frames echoed as they came inflate
+    // to the same messages (with the context kept both ways, and without).
+    all_are(
+        &verdicts(&url, "deflate.1.1,deflate.1.2,deflate.5.5,deflate.6.5"),
+        Verdict::Pass,
+    );
+    // server_max_window_bits offered and not answered; offers that must be declined.
+    let r = verdicts(&url, "deflate.1.6,deflate.3.1,deflate.3.24");
+    all_are(&r, Verdict::Fail);
+    assert!(
+        r[0].reason.contains("server_max_window_bits=10"),
+        "{}",
+        r[0].line()
+    );
+    assert!(r[1].reason.contains("must"), "{}", r[1].line());
+    // Invalid compressed data is echoed; RSV1 on a continuation comes back and is caught.
+    let r = verdicts(&url, "deflate.14.1,deflate.16.1");
+    all_are(&r, Verdict::Fail);
+    assert!(r[1].reason.contains("RSV1 on a continuation"), "{}", r[1].line());
 }
 
 #[test]

@@ -165,3 +165,66 @@ fn fanout_scenario_delivers_every_message_to_every_subscriber() {
     );
     stop(server);
 }
+
+#[test]
+fn deflate_runs_compress_every_message_and_fail_when_the_server_declines() {
+    let (server, url) = serve(&["--shards", "1"]);
+    // Compressed echoes inflate only on a connection with permessage-deflate turned on: no error
+    // means the agreement reached every connection, also through --processes.
+    let (ok, out) = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "20",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.2s",
+        "--payload",
+        "1024",
+        "--payload-kind",
+        "json",
+        "--deflate",
+        "--processes",
+        "2",
+        "--json",
+    ]);
+    assert!(ok && out.contains("\"errors\":0"), "{out}");
+    let (ok, out) = bench(&[
+        "hold",
+        "--url",
+        &url,
+        "-c",
+        "50",
+        "--duration",
+        "0.5s",
+        "--first-echo",
+        "--final-echo",
+        "--deflate",
+        "--payload",
+        "300",
+        "--payload-kind",
+        "json",
+    ]);
+    assert!(ok && out.contains("final echoes        50"), "{out}");
+    stop(server);
+    let (server, url) = serve(&["--no-deflate"]);
+    let (ok, out) = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "2",
+        "--duration",
+        "0.5s",
+        "--warmup",
+        "0s",
+        "--deflate",
+    ]);
+    assert!(
+        !ok && out.contains("the server declined permessage-deflate"),
+        "{out}"
+    );
+    stop(server);
+}

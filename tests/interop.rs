@@ -1,6 +1,8 @@
 //! Interoperability with the peers people really use: the Python `websockets` and Node `ws`
 //! clients and headless Chromium against `c10k serve`, and c10k's client against a Python
-//! `websockets` server and a tokio-tungstenite server.
+//! `websockets` server and a tokio-tungstenite server; each pair also with permessage-deflate
+//! on where the peer supports it, the server's `deflated` counter (SIGUSR1 statistics) showing
+//! that compressed messages really went out.
 //!
 //! The peers are installed by `.ci/setup` (the README's test command runs it). Outside CI a missing
 //! peer skips its test with a message; under `CI=true` it is a failure.
@@ -8,9 +10,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
 
 use c10k::client::{Client, ClientConfig, Received};
-use c10k::proto::{CloseCode, MessageKind};
+use c10k::proto::{CloseCode, DeflateConfig, MessageKind};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -79,6 +83,76 @@ fn c10k_serve(extra: &[&str]) -> (Server, String) {
     (s, url)
 }
 
+/// A `c10k serve` process whose stdout stays readable, for its SIGUSR1 statistics.
+struct Served {
+    server: Server,
+    url: String,
+    lines: Receiver<String>,
+}
+
+impl Served {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
+            .args(["-q", "serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let server = Server(child);
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("c10k serve did not print its address");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Self { server, url, lines }
+    }
+
+    /// One counter of the server's statistics (SIGUSR1 prints them as `c10k stats {JSON}`).
+    fn stat(&self, name: &str) -> u64 {
+        // SAFETY: kill(2) with a valid signal on the pid of a child this test started and has
+        // not reaped.
+        let rc = unsafe { libc::kill(self.server.0.id() as libc::pid_t, libc::SIGUSR1) };
+        assert_eq!(rc, 0, "cannot signal c10k serve");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .expect("no statistics line from c10k serve");
+            let Some(json) = line.strip_prefix("c10k stats ") else {
+                continue;
+            };
+            let key = format!("\"{name}\":");
+            let at = json.find(&key).unwrap_or_else(|| panic!("no {name} in {json}")) + key.len();
+            let digits: String = json[at..].chars().take_while(char::is_ascii_digit).collect();
+            return digits.parse().unwrap();
+        }
+    }
+}
+
+/// Runs a peer script with compression against `c10k serve`, then checks that the server
+/// compressed messages (its replies to the peer's compressed ones).
+fn compressed_exchange(script: &mut Command) {
+    let served = Served::start(&[]);
+    run_script(script.arg(&served.url).arg("--compression"));
+    let deflated = served.stat("deflated");
+    assert!(deflated > 0, "c10k serve compressed no message");
+    println!("c10k serve compressed {deflated} messages");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -126,6 +200,22 @@ fn node_ws_client_against_c10k_serve() {
 }
 
 #[test]
+fn python_websockets_client_with_compression_against_c10k_serve() {
+    if !peer(&python(), "the Python websockets venv") {
+        return;
+    }
+    compressed_exchange(Command::new(python()).arg(root().join("tests/interop/client.py")));
+}
+
+#[test]
+fn node_ws_client_with_compression_against_c10k_serve() {
+    if !peer(&node_modules().join("ws"), "the Node ws package") {
+        return;
+    }
+    compressed_exchange(Command::new("node").arg(root().join("tests/interop/client.js")));
+}
+
+#[test]
 fn chromium_runs_the_served_page_against_c10k_serve() {
     if !peer(Path::new("/usr/bin/chromium"), "Chromium")
         || !peer(
@@ -144,9 +234,58 @@ fn chromium_runs_the_served_page_against_c10k_serve() {
     );
 }
 
+#[test]
+fn chromium_exchanges_compressed_messages_with_c10k_serve() {
+    if !peer(Path::new("/usr/bin/chromium"), "Chromium")
+        || !peer(
+            &node_modules().join("playwright-core"),
+            "the Node playwright-core package",
+        )
+    {
+        return;
+    }
+    let served = Served::start(&[]);
+    let page = served.url.replacen("ws://", "http://", 1);
+    run_script(
+        Command::new("node")
+            .arg(root().join("tests/interop/browser.js"))
+            .arg(&page)
+            .arg("--compression"),
+    );
+    assert!(served.stat("deflated") > 0, "c10k serve compressed no message");
+}
+
 /// The exchange c10k's client runs against a third-party echo server.
 fn exercise_client(url: &str) {
-    let mut c = Client::connect_with(url, &ClientConfig::default()).unwrap();
+    exercise_client_with(url, &ClientConfig::default());
+}
+
+/// About `n` bytes of JSON-like text.
+fn json_text(n: usize) -> String {
+    let mut s = String::from("[");
+    let mut i = 0;
+    while s.len() < n {
+        s.push_str(&format!(
+            "{{\"id\":{i},\"user\":\"user-{}\",\"event\":\"update\",\"ok\":true}},",
+            i % 97
+        ));
+        i += 1;
+    }
+    s.truncate(n);
+    s
+}
+
+fn exercise_client_with(url: &str, config: &ClientConfig) {
+    let mut c = Client::connect_with(url, config).unwrap();
+    if config.deflate.is_some() {
+        let agreed = c.deflate().expect("the server declined permessage-deflate");
+        println!("agreed: {agreed}");
+        for n in [1 << 10, 64 << 10, 1 << 20] {
+            let text = json_text(n);
+            c.send_text(&text).unwrap();
+            assert_eq!(c.recv_message().unwrap(), Received::Text(text));
+        }
+    }
     c.send_text("hello").unwrap();
     assert_eq!(c.recv_message().unwrap(), Received::Text("hello".into()));
     c.send_text("κόσμε 𝄞").unwrap();
@@ -197,6 +336,26 @@ fn c10k_client_against_python_websockets_server() {
         "listening",
     );
     exercise_client(&format!("ws://127.0.0.1:{port}/"));
+}
+
+#[test]
+fn c10k_client_with_compression_against_python_websockets_server() {
+    if !peer(&python(), "the Python websockets venv") {
+        return;
+    }
+    let port = free_port();
+    let (_server, _) = spawn(
+        Command::new(python())
+            .arg(root().join("tests/interop/echo_server.py"))
+            .arg(port.to_string())
+            .arg("--compression"),
+        "listening",
+    );
+    let config = ClientConfig {
+        deflate: Some(DeflateConfig::default()),
+        ..ClientConfig::default()
+    };
+    exercise_client_with(&format!("ws://127.0.0.1:{port}/"), &config);
 }
 
 #[test]

@@ -714,9 +714,11 @@ fn echo_until_close(url: &str, id: usize, window: u64, warm: &AtomicUsize) -> Re
     }
 }
 
-/// The messages out of a `stopped: ... N messages in, M out` line.
+/// The messages out of a `stopped: ... N messages in, M out` log line (logfmt: the message is
+/// the quoted `msg` field, last on the line).
 fn messages_out(line: &str) -> u64 {
-    let before = line.trim_end().strip_suffix(" out").unwrap();
+    let line = line.trim_end().trim_end_matches('"');
+    let before = line.strip_suffix(" out").unwrap_or_else(|| panic!("not a stopped line: {line}"));
     before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Target;
+use super::deflate::Encoding;
 
 /// The groups of cases, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,11 +32,13 @@ pub enum Group {
     Close,
     /// The opening handshake (section 4).
     Handshake,
+    /// permessage-deflate (RFC 7692): negotiation, compressed messages, bombs and bad data.
+    Deflate,
 }
 
 impl Group {
     /// Every group, in running order.
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::Framing,
         Group::Ping,
         Group::Reserved,
@@ -44,6 +47,7 @@ impl Group {
         Group::Limits,
         Group::Close,
         Group::Handshake,
+        Group::Deflate,
     ];
 
     /// The id prefix of the group's cases.
@@ -57,6 +61,7 @@ impl Group {
             Group::Limits => "limits",
             Group::Close => "close",
             Group::Handshake => "handshake",
+            Group::Deflate => "deflate",
         }
     }
 
@@ -71,6 +76,7 @@ impl Group {
             Group::Limits => "Limits (10.4)",
             Group::Close => "Closing handshake (5.5.1, 7)",
             Group::Handshake => "Opening handshake (4)",
+            Group::Deflate => "permessage-deflate (RFC 7692)",
         }
     }
 }
@@ -91,7 +97,8 @@ pub struct Case {
     pub id: String,
     /// The group.
     pub group: Group,
-    /// The RFC 6455 section checked, for example `5.5.2`.
+    /// The RFC section checked: `5.5.2` is RFC 6455's, `rfc7692.7.2.1` is RFC 7692's (the
+    /// permessage-deflate cases).
     pub section: &'static str,
     /// What the case checks.
     pub description: String,
@@ -134,6 +141,12 @@ pub(crate) enum Open {
         chunk: usize,
         want: HttpWant,
     },
+    /// A standard upgrade that offers permessage-deflate: these `Sec-WebSocket-Extensions`
+    /// values, one header field each. The server may decline (101 without the extension) or
+    /// accept one of the valid offers (if any), as RFC 7692 allows; anything else fails the case.
+    /// With `requires`, the steps need the extension: when the server declines, they are skipped
+    /// and the case passes with a note (declining is allowed).
+    Deflate { offers: Vec<String>, requires: bool },
 }
 
 /// What the answer to a raw request must be.
@@ -191,6 +204,24 @@ pub(crate) enum Step {
     /// The server must fail the connection with `code` before `rest` is written: PASS if it does,
     /// NON-STRICT if it does only after `rest`.
     FailFast { code: u16, rest: Vec<u8> },
+    /// A message, compressed as the connection agreed (plain when permessage-deflate was not
+    /// agreed), in one write.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    Send(Msg),
+}
+
+/// A message the runner encodes when it is sent, because its compressed form depends on what
+/// was agreed and on the messages before it.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+    /// Frames: the (compressed) payload is cut into this many pieces of about the same size,
+    /// RSV1 on the first only; `usize::MAX`: one byte per frame.
+    pub frames: usize,
+    pub encoding: Encoding,
+    /// A ping (`ping`) goes between the first and the second frame.
+    pub ping_inside: bool,
 }
 
 impl Script {
@@ -265,6 +296,25 @@ impl Script {
 
     pub fn fail_fast(mut self, code: u16, rest: Vec<u8>) -> Self {
         self.steps.push(Step::FailFast { code, rest });
+        self
+    }
+
+    /// A standard upgrade offering permessage-deflate (see [`Open::Deflate`]).
+    pub fn deflate(offers: &[&str], requires: bool) -> Self {
+        Self {
+            label: String::new(),
+            open: Open::Deflate {
+                offers: offers.iter().map(|o| (*o).to_owned()).collect(),
+                requires,
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    /// Sends a message, compressed if permessage-deflate was agreed.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn send(mut self, msg: Msg) -> Self {
+        self.steps.push(Step::Send(msg));
         self
     }
 

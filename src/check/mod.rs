@@ -23,8 +23,16 @@
 //! ```
 //!
 //! The cases are grouped by the RFC's sections ([`Group`]): framing, ping/pong, reserved bits
-//! and opcodes, fragmentation, UTF-8, limits, the closing handshake, the opening handshake. Case
-//! ids are `group.sub.n`; [`matches()`] selects them by id or RFC section, as a prefix or a glob.
+//! and opcodes, fragmentation, UTF-8, limits, the closing handshake, the opening handshake, and
+//! permessage-deflate (RFC 7692, whose sections read `rfc7692.N`). Case ids are `group.sub.n`;
+//! [`matches()`] selects them by id or RFC section, as a prefix or a glob.
+//!
+//! The permessage-deflate cases offer the extension; a server may decline it (RFC 7692 allows
+//! that), and then the cases that need it pass without running their steps, marked skipped
+//! ([`CaseResult::skipped`], counted in the summary line). When it is agreed, the checker
+//! compresses what it sends as agreed and inflates what the server sends with its own inflater,
+//! checking every compressed reply: RSV1 on the first frame of a data message only, the
+//! `00 00 ff ff` tail removed, data that inflates, the echo byte for byte.
 //!
 //! ```no_run
 //! use c10k::check::{self, Options, Target};
@@ -41,6 +49,7 @@
 
 mod case;
 mod cases;
+mod deflate;
 mod report;
 mod runner;
 
@@ -272,10 +281,19 @@ pub fn run(
         on_result(&r);
         results.push(r);
     }
+    let mut notes = notes(options);
+    let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
+    if skipped > 0 {
+        notes.push(format!(
+            "deflate: {skipped} case{} passed without running their steps: the server declined \
+             permessage-deflate, which RFC 7692 allows",
+            if skipped == 1 { "" } else { "s" }
+        ));
+    }
     Report {
         target: target.url(),
         results,
-        notes: notes(options),
+        notes,
         elapsed: started.elapsed(),
     }
 }

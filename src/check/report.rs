@@ -32,6 +32,9 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why the verdict is not PASS; empty for PASS.
     pub reason: String,
+    /// Why the case passed without running its steps (the server declined permessage-deflate,
+    /// which it may do); `None` when they ran.
+    pub skipped: Option<String>,
 }
 
 impl CaseResult {
@@ -49,6 +52,8 @@ impl CaseResult {
         );
         if self.verdict != Verdict::Pass {
             let _ = write!(s, "\n{:<10} {:<16} -> {}", "", "", self.reason);
+        } else if let Some(why) = &self.skipped {
+            let _ = write!(s, "\n{:<10} {:<16} -> skipped: {why}", "", "");
         }
         s
     }
@@ -75,6 +80,11 @@ impl CaseResult {
         field(out, "verdict", self.verdict.as_str());
         out.push(',');
         field(out, "reason", &self.reason);
+        out.push_str(",\"skipped\":");
+        match &self.skipped {
+            Some(why) => string(out, why),
+            None => out.push_str("null"),
+        }
         out.push('}');
     }
 }
@@ -103,15 +113,28 @@ impl Report {
         )
     }
 
+    /// How many cases passed without running their steps ([`CaseResult::skipped`]).
+    pub fn skipped(&self) -> usize {
+        self.results.iter().filter(|r| r.skipped.is_some()).count()
+    }
+
     /// Whether no case failed.
     pub fn ok(&self) -> bool {
         self.counts().2 == 0
     }
 
-    /// `N cases: P PASS, S NON-STRICT, F FAIL`.
+    /// `N cases: P PASS, S NON-STRICT, F FAIL`; `P PASS (K skipped)` when K cases passed
+    /// without running their steps.
     pub fn summary_line(&self) -> String {
         let (p, s, f) = self.counts();
-        format!("{} cases: {p} PASS, {s} NON-STRICT, {f} FAIL", self.results.len())
+        let skipped = match self.skipped() {
+            0 => String::new(),
+            k => format!(" ({k} skipped)"),
+        };
+        format!(
+            "{} cases: {p} PASS{skipped}, {s} NON-STRICT, {f} FAIL",
+            self.results.len()
+        )
     }
 
     /// Per group: (group, pass, non-strict, fail).
@@ -159,8 +182,9 @@ impl Report {
         let (p, s, f) = self.counts();
         let _ = write!(
             out,
-            "}},\"summary\":{{\"total\":{},\"pass\":{p},\"non_strict\":{s},\"fail\":{f},\"elapsed_ms\":{:.1},",
+            "}},\"summary\":{{\"total\":{},\"pass\":{p},\"non_strict\":{s},\"fail\":{f},\"skipped\":{},\"elapsed_ms\":{:.1},",
             self.results.len(),
+            self.skipped(),
             self.elapsed.as_secs_f64() * 1000.0
         );
         field(&mut out, "line", &self.summary_line());
@@ -252,6 +276,16 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
             )
         }
     };
+    let skipped_runs: Vec<&String> = runs.iter().filter_map(|r| r.skipped.as_ref()).collect();
+    let skipped = match skipped_runs.first() {
+        None => None,
+        Some(why) if skipped_runs.len() == runs.len() => Some((*why).clone()),
+        Some(why) => Some(format!(
+            "{} of {} connections: {why}",
+            skipped_runs.len(),
+            runs.len()
+        )),
+    };
     let observed = if runs.len() < planned {
         format!(
             "{observed} (stopped at the first FAIL: {} of {planned} connections ran)",
@@ -271,5 +305,6 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
         elapsed,
         verdict,
         reason,
+        skipped: skipped.filter(|_| verdict == Verdict::Pass),
     }
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::Target;
 use super::Verdict;
-use super::case::{CloseWant, HttpWant, Open, Script, Step, Want, show_bytes, size, wire};
+use super::case::{CloseWant, HttpWant, Msg, Open, Script, Step, Want, show_bytes, size, wire};
+use super::deflate::{self, Codec, Encoding, TAIL};
 use crate::proto::close::parse_close_payload;
 use crate::proto::frame::{OpCode, decode_header};
 use crate::proto::handshake::{self, ClientRequest, HeadLimits};
@@ -38,6 +39,9 @@ pub(crate) struct Run {
     pub observed: Vec<String>,
     /// The longest time the server took to answer after the last byte sent before the answer.
     pub took: Duration,
+    /// Why the script's steps did not run although nothing went wrong (the server declined an
+    /// extension they need, which it may do).
+    pub skipped: Option<String>,
 }
 
 impl Run {
@@ -48,6 +52,7 @@ impl Run {
             reason: String::new(),
             observed: Vec::new(),
             took: Duration::ZERO,
+            skipped: None,
         }
     }
 
@@ -87,11 +92,20 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> R
         }
     };
     let _ = stream.set_nodelay(true);
-    let Some(leftover) = open(target, &script.open, &stream, deadline, &mut run) else {
+    let Some((leftover, codec)) = open(target, &script.open, &stream, deadline, &mut run) else {
         let _ = stream.shutdown(Shutdown::Both);
         return run;
     };
-    let mut conn = match Conn::start(stream, leftover, deadline) {
+    if matches!(script.open, Open::Deflate { requires: true, .. }) && codec.is_none() {
+        run.skipped = Some(
+            "the server declined permessage-deflate, which RFC 7692 allows: the steps that need it \
+             did not run"
+                .to_owned(),
+        );
+        let _ = stream.shutdown(Shutdown::Both);
+        return run;
+    }
+    let mut conn = match Conn::start(stream, leftover, deadline, codec) {
         Ok(c) => c,
         Err(e) => {
             run.fail(format!("cannot start reading: {e}"));
@@ -108,15 +122,16 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> R
     run
 }
 
-/// Performs the opening handshake; returns the bytes that followed the response head when the
-/// connection is open for the steps, `None` when the script ends with the handshake.
+/// Performs the opening handshake; returns the bytes that followed the response head, and the
+/// permessage-deflate state if it was agreed, when the connection is open for the steps; `None`
+/// when the script ends with the handshake.
 fn open(
     target: &Target,
     how: &Open,
     stream: &TcpStream,
     deadline: Instant,
     run: &mut Run,
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, Option<Codec>)> {
     let mut writer = stream;
     match how {
         Open::Standard => {
@@ -148,7 +163,7 @@ fn open(
                 match handshake::parse_response(&buf, &expected, &[], &HeadLimits::default()) {
                     Ok(Some(resp)) => {
                         let n = resp.head_len();
-                        return Some(buf.split_off(n));
+                        return Some((buf.split_off(n), None));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -192,40 +207,139 @@ fn open(
                     break;
                 }
             }
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let head = loop {
-                if let Some(end) = find_head_end(&buf) {
-                    break Ok(end);
-                }
-                if buf.len() > MAX_HEAD {
-                    break Err("a response head over 64 KiB".to_owned());
-                }
-                match read_until(stream, &mut chunk, deadline) {
-                    Ok(0) => break Err("dropped".to_owned()),
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if is_timeout(&e) => break Err("timeout".to_owned()),
-                    Err(e) => break Err(format!("reset ({e})")),
-                }
-            };
-            run.took = started.elapsed();
-            let head_len = match head {
-                Ok(n) => n,
-                Err(why) => {
-                    judge_no_answer(want, &why, started.elapsed(), run);
-                    return None;
-                }
-            };
-            let head = match parse_head(&buf[..head_len]) {
-                Ok(h) => h,
-                Err(e) => {
-                    run.saw(format!("answered something that is not HTTP: {e}"));
-                    run.fail(format!("the answer is not an HTTP response: {e}"));
-                    return None;
-                }
-            };
+            let (head, leftover) = read_head(stream, deadline, want, started, run)?;
             run.saw(format!("answered HTTP {}", head.status));
-            judge_answer(want, &head, run).then(|| buf.split_off(head_len))
+            judge_answer(want, &head, run).then_some((leftover, None))
+        }
+        Open::Deflate { offers, .. } => open_deflate(target, offers, stream, deadline, run),
+    }
+}
+
+/// Reads and parses the response head; the bytes after it come back with it.
+fn read_head(
+    stream: &TcpStream,
+    deadline: Instant,
+    want: &HttpWant,
+    started: Instant,
+    run: &mut Run,
+) -> Option<(Head, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head = loop {
+        if let Some(end) = find_head_end(&buf) {
+            break Ok(end);
+        }
+        if buf.len() > MAX_HEAD {
+            break Err("a response head over 64 KiB".to_owned());
+        }
+        match read_until(stream, &mut chunk, deadline) {
+            Ok(0) => break Err("dropped".to_owned()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => break Err("timeout".to_owned()),
+            Err(e) => break Err(format!("reset ({e})")),
+        }
+    };
+    run.took = started.elapsed();
+    let head_len = match head {
+        Ok(n) => n,
+        Err(why) => {
+            judge_no_answer(want, &why, started.elapsed(), run);
+            return None;
+        }
+    };
+    match parse_head(&buf[..head_len]) {
+        Ok(h) => Some((h, buf.split_off(head_len))),
+        Err(e) => {
+            run.saw(format!("answered something that is not HTTP: {e}"));
+            run.fail(format!("the answer is not an HTTP response: {e}"));
+            None
+        }
+    }
+}
+
+/// A standard upgrade with permessage-deflate offers: the answer is judged against them.
+fn open_deflate(
+    target: &Target,
+    offers: &[String],
+    stream: &TcpStream,
+    deadline: Instant,
+    run: &mut Run,
+) -> Option<(Vec<u8>, Option<Codec>)> {
+    let mut key = [0u8; 16];
+    for chunk in key.chunks_mut(4) {
+        chunk.copy_from_slice(&wire::key());
+    }
+    let headers: Vec<(&str, &str)> = offers
+        .iter()
+        .map(|o| ("Sec-WebSocket-Extensions", o.as_str()))
+        .collect();
+    let req = ClientRequest {
+        host: &target.host,
+        target: &target.path,
+        headers: &headers,
+        ..ClientRequest::default()
+    };
+    let mut out = Vec::new();
+    if let Err(e) = handshake::write_request(&req, key, &mut out) {
+        run.fail(format!("cannot build the upgrade request: {e}"));
+        return None;
+    }
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(key)
+    };
+    let want = HttpWant::Accept {
+        key: encoded.clone(),
+        offered: Vec::new(),
+    };
+    let started = Instant::now();
+    if let Err(e) = write_until(&mut &*stream, &out, deadline) {
+        run.fail(format!("cannot send the upgrade request: {e}"));
+        return None;
+    }
+    let (head, leftover) = read_head(stream, deadline, &want, started, run)?;
+    let valid = deflate::valid_offers(offers);
+    if head.status != 101 {
+        run.saw(format!("answered HTTP {}", head.status));
+        let client_error = (400..500).contains(&head.status);
+        if client_error && !deflate::well_formed(offers) {
+            // A header field outside the grammar of RFC 6455 9.1: a bad request (4.2.1).
+            run.saw("rejected a Sec-WebSocket-Extensions field that breaks RFC 6455 9.1");
+        } else if valid.is_empty() && client_error {
+            run.non_strict(format!(
+                "rejected the upgrade with {}; the answer to offers a server cannot accept is to \
+                 decline them: 101 without the extension (RFC 7692 5)",
+                head.status
+            ));
+        } else {
+            run.fail(format!(
+                "a valid upgrade request offering permessage-deflate was answered {}",
+                head.status
+            ));
+        }
+        return None;
+    }
+    if !judge_101(&head, &encoded, &[], run) {
+        return None;
+    }
+    let answer: Vec<&[u8]> = head.values("sec-websocket-extensions").collect();
+    match deflate::judge_answer(&answer, &valid) {
+        Ok(None) => {
+            run.saw("declined permessage-deflate");
+            Some((leftover, None))
+        }
+        Ok(Some(agreed)) => {
+            run.saw(format!("agreed {agreed}"));
+            Some((leftover, Some(Codec::new(&agreed, &valid))))
+        }
+        Err(why) => {
+            let shown: Vec<String> = answer
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            run.saw(format!("answered Sec-WebSocket-Extensions: {}", shown.join(", ")));
+            run.fail(why);
+            None
         }
     }
 }
@@ -253,23 +367,9 @@ fn judge_answer(want: &HttpWant, head: &Head, run: &mut Run) -> bool {
                 run.fail(format!("a valid upgrade request was rejected with {status}"));
                 return false;
             }
-            let accept = handshake::accept_key(key.as_bytes());
-            if !head.lists("upgrade", "websocket") {
-                run.fail("the 101 answer lacks Upgrade: websocket");
-            } else if !head.lists("connection", "upgrade") {
-                run.fail("the 101 answer's Connection field does not list upgrade");
-            } else if head.values("sec-websocket-accept").ne([accept.as_slice()]) {
-                run.fail("Sec-WebSocket-Accept is missing or wrong (RFC 6455 4.2.2)");
-            } else if head.values("sec-websocket-extensions").next().is_some() {
-                run.fail("the server selected an extension that was not offered (RFC 6455 9.1)");
-            } else if head
-                .values("sec-websocket-protocol")
-                .any(|p| !offered.iter().any(|o| o.as_bytes() == p))
-                || head.values("sec-websocket-protocol").count() > 1
+            if judge_101(head, key, offered, run) && head.values("sec-websocket-extensions").next().is_some()
             {
-                run.fail(
-                    "the server selected a subprotocol that was not offered, or several (RFC 6455 4.2.2)",
-                );
+                run.fail("the server selected an extension that was not offered (RFC 6455 9.1)");
             }
             run.verdict != Verdict::Fail
         }
@@ -315,6 +415,25 @@ fn judge_answer(want: &HttpWant, head: &Head, run: &mut Run) -> bool {
             false
         }
     }
+}
+
+/// Judges the fields of a 101 answer but the extensions; true when they are right.
+fn judge_101(head: &Head, key: &str, offered: &[String], run: &mut Run) -> bool {
+    let accept = handshake::accept_key(key.as_bytes());
+    if !head.lists("upgrade", "websocket") {
+        run.fail("the 101 answer lacks Upgrade: websocket");
+    } else if !head.lists("connection", "upgrade") {
+        run.fail("the 101 answer's Connection field does not list upgrade");
+    } else if head.values("sec-websocket-accept").ne([accept.as_slice()]) {
+        run.fail("Sec-WebSocket-Accept is missing or wrong (RFC 6455 4.2.2)");
+    } else if head
+        .values("sec-websocket-protocol")
+        .any(|p| !offered.iter().any(|o| o.as_bytes() == p))
+        || head.values("sec-websocket-protocol").count() > 1
+    {
+        run.fail("the server selected a subprotocol that was not offered, or several (RFC 6455 4.2.2)");
+    }
+    run.verdict != Verdict::Fail
 }
 
 /// A parsed response head.
@@ -394,8 +513,12 @@ struct Conn {
     events: Receiver<(Instant, Rx)>,
     reader: Option<JoinHandle<()>>,
     deadline: Instant,
-    /// The message the server is sending in fragments.
-    partial: Option<(bool, Vec<u8>)>,
+    /// The message the server is sending in fragments: text, compressed, the payload so far.
+    partial: Option<(bool, bool, Vec<u8>)>,
+    /// permessage-deflate, when it was agreed.
+    codec: Option<Codec>,
+    /// Messages received, and how many of them compressed.
+    received: (usize, usize),
     /// When the last write finished.
     last_write: Instant,
     /// A write failed (the server closed or reset): later writes are skipped.
@@ -405,7 +528,12 @@ struct Conn {
 }
 
 impl Conn {
-    fn start(stream: TcpStream, leftover: Vec<u8>, deadline: Instant) -> io::Result<Self> {
+    fn start(
+        stream: TcpStream,
+        leftover: Vec<u8>,
+        deadline: Instant,
+        codec: Option<Codec>,
+    ) -> io::Result<Self> {
         let read_half = stream.try_clone()?;
         let (tx, rx) = mpsc::channel();
         let reader = thread::Builder::new()
@@ -417,6 +545,8 @@ impl Conn {
             reader: Some(reader),
             deadline,
             partial: None,
+            codec,
+            received: (0, 0),
             last_write: Instant::now(),
             write_failed: false,
             ended: false,
@@ -467,6 +597,59 @@ impl Conn {
                 self.fail(*code, run);
             }
             Step::FailFast { code, rest } => self.fail_fast(*code, rest, run),
+            Step::Send(msg) => self.send(msg, run),
+        }
+    }
+
+    /// Encodes a message as agreed (compressed with permessage-deflate, plain otherwise) and
+    /// writes its frames in one write.
+    fn send(&mut self, msg: &Msg, run: &mut Run) {
+        let (payload, rsv) = match self.codec.as_mut() {
+            Some(c) if msg.encoding != Encoding::Plain => (c.encode(&msg.payload, msg.encoding), 0b100),
+            _ => (msg.payload.clone(), 0),
+        };
+        let n = payload.len();
+        let bounds: Vec<usize> = if msg.frames == usize::MAX {
+            (1..=n.max(1)).map(|i| i.min(n)).collect()
+        } else {
+            let parts = msg.frames.max(1);
+            (1..=parts).map(|i| i * n / parts).collect()
+        };
+        let mut bytes = Vec::with_capacity(n + bounds.len() * 16);
+        let mut start = 0;
+        for (i, &end) in bounds.iter().enumerate() {
+            let (op, bits) = if i == 0 {
+                (msg.opcode, rsv)
+            } else {
+                (wire::CONT, 0)
+            };
+            bytes.extend(wire::frame(i + 1 == bounds.len(), bits, op, &payload[start..end]));
+            if i == 0 && msg.ping_inside {
+                bytes.extend(wire::ping(b"ping"));
+            }
+            start = end;
+        }
+        self.write(&bytes, usize::MAX, run);
+    }
+
+    /// A whole message from the server: inflated if it was compressed.
+    fn message(&mut self, text: bool, compressed: bool, data: Vec<u8>) -> Got {
+        self.received.0 += 1;
+        if !compressed {
+            return Got::Message { text, data };
+        }
+        self.received.1 += 1;
+        if data.ends_with(&TAIL) {
+            return Got::Invalid(
+                "sent a compressed message ending with 00 00 ff ff: the sender removes that tail \
+                 (RFC 7692 7.2.1)"
+                    .to_owned(),
+            );
+        }
+        match self.codec.as_mut().map(|c| c.decode(&data)) {
+            Some(Ok(data)) => Got::Message { text, data },
+            Some(Err(why)) => Got::Invalid(format!("{why} (RFC 7692 7.2.2)")),
+            None => Got::Invalid("set RSV1 with no extension negotiated (RFC 6455 5.2)".to_owned()),
         }
     }
 
@@ -497,11 +680,36 @@ impl Conn {
             if f.masked {
                 return (Got::Invalid("sent a masked frame (RFC 6455 5.1)".into()), at);
             }
-            if f.rsv != 0 {
+            let deflate = self.codec.is_some();
+            if f.rsv != 0 && !deflate {
                 return (
                     Got::Invalid(format!(
                         "set reserved bits {:#05b} with no extension negotiated (RFC 6455 5.2)",
                         f.rsv
+                    )),
+                    at,
+                );
+            }
+            if f.rsv & 0b011 != 0 {
+                return (
+                    Got::Invalid(format!(
+                        "set reserved bits {:#05b}: permessage-deflate defines RSV1 only (RFC 7692 6)",
+                        f.rsv
+                    )),
+                    at,
+                );
+            }
+            let compressed = f.rsv & 0b100 != 0;
+            if compressed && !matches!(f.opcode, OpCode::Text | OpCode::Binary) {
+                return (
+                    Got::Invalid(format!(
+                        "set RSV1 on a {} frame: only the first frame of a data message may have it \
+                         (RFC 7692 6.1)",
+                        if f.opcode == OpCode::Continuation {
+                            "continuation"
+                        } else {
+                            "control"
+                        }
                     )),
                     at,
                 );
@@ -524,16 +732,13 @@ impl Conn {
                     }
                     let text = f.opcode == OpCode::Text;
                     if !f.fin {
-                        self.partial = Some((text, f.payload));
+                        self.partial = Some((text, compressed, f.payload));
                         continue;
                     }
-                    Got::Message {
-                        text,
-                        data: f.payload,
-                    }
+                    self.message(text, compressed, f.payload)
                 }
                 OpCode::Continuation => {
-                    let Some((text, mut data)) = self.partial.take() else {
+                    let Some((text, compressed, mut data)) = self.partial.take() else {
                         return (
                             Got::Invalid(
                                 "sent a continuation frame with no message open (RFC 6455 5.4)".into(),
@@ -543,10 +748,10 @@ impl Conn {
                     };
                     data.extend_from_slice(&f.payload);
                     if !f.fin {
-                        self.partial = Some((text, data));
+                        self.partial = Some((text, compressed, data));
                         continue;
                     }
-                    Got::Message { text, data }
+                    self.message(text, compressed, data)
                 }
             };
             return (got, at);
@@ -591,6 +796,7 @@ impl Conn {
         let (mut got_messages, mut got_pongs) = (0usize, 0usize);
         let total_messages = wants.len() - wants.iter().filter(|w| matches!(w, Want::Pong(_))).count();
         let total_pongs = wants.len() - total_messages;
+        let received = self.received;
         while messages.peek().is_some() || pongs.peek().is_some() {
             let waiting = format!(
                 "{} (got {got_messages} of {total_messages} messages, {got_pongs} of {total_pongs} pongs)",
@@ -654,7 +860,13 @@ impl Conn {
                 }
             }
         }
-        run.saw(describe_wants_done(wants));
+        let done = describe_wants_done(wants);
+        if self.codec.is_some() && total_messages > 0 {
+            let compressed = self.received.1 - received.1;
+            run.saw(format!("{done} ({compressed} of {total_messages} compressed)"));
+        } else {
+            run.saw(done);
+        }
     }
 
     /// Replies to the server's Close frame and waits for the end of the TCP connection.

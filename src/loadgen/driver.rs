@@ -17,8 +17,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::{FanoutProtocol, Options, Scenario};
+use super::{FanoutProtocol, Options, PayloadKind, Scenario};
 use crate::engine::sys;
+use crate::proto::deflate::{DeflateConfig, DeflateParams, DeflatePool};
 use crate::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
 use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
 
@@ -135,6 +136,45 @@ fn parse_fanout_body(b: &[u8]) -> Option<(u64, u64)> {
     Some((seq, t))
 }
 
+/// The payload of message `seq` as the options ask for it.
+fn body(buf: &mut Vec<u8>, opts: &Options, seq: u64) {
+    match opts.payload_kind {
+        PayloadKind::Pattern => payload(buf, opts.payload, opts.binary, seq),
+        PayloadKind::Json => json_payload(buf, opts.payload, seq),
+    }
+}
+
+/// `len` bytes of JSON-like text for message `seq`: records whose ids, names and numbers vary
+/// (xorshift of the sequence number and the record), cut at `len`.
+fn json_payload(buf: &mut Vec<u8>, len: usize, seq: u64) {
+    use std::fmt::Write as _;
+    const NAMES: [&str; 8] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+    ];
+    buf.clear();
+    let mut s = format!("{{\"seq\":{seq},\"items\":[");
+    let mut x = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut i = 0u64;
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let _ = write!(
+            s,
+            "{{\"id\":{},\"user\":\"{}-{}\",\"score\":{}.{:02},\"active\":{},\"tags\":[\"{}\"]}},",
+            seq * 64 + i,
+            NAMES[(x % 8) as usize],
+            x % 1000,
+            (x >> 10) % 10_000,
+            (x >> 30) % 100,
+            x & 1 == 0,
+            NAMES[((x >> 3) % 8) as usize]
+        );
+        i += 1;
+    }
+    buf.extend_from_slice(&s.as_bytes()[..len]);
+}
+
 /// Expected payload of message `seq`: a pattern with the sequence number stamped at the start.
 pub(super) fn payload(buf: &mut Vec<u8>, len: usize, binary: bool, seq: u64) {
     buf.clear();
@@ -172,6 +212,8 @@ pub(super) struct Driver {
     /// testecho, coordinated: clients done with their rounds, held open until the release, as
     /// (key, client index) so that a slot reused meanwhile is not closed by mistake.
     parked: Vec<(usize, usize)>,
+    /// permessage-deflate state lent to this thread's connections while they compress or inflate.
+    pool: DeflatePool,
 }
 
 const MAX_PENDING_CONNECTS: usize = 512;
@@ -210,6 +252,7 @@ impl Driver {
             interval: Duration::ZERO,
             rr: 0,
             parked: Vec::new(),
+            pool: DeflatePool::new(),
         })
     }
 
@@ -529,6 +572,7 @@ impl Driver {
             let req = ClientRequest {
                 host: &self.shared.host,
                 target: &self.shared.target,
+                deflate: self.shared.opts.deflate.then(DeflateConfig::default),
                 ..ClientRequest::default()
             };
             match handshake::write_request(&req, k, &mut c.out) {
@@ -610,14 +654,15 @@ impl Driver {
                     Ok(None) => break,
                     Ok(Some(resp)) => {
                         pos += resp.head_len();
-                        self.opened(key, now);
+                        let agreed = resp.deflate();
+                        self.opened(key, now, agreed);
                         continue;
                     }
                     Err(e) => return self.fail(key, format!("handshake: {e}")),
                 }
             }
             let Some(proto) = c.proto.as_mut() else { return };
-            let read = match proto.read(&mut scratch[pos..filled], &mut c.out) {
+            let read = match proto.read_with(&mut scratch[pos..filled], &mut c.out, &mut self.pool) {
                 Ok(r) => r,
                 Err(e) => return self.fail(key, format!("protocol error from the server: {e}")),
             };
@@ -656,19 +701,27 @@ impl Driver {
         }
     }
 
-    fn opened(&mut self, key: usize, now: Instant) {
+    fn opened(&mut self, key: usize, now: Instant, agreed: Option<DeflateParams>) {
         let mut rng = self.rng.clone();
         self.rng.next();
         let Some(c) = self.conns.get_mut(key) else { return };
         c.phase = Phase::Open;
-        c.proto = Some(Connection::client(
+        let conn = Connection::client(
             proto::Config {
                 max_frame_size: usize::MAX >> 1,
                 max_message_size: usize::MAX >> 1,
                 ..proto::Config::default()
             },
             Box::new(move || (rng.next() as u32).to_ne_bytes()),
-        ));
+        );
+        c.proto = Some(match agreed {
+            #[cfg(feature = "deflate")]
+            Some(params) => {
+                conn.with_deflate(params.negotiated(proto::Role::Client, &DeflateConfig::default()))
+            }
+            _ => conn,
+        });
+        let declined = self.shared.opts.deflate && agreed.is_none();
         let elapsed = now.duration_since(c.started).as_nanos() as u64;
         let _ = self.result.handshake_latency.record(elapsed.max(1));
         self.result.connected += 1;
@@ -683,14 +736,26 @@ impl Driver {
             self.wakeups.push(Reverse((now + opts.delay, key)));
         }
         let fanout_subscriber = opts.scenario == Scenario::Fanout && c.index != 0;
+        let first_echo = opts.scenario == Scenario::Hold && opts.first_echo;
         if fanout_subscriber && opts.fanout_protocol == FanoutProtocol::Topics {
             if let Some(proto) = c.proto.as_mut() {
                 let _ = proto.send(MessageKind::Text, b"sub fanout", &mut c.out);
                 let _ = proto.send(MessageKind::Text, b"sync ready", &mut c.out);
             }
             self.flush(key);
+        } else if first_echo {
+            // Counted as set up (`subscribed`) when its echo is back.
+            self.send_next(key, now);
         } else {
             c.subscribed = true;
+        }
+        if declined {
+            let why = if proto::deflate::AVAILABLE {
+                "the server declined permessage-deflate"
+            } else {
+                "--deflate needs the deflate feature, which this build lacks"
+            };
+            self.fail(key, why.to_owned());
         }
     }
 
@@ -815,7 +880,7 @@ impl Driver {
         };
         let seq = c.recv_seq;
         let kind_ok = (m.kind() == MessageKind::Binary) == binary;
-        payload(&mut self.msg, len, binary, seq);
+        body(&mut self.msg, opts, seq);
         if !kind_ok || m.as_bytes() != self.msg.as_slice() {
             self.result.wrong_echoes += 1;
             let got = m.as_bytes();
@@ -854,6 +919,7 @@ impl Driver {
         }
         match opts.scenario {
             Scenario::Echo if self.sending => self.send_next(key, now),
+            Scenario::Hold => c.subscribed = true,
             Scenario::TestEcho => {
                 let Some(c) = self.conns.get_mut(key) else { return };
                 c.rounds_left = c.rounds_left.saturating_sub(1);
@@ -876,16 +942,16 @@ impl Driver {
     /// Sends the next message of `key`, recording `at` as its send time.
     fn send_next(&mut self, key: usize, at: Instant) {
         let opts = &self.shared.opts;
-        let (len, binary) = (opts.payload, opts.binary);
+        let binary = opts.binary;
         let Some(c) = self.conns.get_mut(key) else { return };
         let Some(proto) = c.proto.as_mut() else { return };
-        payload(&mut self.msg, len, binary, c.next_seq);
+        body(&mut self.msg, opts, c.next_seq);
         let kind = if binary {
             MessageKind::Binary
         } else {
             MessageKind::Text
         };
-        if let Err(e) = proto.send(kind, &self.msg, &mut c.out) {
+        if let Err(e) = proto.send_with(kind, &self.msg, &mut c.out, &mut self.pool) {
             return self.fail(key, format!("send: {e}"));
         }
         c.next_seq += 1;
@@ -991,5 +1057,34 @@ impl Driver {
             self.error(label);
         }
         self.finish(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_payloads_have_the_length_asked_differ_by_message_and_compress_about_3_to_1() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        json_payload(&mut a, 1024, 7);
+        json_payload(&mut b, 1024, 8);
+        assert_eq!((a.len(), b.len()), (1024, 1024));
+        assert_ne!(a, b);
+        assert!(std::str::from_utf8(&a).is_ok());
+        json_payload(&mut b, 10, 123_456);
+        assert_eq!(b, b"{\"seq\":123");
+        #[cfg(feature = "deflate")]
+        {
+            let mut c = crate::proto::deflate::Compressor::new(15, 6);
+            let mut z = Vec::new();
+            c.compress_message(&a, &mut z);
+            let ratio = a.len() as f64 / z.len() as f64;
+            assert!(
+                (2.0..5.0).contains(&ratio),
+                "1 KiB compressed to {} bytes",
+                z.len()
+            );
+        }
     }
 }

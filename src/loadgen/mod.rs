@@ -20,6 +20,10 @@
 //!   replaced by a new one until the end of the window. Run it next to an echo or rate run to see
 //!   what the attack costs the well-behaved clients.
 //!
+//! With `deflate`, every connection offers permessage-deflate and sends its messages compressed
+//! (each thread keeps one [`DeflatePool`](crate::proto::DeflatePool), as a server shard does);
+//! `payload_kind` JSON-like text makes the ratio a realistic one.
+//!
 //! With the server's pid, the server's CPU time over the measured window gives the CPU cost per
 //! message, the figure that ranks servers when the generator, not the server, saturates first.
 //! The pid may be a supervisor's (`c10k serve --processes P`): its workers are measured with it.
@@ -62,6 +66,27 @@ pub enum Scenario {
     Fanout,
     /// Connections that trickle an endless handshake request and must be answered 408 and closed.
     Slowloris,
+}
+
+/// What the messages of the echo, rate and hold scenarios contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// The letters a to z over and over, with the sequence number at the start.
+    Pattern,
+    /// JSON-like text: records whose numbers and names change from record to record, with the
+    /// sequence number at the start. It compresses about as well as real JSON (3.4:1 at 1 KiB
+    /// with zlib's level 6), where the pattern compresses far better than any real payload.
+    Json,
+}
+
+impl PayloadKind {
+    /// The kind's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pattern => "pattern",
+            Self::Json => "json",
+        }
+    }
 }
 
 /// How the fan-out scenario subscribes and publishes.
@@ -128,6 +153,15 @@ pub struct Options {
     /// hold: at the end, every connection sends one message and waits for its echo (counted in
     /// `messages`; a missing echo is an error).
     pub final_echo: bool,
+    /// hold: every connection exchanges one message as soon as it is open, before the server's
+    /// memory is read (so that what a first message leaves behind is counted).
+    pub first_echo: bool,
+    /// Offer permessage-deflate (the default client policy: no context takeover either way);
+    /// a server that declines it fails the connection. Messages are then sent compressed (from
+    /// 64 bytes) and the echoes inflated, with one `DeflatePool` per thread.
+    pub deflate: bool,
+    /// What the messages contain.
+    pub payload_kind: PayloadKind,
 }
 
 impl Default for Options {
@@ -151,6 +185,9 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(60),
             fanout_protocol: FanoutProtocol::Topics,
             final_echo: false,
+            first_echo: false,
+            deflate: false,
+            payload_kind: PayloadKind::Pattern,
         }
     }
 }

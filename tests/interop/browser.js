@@ -9,6 +9,7 @@ const path = require('path');
 
 (async () => {
   const pageUrl = process.argv[2];
+  const compression = process.argv.includes('--compression');
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c10k-chromium-'));
   const browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -43,6 +44,12 @@ const path = require('path');
       ws.send(big);
       const g = new Uint8Array(await next());
       out.mib = g.length === big.length && g.every((v, i) => v === big[i]);
+      // 1 MiB of JSON-like text: compressed both ways when permessage-deflate is agreed.
+      const items = [];
+      for (let i = 0; items.length * 40 < (1 << 20) + 40; i++) items.push(`{"id":${i},"user":"user-${i % 97}","event":"update","ok":true}`);
+      const json = ('[' + items.join(',')).slice(0, 1 << 20);
+      ws.send(json);
+      out.jsonMib = (await next()) === json;
       for (let i = 0; i < 100; i++) ws.send('m' + i);
       let inOrder = true;
       for (let i = 0; i < 100; i++) if ((await next()) !== 'm' + i) inOrder = false;
@@ -54,8 +61,13 @@ const path = require('path');
     });
     const checks = [
       ['text', results.text], ['binary', results.binary], ['1 MiB binary', results.mib],
+      ['1 MiB JSON-like text', results.jsonMib],
       ['100 in a row, in order', results.hundred], ['close 4000 echoed', results.closeCode === 4000],
     ];
+    if (compression) {
+      // Browsers offer permessage-deflate on every connection; the server must have agreed.
+      checks.push(['permessage-deflate negotiated', String(results.extensions).includes('permessage-deflate')]);
+    }
     for (const [name, ok] of checks) {
       console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
       if (!ok) failed++;

@@ -34,8 +34,18 @@ async function roundTrip(ws, payload, opts = {}) {
   return p;
 }
 
+// About n bytes of JSON-like text: what compression is for.
+function jsonText(n) {
+  const items = [];
+  for (let i = 0; items.length * 40 < n + 40; i++) items.push(`{"id":${i},"user":"user-${i % 97}","event":"update","ok":true}`);
+  return ('[' + items.join(',')).slice(0, n);
+}
+
 async function echo() {
   const ws = await open();
+  if (compression) {
+    check('permessage-deflate negotiated', ws.extensions.includes('permessage-deflate'), `extensions: ${JSON.stringify(ws.extensions)}`);
+  }
   let r = await roundTrip(ws, 'hello');
   check('text', !r.isBinary && r.data.toString() === 'hello');
   r = await roundTrip(ws, 'κόσμε 𝄞');
@@ -48,6 +58,12 @@ async function echo() {
   const big = crypto.randomBytes(1 << 20);
   r = await roundTrip(ws, big);
   check('1 MiB binary', r.data.equals(big));
+  // ws compresses messages of 1 KiB and more (its default threshold).
+  for (const size of [1 << 10, 64 << 10, 1 << 20]) {
+    const text = jsonText(size);
+    r = await roundTrip(ws, text);
+    check(`JSON-like text of ${size} bytes`, !r.isBinary && r.data.toString() === text);
+  }
   // Fragmented: fin false on all but the last fragment.
   const p = next(ws);
   ws.send('frag', { fin: false });

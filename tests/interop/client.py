@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 failures = []
+COMPRESSION = "--compression" in sys.argv
 
 
 def check(name, cond, detail=""):
@@ -21,8 +22,17 @@ def check(name, cond, detail=""):
         print(f"ok   {name}", flush=True)
 
 
+def json_text(n):
+    """About n bytes of JSON-like text: what compression is for."""
+    items = [f'{{"id":{i},"user":"user-{i % 97}","event":"update","ok":true}}' for i in range(n // 40 + 1)]
+    return ("[" + ",".join(items))[:n]
+
+
 async def echo(url, kwargs):
     async with connect(url, max_size=None, **kwargs) as ws:
+        if COMPRESSION:
+            names = [e.name for e in ws.protocol.extensions]
+            check("permessage-deflate negotiated", "permessage-deflate" in names, f"extensions: {names}")
         await ws.send("hello")
         check("text", await ws.recv() == "hello")
         await ws.send("κόσμε 𝄞")
@@ -37,6 +47,10 @@ async def echo(url, kwargs):
         big_text = "x" * (1 << 20)
         await ws.send(big_text)
         check("1 MiB text", await ws.recv() == big_text)
+        for size in (1 << 10, 64 << 10, 1 << 20):
+            text = json_text(size)
+            await ws.send(text)
+            check(f"JSON-like text of {size} bytes", await ws.recv() == text)
         # A fragmented message: an iterable of fragments.
         await ws.send(["frag", "ment", "ed"])
         check("fragmented text", await ws.recv() == "fragmented")
@@ -78,7 +92,8 @@ async def concurrent(url, kwargs, n=200):
 
 async def main():
     url = sys.argv[1]
-    kwargs = {} if "--compression" in sys.argv else {"compression": None}
+    # The default of the websockets client is to offer permessage-deflate.
+    kwargs = {} if COMPRESSION else {"compression": None}
     await echo(url, kwargs)
     await close_codes(url, kwargs)
     await concurrent(url, kwargs)

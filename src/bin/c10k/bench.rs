@@ -64,6 +64,18 @@ pub struct Args {
     /// hold: at the end, every connection sends one message and must get its echo.
     #[arg(long)]
     final_echo: bool,
+    /// hold: every connection exchanges one message as soon as it is open, before the server's
+    /// memory is read.
+    #[arg(long)]
+    first_echo: bool,
+    /// Offer permessage-deflate (no context takeover either way) and send messages compressed;
+    /// a connection the server does not agree to compress fails.
+    #[arg(long)]
+    deflate: bool,
+    /// What the messages contain: a letter pattern, or JSON-like text (a realistic ratio for
+    /// --deflate).
+    #[arg(long, value_enum, default_value_t = Kind::Pattern)]
+    payload_kind: Kind,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -101,6 +113,14 @@ enum Which {
     /// Connections that send a never-ending handshake request one byte per --delay; each must
     /// be answered 408 and closed at the server's handshake timeout, and is then replaced.
     Slowloris,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// The letters a to z over and over.
+    Pattern,
+    /// JSON-like records.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,6 +171,12 @@ pub fn run(args: Args) -> Result<(), String> {
             Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
         },
         final_echo: args.final_echo,
+        first_echo: args.first_echo,
+        deflate: args.deflate,
+        payload_kind: match args.payload_kind {
+            Kind::Pattern => loadgen::PayloadKind::Pattern,
+            Kind::Json => loadgen::PayloadKind::Json,
+        },
     };
     if args.processes > 1 && scenario == Scenario::Fanout {
         return Err("fanout measures one publisher's messages: it runs in one process".to_owned());
@@ -231,6 +257,13 @@ fn child_command(_process: usize, o: &Options) -> Command {
     if o.final_echo {
         cmd.arg("--final-echo");
     }
+    if o.first_echo {
+        cmd.arg("--first-echo");
+    }
+    if o.deflate {
+        cmd.arg("--deflate");
+    }
+    cmd.args(["--payload-kind", o.payload_kind.name()]);
     if !o.sources.is_empty() {
         let list: Vec<String> = o.sources.iter().map(ToString::to_string).collect();
         cmd.args(["--source", &list.join(",")]);

@@ -1,4 +1,5 @@
-//! `c10k check`: the RFC 6455 conformance suite against any echo server.
+//! `c10k check`: the RFC 6455 (and RFC 7692 permessage-deflate) conformance suite against any
+//! echo server.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -21,8 +22,8 @@ pub struct Args {
     /// Multiply every case's time bound (default bounds: 3 s, 20 s for cases that move megabytes).
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     timeout_scale: f64,
-    /// The server's message size limit in bytes: runs the limit cases, and expects 1009 for
-    /// larger echo cases. Without it the limit cases are skipped.
+    /// The server's message size limit in bytes: runs the limit cases and the decompression bomb
+    /// cases, and expects 1009 for larger echo cases. Without it those cases are skipped.
     #[arg(long, value_name = "BYTES")]
     max_message: Option<usize>,
     /// List the selected cases without running them.

@@ -1,9 +1,11 @@
-//! The registry: every case, written from RFC 6455, grouped by section.
+//! The registry: every case, written from RFC 6455 (and RFC 7692 for permessage-deflate),
+//! grouped by section.
 //!
 //! Each file adds one [`Group`](super::Group)'s cases to a [`Registry`], which numbers them
 //! `group.sub.n`. A case is a description plus a plan that builds its scripts when it runs.
 
 mod close;
+mod deflate;
 mod fragmentation;
 mod framing;
 mod handshake;
@@ -30,6 +32,7 @@ pub(crate) fn all(options: &Options) -> (Vec<Case>, Vec<String>) {
             Group::Limits => limits::add(&mut reg, options, &mut notes),
             Group::Close => close::add(&mut reg),
             Group::Handshake => handshake::add(&mut reg),
+            Group::Deflate => deflate::add(&mut reg, options, &mut notes),
         }
     }
     (reg.cases, notes)
