@@ -718,7 +718,9 @@ fn echo_until_close(url: &str, id: usize, window: u64, warm: &AtomicUsize) -> Re
 /// the quoted `msg` field, last on the line).
 fn messages_out(line: &str) -> u64 {
     let line = line.trim_end().trim_end_matches('"');
-    let before = line.strip_suffix(" out").unwrap_or_else(|| panic!("not a stopped line: {line}"));
+    let before = line
+        .strip_suffix(" out")
+        .unwrap_or_else(|| panic!("not a stopped line: {line}"));
     before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
