@@ -30,6 +30,8 @@ mod slowloris;
 pub(super) struct Shared {
     pub opts: Options,
     pub addr: SocketAddr,
+    /// fanout: where the publisher (client 0) connects, if not to `addr`.
+    pub publish_addr: Option<SocketAddr>,
     pub host: String,
     pub target: String,
     /// Met by every thread and the coordinator once all connections are open.
@@ -68,6 +70,10 @@ pub(super) struct ThreadResult {
     pub survivors: u64,
     pub errors: u64,
     pub wrong_echoes: u64,
+    /// Open loop: sends made more than 1 ms after their intended time (the generator fell
+    /// behind its schedule), and the largest lag.
+    pub late_sends: u64,
+    pub max_lag_ns: u64,
     pub error_samples: Vec<String>,
     pub completed_clients: u64,
 }
@@ -177,16 +183,24 @@ fn json_payload(buf: &mut Vec<u8>, len: usize, seq: u64) {
 
 /// Expected payload of message `seq`: a pattern with the sequence number stamped at the start.
 pub(super) fn payload(buf: &mut Vec<u8>, len: usize, binary: bool, seq: u64) {
-    buf.clear();
-    buf.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+    // A buffer of the right length holds the pattern from the last call (a run uses one payload
+    // kind and size): only the stamp changes.
+    if buf.len() != len {
+        buf.clear();
+        buf.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+    }
     if binary {
         let s = seq.to_le_bytes();
         let n = len.min(8);
         buf[..n].copy_from_slice(&s[..n]);
     } else {
-        let hex = format!("{seq:016x}");
+        // 16 hex digits, without formatting machinery: this runs for every message sent and
+        // every echo checked.
         let n = len.min(16);
-        buf[..n].copy_from_slice(&hex.as_bytes()[..n]);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let nibble = (seq >> (60 - 4 * i)) & 0xf;
+            *b = b"0123456789abcdef"[nibble as usize];
+        }
     }
 }
 
@@ -209,6 +223,10 @@ pub(super) struct Driver {
     next_send: Option<Instant>,
     interval: Duration,
     rr: usize,
+    /// rate: the open connections to send from, in turn.
+    rate_keys: Vec<usize>,
+    /// The poll's event buffer, reused.
+    events: Events,
     /// testecho, coordinated: clients done with their rounds, held open until the release, as
     /// (key, client index) so that a slot reused meanwhile is not closed by mistake.
     parked: Vec<(usize, usize)>,
@@ -232,6 +250,8 @@ impl Driver {
             survivors: 0,
             errors: 0,
             wrong_echoes: 0,
+            late_sends: 0,
+            max_lag_ns: 0,
             error_samples: Vec::new(),
             completed_clients: 0,
         };
@@ -251,6 +271,8 @@ impl Driver {
             next_send: None,
             interval: Duration::ZERO,
             rr: 0,
+            rate_keys: Vec::new(),
+            events: Events::with_capacity(1024),
             parked: Vec::new(),
             pool: DeflatePool::new(),
         })
@@ -342,9 +364,15 @@ impl Driver {
         }
         while Instant::now() < end {
             let timeout = match self.next_send {
-                Some(t) => t
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(100)),
+                // epoll sleeps in whole milliseconds (rounded up): sleep until a millisecond
+                // before the next send, then poll without sleeping, so that sends leave on time
+                // (a late send would count as latency of the server).
+                Some(t) => match t.saturating_duration_since(Instant::now()) {
+                    d if d > Duration::from_millis(2) => {
+                        (d - Duration::from_millis(1)).min(Duration::from_millis(100))
+                    }
+                    _ => Duration::ZERO,
+                },
                 None => end
                     .saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(100)),
@@ -484,7 +512,11 @@ impl Driver {
     fn open(&mut self, index: usize) -> bool {
         let sources = &self.shared.opts.sources;
         let source = (!sources.is_empty()).then(|| SocketAddr::new(sources[index % sources.len()], 0));
-        let mut socket = match sys::connect(self.shared.addr, source) {
+        let addr = match self.shared.publish_addr {
+            Some(p) if index == 0 && self.shared.opts.scenario == Scenario::Fanout => p,
+            _ => self.shared.addr,
+        };
+        let mut socket = match sys::connect(addr, source) {
             Ok(s) => s,
             Err(e) => {
                 let hint = if e.raw_os_error() == Some(libc::EMFILE) {
@@ -531,10 +563,11 @@ impl Driver {
 
     /// One poll and the handling of its events.
     fn turn(&mut self, timeout: Option<Duration>) {
-        let mut events = Events::with_capacity(1024);
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         if let Err(e) = self.poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
+            self.events = events;
             self.error(format!("poll: {e}"));
             std::thread::sleep(Duration::from_millis(10));
             return;
@@ -548,6 +581,7 @@ impl Driver {
                 self.on_readable(key);
             }
         }
+        self.events = events;
     }
 
     fn on_writable(&mut self, key: usize) {
@@ -900,7 +934,9 @@ impl Driver {
     }
 
     fn on_echo(&mut self, key: usize, len: usize, now: Instant) {
-        let opts = self.shared.opts.clone();
+        // Per message: borrow the options through the shared Arc, never clone them.
+        let shared = Arc::clone(&self.shared);
+        let opts = &shared.opts;
         let Some(c) = self.conns.get_mut(key) else { return };
         c.recv_seq += 1;
         let Some(sent) = c.inflight.pop_front() else {
@@ -960,6 +996,15 @@ impl Driver {
         self.flush(key);
     }
 
+    /// Counts a send made more than 1 ms after its intended time.
+    fn note_lag(&mut self, now: Instant, intended: Instant) {
+        let lag = now.saturating_duration_since(intended).as_nanos() as u64;
+        self.result.max_lag_ns = self.result.max_lag_ns.max(lag);
+        if lag > 1_000_000 {
+            self.result.late_sends += 1;
+        }
+    }
+
     /// Open-loop sends: everything whose intended time has come, round-robin over connections.
     fn rate_sends(&mut self, end: Instant) {
         let Some(mut next) = self.next_send else { return };
@@ -970,30 +1015,41 @@ impl Driver {
                 return;
             };
             while next <= now && next < end {
+                self.note_lag(now, next);
                 self.publish_next(key, next);
                 next += self.interval;
             }
             self.next_send = (next < end).then_some(next);
             return;
         }
-        let keys: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.phase == Phase::Open)
-            .map(|(k, _)| k)
-            .collect();
-        if keys.is_empty() {
-            self.next_send = None;
+        if next > now {
             return;
         }
-        while next <= now && next < end {
-            let key = keys[self.rr % keys.len()];
-            self.rr += 1;
-            if self
+        // The open connections, listed once (not at every turn: with 10,000 connections that
+        // scan would be most of the generator's work).
+        if self.rate_keys.is_empty() {
+            self.rate_keys = self
                 .conns
-                .get(key)
-                .is_some_and(|c| c.inflight.len() < MAX_RATE_INFLIGHT)
-            {
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Open)
+                .map(|(k, _)| k)
+                .collect();
+            if self.rate_keys.is_empty() {
+                self.next_send = None;
+                return;
+            }
+        }
+        while next <= now && next < end {
+            let key = self.rate_keys[self.rr % self.rate_keys.len()];
+            self.rr += 1;
+            let Some(c) = self.conns.get(key).filter(|c| c.phase == Phase::Open) else {
+                // Closed meanwhile (an error was counted): list the open ones again next time.
+                self.rate_keys.clear();
+                next += self.interval;
+                continue;
+            };
+            if c.inflight.len() < MAX_RATE_INFLIGHT {
+                self.note_lag(now, next);
                 // Latency counts from the intended time: a late send is the server's (or the
                 // generator's) delay too, which is what correcting for coordinated omission means.
                 self.send_next(key, next);

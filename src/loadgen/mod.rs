@@ -160,6 +160,9 @@ pub struct Options {
     /// a server that declines it fails the connection. Messages are then sent compressed (from
     /// 64 bytes) and the echoes inflated, with one `DeflatePool` per thread.
     pub deflate: bool,
+    /// fanout: the publisher connects here instead (another node), so that the latency measured
+    /// is that of a publish crossing nodes.
+    pub publish_url: Option<String>,
     /// What the messages contain.
     pub payload_kind: PayloadKind,
 }
@@ -187,6 +190,7 @@ impl Default for Options {
             final_echo: false,
             first_echo: false,
             deflate: false,
+            publish_url: None,
             payload_kind: PayloadKind::Pattern,
         }
     }
@@ -265,6 +269,10 @@ pub struct Report {
     pub errors: u64,
     /// Replies that differed from what was sent.
     pub wrong_echoes: u64,
+    /// Open loop (rate, fanout): sends made more than 1 ms after their intended time.
+    pub late_sends: u64,
+    /// Open loop: the largest lag of a send behind its intended time, in microseconds.
+    pub max_send_lag_us: f64,
     /// The first few errors.
     pub error_samples: Vec<String>,
     /// Server CPU time over the window, in microseconds.
@@ -351,6 +359,13 @@ impl Report {
                     self.bytes_per_s / 1e6
                 );
                 let _ = writeln!(s, "round trip          {}", fmt_pct(&self.latency));
+                if matches!(self.scenario, "rate" | "fanout") {
+                    let _ = writeln!(
+                        s,
+                        "send schedule       {} sends more than 1 ms late (largest lag {:.0} µs)",
+                        self.late_sends, self.max_send_lag_us
+                    );
+                }
             }
         }
         if let Some(cpu) = self.server_cpu_us_per_msg {
@@ -424,6 +439,7 @@ impl Report {
                 "\"bytes_per_s\":{:.1},\"latency\":{},\"handshake_latency\":{},\"handshakes_per_s\":{:.1},",
                 "\"connect_s\":{:.3},",
                 "\"survivors\":{},\"completed\":{},\"errors\":{},\"wrong_echoes\":{},\"error_samples\":[{}],",
+                "\"late_sends\":{},\"max_send_lag_us\":{:.1},",
                 "\"server_cpu_us\":{},\"server_cpu_us_per_msg\":{},\"server_cores\":{},",
                 "\"server_busiest_thread\":{},\"generator_cores\":{:.3},\"threads\":{},",
                 "\"server_rss_before\":{},\"server_rss_after\":{},\"server_bytes_per_connection\":{},",
@@ -448,6 +464,8 @@ impl Report {
             self.errors,
             self.wrong_echoes,
             samples.join(","),
+            self.late_sends,
+            self.max_send_lag_us,
             opt(self.server_cpu_us),
             opt(self.server_cpu_us_per_msg.map(|v| format!("{v:.3}"))),
             opt(self.server_cores.map(|v| format!("{v:.3}"))),
@@ -639,9 +657,17 @@ impl Report {
         let busiest = busiest as f64 / 1e6 / secs;
         self.server_busiest_thread = Some(busiest);
         let gen_per_thread = self.generator_cores / self.threads.max(1) as f64;
+        // Open loop: the generator polls without sleeping near each send, so its CPU use says
+        // nothing; it is saturated when it falls behind its schedule.
+        let open_loop = matches!(self.scenario, "rate" | "fanout");
+        let generator_behind = if open_loop {
+            self.late_sends * 100 > self.messages.max(1)
+        } else {
+            gen_per_thread >= 0.9
+        };
         self.saturated = if busiest >= 0.9 {
             "server"
-        } else if gen_per_thread >= 0.9 {
+        } else if generator_behind {
             "generator"
         } else {
             "neither"
@@ -663,6 +689,14 @@ fn run_inner(
             ..opts.clone()
         },
         addr,
+        publish_addr: match opts.publish_url.as_deref() {
+            Some(u) => Some(
+                WsUrl::parse(u)
+                    .and_then(|u| u.socket_addr())
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        },
         host: url.host_header(),
         target: url.target.clone(),
         connected: Barrier::new(threads + 1),
@@ -779,6 +813,8 @@ fn run_inner(
         report.survivors += r.survivors;
         report.errors += r.errors;
         report.wrong_echoes += r.wrong_echoes;
+        report.late_sends += r.late_sends;
+        report.max_send_lag_us = report.max_send_lag_us.max(r.max_lag_ns as f64 / 1000.0);
         report.completed += r.completed_clients;
         for e in &r.error_samples {
             if report.error_samples.len() < 10 {

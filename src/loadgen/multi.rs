@@ -336,6 +336,8 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         out.completed += r.completed;
         out.errors += r.errors;
         out.wrong_echoes += r.wrong_echoes;
+        out.late_sends += r.late_sends;
+        out.max_send_lag_us = out.max_send_lag_us.max(r.max_send_lag_us);
         out.generator_cores += r.generator_cores;
         out.threads += r.threads;
         samples.extend(r.error_samples.iter().map(|e| format!("load process {i}: {e}")));
@@ -399,6 +401,8 @@ impl Report {
             completed: int("completed"),
             errors: int("errors"),
             wrong_echoes: int("wrong_echoes"),
+            late_sends: int("late_sends"),
+            max_send_lag_us: num("max_send_lag_us"),
             error_samples: v
                 .get("error_samples")
                 .and_then(json::Value::as_array)

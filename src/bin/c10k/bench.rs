@@ -72,6 +72,10 @@ pub struct Args {
     /// a connection the server does not agree to compress fails.
     #[arg(long)]
     deflate: bool,
+    /// fanout: connect the publisher to this URL instead (another node of a cluster): the latency
+    /// is then that of a publish crossing nodes.
+    #[arg(long)]
+    publish_url: Option<String>,
     /// What the messages contain: a letter pattern, or JSON-like text (a realistic ratio for
     /// --deflate).
     #[arg(long, value_enum, default_value_t = Kind::Pattern)]
@@ -173,6 +177,7 @@ pub fn run(args: Args) -> Result<(), String> {
         final_echo: args.final_echo,
         first_echo: args.first_echo,
         deflate: args.deflate,
+        publish_url: args.publish_url,
         payload_kind: match args.payload_kind {
             Kind::Pattern => loadgen::PayloadKind::Pattern,
             Kind::Json => loadgen::PayloadKind::Json,
