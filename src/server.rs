@@ -38,7 +38,9 @@ pub struct ServerConfig {
     pub protocol: proto::Config,
     /// Limits on the handshake request head.
     pub head_limits: HeadLimits,
-    /// Time allowed from accept to a complete handshake request (slow clients are closed).
+    /// Time allowed from accept to a complete handshake request (slow clients are answered 408
+    /// and closed). Each connection gets up to an eighth more, at random, so that a burst of
+    /// connections does not time out in one burst.
     pub handshake_timeout: Duration,
     /// Silence after which the server pings a connection; `None` turns pings off.
     pub ping_interval: Option<Duration>,

@@ -791,6 +791,7 @@ impl Core {
     fn add(&mut self, socket: TcpStream) {
         let _ = socket.set_nodelay(true);
         let mut socket = socket;
+        let handshake_ms = self.spread(self.config.handshake_timeout);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) =
@@ -802,7 +803,7 @@ impl Core {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
-        let deadline = self.now_ms + self.config.handshake_timeout.as_millis() as u64;
+        let deadline = self.now_ms + handshake_ms;
         let timer = self.wheel.arm(
             deadline,
             Timer::Conn {
@@ -856,16 +857,20 @@ impl Core {
         };
         match self.config.ping_interval {
             Some(interval) => {
-                let jitter = self.random() % (interval.as_millis() as u64 / 8 + 1);
-                self.set_conn_timer(
-                    key,
-                    self.now_ms + interval.as_millis() as u64 + jitter,
-                    Deadline::Keepalive,
-                );
+                let at = self.now_ms + self.spread(interval);
+                self.set_conn_timer(key, at, Deadline::Keepalive);
             }
             None => self.cancel_conn_timer(key),
         }
         id
+    }
+
+    /// `d` in milliseconds plus up to an eighth more, drawn at random: connections that arrive
+    /// in a burst (a reconnecting fleet, an attack) then reach their first ping or their handshake
+    /// deadline spread over time, not all in the same tick of the wheel.
+    fn spread(&mut self, d: Duration) -> u64 {
+        let ms = d.as_millis() as u64;
+        ms + self.random() % (ms / 8 + 1)
     }
 
     fn random(&mut self) -> u64 {

@@ -36,7 +36,7 @@ pub struct Args {
     /// Largest handshake request head, in bytes (larger: 431).
     #[arg(long, default_value_t = c10k::proto::handshake::DEFAULT_MAX_HEAD_BYTES)]
     max_head: usize,
-    /// Time allowed for the handshake (e.g. 10s, 500ms).
+    /// Time allowed for the handshake (e.g. 10s, 500ms), plus up to an eighth at random per connection.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     handshake_timeout: Duration,
     /// Ping a connection after this much silence; 0 turns pings off.
