@@ -129,7 +129,16 @@ impl Driver {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => return self.fail(key, format!("write while trickling: {e}")),
         }
-        let next = now + delay;
+        // After the first byte (sent at connect), each connection trickles at its own phase
+        // within `delay`, as independent clients would, rather than in step with its connect
+        // time: connects come in bursts, and bytes in step with them would make the attack (and
+        // this generator's own work) a burst once per `delay`.
+        let next = if at == c.started {
+            let phase = self.rng.next() % (delay.as_nanos().max(1) as u64);
+            now + Duration::from_nanos(phase)
+        } else {
+            now + delay
+        };
         c.next_byte = Some(next);
         self.wakeups.push(Reverse((next, key)));
     }
