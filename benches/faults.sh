@@ -3,7 +3,8 @@
 # tests/ops_haproxy.rs, built in release mode, with C10K_FULL_SIZE=1. Each test prints its figures:
 #   slowloris       2,000 connections trickling a request one byte per second (10 s handshake
 #                   timeout: every one answered 408 and closed, and replaced), 1,000 clients
-#                   echoing at 10,000 msg/s: their p99 with and without the attack
+#                   echoing at 10,000 msg/s: their p99 with and without the attack (server
+#                   and attack on CPU 0, echo clients on CPU 1)
 #   slow consumers  200 subscribers that never read, 10 that do, a publisher flooding the topic:
 #                   1008 closes, the server's peak memory against the cap times the slow clients
 #   churn           200,000 connect/close cycles (clean, reset, mid-handshake, mid-frame,

@@ -52,7 +52,18 @@ fn slowloris_is_answered_408_at_the_handshake_timeout_and_echo_p99_holds() {
     let timeout = size(Duration::from_secs(2), Duration::from_secs(10));
     let window = size(Duration::from_secs(3), Duration::from_secs(15));
     let warmup = Duration::from_secs(1);
-    let server = Serve::start(&["-q", "--handshake-timeout", &secs(timeout)]);
+    // At full size, where the latency is held to the bar, the two cores are shared the way a
+    // side-by-side benchmark shares them: the server (one shard) and the attack on CPU 0, the
+    // measured echo clients alone on CPU 1. Left to the scheduler, the busy open-loop generator,
+    // two shards and the attack take turns on both cores, and that dominates the figures.
+    let pin = full_size();
+    let (server_cpu, echo_cpu) = if pin { (Some(0), Some(1)) } else { (None, None) };
+    let timeout_arg = secs(timeout);
+    let mut serve_args = vec!["-q", "--handshake-timeout", &timeout_arg];
+    if pin {
+        serve_args.extend(["--shards", "1"]);
+    }
+    let server = Serve::start_on(server_cpu, &serve_args);
     let (n, m, r) = (trickling.to_string(), normal.to_string(), rate.to_string());
     let rate_args = [
         "rate",
@@ -72,25 +83,28 @@ fn slowloris_is_answered_408_at_the_handshake_timeout_and_echo_p99_holds() {
     let mut passed = false;
     let attempts = size(1, 3);
     for attempt in 1..=attempts {
-        let (ok, base) = bench(&rate_args);
+        let (ok, base) = bench_on(echo_cpu, &rate_args);
         assert!(ok, "baseline: {base}");
         let before = server.stats();
         // The attack lasts a little longer than the measured run next to it.
-        let attack = bench_in_background(&[
-            "slowloris",
-            "--url",
-            &server.url,
-            "-c",
-            &n,
-            "--delay",
-            "1s",
-            "--warmup",
-            "0s",
-            "--duration",
-            &secs(warmup + window + Duration::from_secs(4)),
-        ]);
+        let attack = bench_in_background_on(
+            server_cpu,
+            &[
+                "slowloris",
+                "--url",
+                &server.url,
+                "-c",
+                &n,
+                "--delay",
+                "1s",
+                "--warmup",
+                "0s",
+                "--duration",
+                &secs(warmup + window + Duration::from_secs(4)),
+            ],
+        );
         server.wait_stats(WAIT, |s| s.get("handshaking") >= trickling as u64 * 9 / 10);
-        let (ok, under) = bench(&rate_args);
+        let (ok, under) = bench_on(echo_cpu, &rate_args);
         assert!(ok, "under attack: {under}");
         let (ok, lorises) = bench_report(attack, WAIT * 3);
         assert!(ok, "slowloris: {lorises}");

@@ -185,7 +185,12 @@ pub struct Serve {
 impl Serve {
     /// `c10k serve --addr 127.0.0.1:0 ARGS...`, waiting until it listens.
     pub fn start(args: &[&str]) -> Self {
-        let mut cmd = Command::new(EXE);
+        Self::start_on(None, args)
+    }
+
+    /// [`Serve::start`] on CPU `cpu` when one is given.
+    pub fn start_on(cpu: Option<usize>, args: &[&str]) -> Self {
+        let mut cmd = c10k_on(cpu);
         cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
         Self::start_command(cmd)
     }
@@ -351,9 +356,27 @@ impl Serve {
     }
 }
 
+/// The `c10k` program, run on CPU `cpu` only when one is given (through `taskset`, so that the
+/// process and every thread it starts stay there).
+pub fn c10k_on(cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &cpu.to_string(), EXE]);
+            cmd
+        }
+        None => Command::new(EXE),
+    }
+}
+
 /// Runs `c10k bench ARGS... --json` to the end; returns its JSON report and whether it succeeded.
 pub fn bench(args: &[&str]) -> (bool, String) {
-    let out = Command::new(EXE)
+    bench_on(None, args)
+}
+
+/// [`bench`] on CPU `cpu` when one is given.
+pub fn bench_on(cpu: Option<usize>, args: &[&str]) -> (bool, String) {
+    let out = c10k_on(cpu)
         .args(["-q", "bench"])
         .args(args)
         .arg("--json")
@@ -375,8 +398,13 @@ pub fn bench(args: &[&str]) -> (bool, String) {
 
 /// Starts `c10k bench ARGS... --json` in the background.
 pub fn bench_in_background(args: &[&str]) -> Proc {
+    bench_in_background_on(None, args)
+}
+
+/// [`bench_in_background`] on CPU `cpu` when one is given.
+pub fn bench_in_background_on(cpu: Option<usize>, args: &[&str]) -> Proc {
     Proc::spawn(
-        Command::new(EXE)
+        c10k_on(cpu)
             .args(["-q", "bench"])
             .args(args)
             .arg("--json")
