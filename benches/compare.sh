@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side end-to-end benchmark: c10k against the peer servers, each pinned to the same core
 # (CPU 0) and driven by `c10k bench` pinned to the other (CPU 1), runs interleaved A B C A B C.
-# Usage: benches/compare.sh [--rounds N] [--duration S] [--quick] [--out FILE.json]
+# Usage: benches/compare.sh [--rounds N] [--duration S] [--warmup S] [--quick]
+#                           [--cases echo,hold,rate,fanout] [--fanout-rate N] [--servers A,B] [--out FILE.json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release --bin c10k
