@@ -193,13 +193,16 @@ pub fn run(args: Args) -> Result<(), String> {
     } else {
         loadgen::run(&opts)?
     };
-    if args.json_histograms {
-        println!("{}", report.json_with_histograms());
+    // A reader that stops early (`| head`) is not an error of the run: nothing to report then.
+    let mut out = std::io::stdout().lock();
+    let _ = if args.json_histograms {
+        writeln!(out, "{}", report.json_with_histograms())
     } else if args.json {
-        println!("{}", report.json());
+        writeln!(out, "{}", report.json())
     } else {
-        print!("{}", report.table());
-    }
+        write!(out, "{}", report.table())
+    };
+    drop(out);
     if report.ok() {
         Ok(())
     } else {

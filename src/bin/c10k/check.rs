@@ -52,11 +52,13 @@ pub fn run(args: Args) -> Result<(), String> {
             args.cases.unwrap_or_default()
         ));
     }
+    // A reader that stops early (`| head`) is not an error: writes to stdout are not checked.
     if args.list {
+        let mut out = std::io::stdout().lock();
         for c in &cases {
-            println!("{:<16} [{}] {}", c.id, c.section, c.description);
+            let _ = writeln!(out, "{:<16} [{}] {}", c.id, c.section, c.description);
         }
-        println!("{} cases", cases.len());
+        let _ = writeln!(out, "{} cases", cases.len());
         return Ok(());
     }
     let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
@@ -77,17 +79,19 @@ pub fn run(args: Args) -> Result<(), String> {
             let _ = writeln!(out, "{}", r.line());
         }
     });
+    let mut out = std::io::stdout().lock();
     if args.json {
-        print!("{}", report.to_json());
+        let _ = write!(out, "{}", report.to_json());
     } else {
-        println!();
+        let _ = writeln!(out);
         for note in &report.notes {
-            println!("note: {note}");
+            let _ = writeln!(out, "note: {note}");
         }
         for (g, p, s, f) in report.by_group() {
-            println!("{:<10} {p:>4} PASS {s:>4} NON-STRICT {f:>4} FAIL", g.name());
+            let _ = writeln!(out, "{:<10} {p:>4} PASS {s:>4} NON-STRICT {f:>4} FAIL", g.name());
         }
-        println!(
+        let _ = writeln!(
+            out,
             "{} against {} in {:.1} s",
             report.summary_line(),
             report.target,
