@@ -15,14 +15,11 @@ Cases (--cases, comma-separated):
 import argparse
 import json
 import os
-import signal
-import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-C10K = os.path.join(ROOT, "target/release/c10k")
+from pinned import C10K, ROOT, bench, fmt, med, start, stop
+
 PEERS = os.path.join(ROOT, "benches/peers/target/release")
 PORT = 9301
 
@@ -39,33 +36,10 @@ FANOUT_SERVERS = {
 }
 
 
-def start(name, port, fanout=False):
-    cmd = ["taskset", "-c", "0"] + (FANOUT_SERVERS[name][0] if fanout else SERVERS[name]) + [f"127.0.0.1:{port}"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if "listening" not in line:
-        p.kill()
-        raise RuntimeError(f"{name} did not start: {line!r}")
-    return p
 
 
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
 
 
-def bench(args, pid, port):
-    cmd = ["taskset", "-c", "1", C10K, "bench"] + args + [
-        "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(pid), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
-    if line is None:
-        return {"error": (out.stdout + out.stderr)[-500:]}
-    return json.loads(line)
 
 
 def main():
@@ -115,7 +89,7 @@ def main():
                     if not top:
                         continue
                     args_now += ["--rate", str(int(top / 2))]
-                p = start(s, port, fanout)
+                p = start(s, (FANOUT_SERVERS[s][0] if fanout else SERVERS[s]) + [f"127.0.0.1:{port}"])
                 time.sleep(0.2)
                 res = bench(args_now, p.pid, port)
                 stop(p)
@@ -133,19 +107,8 @@ def main():
             json.dump(results, f, indent=1)
 
 
-def med(runs, key, sub=None):
-    vals = []
-    for r in runs:
-        v = r.get(key)
-        if sub and isinstance(v, dict):
-            v = v.get(sub)
-        if isinstance(v, (int, float)):
-            vals.append(v)
-    return statistics.median(vals) if vals else None
 
 
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
 
 
 def table(results, servers):

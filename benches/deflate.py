@@ -8,15 +8,10 @@ connections after one message each (hold --first-echo), with --deflate and witho
 import argparse
 import json
 import os
-import signal
-import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-C10K = os.path.join(TARGET, "release/c10k")
+from pinned import C10K, ROOT, bench, fmt, med, start, stop
 PORT = 9501
 
 SERVERS = {
@@ -32,48 +27,14 @@ SERVERS = {
 }
 
 
-def start(name, port):
-    cmd = ["taskset", "-c", "0"] + SERVERS[name](port)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    if "listening" not in line:
-        p.kill()
-        raise RuntimeError(f"{name} did not start: {line!r}")
-    return p
 
 
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
 
 
-def bench(args, pid, port):
-    cmd = ["taskset", "-c", "1", C10K, "bench"] + args + [
-        "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(pid), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
-    if line is None:
-        return {"error": (out.stdout + out.stderr)[-500:]}
-    return json.loads(line)
 
 
-def med(runs, key, sub=None):
-    vals = []
-    for r in runs:
-        v = r.get(key)
-        if sub and isinstance(v, dict):
-            v = v.get(sub)
-        if isinstance(v, (int, float)):
-            vals.append(v)
-    return statistics.median(vals) if vals else None
 
 
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
 
 
 def main():
@@ -103,7 +64,7 @@ def main():
         for label, args in cases:
             for s in servers:
                 port += 1
-                p = start(s, port)
+                p = start(s, SERVERS[s](port))
                 time.sleep(0.3)
                 res = bench(args, p.pid, port)
                 stop(p)
