@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use c10k::{Handler, Server, ServerConfig, ServerHandle};
 
+mod wire;
+pub use wire::{frame, try_read_frame};
+
 /// Starts a server on a free port with `config` (its `addr` is replaced) and one handler per shard.
 pub fn start<H, F>(mut config: ServerConfig, factory: F) -> ServerHandle
 where
@@ -76,44 +79,9 @@ pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-/// A masked client frame.
-pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x11, 0x22, 0x33, 0x44];
-    let h = c10k::proto::frame::encode_header(
-        fin,
-        0,
-        c10k::proto::OpCode::from_u8(opcode).unwrap(),
-        payload.len() as u64,
-        Some(key),
-    );
-    let mut out = h.as_bytes().to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    c10k::proto::mask::apply_mask(&mut out[start..], key, 0);
-    out
-}
-
 /// Reads one unmasked server frame: (fin, opcode, payload).
 pub fn read_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).unwrap();
-    assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            s.read_exact(&mut b).unwrap();
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            s.read_exact(&mut b).unwrap();
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).unwrap();
-    (h[0] & 0x80 != 0, h[0] & 0x0f, payload)
+    try_read_frame(s).unwrap()
 }
 
 /// Reads a Close frame and returns its code.
@@ -374,28 +342,6 @@ pub fn reset(s: TcpStream) {
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(s);
-}
-
-/// Reads one server frame, or the error that prevented it (timeout, EOF, reset).
-pub fn try_read_frame(s: &mut TcpStream) -> std::io::Result<(bool, u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h)?;
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            s.read_exact(&mut b)?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            s.read_exact(&mut b)?;
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload)?;
-    Ok((h[0] & 0x80 != 0, h[0] & 0x0f, payload))
 }
 
 /// A masked Close frame with a code and reason.

@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+#[path = "wire.rs"]
+mod wire;
+pub use wire::{frame, try_read_frame};
+
 /// The `c10k` binary of this build.
 pub const EXE: &str = env!("CARGO_BIN_EXE_c10k");
 
@@ -500,23 +504,6 @@ pub fn handshake(s: &mut TcpStream) -> std::io::Result<()> {
     }
 }
 
-/// A masked client frame.
-pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x5a, 0x17, 0xc3, 0x08];
-    let h = c10k::proto::frame::encode_header(
-        fin,
-        0,
-        c10k::proto::OpCode::from_u8(opcode).unwrap(),
-        payload.len() as u64,
-        Some(key),
-    );
-    let mut out = h.as_bytes().to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    c10k::proto::mask::apply_mask(&mut out[start..], key, 0);
-    out
-}
-
 /// A masked Close frame with a code.
 pub fn close_frame(code: u16) -> Vec<u8> {
     frame(true, 0x8, &code.to_be_bytes())
@@ -524,24 +511,7 @@ pub fn close_frame(code: u16) -> Vec<u8> {
 
 /// Reads one unmasked server frame: (opcode, payload).
 pub fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h)?;
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            s.read_exact(&mut b)?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            s.read_exact(&mut b)?;
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload)?;
-    Ok((h[0] & 0x0f, payload))
+    try_read_frame(s).map(|(_, opcode, payload)| (opcode, payload))
 }
 
 /// Whether the peer closed the connection: EOF (or a reset) before any other byte.
