@@ -3,44 +3,25 @@
 //! RFC says: accepting bad input is FAIL, dropping instead of closing is NON-STRICT, silence is
 //! FAIL, garbage is FAIL — and none of it makes the checker panic.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use c10k::check::{self, CaseResult, Options, Target, Verdict};
 use c10k::proto::handshake::accept_key;
+use procs::Serve;
 
-/// A `c10k serve` process, killed when dropped (also when a test fails).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `c10k serve` on a free port; returns the process and its URL.
-fn serve(extra: &[&str]) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .args(["-q", "serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (Server(child), url)
+/// Starts `c10k serve` on a free port (killed when dropped, also when a test fails); returns it
+/// and its URL.
+fn serve(extra: &[&str]) -> (Serve, String) {
+    let server = Serve::start(&[&["-q"][..], extra].concat());
+    let url = server.url.clone();
+    (server, url)
 }
 
 fn run(url: &str, options: &Options, pattern: Option<&str>) -> (Vec<CaseResult>, String) {

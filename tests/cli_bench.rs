@@ -1,47 +1,24 @@
 //! `c10k bench` against `c10k serve`, each in its own process, as a user would run them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::time::Duration;
+
+use procs::{Serve, bench_text as bench};
 
 /// Starts `c10k serve` on a free port; returns the process and its URL.
-fn serve(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .args(["-q", "serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (child, url)
+fn serve(extra: &[&str]) -> (Serve, String) {
+    let server = Serve::start(&[&["-q"][..], extra].concat());
+    let url = server.url.clone();
+    (server, url)
 }
 
-fn stop(mut child: Child) {
-    // SIGTERM drains gracefully; the process must exit by itself.
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let status = child.wait().unwrap();
+/// SIGTERM drains gracefully; the process must exit by itself, successfully.
+fn stop(mut server: Serve) {
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "server exited with {status}");
-}
-
-fn bench(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -69,7 +46,7 @@ fn testecho_holds_10000_concurrent_clients_and_every_echo_is_right() {
 #[test]
 fn echo_scenario_reports_json_with_server_cpu() {
     let (server, url) = serve(&["--shards", "1"]);
-    let pid = server.id().to_string();
+    let pid = server.pid().to_string();
     let (ok, out) = bench(&[
         "echo",
         "--url",
@@ -128,7 +105,7 @@ fn bench_explains_the_file_descriptor_limit() {
 #[test]
 fn fanout_scenario_delivers_every_message_to_every_subscriber() {
     let (server, url) = serve(&["--mode", "pubsub", "--shards", "2"]);
-    let pid = server.id().to_string();
+    let pid = server.pid().to_string();
     let (ok, out) = bench(&[
         "fanout",
         "--url",

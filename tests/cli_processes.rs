@@ -1,12 +1,16 @@
 //! `c10k serve --processes` (a supervisor and its workers) and `c10k bench --processes` (one run
 //! spread over load processes), run as a user would run them.
 
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, Received};
+use procs::bench_text as bench;
 
 /// A supervisor started by a test; dropping it (a test that failed) kills it and its workers, so
 /// that nothing outlives the test run.
@@ -146,20 +150,6 @@ fn echo_clients(url: &str, n: usize) -> Vec<Client> {
             c
         })
         .collect()
-}
-
-fn bench(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// A number field of the one-line JSON report.

@@ -1,45 +1,24 @@
 //! Operability endpoints of `c10k serve`: /healthz, /metrics, and the lame-duck period of a
 //! graceful shutdown.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, Received};
 use c10k::proto::CloseCode;
+use procs::Serve;
 
-struct Serve(Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// `c10k serve` with one shard on a free port, killed when dropped.
 fn serve(extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .args(["-q", "serve", "--addr", "127.0.0.1:0", "--shards", "1"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ws://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    Serve(child, addr)
+    Serve::start(&[&["-q", "--shards", "1"][..], extra].concat())
 }
 
 /// A plain GET: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
@@ -67,13 +46,13 @@ fn metric(body: &str, prefix: &str) -> Option<u64> {
 #[test]
 fn healthz_and_metrics_answer_when_turned_on() {
     let s = serve(&["--healthz", "--metrics"]);
-    assert_eq!(get(&s.1, "/healthz"), (200, "ok\n".to_owned()));
-    let mut c = Client::connect(&format!("ws://{}/", s.1)).unwrap();
+    assert_eq!(get(s.addr, "/healthz"), (200, "ok\n".to_owned()));
+    let mut c = Client::connect(&s.url).unwrap();
     for i in 0..5 {
         c.send_text(&format!("m{i}")).unwrap();
         assert_eq!(c.recv_message().unwrap(), Received::Text(format!("m{i}")));
     }
-    let (status, body) = get(&s.1, "/metrics");
+    let (status, body) = get(s.addr, "/metrics");
     assert_eq!(status, 200);
     assert!(body.contains("# TYPE c10k_connections_open gauge"), "{body}");
     assert_eq!(
@@ -102,20 +81,20 @@ fn healthz_and_metrics_answer_when_turned_on() {
 #[test]
 fn endpoints_are_off_by_default() {
     let s = serve(&[]);
-    assert_eq!(get(&s.1, "/healthz").0, 404);
-    assert_eq!(get(&s.1, "/metrics").0, 404);
+    assert_eq!(get(s.addr, "/healthz").0, 404);
+    assert_eq!(get(s.addr, "/metrics").0, 404);
 }
 
 #[test]
 fn shutdown_goes_lame_duck_first_then_drains_with_1001() {
     let mut s = serve(&["--healthz", "--drain-grace", "1s", "--drain-timeout", "2s"]);
-    let mut c = Client::connect(&format!("ws://{}/", s.1)).unwrap();
-    let _ = Command::new("kill").arg(s.0.id().to_string()).status();
+    let mut c = Client::connect(&s.url).unwrap();
+    s.terminate();
     std::thread::sleep(Duration::from_millis(200));
     // Lame duck: still accepting, health check 503, new upgrades refused with 503, and the open
     // connection still served.
-    assert_eq!(get(&s.1, "/healthz"), (503, "draining\n".to_owned()));
-    match Client::connect(&format!("ws://{}/", s.1)) {
+    assert_eq!(get(s.addr, "/healthz"), (503, "draining\n".to_owned()));
+    match Client::connect(&s.url) {
         Err(c10k::client::ClientError::Handshake(e)) => assert!(e.to_string().contains("503"), "{e}"),
         other => panic!("an upgrade during the lame-duck period: {other:?}"),
     }
@@ -128,6 +107,6 @@ fn shutdown_goes_lame_duck_first_then_drains_with_1001() {
         other => panic!("expected 1001, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(3));
-    let status = s.0.wait().unwrap();
+    let status = s.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }

@@ -373,6 +373,18 @@ pub fn c10k_on(cpu: Option<usize>) -> Command {
     }
 }
 
+/// Runs `c10k bench ARGS...` to the end as a user would; returns whether it succeeded and all it
+/// printed (stdout, then stderr).
+pub fn bench_text(args: &[&str]) -> (bool, String) {
+    let out = Command::new(EXE).arg("bench").args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Runs `c10k bench ARGS... --json` to the end; returns its JSON report and whether it succeeded.
 pub fn bench(args: &[&str]) -> (bool, String) {
     bench_on(None, args)
