@@ -79,15 +79,14 @@
 
 pub mod proto;
 
-pub mod apps;
-pub mod check;
 pub mod client;
 pub mod engine;
 pub mod handler;
-pub mod loadgen;
+pub mod ops;
 pub mod server;
 pub mod topics;
 
 pub use engine::SendError;
+pub use engine::sys::{fd_limits, raise_fd_limit};
 pub use handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
 pub use server::{Backpressure, ConnId, RejectReason, Server, ServerConfig, ServerHandle, Stats};

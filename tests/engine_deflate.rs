@@ -8,10 +8,10 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use c10k::ServerConfig;
-use c10k::apps::{Echo, PubSub};
 use c10k::client::{Client, ClientConfig, Received};
 use c10k::proto::{DeflateConfig, MessageKind};
+use c10k::proto::{Message, Request};
+use c10k::{ConnId, Ctx, Handler, ServerConfig};
 use common::*;
 
 fn deflate_config() -> ServerConfig {
@@ -169,34 +169,37 @@ fn server_fails_invalid_compressed_data_with_1007_and_bombs_with_1009() {
     stop(&h);
 }
 
+/// Subscribes every connection to "news" at open and publishes every message there.
+struct News;
+
+impl Handler for News {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &Request<'_>) {
+        let _ = ctx.subscribe(id, "news");
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, _id: ConnId, msg: Message<'_>) {
+        ctx.publish("news", msg.kind(), msg.as_bytes());
+    }
+}
+
 #[test]
 fn a_broadcast_is_compressed_once_per_shard_for_every_deflate_subscriber() {
     let config = ServerConfig {
         deflate: Some(DeflateConfig::default()),
         ..quick_config()
     };
-    let h = start(config, |_| PubSub);
+    let h = start(config, |_| News);
     let addr = h.local_addr();
-    let sync = |c: &mut Client| {
-        c.send_text("sync x").unwrap();
-        assert_eq!(c.recv_message().unwrap(), Received::Text("sync x".into()));
-    };
+    // Subscribed before the 101 is sent: on_open runs first.
     let mut subs: Vec<Client> = (0..10)
         .map(|_| deflate_client(addr, DeflateConfig::default()))
         .collect();
-    for s in &mut subs {
-        s.send_text("sub news").unwrap();
-        sync(s);
-    }
     // A subscriber without deflate gets the same message, uncompressed.
     let mut plain = Client::connect(&format!("ws://{addr}/")).unwrap();
-    plain.send_text("sub news").unwrap();
-    sync(&mut plain);
     let before = h.stats().deflated;
     let payload = text(8000);
-    let mut publisher = deflate_client(addr, DeflateConfig::default());
-    publisher.send_text(&format!("pub news {payload}")).unwrap();
-    let expected = Received::Text(format!("news {payload}"));
+    subs[0].send_text(&payload).unwrap();
+    let expected = Received::Text(payload);
     for s in &mut subs {
         assert_eq!(s.recv_message().unwrap(), expected);
     }

@@ -5,7 +5,6 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use c10k::apps::Echo;
 use common::*;
 use tungstenite::Message;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use c10k::{ServerConfig, apps::Echo};
+use c10k::ServerConfig;
 use common::*;
 
 const CYCLES: u64 = 50_000;

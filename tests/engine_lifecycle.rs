@@ -440,7 +440,7 @@ fn server_forgets_clients_that_leave_mid_handshake() {
 
 #[test]
 fn server_answers_a_request_sent_with_a_half_close() {
-    let h = start(quick_config(), |_| c10k::apps::Echo);
+    let h = start(quick_config(), |_| Echo);
     let mut s = raw(h.local_addr());
     s.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();

@@ -23,7 +23,7 @@
 //! subscriber without context takeover.
 
 pub(crate) mod queue;
-pub mod sys;
+pub(crate) mod sys;
 pub(crate) mod topics;
 pub(crate) mod wheel;
 

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -19,50 +18,6 @@ pub(crate) fn listener(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::T
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(backlog)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
-}
-
-/// A non-blocking TCP connection attempt to `addr`, optionally from a source address.
-///
-/// With a source address, IP_BIND_ADDRESS_NO_PORT lets the kernel pick the port at connect time
-/// for the full 4-tuple, so that 127.0.0.2, 127.0.0.3, ... each bring a fresh range of ephemeral
-/// ports towards the same server.
-pub fn connect(addr: SocketAddr, source: Option<SocketAddr>) -> io::Result<mio::net::TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_tcp_nodelay(true)?;
-    if let Some(src) = source {
-        set_bind_address_no_port(&socket)?;
-        socket.bind(&SockAddr::from(src))?;
-    }
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(mio::net::TcpStream::from_std(socket.into()))
-}
-
-fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: the descriptor is a valid open socket for the duration of the call, and the option
-    // value is a live c_int whose exact size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Pins the calling thread to one CPU.
@@ -151,14 +106,5 @@ mod tests {
         let (soft, hard) = fd_limits().unwrap();
         assert!(soft <= hard);
         assert!(soft > 0);
-    }
-
-    #[test]
-    fn connect_from_a_chosen_source_address() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = connect(l.local_addr().unwrap(), Some("127.0.0.2:0".parse().unwrap())).unwrap();
-        let (_, peer) = l.accept().unwrap();
-        assert_eq!(peer.ip().to_string(), "127.0.0.2");
-        drop(s);
     }
 }

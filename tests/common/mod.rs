@@ -6,10 +6,20 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use c10k::{Handler, Server, ServerConfig, ServerHandle};
+use c10k::proto::Message;
+use c10k::{ConnId, Ctx, Handler, Server, ServerConfig, ServerHandle};
 
 mod wire;
 pub use wire::{frame, try_read_frame};
+
+/// Echoes every message to its sender.
+pub struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+        let _ = ctx.send(id, msg.kind(), msg.as_bytes());
+    }
+}
 
 /// Starts a server on a free port with `config` (its `addr` is replaced) and one handler per shard.
 pub fn start<H, F>(mut config: ServerConfig, factory: F) -> ServerHandle

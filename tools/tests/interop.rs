@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use c10k::client::{Client, ClientConfig, Received};
 use c10k::proto::{CloseCode, DeflateConfig, MessageKind};
 
+/// The repository's top level, where `.venv`, `tests/interop` and `benches/peers` are.
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// Whether `path` exists; a missing peer fails under CI and skips otherwise.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use c10k::check::{self, Group, Options, Target, Verdict};
+use c10k_tools::check::{self, Group, Options, Target, Verdict};
 
 /// Options of `c10k check`.
 #[derive(Debug, clap::Args)]

@@ -4,8 +4,8 @@
 //! A client joins the room named by its URL path (`/chat/ROOM`); every message reaches every member
 //! of the room. With `--redis`, several chat processes (nodes) share their rooms through Redis.
 
-use c10k::apps::Chat;
 use c10k::{Server, ServerConfig};
+use c10k_tools::apps::Chat;
 
 fn main() {
     let mut addr = "127.0.0.1:9003".to_owned();

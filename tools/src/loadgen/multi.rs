@@ -36,7 +36,7 @@ use super::{
     Options, Percentiles, Report, Scenario, ServerCpu, add_buckets, histogram_buckets, latency_histogram,
     procfs,
 };
-use crate::client::WsUrl;
+use c10k::client::WsUrl;
 
 /// Most error samples kept in a merged report.
 const MAX_ERROR_SAMPLES: usize = 10;

@@ -4,7 +4,7 @@
 //! [`driver`](self)), using the client role of the same sans-I/O core as the server. Masking keys
 //! come from a fast non-cryptographic generator (xorshift64*), fresh for every frame: a load
 //! generator needs keys that vary, not keys an attacker cannot guess. (The public client,
-//! [`crate::client`], draws its keys from the operating system's CSPRNG.)
+//! [`c10k::client`], draws its keys from the operating system's CSPRNG.)
 //!
 //! Scenarios:
 //! - `echo`: every connection keeps K messages in flight (closed loop);
@@ -21,7 +21,7 @@
 //!   what the attack costs the well-behaved clients.
 //!
 //! With `deflate`, every connection offers permessage-deflate and sends its messages compressed
-//! (each thread keeps one [`DeflatePool`](crate::proto::DeflatePool), as a server shard does);
+//! (each thread keeps one [`DeflatePool`](c10k::proto::DeflatePool), as a server shard does);
 //! `payload_kind` JSON-like text makes the ratio a realistic one.
 //!
 //! With the server's pid, the server's CPU time over the measured window gives the CPU cost per
@@ -35,6 +35,7 @@
 mod driver;
 pub mod multi;
 pub mod procfs;
+mod sys;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -44,8 +45,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::WsUrl;
-use crate::engine::sys;
+use c10k::client::WsUrl;
 
 pub use multi::run_processes;
 
@@ -554,8 +554,8 @@ const FD_MARGIN: u64 = 64;
 
 /// The descriptor limit of this process, raised to the hard limit where allowed.
 fn fd_limit() -> u64 {
-    sys::raise_fd_limit()
-        .or_else(|_| sys::fd_limits().map(|(s, _)| s))
+    c10k::raise_fd_limit()
+        .or_else(|_| c10k::fd_limits().map(|(s, _)| s))
         .unwrap_or(1024)
 }
 

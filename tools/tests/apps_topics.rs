@@ -1,15 +1,16 @@
 //! Topics and broadcast within a node: subscribe, publish across shards, order, cleanup,
 //! back-pressure of slow subscribers.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
 use std::time::Duration;
 
 use c10k::ServerConfig;
-use c10k::apps::{Chat, PubSub};
 use c10k::client::{Client, Received};
 use c10k::proto::MessageKind;
+use c10k_tools::apps::{Chat, PubSub};
 use common::*;
 
 fn pubsub_client(addr: std::net::SocketAddr, path: &str) -> Client {

@@ -1,4 +1,4 @@
-//! The conformance suite (`c10k::check`): every case passes against `c10k serve`, run as its own
+//! The conformance suite (`c10k_tools::check`): every case passes against `c10k serve`, run as its own
 //! process; and the runner classifies misbehaving servers (small fakes over std sockets) as the
 //! RFC says: accepting bad input is FAIL, dropping instead of closing is NON-STRICT, silence is
 //! FAIL, garbage is FAIL — and none of it makes the checker panic.
@@ -12,8 +12,8 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use c10k::check::{self, CaseResult, Options, Target, Verdict};
 use c10k::proto::handshake::accept_key;
+use c10k_tools::check::{self, CaseResult, Options, Target, Verdict};
 use procs::Serve;
 
 /// Starts `c10k serve` on a free port (killed when dropped, also when a test fails); returns it

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+
+use super::sys;
 use slab::Slab;
 
 use super::{FanoutProtocol, Options, PayloadKind, Scenario};
-use crate::engine::sys;
-use crate::proto::deflate::{DeflateConfig, DeflateParams, DeflatePool};
-use crate::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
-use crate::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
+use c10k::proto::deflate::{DeflateConfig, DeflateParams, DeflatePool};
+use c10k::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
+use c10k::proto::{self, CloseCode, Connection, Event, Message, MessageKind};
 
 mod slowloris;
 
@@ -1132,7 +1133,7 @@ mod tests {
         assert_eq!(b, b"{\"seq\":123");
         #[cfg(feature = "deflate")]
         {
-            let mut c = crate::proto::deflate::Compressor::new(15, 6);
+            let mut c = c10k::proto::deflate::Compressor::new(15, 6);
             let mut z = Vec::new();
             c.compress_message(&a, &mut z);
             let ratio = a.len() as f64 / z.len() as f64;

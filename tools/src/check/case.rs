@@ -335,9 +335,9 @@ impl Script {
 pub(crate) mod wire {
     use std::cell::RefCell;
 
-    use crate::client::OsKeys;
-    use crate::proto::frame::{OpCode, encode_header};
-    use crate::proto::mask::apply_mask;
+    use c10k::client::OsKeys;
+    use c10k::proto::frame::{OpCode, encode_header};
+    use c10k::proto::mask::apply_mask;
 
     pub const CONT: u8 = 0x0;
     pub const TEXT: u8 = 0x1;

@@ -1,9 +1,9 @@
 //! The echo server: every text or binary message goes back as it came.
 
-use crate::handler::{Ctx, Handler, HttpResponse};
-use crate::proto::Message;
-use crate::proto::handshake::Request;
-use crate::server::ConnId;
+use c10k::ConnId;
+use c10k::proto::Message;
+use c10k::proto::handshake::Request;
+use c10k::{Ctx, Handler, HttpResponse};
 
 /// The page served on `GET /`: it opens a WebSocket to the same server and shows the echoes.
 pub const ECHO_PAGE: &str = include_str!("echo.html");

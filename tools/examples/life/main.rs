@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example life`, then open http://127.0.0.1:9002/ to watch.
 //!
-//! The server is c10k's pubsub handler (see `c10k::apps::PubSub`). Each of the 32 x 32 cells is a
+//! The server is c10k's pubsub handler (see `c10k_tools::apps::PubSub`). Each of the 32 x 32 cells is a
 //! client of its own (1,024 connections from this process, one thread each): it subscribes to
 //! the topics of its 8 neighbours (on a torus), publishes `pub cell:X:Y G S` for its state S in
 //! generation G, and computes its state in G+1 once it has heard all 8 neighbours for G. Nothing
@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use c10k::apps::PubSub;
 use c10k::client::{Client, Received};
 use c10k::proto::Message;
 use c10k::proto::handshake::Request;
 use c10k::{ConnId, Ctx, Handler, HttpResponse, Server, ServerConfig};
+use c10k_tools::apps::PubSub;
 
 const PAGE: &str = include_str!("life.html");
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-#[path = "wire.rs"]
+#[path = "../../../tests/common/wire.rs"]
 mod wire;
 pub use wire::{frame, try_read_frame};
 
@@ -68,12 +68,12 @@ pub fn fds(pid: u32) -> usize {
 
 /// Resident memory of a process and its descendants, in bytes.
 pub fn rss(pid: u32) -> u64 {
-    c10k::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.rss_bytes)
+    c10k_tools::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.rss_bytes)
 }
 
 /// CPU time (user + system) of a process and its descendants, in microseconds.
 pub fn cpu_us(pid: u32) -> u64 {
-    c10k::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.cpu_us)
+    c10k_tools::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.cpu_us)
 }
 
 /// A program found in the usual places. Missing: a failure under CI=true (the CI machine must

@@ -19,10 +19,10 @@
 //! until it leaves. Every message it sends, text or binary, reaches every member of the room on
 //! every node, itself included, unchanged and in the order it sent them.
 
-use crate::handler::{Ctx, Handler, HttpResponse};
-use crate::proto::handshake::Request;
-use crate::proto::{CloseCode, Message, MessageKind};
-use crate::server::ConnId;
+use c10k::ConnId;
+use c10k::proto::handshake::Request;
+use c10k::proto::{CloseCode, Message, MessageKind};
+use c10k::{Ctx, Handler, HttpResponse};
 
 /// The page served on `GET /` in chat mode.
 pub const CHAT_PAGE: &str = include_str!("chat.html");

@@ -33,7 +33,7 @@ fn required(path: &Path, what: &str) -> bool {
 
 #[test]
 fn life_page_shows_generations_that_follow_the_rules() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let bin = example("life");
     if !required(&bin, "the life example")
         || !required(Path::new("/usr/bin/chromium"), "Chromium")

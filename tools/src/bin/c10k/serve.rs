@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use c10k::engine::sys;
-use c10k::{Backpressure, Server, ServerConfig, apps};
+use c10k::{Backpressure, Server, ServerConfig};
+use c10k_tools::apps;
 use clap::ValueEnum;
 
 use crate::supervisor;
@@ -163,7 +163,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let worker = args
         .worker_index
         .map_or_else(String::new, |i| format!("worker {i}: "));
-    match sys::raise_fd_limit() {
+    match c10k::raise_fd_limit() {
         Ok(n) => log::debug!("file descriptor limit: {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }

@@ -17,10 +17,10 @@ use super::Target;
 use super::Verdict;
 use super::case::{CloseWant, HttpWant, Msg, Open, Script, Step, Want, show_bytes, size, wire};
 use super::deflate::{self, Codec, Encoding, TAIL};
-use crate::proto::close::parse_close_payload;
-use crate::proto::frame::{OpCode, decode_header};
-use crate::proto::handshake::{self, ClientRequest, HeadLimits};
-use crate::proto::mask::apply_mask;
+use c10k::proto::close::parse_close_payload;
+use c10k::proto::frame::{OpCode, decode_header};
+use c10k::proto::handshake::{self, ClientRequest, HeadLimits};
+use c10k::proto::mask::apply_mask;
 
 /// The largest server frame the reader accepts (a server echoing 16 MiB stays well below).
 const MAX_RX_FRAME: u64 = 64 << 20;

@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::process::Command;
 use std::time::Duration;
 
-use c10k::loadgen::{self, Options, Scenario};
+use c10k_tools::loadgen::{self, Options, Scenario};
 use clap::ValueEnum;
 
 use crate::serve::parse_duration;

@@ -35,7 +35,7 @@
 //! `00 00 ff ff` tail removed, data that inflates, the echo byte for byte.
 //!
 //! ```no_run
-//! use c10k::check::{self, Options, Target};
+//! use c10k_tools::check::{self, Options, Target};
 //!
 //! let target = Target::parse("ws://127.0.0.1:9001/").unwrap();
 //! let options = Options { max_message: Some(1 << 20), ..Options::default() };
@@ -44,8 +44,8 @@
 //! println!("{}", report.summary_line());
 //! ```
 //!
-//! [`encode_header`]: crate::proto::frame::encode_header
-//! [`apply_mask`]: crate::proto::mask::apply_mask
+//! [`encode_header`]: c10k::proto::frame::encode_header
+//! [`apply_mask`]: c10k::proto::mask::apply_mask
 
 mod case;
 mod cases;
@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 pub use case::{BIG_BOUND, Case, DEFAULT_BOUND, Group};
 pub use report::{CaseResult, Report};
 
-use crate::client::{ClientError, WsUrl};
+use c10k::client::{ClientError, WsUrl};
 
 /// How many connections of one case run at the same time (cases with many connections, like
 /// the close code ranges).
