@@ -79,14 +79,17 @@
 
 pub mod proto;
 
+pub mod bridge;
 pub mod client;
-pub mod engine;
-pub mod handler;
+mod engine;
 pub mod ops;
-pub mod server;
-pub mod topics;
+mod server;
 
-pub use engine::SendError;
 pub use engine::sys::{fd_limits, raise_fd_limit};
-pub use handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
-pub use server::{Backpressure, ConnId, RejectReason, Server, ServerConfig, ServerHandle, Stats};
+pub use engine::{
+    Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, Handler, HttpResponse, RejectReason, SendError,
+    ServerConfig, ServerHandle, Stats, TimerId,
+};
+pub use server::Server;

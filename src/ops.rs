@@ -3,10 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::handler::{Ctx, Decision, Handler, HttpResponse};
 use crate::proto::handshake::Request;
 use crate::proto::{CloseCode, Message};
-use crate::server::{ConnId, Stats};
+use crate::{ConnId, Ctx, Decision, Handler, HttpResponse, Stats};
 
 /// Wraps a handler and answers `/healthz` and `/metrics` before it sees plain HTTP requests.
 #[derive(Debug, Clone)]
@@ -269,7 +268,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::RejectReason;
+    use crate::RejectReason;
 
     #[test]
     fn metrics_are_in_the_prometheus_text_format() {

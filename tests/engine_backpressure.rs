@@ -126,12 +126,11 @@ impl Handler for Flood {
 }
 
 fn capped(policy: Backpressure) -> ServerConfig {
-    ServerConfig {
-        max_queued_bytes: CAP,
-        backpressure: policy,
-        close_timeout: Duration::from_millis(300),
-        ..quick_config()
-    }
+    let mut c = quick_config();
+    c.max_queued_bytes = CAP;
+    c.backpressure = policy;
+    c.close_timeout = Duration::from_millis(300);
+    c
 }
 
 /// Reads `n` binary frames of `size` bytes each.
@@ -227,10 +226,8 @@ fn server_calls_on_drain_when_a_late_reader_empties_the_queue() {
     let tally = Arc::new(Tally::default());
     let mut flood = Flood::new(&events, &tally);
     flood.flood = false;
-    let config = ServerConfig {
-        max_queued_bytes: 64 << 20,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.max_queued_bytes = 64 << 20;
     let h = start(config, move |_| flood.clone());
     let mut s = raw_open(h.local_addr());
     let id = events.wait_open(1);

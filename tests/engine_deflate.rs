@@ -15,10 +15,9 @@ use c10k::{ConnId, Ctx, Handler, ServerConfig};
 use common::*;
 
 fn deflate_config() -> ServerConfig {
-    ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..quick_config()
-    }
+    let mut c = quick_config();
+    c.deflate = Some(DeflateConfig::default());
+    c
 }
 
 fn deflate_client(addr: std::net::SocketAddr, policy: DeflateConfig) -> Client {
@@ -184,10 +183,8 @@ impl Handler for News {
 
 #[test]
 fn a_broadcast_is_compressed_once_per_shard_for_every_deflate_subscriber() {
-    let config = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.deflate = Some(DeflateConfig::default());
     let h = start(config, |_| News);
     let addr = h.local_addr();
     // Subscribed before the 101 is sent: on_open runs first.

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use c10k::ServerConfig;
 use common::*;
 
 const CYCLES: u64 = 50_000;
@@ -87,15 +86,13 @@ fn cycle(addr: SocketAddr, source: IpAddr, kind: Kind) {
 
 #[test]
 fn server_leaves_no_descriptor_socket_or_timer_after_connect_close_cycles() {
-    let config = ServerConfig {
-        shards: 2,
-        // Keep-alive on: every open connection arms a timer that its end must cancel.
-        ping_interval: Some(Duration::from_secs(30)),
-        // Sockets must go when their peer does, not when a deadline gives up on them.
-        close_timeout: Duration::from_secs(30),
-        handshake_timeout: Duration::from_secs(30),
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.shards = 2;
+    // Keep-alive on: every open connection arms a timer that its end must cancel.
+    config.ping_interval = Some(Duration::from_secs(30));
+    // Sockets must go when their peer does, not when a deadline gives up on them.
+    config.close_timeout = Duration::from_secs(30);
+    config.handshake_timeout = Duration::from_secs(30);
     let h = start(config, |_| Echo);
     let addr = h.local_addr();
     // Statistics come from each shard's own loop: once they answer, every shard is running and

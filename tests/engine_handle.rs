@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use c10k::proto::{CloseCode, Message, Request};
-use c10k::{ConnId, Ctx, Handler, SendError, ServerConfig, TimerId};
+use c10k::{ConnId, Ctx, Handler, SendError, TimerId};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -169,10 +169,8 @@ fn handle_close_from_another_thread_closes_with_its_code() {
 fn handle_stats_are_summed_over_two_shards() {
     let events = Events::default();
     let probe = Probe::new(&events);
-    let config = ServerConfig {
-        shards: 2,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.shards = 2;
     let h = start(config, move |_| probe.clone());
     assert_eq!(h.shards(), 2);
     // The kernel spreads connections over the shards by their addresses: open until both have one.

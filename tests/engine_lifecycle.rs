@@ -16,11 +16,10 @@ const WAIT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(10);
 
 fn keepalive_config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: Some(Duration::from_millis(200)),
-        pong_timeout: Duration::from_millis(300),
-        ..quick_config()
-    }
+    let mut c = quick_config();
+    c.ping_interval = Some(Duration::from_millis(200));
+    c.pong_timeout = Duration::from_millis(300);
+    c
 }
 
 // ---- keep-alive ----
@@ -138,10 +137,8 @@ fn server_sends_no_ping_when_ping_interval_is_none() {
 #[test]
 fn server_answers_slowloris_with_408_and_closes_after_handshake_timeout() {
     let timeout = Duration::from_millis(300);
-    let config = ServerConfig {
-        handshake_timeout: timeout,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.handshake_timeout = timeout;
     let h = start(config, |_| Probe::default());
     let started = Instant::now();
     let mut s = raw(h.local_addr());
@@ -166,10 +163,8 @@ fn server_answers_slowloris_with_408_and_closes_after_handshake_timeout() {
 
 #[test]
 fn server_handshake_deadline_is_not_extended_by_trickled_bytes() {
-    let config = ServerConfig {
-        handshake_timeout: Duration::from_millis(300),
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.handshake_timeout = Duration::from_millis(300);
     let h = start(config, |_| Probe::default());
     let mut s = raw(h.local_addr());
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
@@ -208,10 +203,8 @@ fn server_close_gets_the_client_echo_and_reports_4001() {
     let events = Events::default();
     let probe = Probe::new(&events);
     // A long close timeout: the end must come from the client's answer, not from the deadline.
-    let config = ServerConfig {
-        close_timeout: Duration::from_secs(30),
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.close_timeout = Duration::from_secs(30);
     let h = start(config, move |_| probe.clone());
     let mut ws = client(h.local_addr());
     let id = events.wait_open(1);
@@ -303,11 +296,9 @@ fn await_going_away(mut ws: tungstenite::WebSocket<std::net::TcpStream>) -> Opti
 fn server_shutdown_sends_1001_to_every_client_and_leaves_no_sockets_or_timers() {
     let events = Events::default();
     let probe = Probe::new(&events);
-    let config = ServerConfig {
-        ping_interval: Some(Duration::from_secs(30)),
-        drain_timeout: Duration::from_secs(30),
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.ping_interval = Some(Duration::from_secs(30));
+    config.drain_timeout = Duration::from_secs(30);
     let h = start(config, move |_| probe.clone());
     let (tx, rx) = mpsc::channel();
     for _ in 0..4 {
@@ -335,12 +326,10 @@ fn server_shutdown_joins_after_drain_timeout_even_if_a_client_never_answers() {
     let events = Events::default();
     let probe = Probe::new(&events);
     let drain = Duration::from_millis(500);
-    let config = ServerConfig {
-        ping_interval: Some(Duration::from_secs(30)),
-        close_timeout: Duration::from_secs(30),
-        drain_timeout: drain,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.ping_interval = Some(Duration::from_secs(30));
+    config.close_timeout = Duration::from_secs(30);
+    config.drain_timeout = drain;
     let h = start(config, move |_| probe.clone());
     let (tx, rx) = mpsc::channel();
     for _ in 0..3 {

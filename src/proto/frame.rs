@@ -203,6 +203,33 @@ pub fn encode_header(fin: bool, rsv: u8, opcode: OpCode, len: u64, mask: Option<
     HeaderBuf { bytes, len: n as u8 }
 }
 
+/// The complete encoding of a message as one unmasked frame (a server's), header then
+/// payload, as an iterator of exact length: collecting it into a shared buffer
+/// (`collect::<Arc<[u8]>>()`) allocates once and copies the payload once.
+pub fn message_frame(kind: super::MessageKind, payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let opcode = match kind {
+        super::MessageKind::Text => OpCode::Text,
+        super::MessageKind::Binary => OpCode::Binary,
+    };
+    let header = encode_header(true, 0, opcode, payload.len() as u64, None);
+    header
+        .bytes
+        .into_iter()
+        .take(usize::from(header.len))
+        .chain(payload.iter().copied())
+}
+
+/// The opcode and payload of one complete, unmasked frame (as made by [`message_frame`]);
+/// `None` if `frame` is not one.
+pub fn split_frame(frame: &[u8]) -> Option<(OpCode, &[u8])> {
+    match decode_header(frame) {
+        Ok(Some((h, n))) if h.mask.is_none() => {
+            Some((h.opcode, frame.get(n..n + usize::try_from(h.len).ok()?)?))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

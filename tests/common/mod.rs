@@ -7,17 +7,24 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use c10k::proto::Message;
-use c10k::{ConnId, Ctx, Handler, Server, ServerConfig, ServerHandle};
+use c10k::{ConnId, Ctx, Handler, HttpResponse, Server, ServerConfig, ServerHandle};
 
 mod wire;
 pub use wire::{frame, try_read_frame};
 
-/// Echoes every message to its sender.
+/// Echoes every message to its sender; serves a page at `/` and 404 elsewhere.
 pub struct Echo;
 
 impl Handler for Echo {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
+    }
+
+    fn on_http(&mut self, _ctx: &mut Ctx<'_>, req: &c10k::proto::Request<'_>) -> HttpResponse {
+        match req.path() {
+            "/" => HttpResponse::html(200, "<p>echo</p>\n"),
+            _ => HttpResponse::not_found(),
+        }
     }
 }
 
@@ -293,14 +300,13 @@ impl Handler for Probe {
 /// One shard and short timeouts, so that tests that wait for a deadline stay fast. Keep-alive is
 /// off unless a test turns it on.
 pub fn quick_config() -> ServerConfig {
-    ServerConfig {
-        shards: 1,
-        handshake_timeout: Duration::from_secs(5),
-        ping_interval: None,
-        close_timeout: Duration::from_millis(500),
-        drain_timeout: Duration::from_millis(500),
-        ..ServerConfig::default()
-    }
+    let mut c = ServerConfig::default();
+    c.shards = 1;
+    c.handshake_timeout = Duration::from_secs(5);
+    c.ping_interval = None;
+    c.close_timeout = Duration::from_millis(500);
+    c.drain_timeout = Duration::from_millis(500);
+    c
 }
 
 /// Waits until the server's statistics satisfy `pred`; panics with the last statistics otherwise.

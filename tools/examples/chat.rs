@@ -21,14 +21,12 @@ fn main() {
             }
         }
     }
-    let config = ServerConfig {
-        addr: addr.parse().unwrap_or_else(|e| {
-            eprintln!("chat: --addr: {e}");
-            std::process::exit(2)
-        }),
-        bridge: redis.map(|url| bridge(&url)),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.addr = addr.parse().unwrap_or_else(|e| {
+        eprintln!("chat: --addr: {e}");
+        std::process::exit(2)
+    });
+    config.bridge = redis.map(|url| bridge(&url));
     let server = Server::bind(config, |_| Chat).unwrap_or_else(|e| {
         eprintln!("chat: cannot listen on {addr}: {e}");
         std::process::exit(1)
@@ -42,15 +40,15 @@ fn main() {
 
 /// The link to the other chat nodes through Redis.
 #[cfg(feature = "redis")]
-fn bridge(url: &str) -> std::sync::Arc<dyn c10k::topics::Bridge> {
-    c10k::topics::redis::RedisBridge::new(url, c10k::topics::redis::DEFAULT_PREFIX).unwrap_or_else(|e| {
+fn bridge(url: &str) -> std::sync::Arc<dyn c10k::bridge::Bridge> {
+    c10k::bridge::redis::RedisBridge::new(url, c10k::bridge::redis::DEFAULT_PREFIX).unwrap_or_else(|e| {
         eprintln!("chat: {e}");
         std::process::exit(2)
     })
 }
 
 #[cfg(not(feature = "redis"))]
-fn bridge(url: &str) -> std::sync::Arc<dyn c10k::topics::Bridge> {
+fn bridge(url: &str) -> std::sync::Arc<dyn c10k::bridge::Bridge> {
     eprintln!("chat: --redis {url} needs the `redis` feature");
     std::process::exit(2)
 }

@@ -7,7 +7,6 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use c10k::ServerConfig;
 use c10k::client::{Client, Received};
 use c10k::proto::MessageKind;
 use c10k_tools::apps::{Chat, PubSub};
@@ -25,10 +24,8 @@ fn sync(c: &mut Client) {
 
 #[test]
 fn publish_reaches_subscribers_on_every_shard_and_only_them() {
-    let config = ServerConfig {
-        shards: 2,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.shards = 2;
     let h = start(config, |_| PubSub);
     let addr = h.local_addr();
     // Enough connections that both shards get subscribers.
@@ -56,10 +53,8 @@ fn publish_reaches_subscribers_on_every_shard_and_only_them() {
 
 #[test]
 fn messages_from_one_publisher_arrive_in_order_across_shards() {
-    let config = ServerConfig {
-        shards: 2,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.shards = 2;
     let h = start(config, |_| PubSub);
     let addr = h.local_addr();
     let mut subs: Vec<Client> = (0..8).map(|_| pubsub_client(addr, "/")).collect();
@@ -114,10 +109,8 @@ fn subscriptions_end_when_connections_close_on_every_path() {
 
 #[test]
 fn a_slow_subscriber_is_closed_by_policy_and_does_not_hold_the_others_back() {
-    let config = ServerConfig {
-        max_queued_bytes: 64 << 10,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.max_queued_bytes = 64 << 10;
     let h = start(config, |_| PubSub);
     let addr = h.local_addr();
     // A subscriber that never reads.
@@ -170,10 +163,8 @@ fn a_slow_subscriber_is_closed_by_policy_and_does_not_hold_the_others_back() {
 
 #[test]
 fn chat_rooms_relay_to_every_member_including_the_sender() {
-    let config = ServerConfig {
-        shards: 2,
-        ..quick_config()
-    };
+    let mut config = quick_config();
+    config.shards = 2;
     let h = start(config, |_| Chat);
     let addr = h.local_addr();
     let mut red: Vec<Client> = (0..4).map(|_| pubsub_client(addr, "/chat/red")).collect();
@@ -195,9 +186,10 @@ fn chat_rooms_relay_to_every_member_including_the_sender() {
 #[test]
 fn handle_publish_from_another_thread_reaches_subscribers() {
     let h = start(
-        ServerConfig {
-            shards: 2,
-            ..quick_config()
+        {
+            let mut c = quick_config();
+            c.shards = 2;
+            c
         },
         |_| PubSub,
     );

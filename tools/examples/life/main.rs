@@ -176,14 +176,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let config = ServerConfig {
-        addr: o.addr.parse().unwrap_or_else(|e| {
-            eprintln!("life: --addr: {e}");
-            std::process::exit(2)
-        }),
-        shards: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.addr = o.addr.parse().unwrap_or_else(|e| {
+        eprintln!("life: --addr: {e}");
+        std::process::exit(2)
+    });
+    config.shards = 1;
     let handle = match Server::bind(config, |_| Relay(PubSub)).and_then(Server::start) {
         Ok(h) => h,
         Err(e) => {

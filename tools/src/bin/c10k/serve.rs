@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     pin: bool,
     /// Listen backlog per shard.
-    #[arg(long, default_value_t = c10k::server::DEFAULT_BACKLOG)]
+    #[arg(long, default_value_t = c10k::DEFAULT_BACKLOG)]
     backlog: i32,
     /// Largest frame payload accepted, in bytes (larger: close 1009).
     #[arg(long, default_value_t = c10k::proto::conn::DEFAULT_MAX_FRAME_SIZE)]
@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain_timeout: Duration,
     /// Cap on the bytes queued for one slow connection.
-    #[arg(long, default_value_t = c10k::server::DEFAULT_MAX_QUEUED_BYTES)]
+    #[arg(long, default_value_t = c10k::DEFAULT_MAX_QUEUED_BYTES)]
     max_queued: usize,
     /// What to do past the cap: close the connection with 1008, or drop the message.
     #[arg(long, value_enum, default_value_t = Policy::Close)]
@@ -90,7 +90,7 @@ pub struct Args {
     redis: Option<String>,
     /// Prefix of the Redis channels (channel = prefix + topic).
     #[cfg(feature = "redis")]
-    #[arg(long, default_value = c10k::topics::redis::DEFAULT_PREFIX)]
+    #[arg(long, default_value = c10k::bridge::redis::DEFAULT_PREFIX)]
     redis_prefix: String,
     /// Answer `GET /healthz`: 200 while serving, 503 while shutting down.
     #[arg(long)]
@@ -167,23 +167,21 @@ pub fn run(args: Args) -> Result<(), String> {
         Ok(n) => log::debug!("file descriptor limit: {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
-    let mut config = ServerConfig {
-        addr: args.addr,
-        shards: args.shards,
-        backlog: args.backlog,
-        pin_cores: args.pin,
-        handshake_timeout: args.handshake_timeout,
-        ping_interval: (!args.ping_interval.is_zero()).then_some(args.ping_interval),
-        pong_timeout: args.pong_timeout,
-        close_timeout: args.close_timeout,
-        drain_timeout: args.drain_timeout,
-        drain_grace: args.drain_grace,
-        max_queued_bytes: args.max_queued,
-        backpressure: match args.backpressure {
-            Policy::Close => Backpressure::Close,
-            Policy::Drop => Backpressure::Drop,
-        },
-        ..ServerConfig::default()
+    let mut config = ServerConfig::default();
+    config.addr = args.addr;
+    config.shards = args.shards;
+    config.backlog = args.backlog;
+    config.pin_cores = args.pin;
+    config.handshake_timeout = args.handshake_timeout;
+    config.ping_interval = (!args.ping_interval.is_zero()).then_some(args.ping_interval);
+    config.pong_timeout = args.pong_timeout;
+    config.close_timeout = args.close_timeout;
+    config.drain_timeout = args.drain_timeout;
+    config.drain_grace = args.drain_grace;
+    config.max_queued_bytes = args.max_queued;
+    config.backpressure = match args.backpressure {
+        Policy::Close => Backpressure::Close,
+        Policy::Drop => Backpressure::Drop,
     };
     config.protocol.max_frame_size = args.max_frame;
     config.protocol.max_message_size = args.max_message;
@@ -201,7 +199,7 @@ pub fn run(args: Args) -> Result<(), String> {
         if args.mode == Mode::Echo {
             return Err("--redis shares topics: use it with --mode pubsub or --mode chat".to_owned());
         }
-        config.bridge = Some(c10k::topics::redis::RedisBridge::new(url, &args.redis_prefix)?);
+        config.bridge = Some(c10k::bridge::redis::RedisBridge::new(url, &args.redis_prefix)?);
     }
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
     let (healthz, metrics, index) = (args.healthz, args.metrics, args.worker_index);

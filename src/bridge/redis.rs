@@ -19,9 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use super::Bridge;
+use crate::engine::{Bridge, ServerHandle};
 use crate::proto::MessageKind;
-use crate::server::ServerHandle;
 
 /// Default prefix of the Redis channels.
 pub const DEFAULT_PREFIX: &str = "c10k:";

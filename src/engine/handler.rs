@@ -7,10 +7,14 @@
 
 use std::time::Duration;
 
-use crate::engine::{Core, SendError};
+use super::error::SendError;
+use super::id::ConnId;
+use super::node::ServerHandle;
+use super::shard::Shard;
+pub use super::shard::TimerId;
+use super::stats::Stats;
 use crate::proto::handshake::Request;
 use crate::proto::{CloseCode, Message, MessageKind};
-use crate::server::{ConnId, ServerHandle, Stats};
 
 /// Callbacks for the events of one shard's connections. All have defaults but `on_message`.
 ///
@@ -183,20 +187,16 @@ impl HttpResponse {
     }
 }
 
-/// Identifies a timer set by the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimerId(pub(crate) crate::engine::wheel::TimerKey);
-
 /// What a callback can do: act on any connection of its shard, set timers, read statistics.
 #[derive(Debug)]
 pub struct Ctx<'a> {
-    pub(crate) core: &'a mut Core,
+    pub(super) shard: &'a mut Shard,
 }
 
 impl Ctx<'_> {
     /// The index of this shard.
     pub fn shard(&self) -> usize {
-        self.core.shard
+        self.shard.index()
     }
 
     /// Sends a whole message to a connection of this shard.
@@ -206,38 +206,38 @@ impl Ctx<'_> {
     /// does not take waits in the connection's queue, up to the configured cap, past which the
     /// back-pressure policy applies (close with 1008, or drop this message).
     pub fn send(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
-        self.core.send(id, kind, payload)
+        self.shard.send(id, kind, payload)
     }
 
     /// Sends a text message.
     pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
-        self.core.send(id, MessageKind::Text, text.as_bytes())
+        self.shard.send(id, MessageKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message.
     pub fn send_binary(&mut self, id: ConnId, data: &[u8]) -> Result<(), SendError> {
-        self.core.send(id, MessageKind::Binary, data)
+        self.shard.send(id, MessageKind::Binary, data)
     }
 
     /// Sends a ping.
     pub fn ping(&mut self, id: ConnId, payload: &[u8]) -> Result<(), SendError> {
-        self.core.ping(id, payload)
+        self.shard.ping(id, payload)
     }
 
     /// Starts the closing handshake with `code` and `reason` (at most 123 bytes).
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
-        self.core.close(id, code, reason)
+        self.shard.close(id, code, reason)
     }
 
     /// Subscribes a connection of this shard to `topic`. Returns false if it already was. The
     /// subscription ends when the connection closes.
     pub fn subscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
-        self.core.subscribe(id, topic)
+        self.shard.subscribe(id, topic)
     }
 
     /// Unsubscribes a connection from `topic`. Returns false if it was not subscribed.
     pub fn unsubscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
-        self.core.unsubscribe(id, topic)
+        self.shard.unsubscribe(id, topic)
     }
 
     /// Publishes a message to every subscriber of `topic`, on every shard (and other nodes when
@@ -246,27 +246,27 @@ impl Ctx<'_> {
     /// Messages from one publisher arrive in the order they were published. Returns the number of
     /// subscribers reached on this shard.
     pub fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
-        self.core.publish(topic, kind, payload)
+        self.shard.publish(topic, kind, payload)
     }
 
     /// The topics a connection of this shard subscribes to.
     pub fn topics_of(&self, id: ConnId) -> impl Iterator<Item = std::sync::Arc<str>> + '_ {
-        self.core.topics_of(id)
+        self.shard.topics_of(id)
     }
 
     /// Subscribers of `topic` on this shard.
     pub fn subscribers(&self, topic: &str) -> usize {
-        self.core.subscriber_count(topic)
+        self.shard.subscriber_count(topic)
     }
 
     /// Bytes queued for a connection that the kernel did not take yet; `None` if it is gone.
     pub fn buffered_amount(&self, id: ConnId) -> Option<usize> {
-        self.core.buffered_amount(id)
+        self.shard.buffered_amount(id)
     }
 
     /// Whether `id` is an open connection of this shard.
     pub fn is_open(&self, id: ConnId) -> bool {
-        self.core.is_open(id)
+        self.shard.is_open(id)
     }
 
     /// Calls [`Handler::on_timer`] with `token` after `delay` (10 ms resolution).
@@ -295,33 +295,33 @@ impl Ctx<'_> {
     /// }
     /// ```
     pub fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {
-        self.core.set_timer(delay, token)
+        self.shard.set_timer(delay, token)
     }
 
     /// Cancels a timer; false if it already fired or was cancelled.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.core.cancel_timer(timer)
+        self.shard.cancel_timer(timer)
     }
 
     /// Whether the server is shutting down: in its lame-duck period (still accepting, upgrades
     /// refused with 503) or draining. A health check should answer 503 then.
     pub fn is_draining(&self) -> bool {
-        self.core.is_draining()
+        self.shard.is_draining()
     }
 
     /// Every shard's statistics, indexed by shard: this shard's as of now, the others' as they
     /// last published them (at most about a second ago). For metrics endpoints.
     pub fn all_stats(&self) -> Vec<Stats> {
-        self.core.all_stats()
+        self.shard.all_stats()
     }
 
     /// This shard's statistics so far.
     pub fn stats(&self) -> &Stats {
-        &self.core.stats
+        self.shard.stats()
     }
 
     /// A handle on the whole server, to reach other shards or shut down.
     pub fn server(&self) -> ServerHandle {
-        self.core.server_handle()
+        ServerHandle::new(std::sync::Arc::clone(self.shard.node()))
     }
 }

@@ -1,0 +1,119 @@
+//! The configuration of a server and of each of its shards.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::node::Bridge;
+use crate::proto::{self, DeflateConfig, HeadLimits};
+
+/// What to do when a connection's write queue would exceed [`ServerConfig::max_queued_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// Close the connection with 1008 (policy violation). The default.
+    Close,
+    /// Drop the message that does not fit; the send returns [`SendError::Dropped`](crate::SendError::Dropped).
+    Drop,
+}
+
+/// Everything that can be tuned, with production defaults.
+///
+/// Start from [`ServerConfig::default`] and set the fields you need (the struct is
+/// `#[non_exhaustive]`, so that new knobs are not breaking changes):
+///
+/// ```
+/// let mut config = c10k::ServerConfig::default();
+/// config.addr = "0.0.0.0:9001".parse().unwrap();
+/// config.ping_interval = None;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (all shards then share it).
+    pub addr: SocketAddr,
+    /// Number of shards (event-loop threads); 0 means one per available core.
+    pub shards: usize,
+    /// Listen backlog of each shard's socket.
+    pub backlog: i32,
+    /// Pin shard `i` to CPU `i` (modulo the CPU count).
+    pub pin_cores: bool,
+    /// Frame and message limits, automatic pongs.
+    pub protocol: proto::Config,
+    /// Limits on the handshake request head.
+    pub head_limits: HeadLimits,
+    /// Time allowed from accept to a complete handshake request (slow clients are answered 408
+    /// and closed). Each connection gets up to an eighth more, at random, so that a burst of
+    /// connections does not time out in one burst.
+    pub handshake_timeout: Duration,
+    /// Silence after which the server pings a connection; `None` turns pings off.
+    pub ping_interval: Option<Duration>,
+    /// Time allowed for an answer to the server's ping before the connection is dropped (1006).
+    pub pong_timeout: Duration,
+    /// Time allowed for the peer's answer to a Close frame before the socket is closed.
+    pub close_timeout: Duration,
+    /// On graceful shutdown, time allowed for connections to close after 1001 Going Away.
+    pub drain_timeout: Duration,
+    /// On graceful shutdown, a "lame duck" period before the drain: the server still accepts
+    /// connections, but answers health checks (`Ctx::is_draining`) and WebSocket upgrades with
+    /// 503, so that load balancers take it out of rotation before it stops accepting. Zero (the
+    /// default) drains at once.
+    pub drain_grace: Duration,
+    /// Cap on the bytes queued for one connection.
+    pub max_queued_bytes: usize,
+    /// Policy past the cap.
+    pub backpressure: Backpressure,
+    /// Size of each shard's read buffer.
+    pub read_buffer: usize,
+    /// Pause before accepting again after the process ran out of file descriptors.
+    pub accept_backoff: Duration,
+    /// A link to other nodes' topics (for example through a pub/sub broker).
+    pub bridge: Option<Arc<dyn Bridge>>,
+    /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)
+    /// declines them. Needs the `deflate` feature (without it, offers are always declined).
+    pub deflate: Option<DeflateConfig>,
+}
+
+/// Default handshake timeout: 10 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default ping interval: 30 s of silence.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default pong timeout: 30 s.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default close timeout: 5 s.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default drain timeout: 5 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default cap on queued bytes per connection: 1 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
+/// Default read buffer per shard: 64 KiB.
+pub const DEFAULT_READ_BUFFER: usize = 64 << 10;
+/// Default listen backlog.
+pub const DEFAULT_BACKLOG: i32 = 4096;
+/// Default pause after EMFILE/ENFILE: 100 ms.
+pub const DEFAULT_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            shards: 0,
+            backlog: DEFAULT_BACKLOG,
+            pin_cores: false,
+            protocol: proto::Config::default(),
+            head_limits: HeadLimits::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            drain_grace: Duration::ZERO,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            backpressure: Backpressure::Close,
+            read_buffer: DEFAULT_READ_BUFFER,
+            accept_backoff: DEFAULT_ACCEPT_BACKOFF,
+            bridge: None,
+            deflate: None,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! A connection's deadlines as pure functions of its state and the time: which deadline it
+//! waits for, and what happens when that deadline passes. No clock is read here; the shard
+//! passes `now` (milliseconds since it started), so the rules are tested with a virtual clock.
+//!
+//! ```text
+//!   accept ──► Handshake ──101──► Keepalive ◄──────────────┐
+//!                 │ passed: 408      │ silent a whole        │ pong, or any input
+//!                 ▼                  ▼ interval: ping        │
+//!               (close)             Pong ────────────────────┘
+//!                                    │ passed with no byte since the ping: drop (1006)
+//!   close sent / last bytes ──► Closing ── passed: drop
+//! ```
+
+use std::time::Duration;
+
+use super::config::ServerConfig;
+
+/// Which deadline a connection's timer stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// The request head must be complete by then.
+    Handshake,
+    /// Ping the peer if it stays silent until then.
+    Keepalive,
+    /// The answer to a ping (or any byte) must arrive by then.
+    Pong,
+    /// The closing handshake (or the flush of the last bytes) must be over by then.
+    Closing,
+}
+
+/// The timeouts of a connection, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) handshake: u64,
+    /// `None`: no keep-alive pings.
+    pub(crate) ping_interval: Option<u64>,
+    pub(crate) pong: u64,
+    pub(crate) close: u64,
+}
+
+impl Timeouts {
+    pub(crate) fn of(config: &ServerConfig) -> Self {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Self {
+            handshake: ms(config.handshake_timeout),
+            ping_interval: config.ping_interval.map(ms),
+            pong: ms(config.pong_timeout),
+            close: ms(config.close_timeout),
+        }
+    }
+}
+
+/// What the keep-alive rules look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Liveness {
+    /// When the last byte arrived.
+    pub(crate) last_read_ms: u64,
+    /// When the unanswered keep-alive ping was sent, if one is.
+    pub(crate) ping_sent_ms: Option<u64>,
+}
+
+/// What to do once a deadline has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// No complete request head in time: answer 408 and close.
+    HandshakeTimeout,
+    /// No byte at all since the ping: the peer is gone; drop the connection (1006).
+    PongTimeout,
+    /// The closing handshake or the final flush took too long: drop the connection.
+    CloseTimeout,
+    /// Silent for a whole interval: send a ping now, then wait for the answer until `pong_by`.
+    Ping { pong_by: u64 },
+    /// Input arrived meanwhile: wait for `deadline` again, until `at`.
+    Wait { at: u64, deadline: Deadline },
+    /// Nothing to wait for (pings are off).
+    Idle,
+}
+
+/// What passing `deadline` at `now` means for a connection in state `live`.
+pub(crate) fn expire(deadline: Deadline, live: Liveness, now: u64, t: &Timeouts) -> Expiry {
+    match deadline {
+        Deadline::Handshake => Expiry::HandshakeTimeout,
+        Deadline::Closing => Expiry::CloseTimeout,
+        Deadline::Pong if live.ping_sent_ms.is_some_and(|sent| live.last_read_ms <= sent) => {
+            Expiry::PongTimeout
+        }
+        Deadline::Pong | Deadline::Keepalive => match t.ping_interval {
+            None => Expiry::Idle,
+            Some(interval) if now >= live.last_read_ms + interval => Expiry::Ping {
+                pong_by: now + t.pong,
+            },
+            Some(interval) => Expiry::Wait {
+                at: live.last_read_ms + interval,
+                deadline: Deadline::Keepalive,
+            },
+        },
+    }
+}
+
+/// The first deadline of a new connection: its handshake, `jitter` later than the timeout.
+pub(crate) fn accepted(now: u64, t: &Timeouts, jitter: u64) -> (u64, Deadline) {
+    (now + t.handshake + jitter, Deadline::Handshake)
+}
+
+/// The deadline after the 101: the first keep-alive, `jitter` later than the interval, or none.
+pub(crate) fn opened(now: u64, t: &Timeouts, jitter: u64) -> Option<(u64, Deadline)> {
+    t.ping_interval
+        .map(|interval| (now + interval + jitter, Deadline::Keepalive))
+}
+
+/// A pong arrived while waiting for `current`: a connection that was waiting for its pong is
+/// back to keep-alive, pinged again after a whole interval of silence (a pong timeout longer
+/// than the interval must not stretch the silence between pings past a load balancer's idle
+/// timeout). `None`: keep the current deadline.
+pub(crate) fn ponged(current: Option<Deadline>, live: Liveness, t: &Timeouts) -> Option<(u64, Deadline)> {
+    match (current, t.ping_interval) {
+        (Some(Deadline::Pong), Some(interval)) => Some((live.last_read_ms + interval, Deadline::Keepalive)),
+        _ => None,
+    }
+}
+
+/// The deadline of a closing step that starts at `now`: a Close frame sent, the last bytes
+/// queued, the write side shut.
+pub(crate) fn close_by(now: u64, t: &Timeouts) -> (u64, Deadline) {
+    (now + t.close, Deadline::Closing)
+}
+
+/// The protocol noticed at `now` that this end has sent its Close frame: the deadline of the
+/// wait for the reply, unless a closing deadline is running already.
+pub(crate) fn closing(current: Option<Deadline>, now: u64, t: &Timeouts) -> Option<(u64, Deadline)> {
+    (current != Some(Deadline::Closing)).then(|| close_by(now, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        handshake: 10_000,
+        ping_interval: Some(30_000),
+        pong: 5_000,
+        close: 2_000,
+    };
+
+    fn live(last_read_ms: u64, ping_sent_ms: Option<u64>) -> Liveness {
+        Liveness {
+            last_read_ms,
+            ping_sent_ms,
+        }
+    }
+
+    #[test]
+    fn a_handshake_that_outlives_its_deadline_is_answered_408() {
+        assert_eq!(accepted(100, &T, 7), (10_107, Deadline::Handshake));
+        assert_eq!(
+            expire(Deadline::Handshake, live(100, None), 10_107, &T),
+            Expiry::HandshakeTimeout
+        );
+    }
+
+    #[test]
+    fn a_silent_connection_is_pinged_after_one_interval_then_dropped_without_answer() {
+        let (at, d) = opened(0, &T, 0).unwrap();
+        assert_eq!((at, d), (30_000, Deadline::Keepalive));
+        // Silent for the whole interval: ping, wait for the pong.
+        let Expiry::Ping { pong_by } = expire(d, live(0, None), at, &T) else {
+            panic!("expected a ping");
+        };
+        assert_eq!(pong_by, 35_000);
+        // Nothing came back by the pong deadline: the peer is gone.
+        assert_eq!(
+            expire(Deadline::Pong, live(0, Some(30_000)), pong_by, &T),
+            Expiry::PongTimeout
+        );
+    }
+
+    #[test]
+    fn input_after_the_ping_keeps_the_connection_and_restarts_the_interval() {
+        // A message (not a pong) arrived at 31 s, after the ping at 30 s.
+        let e = expire(Deadline::Pong, live(31_000, Some(30_000)), 35_000, &T);
+        assert_eq!(
+            e,
+            Expiry::Wait {
+                at: 61_000,
+                deadline: Deadline::Keepalive
+            }
+        );
+    }
+
+    #[test]
+    fn a_connection_with_recent_input_is_not_pinged() {
+        let e = expire(Deadline::Keepalive, live(20_000, None), 30_000, &T);
+        assert_eq!(
+            e,
+            Expiry::Wait {
+                at: 50_000,
+                deadline: Deadline::Keepalive
+            }
+        );
+    }
+
+    #[test]
+    fn a_pong_returns_to_keepalive_counted_from_the_last_input() {
+        let after = ponged(Some(Deadline::Pong), live(30_400, None), &T);
+        assert_eq!(after, Some((60_400, Deadline::Keepalive)));
+        // A pong nobody waited for changes nothing.
+        assert_eq!(ponged(Some(Deadline::Keepalive), live(30_400, None), &T), None);
+    }
+
+    #[test]
+    fn without_pings_an_open_connection_has_no_deadline() {
+        let t = Timeouts {
+            ping_interval: None,
+            ..T
+        };
+        assert_eq!(opened(0, &t, 0), None);
+        assert_eq!(
+            expire(Deadline::Keepalive, live(0, None), 99_000, &t),
+            Expiry::Idle
+        );
+        assert_eq!(ponged(Some(Deadline::Pong), live(0, None), &t), None);
+    }
+
+    #[test]
+    fn the_close_deadline_is_armed_once_and_then_drops() {
+        assert_eq!(closing(None, 1_000, &T), Some((3_000, Deadline::Closing)));
+        assert_eq!(
+            closing(Some(Deadline::Keepalive), 1_000, &T),
+            Some((3_000, Deadline::Closing))
+        );
+        assert_eq!(closing(Some(Deadline::Closing), 2_500, &T), None);
+        assert_eq!(
+            expire(Deadline::Closing, live(0, None), 3_000, &T),
+            Expiry::CloseTimeout
+        );
+    }
+}

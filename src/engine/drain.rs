@@ -1,0 +1,119 @@
+//! The end of connections and of the shard: removing closed sockets (the handler hears
+//! `on_close`), the lame-duck period and the drain of a graceful shutdown.
+
+use super::conn::Phase;
+use super::handler::{Ctx, Handler};
+use super::shard::{Shard, Timer};
+use crate::proto::CloseCode;
+
+impl Shard {
+    /// Removes the connections that closed during this turn, telling the handler about each one
+    /// it knew.
+    pub(super) fn reap<H: Handler>(&mut self, handler: &mut H) {
+        while let Some(key) = self.dead.pop() {
+            let Some(mut conn) = self.conns.try_remove(key) else {
+                continue;
+            };
+            let _ = self.registry.deregister(&mut conn.socket);
+            if let Some((t, _)) = conn.timer.take() {
+                self.wheel.cancel(t);
+            }
+            self.leave_all(key, &mut conn.topics);
+            if conn.proto.is_none() {
+                self.stats.handshaking -= 1;
+                continue;
+            }
+            self.stats.connections_open -= 1;
+            // The peer's code, or the code this end failed the connection with; a closing
+            // handshake this end started and the peer never answered is an abnormal closure.
+            let code = conn.close_code.unwrap_or(CloseCode::Abnormal);
+            *self.stats.closes.entry(code.as_u16()).or_default() += 1;
+            let id = self.id(key, &conn);
+            drop(conn.socket);
+            let reason = conn.close_reason.unwrap_or_default();
+            handler.on_close(&mut Ctx { shard: self }, id, code, &reason);
+        }
+    }
+
+    /// Tells the handler about the connections whose queue emptied.
+    pub(super) fn notify_drained<H: Handler>(&mut self, handler: &mut H) {
+        while let Some(key) = self.drained.pop() {
+            if let Some(id) = self.id_of(key) {
+                handler.on_drain(&mut Ctx { shard: self }, id);
+            }
+        }
+    }
+
+    /// A shutdown was asked for: a lame-duck period first if one is configured, then the drain.
+    pub(super) fn shutdown(&mut self) {
+        if self.lame_duck || self.draining {
+            return;
+        }
+        if self.config.drain_grace.is_zero() {
+            return self.begin_drain();
+        }
+        self.lame_duck = true;
+        let at = self.now_ms + self.config.drain_grace.as_millis() as u64;
+        self.wheel.arm(at, Timer::Grace);
+    }
+
+    /// Stops accepting and sends 1001 Going Away to every open connection; connections still
+    /// in their handshake are dropped.
+    pub(super) fn begin_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.lame_duck = false;
+        self.draining = true;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.registry.deregister(&mut l);
+        }
+        if let Some(t) = self.accept_timer.take() {
+            self.wheel.cancel(t);
+        }
+        let at = self.now_ms + self.config.drain_timeout.as_millis() as u64;
+        self.drain_timer = Some(self.wheel.arm(at, Timer::Drain));
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let conn = &self.conns[key];
+            if conn.is_closed() {
+                continue;
+            }
+            match conn.proto.as_ref() {
+                None => self.kill(key),
+                Some(p) if !p.close_sent() => {
+                    self.close_key(key, CloseCode::GoingAway, "server shutting down");
+                    self.after_io(key);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The drain timeout passed: close every connection left.
+    pub(super) fn drain_timed_out(&mut self) {
+        self.drain_timer = None;
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.phase != Phase::Closed {
+                conn.phase = Phase::Closed;
+                conn.queue.clear();
+                self.dead.push(key);
+            }
+        }
+    }
+
+    /// Whether the shard is done: draining and every connection gone. Cancels the shard's own
+    /// timers then, so that its final statistics show only what is left.
+    pub(super) fn finished(&mut self) -> bool {
+        if !(self.draining && self.conns.is_empty()) {
+            return false;
+        }
+        for t in [self.drain_timer.take(), self.publish_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.wheel.cancel(t);
+        }
+        true
+    }
+}

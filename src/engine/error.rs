@@ -1,0 +1,42 @@
+//! Why a send did not happen.
+
+use crate::proto;
+
+/// Why a send did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No such connection: it closed (the id is stale) or belongs to another shard.
+    UnknownConnection,
+    /// The connection is still in its handshake.
+    NotOpen,
+    /// The connection is closing: no more messages may be sent.
+    Closing,
+    /// The protocol forbids it (oversized control frame, bad close code, ...).
+    Protocol(proto::SendError),
+    /// The back-pressure policy dropped the message (the queue is over its cap).
+    Dropped,
+}
+
+impl From<proto::SendError> for SendError {
+    fn from(e: proto::SendError) -> Self {
+        match e {
+            proto::SendError::Closed => Self::Closing,
+            e => Self::Protocol(e),
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownConnection => f.write_str("no such connection"),
+            Self::NotOpen => f.write_str("connection not open yet"),
+            Self::Closing => f.write_str("connection is closing"),
+            Self::Protocol(e) => write!(f, "{e}"),
+            Self::Dropped => f.write_str("message dropped: write queue over its cap"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}

@@ -1,0 +1,228 @@
+//! The event loop of one shard, and how the shards of a server are set up: a `mio::Poll`, its
+//! own listening socket, an inbox; [`bind`] prepares them, [`Bound::run`] runs one on the
+//! calling thread until it has drained after a shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::config::ServerConfig;
+use super::handler::{Ctx, Handler};
+use super::inbox::{Command, Inbox, Mailbox};
+use super::input::ReadEnd;
+use super::node::{Node, ServerHandle};
+use super::shard::{Shard, Timer};
+use super::stats::Stats;
+use super::sys;
+
+/// Token of the shard's listening socket.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the shard's waker.
+const WAKER: Token = Token(usize::MAX - 2);
+/// Readiness events taken per poll.
+const EVENTS: usize = 1024;
+
+/// A shard ready to run: its poll, listening socket and inbox.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    index: usize,
+    poll: Poll,
+    listener: TcpListener,
+    mailbox: Mailbox,
+    config: Arc<ServerConfig>,
+    node: Arc<Node>,
+}
+
+/// Binds one listening socket per shard (SO_REUSEPORT, so that the kernel spreads connections
+/// over them) and prepares the shards; returns the handle on them all.
+pub(crate) fn bind(config: Arc<ServerConfig>) -> io::Result<(ServerHandle, Vec<Bound>)> {
+    let shards = if config.shards == 0 {
+        sys::available_cpus()
+    } else {
+        config.shards
+    };
+    if shards > usize::from(u16::MAX) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many shards"));
+    }
+    let mut addr: SocketAddr = config.addr;
+    let mut parts = Vec::with_capacity(shards);
+    let mut inboxes = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let listener = sys::listener(addr, config.backlog)?;
+        // The first socket may have been given a free port: the others share it.
+        addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let (inbox, mailbox) = Inbox::new(poll.registry(), WAKER)?;
+        inboxes.push(inbox);
+        parts.push((poll, listener, mailbox));
+    }
+    let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr));
+    let bound = parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, (poll, listener, mailbox))| Bound {
+            index,
+            poll,
+            listener,
+            mailbox,
+            config: Arc::clone(&config),
+            node: Arc::clone(&node),
+        })
+        .collect();
+    Ok((ServerHandle::new(node), bound))
+}
+
+impl Bound {
+    /// The index of this shard.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Runs the shard on the calling thread (pinned to a CPU if the configuration says so) until
+    /// it has drained after a shutdown. Its final statistics are then in the node.
+    pub(crate) fn run<H: Handler>(self, handler: H) {
+        let Self {
+            index,
+            mut poll,
+            mut listener,
+            mailbox,
+            config,
+            node,
+        } = self;
+        if config.pin_cores
+            && let Err(e) = sys::pin_to_cpu(index % sys::available_cpus())
+        {
+            log::warn!("shard {index}: cannot pin to a CPU: {e}");
+        }
+        let registry = match poll.registry().try_clone() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("shard {index}: cannot clone the poll registry: {e}");
+                return node.set_final_stats(index, Stats::default());
+            }
+        };
+        if let Err(e) = registry.register(&mut listener, LISTENER, Interest::READABLE) {
+            log::error!("shard {index}: cannot register the listener: {e}");
+            return node.set_final_stats(index, Stats::default());
+        }
+        let scratch = vec![0u8; config.read_buffer.max(4096) + config.head_limits.max_bytes];
+        let mut event_loop = EventLoop {
+            handler,
+            scratch,
+            mailbox,
+            fired: Vec::new(),
+            pending_reads: Vec::new(),
+            shard: Shard::new(index, registry, listener, config, Arc::clone(&node)),
+        };
+        event_loop.shard.publish_stats();
+        event_loop.run(&mut poll);
+        node.set_final_stats(index, event_loop.shard.snapshot());
+    }
+}
+
+/// A shard, its handler and what its loop needs between turns.
+struct EventLoop<H> {
+    handler: H,
+    /// The shard's read buffer, shared by all its connections.
+    scratch: Vec<u8>,
+    mailbox: Mailbox,
+    fired: Vec<Timer>,
+    /// Connections whose read budget ran out with input left.
+    pending_reads: Vec<usize>,
+    shard: Shard,
+}
+
+impl<H: Handler> EventLoop<H> {
+    fn run(&mut self, poll: &mut Poll) {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let timeout = if self.pending_reads.is_empty() {
+                self.shard.poll_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("shard {}: poll failed: {e}", self.shard.index());
+                break;
+            }
+            self.shard.tick();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.shard.accept(),
+                    WAKER => self.drain_inbox(),
+                    Token(key) => {
+                        if ev.is_writable() && self.shard.on_writable(key) {
+                            self.shard.notify_drained(&mut self.handler);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.read(key, ev.is_read_closed() || ev.is_error());
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.pending_reads) {
+                self.read(key, false);
+            }
+            self.expire_timers();
+            self.shard.flush_dirty();
+            self.shard.reap(&mut self.handler);
+            self.shard.notify_drained(&mut self.handler);
+            if self.shard.finished() {
+                break;
+            }
+        }
+    }
+
+    fn read(&mut self, key: usize, read_closed: bool) {
+        let end = self
+            .shard
+            .on_readable(&mut self.handler, &mut self.scratch, key, read_closed);
+        if let ReadEnd::Again = end {
+            self.pending_reads.push(key);
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        let node = Arc::clone(self.shard.node());
+        for cmd in node.drain(self.shard.index(), &self.mailbox) {
+            let shard = &mut self.shard;
+            match cmd {
+                Command::Send { id, kind, data } => {
+                    let _ = shard.send(id, kind, &data);
+                }
+                Command::Close { id, code, reason } => {
+                    let _ = shard.close(id, code, &reason);
+                }
+                Command::Publish { topic, frame } => {
+                    shard.deliver(&topic, &frame);
+                }
+                Command::Shutdown => shard.shutdown(),
+                Command::Stats(reply) => {
+                    let _ = reply.send(shard.snapshot());
+                }
+            }
+        }
+    }
+
+    fn expire_timers(&mut self) {
+        self.shard.expired(&mut self.fired);
+        for timer in std::mem::take(&mut self.fired) {
+            let shard = &mut self.shard;
+            match timer {
+                Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),
+                Timer::App(token) => self.handler.on_timer(&mut Ctx { shard }, token),
+                Timer::AcceptResume => shard.resume_accepting(),
+                Timer::Grace => shard.begin_drain(),
+                Timer::Publish => shard.publish_stats(),
+                Timer::Drain => shard.drain_timed_out(),
+            }
+        }
+    }
+}

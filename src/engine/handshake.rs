@@ -1,0 +1,191 @@
+//! Accepting sockets and the opening handshake: parse the request head, let the handler decide,
+//! answer 101 (negotiating permessage-deflate) or an HTTP status, open the connection.
+
+use std::io;
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::conn::{Conn, Phase};
+use super::deadline;
+use super::handler::{Ctx, Decision, Handler, HttpResponse};
+use super::id::ConnId;
+use super::shard::{Shard, Timer};
+use super::stats::RejectReason;
+use super::sys;
+use crate::proto::handshake::{self, Accept};
+use crate::proto::{self, Connection, DeflateParams};
+
+/// How a handshake attempt ended.
+pub(super) enum Handshake {
+    /// The request head is not complete yet: keep the bytes.
+    Incomplete,
+    /// Answered (rejection, error, plain HTTP): the socket closes after the answer.
+    Done,
+    /// Accepted; frames start after this many bytes.
+    Open(usize),
+}
+
+impl Shard {
+    /// Accepts every pending connection of the listener.
+    pub(super) fn accept(&mut self) {
+        if self.accept_paused || self.draining {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if sys::is_per_connection_accept_error(&e) => self.stats.accept_errors += 1,
+                Err(e) => return self.pause_accepting(&e),
+            }
+        }
+    }
+
+    /// Out of descriptors (or worse): the pending connection stays in the backlog. Stop
+    /// accepting for a while instead of spinning on it.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        self.stats.accept_errors += 1;
+        self.stats.accept_pauses += 1;
+        if self.last_accept_log_ms.is_none_or(|t| self.now_ms >= t + 1000) {
+            self.last_accept_log_ms = Some(self.now_ms);
+            let kind = if sys::is_resource_exhaustion(e) {
+                "resources exhausted"
+            } else {
+                "error"
+            };
+            log::warn!(
+                "shard {}: accept {kind} ({e}); pausing accepts for {:?} ({} pauses so far)",
+                self.index,
+                self.config.accept_backoff,
+                self.stats.accept_pauses
+            );
+        }
+        self.accept_paused = true;
+        let at = self.now_ms + self.config.accept_backoff.as_millis() as u64;
+        self.accept_timer = Some(self.wheel.arm(at, Timer::AcceptResume));
+    }
+
+    /// The pause after running out of descriptors is over.
+    pub(super) fn resume_accepting(&mut self) {
+        self.accept_timer = None;
+        self.accept_paused = false;
+        self.accept();
+    }
+
+    fn add(&mut self, mut socket: TcpStream) {
+        let _ = socket.set_nodelay(true);
+        let key = self.conns.vacant_key();
+        if let Err(e) =
+            self.registry
+                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("shard {}: cannot register a connection: {e}", self.index);
+            return;
+        }
+        let generation = self.next_generation();
+        self.conns.insert(Conn::new(socket, generation, self.now_ms));
+        let jitter = self.jitter(self.timeouts.handshake);
+        self.set_deadline(key, deadline::accepted(self.now_ms, &self.timeouts, jitter));
+        self.stats.accepted += 1;
+        self.stats.handshaking += 1;
+    }
+
+    /// Handles the start of `input`, the bytes of connection `key` in its handshake.
+    pub(super) fn handshake<H: Handler>(&mut self, handler: &mut H, key: usize, input: &[u8]) -> Handshake {
+        let req = match handshake::parse_request(input, &self.config.head_limits) {
+            Ok(None) => return Handshake::Incomplete,
+            Ok(Some(req)) => req,
+            Err(e) => {
+                *self.stats.rejected.entry(RejectReason::of(&e)).or_default() += 1;
+                handshake::write_error_response(&e, &mut self.tx);
+                self.flush_then_close(key);
+                return Handshake::Done;
+            }
+        };
+        if !req.is_websocket() {
+            self.stats.http_requests += 1;
+            let resp = handler.on_http(&mut Ctx { shard: self }, &req);
+            self.respond(key, &resp);
+            return Handshake::Done;
+        }
+        if self.lame_duck {
+            *self.stats.rejected.entry(RejectReason::Draining).or_default() += 1;
+            let mut resp = HttpResponse::text(503, "server shutting down\n");
+            resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
+            self.respond(key, &resp);
+            return Handshake::Done;
+        }
+        match handler.on_handshake(&req) {
+            Decision::Reject(resp) => {
+                *self.stats.rejected.entry(RejectReason::Application).or_default() += 1;
+                self.respond(key, &resp);
+                Handshake::Done
+            }
+            Decision::Accept { protocol, headers } => {
+                let mut headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                // permessage-deflate, unless the application answered the extension offers itself.
+                let deflate = match self.config.deflate.as_ref() {
+                    Some(policy)
+                        if !headers
+                            .iter()
+                            .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
+                    {
+                        proto::deflate::negotiate(&req, policy)
+                    }
+                    _ => None,
+                };
+                let answer = deflate.map(|p| p.to_string());
+                if let Some(a) = answer.as_deref() {
+                    headers.push(("Sec-WebSocket-Extensions", a));
+                }
+                let accept = Accept {
+                    protocol: protocol.as_deref(),
+                    headers: &headers,
+                };
+                if let Err(e) = handshake::write_accept(&req, &accept, &mut self.tx) {
+                    log::error!(
+                        "shard {}: the handler's handshake answer is invalid: {e}",
+                        self.index
+                    );
+                    self.respond(key, &HttpResponse::text(500, "internal error\n"));
+                    return Handshake::Done;
+                }
+                let id = self.open(key, deflate);
+                handler.on_open(&mut Ctx { shard: self }, id, &req);
+                Handshake::Open(req.head_len())
+            }
+        }
+    }
+
+    /// The handshake of `key` succeeded, with permessage-deflate if `deflate` was agreed.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    fn open(&mut self, key: usize, deflate: Option<DeflateParams>) -> ConnId {
+        let proto = Connection::server(self.config.protocol);
+        #[cfg(feature = "deflate")]
+        let proto = match (deflate, self.config.deflate.as_ref()) {
+            (Some(params), Some(policy)) => {
+                proto.with_deflate(params.negotiated(proto::Role::Server, policy))
+            }
+            _ => proto,
+        };
+        let conn = &mut self.conns[key];
+        conn.proto = Some(proto);
+        conn.phase = Phase::Open;
+        self.stats.handshaking -= 1;
+        self.stats.connections_open += 1;
+        self.stats.handshakes += 1;
+        let id = self.id(key, &self.conns[key]);
+        let jitter = self.timeouts.ping_interval.map_or(0, |i| self.jitter(i));
+        match deadline::opened(self.now_ms, &self.timeouts, jitter) {
+            Some(d) => self.set_deadline(key, d),
+            None => self.cancel_deadline(key),
+        }
+        id
+    }
+}

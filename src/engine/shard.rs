@@ -1,0 +1,305 @@
+//! The state of one shard that its handler's callbacks may touch (through [`Ctx`]): the
+//! connections in their slab, topics, the timing wheel, gathered output, counters.
+//!
+//! [`Shard`]'s methods are split over files by concern, each an `impl Shard` block of its own:
+//! `handshake` (accept, decide, open), `input` (read, parse, dispatch), `output` (send, write,
+//! back-pressure, the close of a socket), `broadcast` (topics and publish), `timeouts` (what a
+//! passed deadline does), `drain` (shutdown). Its fields are visible to those blocks only; the
+//! event loop and [`Ctx`] call its methods.
+//!
+//! [`Ctx`]: super::handler::Ctx
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+use mio::net::TcpListener;
+use slab::Slab;
+
+use super::config::ServerConfig;
+use super::conn::Conn;
+use super::deadline::{Deadline, Timeouts};
+use super::id::ConnId;
+use super::node::Node;
+use super::stats::Stats;
+use super::topics::Topics;
+use super::wheel::{TimerKey, Wheel};
+use crate::proto::DeflatePool;
+
+/// How often a shard publishes its statistics for the others ([`Ctx::all_stats`]).
+///
+/// [`Ctx::all_stats`]: super::handler::Ctx::all_stats
+pub(super) const PUBLISH_STATS_MS: u64 = 1000;
+
+/// What a timer of the wheel is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Timer {
+    /// A connection's deadline (which one is in its `timer`).
+    Conn {
+        key: u32,
+        generation: u32,
+    },
+    /// An application timer ([`Ctx::set_timer`](super::handler::Ctx::set_timer)).
+    App(u64),
+    AcceptResume,
+    /// The end of the lame-duck period of a shutdown: start draining.
+    Grace,
+    /// The end of the drain: close what is left.
+    Drain,
+    /// Copy the statistics where other shards' handlers can read them.
+    Publish,
+}
+
+/// Identifies a timer set by the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerId(pub(super) TimerKey);
+
+/// The state of one shard.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(super) index: usize,
+    pub(super) registry: Registry,
+    pub(super) listener: Option<TcpListener>,
+    pub(super) accept_paused: bool,
+    /// The timer that resumes accepting after a pause.
+    pub(super) accept_timer: Option<TimerKey>,
+    pub(super) conns: Slab<Conn>,
+    pub(super) topics: Topics,
+    /// Connections with queued broadcast frames to write at the end of the loop turn.
+    pub(super) dirty: Vec<usize>,
+    pub(super) wheel: Wheel<Timer>,
+    /// Output gathered for the connection whose input is being handled.
+    pub(super) tx: Vec<u8>,
+    /// zlib state lent to connections for one message at a time (permessage-deflate).
+    pub(super) deflate: DeflatePool,
+    /// A compressed frame for a connection other than the one being read.
+    pub(super) zbuf: Vec<u8>,
+    /// The connection whose input is being handled: its small sends are gathered in `tx`.
+    pub(super) current: Option<usize>,
+    pub(super) config: Arc<ServerConfig>,
+    pub(super) timeouts: Timeouts,
+    pub(super) stats: Stats,
+    /// Connections to remove at the end of the loop turn.
+    pub(super) dead: Vec<usize>,
+    /// Connections whose queue emptied: the handler hears `on_drain`.
+    pub(super) drained: Vec<usize>,
+    start: Instant,
+    pub(super) now_ms: u64,
+    rng: u64,
+    next_generation: u32,
+    pub(super) draining: bool,
+    /// Shutting down, first part: still accepting, but health checks answer 503 and upgrades are
+    /// refused, so that load balancers take this server out before it stops accepting.
+    pub(super) lame_duck: bool,
+    /// The next publication of the statistics.
+    pub(super) publish_timer: Option<TimerKey>,
+    /// The deadline of a graceful shutdown, cancelled if every connection closed before it.
+    pub(super) drain_timer: Option<TimerKey>,
+    pub(super) last_accept_log_ms: Option<u64>,
+    pub(super) node: Arc<Node>,
+}
+
+impl Shard {
+    pub(super) fn new(
+        index: usize,
+        registry: Registry,
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        node: Arc<Node>,
+    ) -> Self {
+        Self {
+            index,
+            registry,
+            listener: Some(listener),
+            accept_paused: false,
+            accept_timer: None,
+            conns: Slab::new(),
+            topics: Topics::default(),
+            dirty: Vec::new(),
+            wheel: Wheel::new(0),
+            tx: Vec::new(),
+            deflate: DeflatePool::new(),
+            zbuf: Vec::new(),
+            current: None,
+            timeouts: Timeouts::of(&config),
+            config,
+            stats: Stats::default(),
+            dead: Vec::new(),
+            drained: Vec::new(),
+            start: Instant::now(),
+            now_ms: 0,
+            rng: 0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            next_generation: 0,
+            draining: false,
+            lame_duck: false,
+            drain_timer: None,
+            publish_timer: None,
+            last_accept_log_ms: None,
+            node,
+        }
+    }
+
+    /// The index of this shard.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Reads the clock once per loop turn: every deadline of the turn is computed from it.
+    pub(super) fn tick(&mut self) {
+        self.now_ms = self.start.elapsed().as_millis() as u64;
+    }
+
+    /// The time until the next timer, for the poll.
+    pub(super) fn poll_timeout(&self) -> Option<Duration> {
+        self.wheel.timeout_ms(self.now_ms).map(Duration::from_millis)
+    }
+
+    /// The timers due by now.
+    pub(super) fn expired(&mut self, out: &mut Vec<Timer>) {
+        self.wheel.expire(self.now_ms, out);
+    }
+
+    pub(super) fn next_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+
+    /// Up to an eighth of `ms`, drawn at random: connections that arrive in a burst (a
+    /// reconnecting fleet, an attack) then reach their first ping or their handshake deadline
+    /// spread over time, not all in the same tick of the wheel.
+    pub(super) fn jitter(&mut self, ms: u64) -> u64 {
+        self.random() % (ms / 8 + 1)
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: spreads timers, nothing secret depends on it.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(super) fn id(&self, key: usize, conn: &Conn) -> ConnId {
+        ConnId {
+            shard: self.index as u16,
+            key: key as u32,
+            generation: conn.generation,
+        }
+    }
+
+    /// The id of an open connection the handler knows.
+    pub(super) fn id_of(&self, key: usize) -> Option<ConnId> {
+        let conn = self.conns.get(key)?;
+        conn.is_known().then(|| self.id(key, conn))
+    }
+
+    /// The slab entry behind `id`, if it is still there and not closed.
+    pub(super) fn entry(&self, id: ConnId) -> Option<&Conn> {
+        let conn = self.conns.get(id.key as usize)?;
+        (usize::from(id.shard) == self.index && conn.generation == id.generation && !conn.is_closed())
+            .then_some(conn)
+    }
+
+    pub(crate) fn is_open(&self, id: ConnId) -> bool {
+        self.entry(id).is_some_and(|c| c.proto.is_some())
+    }
+
+    pub(crate) fn buffered_amount(&self, id: ConnId) -> Option<usize> {
+        let conn = self.entry(id)?;
+        let gathered = if self.current == Some(id.key as usize) {
+            self.tx.len()
+        } else {
+            0
+        };
+        Some(conn.queue.len() + gathered)
+    }
+
+    /// Arms the deadline `at` of connection `key`, replacing the one it had.
+    pub(super) fn set_deadline(&mut self, key: usize, (at_ms, deadline): (u64, Deadline)) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some((t, _)) = conn.timer.take() {
+            self.wheel.cancel(t);
+        }
+        let t = self.wheel.arm(
+            at_ms,
+            Timer::Conn {
+                key: key as u32,
+                generation: conn.generation,
+            },
+        );
+        conn.timer = Some((t, deadline));
+    }
+
+    pub(super) fn cancel_deadline(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && let Some((t, _)) = conn.timer.take()
+        {
+            self.wheel.cancel(t);
+        }
+    }
+
+    pub(crate) fn set_timer(&mut self, delay: Duration, token: u64) -> TimerId {
+        TimerId(
+            self.wheel
+                .arm(self.now_ms + delay.as_millis() as u64, Timer::App(token)),
+        )
+    }
+
+    pub(crate) fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        matches!(self.wheel.cancel(timer.0), Some(Timer::App(_)))
+    }
+
+    /// This shard's counters so far.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The statistics with the current sizes of the slab and the wheel.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.topics = self.topics.len() as u64;
+        s.sockets = self.conns.len() as u64;
+        // Connection and application timers: the shard's own bookkeeping ones are not counted.
+        let own = [self.publish_timer, self.drain_timer, self.accept_timer]
+            .iter()
+            .flatten()
+            .count();
+        s.timers = self.wheel.len().saturating_sub(own) as u64;
+        s.deflated = self.deflate.compressed();
+        s
+    }
+
+    /// Copies the statistics where handlers of other shards can read them, and arms the next
+    /// copy.
+    pub(super) fn publish_stats(&mut self) {
+        self.node.publish_stats(self.index, self.snapshot());
+        let at = self.now_ms + PUBLISH_STATS_MS;
+        self.publish_timer = Some(self.wheel.arm(at, Timer::Publish));
+    }
+
+    /// Every shard's statistics: this shard's now, the others' as last published (at most about
+    /// a second old).
+    pub(crate) fn all_stats(&self) -> Vec<Stats> {
+        (0..self.node.shards())
+            .map(|i| {
+                if i == self.index {
+                    self.snapshot()
+                } else {
+                    self.node.published_stats(i)
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the server is shutting down (lame duck or draining).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.lame_duck || self.draining
+    }
+
+    /// A handle on the whole server.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+}

@@ -1,0 +1,65 @@
+//! What the shard does when a connection's deadline passes: the rules are in
+//! [`deadline`](super::deadline); this carries them out (answer 408, ping, drop).
+
+use super::deadline::{self, Deadline, Expiry, Liveness};
+use super::handler::HttpResponse;
+use super::shard::Shard;
+use super::stats::RejectReason;
+
+impl Shard {
+    /// The timer of connection `key` fired (unless the connection it was armed for is gone).
+    pub(super) fn deadline_passed(&mut self, key: usize, generation: u32) {
+        let now = self.now_ms;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.generation != generation || conn.is_closed() {
+            return;
+        }
+        let Some((_, passed)) = conn.timer.take() else {
+            return;
+        };
+        let live = Liveness {
+            last_read_ms: conn.last_read_ms,
+            ping_sent_ms: conn.ping_sent_ms,
+        };
+        match deadline::expire(passed, live, now, &self.timeouts) {
+            Expiry::HandshakeTimeout => {
+                *self.stats.rejected.entry(RejectReason::Timeout).or_default() += 1;
+                let resp = HttpResponse::text(408, "handshake timeout\n");
+                self.current = Some(key);
+                self.respond(key, &resp);
+                self.flush_tx(key);
+                self.current = None;
+                self.after_io(key);
+            }
+            Expiry::CloseTimeout => {
+                if conn.phase != super::conn::Phase::Lingering {
+                    self.stats.close_timeouts += 1;
+                }
+                self.kill(key);
+            }
+            Expiry::PongTimeout => {
+                self.stats.pong_timeouts += 1;
+                self.kill(key);
+            }
+            Expiry::Ping { pong_by } => {
+                conn.ping_sent_ms = None;
+                let mut frame = Vec::new();
+                if let Some(proto) = conn.proto.as_mut()
+                    && proto.ping(b"", &mut frame).is_ok()
+                {
+                    conn.ping_sent_ms = Some(now);
+                    self.stats.pings_sent += 1;
+                    self.write(key, &frame, &[]);
+                    self.set_deadline(key, (pong_by, Deadline::Pong));
+                }
+            }
+            Expiry::Wait { at, deadline } => {
+                conn.ping_sent_ms = None;
+                self.set_deadline(key, (at, deadline));
+            }
+            Expiry::Idle => conn.ping_sent_ms = None,
+        }
+    }
+}
