@@ -188,7 +188,7 @@ impl OsKeys {
         if self.pos + 4 > self.buf.len() {
             // The kernel's generator does not fail once seeded; should it ever, the old bytes
             // remain, still unknown to the peer.
-            let _ = getrandom::fill(&mut self.buf);
+            let _ = crate::engine::sys::fill_random(&mut self.buf);
             self.pos = 0;
         }
         let k = [
@@ -246,7 +246,7 @@ impl Client {
     pub fn handshake(mut stream: TcpStream, url: &WsUrl, config: &ClientConfig) -> Result<Self, ClientError> {
         let mut keys = OsKeys::new();
         let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
+        crate::engine::sys::fill_random(&mut key).map_err(ClientError::Io)?;
         let protocols: Vec<&str> = config.protocols.iter().map(String::as_str).collect();
         let headers: Vec<(&str, &str)> = config
             .headers

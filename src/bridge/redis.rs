@@ -84,7 +84,7 @@ impl RedisBridge {
     pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
         redis::Client::open(url).map_err(|e| format!("bad Redis URL {url:?}: {e}"))?;
         let mut node = [0u8; 16];
-        getrandom::fill(&mut node).map_err(|e| e.to_string())?;
+        crate::engine::sys::fill_random(&mut node).map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             node,
             prefix: prefix.to_owned(),

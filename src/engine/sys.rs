@@ -1,4 +1,5 @@
-//! Operating-system details: the only user of socket2 and of raw system calls in the engine.
+//! Operating-system details: the only user of socket2 and of raw system calls in the engine
+//! (and, through it, in the client and the bridges).
 
 use std::io;
 use std::net::SocketAddr;
@@ -89,6 +90,27 @@ pub(crate) fn is_per_connection_accept_error(e: &io::Error) -> bool {
     )
 }
 
+/// Fills `buf` from the kernel's CSPRNG (getrandom(2)), for masking keys, handshake nonces and
+/// node ids. Blocks only before the kernel's generator is first seeded, early at boot.
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe `rest`, a live, writable slice of bytes that
+        // the call fills at most `rest.len()` of.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +128,17 @@ mod tests {
         let (soft, hard) = fd_limits().unwrap();
         assert!(soft <= hard);
         assert!(soft > 0);
+    }
+
+    #[test]
+    fn random_bytes_fill_the_whole_buffer_and_differ() {
+        let mut a = [0u8; 300];
+        let mut b = [0u8; 300];
+        fill_random(&mut a).unwrap();
+        fill_random(&mut b).unwrap();
+        assert_ne!(a, b);
+        // 300 bytes that are all zero after a fill would be a 2^-2400 event.
+        assert!(a.iter().any(|&x| x != 0));
+        assert!(a[280..].iter().any(|&x| x != 0), "the tail is filled too");
     }
 }
