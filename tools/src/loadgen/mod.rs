@@ -683,7 +683,7 @@ fn run_inner(
     let addr = url.socket_addr().map_err(|e| e.to_string())?;
     check_fd_limit(opts.connections)?;
     let threads = opts.threads.clamp(1, opts.connections.max(1));
-    let shared = Arc::new(driver::Shared {
+    let shared = Arc::new(driver::RunState {
         opts: Options {
             threads,
             ..opts.clone()
