@@ -14,7 +14,9 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Driver, MAX_PENDING_CONNECTS, Phase};
+use super::Driver;
+use super::client::Phase;
+use super::connect::MAX_PENDING_CONNECTS;
 
 /// Header lines sent after the start of the request, forever: the blank line that would end the
 /// head never comes.

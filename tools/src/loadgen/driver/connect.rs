@@ -1,0 +1,118 @@
+//! Opening connections, as fast as allowed but with a bounded number pending: the whole of the
+//! connect scenario (handshakes per second, handshake latency), and the first phase of every
+//! other measured scenario.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+
+use super::client::{LoadClient, Phase};
+use super::{Driver, sys};
+use crate::loadgen::Scenario;
+
+/// The most connections waiting for their TCP connect or their handshake at once.
+pub(super) const MAX_PENDING_CONNECTS: usize = 512;
+
+impl Driver {
+    /// Opens every connection this thread has (the handshake included), as fast as allowed;
+    /// those not open by `deadline` fail.
+    pub(super) fn open_all(&mut self, deadline: Instant) {
+        while (!self.to_open.is_empty()
+            || self.any_phase(|p| matches!(p, Phase::Connecting | Phase::Handshaking))
+            || self
+                .conns
+                .iter()
+                .any(|(_, c)| c.phase == Phase::Open && !c.subscribed))
+            && Instant::now() < deadline
+        {
+            self.open_more(MAX_PENDING_CONNECTS);
+            self.turn(Some(Duration::from_millis(50)));
+        }
+        let stuck: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Open)
+            .map(|(k, _)| k)
+            .collect();
+        for key in stuck {
+            self.fail(key, "no handshake before the connect timeout".to_owned());
+        }
+        for _ in self.to_open.drain(..) {
+            self.result.errors += 1;
+        }
+    }
+
+    pub(super) fn any_phase(&self, f: impl Fn(Phase) -> bool) -> bool {
+        self.conns.iter().any(|(_, c)| f(c.phase))
+    }
+
+    pub(super) fn open_more(&mut self, max_pending: usize) {
+        let mut pending = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Connecting | Phase::Handshaking))
+            .count();
+        while pending < max_pending {
+            let Some(i) = self.to_open.pop_front() else { break };
+            if self.open(i) {
+                pending += 1;
+            }
+        }
+    }
+
+    /// Starts connecting client `index`.
+    pub(super) fn open(&mut self, index: usize) -> bool {
+        let sources = &self.shared.opts.sources;
+        let source = (!sources.is_empty()).then(|| SocketAddr::new(sources[index % sources.len()], 0));
+        let addr = match self.shared.publish_addr {
+            Some(p) if index == 0 && self.shared.opts.scenario == Scenario::Fanout => p,
+            _ => self.shared.addr,
+        };
+        let mut socket = match sys::connect(addr, source) {
+            Ok(s) => s,
+            Err(e) => {
+                let hint = if e.raw_os_error() == Some(libc::EMFILE) {
+                    " (out of file descriptors: spread the run with --processes)"
+                } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                    " (out of ephemeral ports: add --source addresses)"
+                } else {
+                    ""
+                };
+                self.error(format!("connect: {e}{hint}"));
+                self.shared.settled.fetch_add(1, Ordering::Release);
+                return false;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(entry.key()),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.error(format!("register: {e}"));
+            self.shared.settled.fetch_add(1, Ordering::Release);
+            return false;
+        }
+        entry.insert(LoadClient {
+            socket,
+            phase: Phase::Connecting,
+            index,
+            expected: None,
+            proto: None,
+            leftover: Vec::new(),
+            out: Vec::new(),
+            started: Instant::now(),
+            inflight: VecDeque::new(),
+            next_seq: 0,
+            recv_seq: 0,
+            rounds_left: self.shared.opts.rounds,
+            subscribed: false,
+            trickle: Vec::new(),
+            next_byte: None,
+        });
+        true
+    }
+}
