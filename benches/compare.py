@@ -29,6 +29,11 @@ SERVERS = {
     "fastwebsockets": [os.path.join(PEERS, "peer-fastwebsockets"), "--addr"],
 }
 
+# A baseline build of c10k to compare with (an older commit's binary), as server "c10k-base":
+#   C10K_BASE=/path/to/old/c10k python3 benches/compare.py --servers c10k,c10k-base --cases echo
+if os.environ.get("C10K_BASE"):
+    SERVERS["c10k-base"] = [os.environ["C10K_BASE"], "-q", "serve", "--shards", "1", "--addr"]
+
 # Fan-out servers: (command, the --fanout-protocol the generator speaks to it).
 FANOUT_SERVERS = {
     "c10k": ([C10K, "-q", "serve", "--mode", "pubsub", "--shards", "1", "--addr"], "topics"),
