@@ -44,7 +44,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, parse_close_payload};
+use super::close::{CloseFrame, MAX_CLOSE_REASON, parse_close_payload};
+use super::close_code::CloseCode;
 use super::deflate::DeflatePool;
 #[cfg(feature = "deflate")]
 use super::deflate::{DeflateState, Negotiated, RSV1, TAIL};

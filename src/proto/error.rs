@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::close::CloseCode;
+use super::close_code::CloseCode;
 
 /// A protocol violation by the peer, detected while reading frames.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 //! inside `Connection::send_with`, with zlib state lent by a [`DeflatePool`].
 
 pub mod close;
+pub mod close_code;
 pub mod conn;
 pub mod deflate;
 pub mod error;
@@ -32,7 +33,8 @@ pub mod handshake;
 pub mod mask;
 pub mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::CloseFrame;
+pub use close_code::CloseCode;
 pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read, Role};
 pub use deflate::{DeflateConfig, DeflateParams, DeflatePool, Negotiated};
 pub use error::{Error, HandshakeError, SendError};
