@@ -39,6 +39,7 @@ use std::fmt;
 
 use super::error::HandshakeError;
 use super::handshake::Request;
+use super::http_token::{self, token};
 
 #[cfg(feature = "deflate")]
 mod codec;
@@ -260,7 +261,7 @@ fn first_acceptable<'a>(
 ) -> Option<DeflateParams> {
     values
         .into_iter()
-        .flat_map(|v| split_quoted(v, b','))
+        .flat_map(quoted_list_elements)
         .filter_map(|element| {
             let (name, params) = parse_element(element)?;
             if !name.eq_ignore_ascii_case(EXTENSION_NAME) {
@@ -315,7 +316,7 @@ pub fn check_response<'a>(
     offered: &DeflateConfig,
 ) -> Result<Option<DeflateParams>, HandshakeError> {
     let mut agreed = None;
-    for element in values.into_iter().flat_map(|v| split_quoted(v, b',')) {
+    for element in values.into_iter().flat_map(quoted_list_elements) {
         let (name, params) =
             parse_element(element).ok_or(HandshakeError::InvalidExtension("malformed element"))?;
         if !name.eq_ignore_ascii_case(EXTENSION_NAME) || agreed.is_some() {
@@ -429,45 +430,19 @@ fn window_bits(v: &str) -> Option<u8> {
         .filter(|b| (MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(b))
 }
 
-/// Splits `s` at `sep` bytes outside double-quoted strings (a backslash escapes the next byte
-/// inside quotes). Empty and blank pieces are skipped (the list rule of RFC 9110 section 5.6.1).
-fn split_quoted(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
-    split_quoted_keep_empty(s, sep).filter(|piece| !piece.is_empty())
+/// The non-empty elements of a list whose elements may carry quoted strings (the list rule of
+/// RFC 9110 section 5.6.1).
+fn quoted_list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    http_token::split_quoted(s, b',').filter(|piece| !piece.is_empty())
 }
 
 /// One list element: `name *( OWS ";" OWS param [ OWS "=" OWS ( token / quoted-string ) ] )`.
 /// `None` if the name is not a token; each parameter is `None` if it is malformed.
 #[allow(clippy::type_complexity)]
 fn parse_element(element: &[u8]) -> Option<(&str, impl Iterator<Item = Option<(&str, Option<String>)>>)> {
-    let mut pieces = split_quoted_keep_empty(element, b';');
+    let mut pieces = http_token::split_quoted(element, b';');
     let name = token(pieces.next()?)?;
     Some((name, pieces.map(parse_param)))
-}
-
-/// Splits `s` at `sep` bytes outside double-quoted strings, trimming each piece and keeping the
-/// empty ones (an empty parameter is an error, not nothing). An unterminated quote runs to the end.
-fn split_quoted_keep_empty(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(s);
-    std::iter::from_fn(move || {
-        let s = rest?;
-        let mut quoted = false;
-        let mut escaped = false;
-        let mut end = s.len();
-        for (i, &b) in s.iter().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if quoted && b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                quoted = !quoted;
-            } else if b == sep && !quoted {
-                end = i;
-                break;
-            }
-        }
-        rest = (end < s.len()).then(|| &s[end + 1..]);
-        Some(s[..end].trim_ascii())
-    })
 }
 
 fn parse_param(piece: &[u8]) -> Option<(&str, Option<String>)> {
@@ -478,48 +453,9 @@ fn parse_param(piece: &[u8]) -> Option<(&str, Option<String>)> {
     let name = token(name)?;
     let value = match value {
         None => None,
-        Some(v) => Some(param_value(v)?),
+        Some(v) => Some(http_token::token_or_quoted(v)?),
     };
     Some((name, value))
-}
-
-/// A parameter value: a token, or a quoted string whose unescaped content is a token (RFC 6455
-/// section 9.1).
-fn param_value(v: &[u8]) -> Option<String> {
-    let raw = match v {
-        [b'"', inner @ .., b'"'] => {
-            let mut out = Vec::with_capacity(inner.len());
-            let mut escaped = false;
-            for &b in inner {
-                if escaped {
-                    out.push(b);
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    return None;
-                } else {
-                    out.push(b);
-                }
-            }
-            if escaped {
-                return None;
-            }
-            out
-        }
-        _ => v.to_vec(),
-    };
-    let s = String::from_utf8(raw).ok()?;
-    token(s.as_bytes())?;
-    Some(s)
-}
-
-/// `s` as a `&str` if it is an HTTP token (RFC 9110 section 5.6.2).
-fn token(s: &[u8]) -> Option<&str> {
-    let ok = !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if ok { std::str::from_utf8(s).ok() } else { None }
 }
 
 /// Compressors and decompressors lent to connections without context takeover, and given back

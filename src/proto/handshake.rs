@@ -20,6 +20,7 @@ use sha1::{Digest, Sha1};
 
 use super::deflate::{self, DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
+use super::http_token::{self, is_token};
 
 /// The GUID that RFC 6455 appends to the key before hashing.
 pub const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -420,7 +421,7 @@ pub fn write_request(
     if req.origin.is_some_and(|o| !is_field_value(o.as_bytes())) {
         return Err(ResponseError::InvalidHeader("Origin".to_owned()));
     }
-    if !req.protocols.iter().all(|p| is_token(p)) {
+    if !req.protocols.iter().all(|p| is_token(p.as_bytes())) {
         return Err(ResponseError::InvalidHeader("Sec-WebSocket-Protocol".to_owned()));
     }
     let mut encoded = [0u8; 24];
@@ -602,9 +603,7 @@ fn list_values<'a, 'h>(headers: &'h [Header<'a>], name: &'h str) -> impl Iterato
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
         .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim_matches([' ', '\t']))
-        .filter(|t| !t.is_empty())
+        .flat_map(http_token::list_elements)
 }
 
 /// Whether some field `name` lists `token` (ASCII case-insensitive).
@@ -623,20 +622,13 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether `s` is an HTTP token (RFC 9110 section 5.6.2).
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 fn is_field_value(v: &[u8]) -> bool {
     !v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 fn check_headers(headers: &[(&str, &str)]) -> Result<(), ResponseError> {
     for (name, value) in headers {
-        if !is_token(name) || !is_field_value(value.as_bytes()) {
+        if !is_token(name.as_bytes()) || !is_field_value(value.as_bytes()) {
             return Err(ResponseError::InvalidHeader((*name).to_owned()));
         }
     }

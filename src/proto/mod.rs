@@ -30,6 +30,7 @@ pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod http_token;
 pub mod mask;
 pub mod utf8;
 
