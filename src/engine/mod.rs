@@ -738,7 +738,7 @@ fn handshake<H: Handler>(handler: &mut H, core: &mut Core, key: usize, input: &[
                         .iter()
                         .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
                 {
-                    proto::deflate::negotiate(&req, policy)
+                    proto::deflate::negotiate(req.header_values("sec-websocket-extensions"), policy)
                 }
                 _ => None,
             };

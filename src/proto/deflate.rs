@@ -38,7 +38,6 @@
 use std::fmt;
 
 use super::error::HandshakeError;
-use super::handshake::Request;
 use super::http_token::{self, token};
 
 #[cfg(feature = "deflate")]
@@ -66,9 +65,6 @@ pub const DEFAULT_THRESHOLD: usize = 64;
 
 /// Default compression level (zlib's scale, 0-9): fast, and most of the ratio on JSON-like text.
 pub const DEFAULT_LEVEL: u32 = 6;
-
-/// The header field that carries extension offers and answers.
-const HEADER: &str = "sec-websocket-extensions";
 
 /// One end's policy for permessage-deflate, in its own terms ("compress" is what this end sends,
 /// "decompress" what it receives); it works for either role.
@@ -233,18 +229,11 @@ pub struct Negotiated {
 /// parameters of the first acceptable offer, or `None` when there is none (or when this build
 /// has no `deflate` feature). Put `params.to_string()` in the response's
 /// `Sec-WebSocket-Extensions` field.
-pub fn negotiate(req: &Request<'_>, config: &DeflateConfig) -> Option<DeflateParams> {
-    negotiate_values(
-        req.headers()
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(HEADER))
-            .map(|h| h.value),
-        config,
-    )
-}
-
-/// [`negotiate`] over the raw values of the request's `Sec-WebSocket-Extensions` fields, in order.
-pub fn negotiate_values<'a>(
+///
+/// `values` are the raw values of the request's `Sec-WebSocket-Extensions` fields, in order:
+/// from a parsed request, `req.header_values("sec-websocket-extensions")`
+/// ([`Request::header_values`](super::handshake::Request::header_values)).
+pub fn negotiate<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     config: &DeflateConfig,
 ) -> Option<DeflateParams> {
@@ -501,7 +490,7 @@ impl DeflatePool {
 mod tests {
     use super::*;
 
-    // `first_acceptable` rather than `negotiate_values`: the negotiation is tested with and
+    // `first_acceptable` rather than `negotiate`: the negotiation is tested with and
     // without the `deflate` feature.
     fn offer(values: &[&str]) -> Option<DeflateParams> {
         first_acceptable(values.iter().map(|v| v.as_bytes()), &DeflateConfig::default())
@@ -672,7 +661,7 @@ mod tests {
 
     #[test]
     fn negotiate_declines_everything_without_the_feature() {
-        let got = negotiate_values([b"permessage-deflate".as_slice()], &DeflateConfig::default());
+        let got = negotiate([b"permessage-deflate".as_slice()], &DeflateConfig::default());
         assert_eq!(got.is_some(), AVAILABLE);
     }
 

@@ -112,6 +112,13 @@ impl<'a> Request<'a> {
         find(&self.headers, name)
     }
 
+    /// The raw values of every header field named `name` (case-insensitive), in order; for
+    /// example the `Sec-WebSocket-Extensions` values to give to
+    /// [`deflate::negotiate`](super::deflate::negotiate).
+    pub fn header_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'a [u8]> + 'h {
+        values(&self.headers, name)
+    }
+
     /// The `Host` header field.
     pub fn host(&self) -> Option<&'a str> {
         self.header("host").and_then(|v| std::str::from_utf8(v).ok())
@@ -551,12 +558,8 @@ pub fn parse_response<'a>(
         }
         protocol
     };
-    let extensions = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .map(|h| h.value);
     let deflate = match expected.deflate.as_ref() {
-        Some(offered) => deflate::check_response(extensions, offered)?,
+        Some(offered) => deflate::check_response(values(&headers, "sec-websocket-extensions"), offered)?,
         None if list_values(&headers, "sec-websocket-extensions").next().is_some() => {
             return Err(HandshakeError::UnofferedExtension);
         }
@@ -590,6 +593,14 @@ fn find<'a>(headers: &[Header<'a>], name: &str) -> Option<&'a [u8]> {
         .map(|h| h.value)
 }
 
+/// The raw values of every field named `name`, in order.
+fn values<'a, 'h>(headers: &'h [Header<'a>], name: &'h str) -> impl Iterator<Item = &'a [u8]> + 'h {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
 fn count(headers: &[Header<'_>], name: &str) -> usize {
     headers
         .iter()
@@ -599,10 +610,8 @@ fn count(headers: &[Header<'_>], name: &str) -> usize {
 
 /// The non-empty elements of the comma-separated lists in every field named `name`.
 fn list_values<'a, 'h>(headers: &'h [Header<'a>], name: &'h str) -> impl Iterator<Item = &'a str> + 'h {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
+    values(headers, name)
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(http_token::list_elements)
 }
 

@@ -723,7 +723,7 @@ mod tests {
             ..DeflateConfig::default()
         };
         let offer = config.offer();
-        let params = crate::proto::deflate::negotiate_values([offer.as_bytes()], &config).unwrap();
+        let params = crate::proto::deflate::negotiate([offer.as_bytes()], &config).unwrap();
         (params, config)
     }
 
