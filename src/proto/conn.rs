@@ -12,7 +12,7 @@
 //!    next bytes received.
 //! 2. **Commands** — [`Connection::send`], [`Connection::send_fragment`], [`Connection::ping`],
 //!    [`Connection::pong`], [`Connection::close`]: encode frames into the output buffer, or refuse
-//!    with a [`SendError`] when the protocol forbids them. A server can also take just the header
+//!    with a [`InvalidSend`] when the protocol forbids them. A server can also take just the header
 //!    ([`Connection::frame_header`]) and write the payload from its own buffer.
 //! 3. **Getters** — [`Connection::is_closed`], [`Connection::should_close_tcp`] and friends tell
 //!    the driver when to close the TCP connection.
@@ -49,7 +49,7 @@ use super::close_code::CloseCode;
 use super::deflate::DeflatePool;
 #[cfg(feature = "deflate")]
 use super::deflate::{DeflateState, Negotiated, RSV1, TAIL};
-use super::error::{Error, SendError};
+use super::error::{Error, InvalidSend};
 use super::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, OpCode, decode_header, encode_header};
 use super::mask::apply_mask;
 use super::utf8::{Utf8Validator, validate};
@@ -698,7 +698,7 @@ impl Connection {
     /// With permessage-deflate, a message at or above the agreed threshold is compressed, with
     /// zlib state from a new [`DeflatePool`] (or the connection's own with context takeover): use
     /// [`Connection::send_with`] to reuse it.
-    pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidSend> {
         self.send_with(kind, payload, out, &mut DeflatePool::new())
     }
 
@@ -712,10 +712,10 @@ impl Connection {
         payload: &[u8],
         out: &mut Vec<u8>,
         pool: &mut DeflatePool,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), InvalidSend> {
         self.check_open()?;
         if self.sending_fragmented {
-            return Err(SendError::Fragmentation);
+            return Err(InvalidSend::Fragmentation);
         }
         #[cfg(feature = "deflate")]
         if let Some(d) = self.deflate.as_mut()
@@ -741,10 +741,10 @@ impl Connection {
         fragment: usize,
         out: &mut Vec<u8>,
         pool: &mut DeflatePool,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), InvalidSend> {
         self.check_open()?;
         if self.sending_fragmented {
-            return Err(SendError::Fragmentation);
+            return Err(InvalidSend::Fragmentation);
         }
         #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
         let (mut data, mut rsv) = (std::borrow::Cow::Borrowed(payload), 0);
@@ -780,7 +780,7 @@ impl Connection {
         payload: &[u8],
         fin: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), InvalidSend> {
         self.check_open()?;
         let opcode = self.fragment_opcode(kind)?;
         self.sending_fragmented = !fin;
@@ -798,10 +798,10 @@ impl Connection {
         &mut self,
         kind: MessageKind,
         len: usize,
-    ) -> Result<(HeaderBuf, Option<[u8; 4]>), SendError> {
+    ) -> Result<(HeaderBuf, Option<[u8; 4]>), InvalidSend> {
         self.check_open()?;
         if self.sending_fragmented {
-            return Err(SendError::Fragmentation);
+            return Err(InvalidSend::Fragmentation);
         }
         let mask = self.keys.as_mut().map(|k| k());
         Ok((encode_header(true, 0, kind.opcode(), len as u64, mask), mask))
@@ -809,32 +809,32 @@ impl Connection {
 
     /// Sends a ping with up to 125 bytes of payload. Allowed after this end's Close frame, until
     /// the peer's arrives.
-    pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidSend> {
         self.control_command(OpCode::Ping, payload, out)
     }
 
     /// Sends a pong (unsolicited, as a heartbeat, or to answer a ping when `auto_pong` is off).
     /// Allowed after this end's Close frame, until the peer's arrives.
-    pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidSend> {
         self.control_command(OpCode::Pong, payload, out)
     }
 
     /// Starts the closing handshake. [`CloseCode::NoStatus`] sends an empty Close frame (and then
     /// `reason` must be empty); any other code must be sendable.
-    pub fn close(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) -> Result<(), SendError> {
+    pub fn close(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) -> Result<(), InvalidSend> {
         self.check_open()?;
         if reason.len() > MAX_CLOSE_REASON {
-            return Err(SendError::ReasonTooLong);
+            return Err(InvalidSend::ReasonTooLong);
         }
         let mut payload = [0u8; 2 + MAX_CLOSE_REASON];
         let len = if code == CloseCode::NoStatus {
             if !reason.is_empty() {
-                return Err(SendError::CodeNotSendable);
+                return Err(InvalidSend::CodeNotSendable);
             }
             0
         } else {
             if !code.is_sendable() {
-                return Err(SendError::CodeNotSendable);
+                return Err(InvalidSend::CodeNotSendable);
             }
             payload[..2].copy_from_slice(&code.as_u16().to_be_bytes());
             payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
@@ -845,19 +845,19 @@ impl Connection {
         Ok(())
     }
 
-    fn check_open(&self) -> Result<(), SendError> {
+    fn check_open(&self) -> Result<(), InvalidSend> {
         if self.close_sent || self.failed {
-            Err(SendError::Closed)
+            Err(InvalidSend::Closed)
         } else {
             Ok(())
         }
     }
 
-    fn fragment_opcode(&self, kind: Option<MessageKind>) -> Result<OpCode, SendError> {
+    fn fragment_opcode(&self, kind: Option<MessageKind>) -> Result<OpCode, InvalidSend> {
         match (kind, self.sending_fragmented) {
             (Some(k), false) => Ok(k.opcode()),
             (None, true) => Ok(OpCode::Continuation),
-            _ => Err(SendError::Fragmentation),
+            _ => Err(InvalidSend::Fragmentation),
         }
     }
 
@@ -866,14 +866,14 @@ impl Connection {
         opcode: OpCode,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), InvalidSend> {
         // Pings and pongs may follow this end's Close frame (only data frames may not, RFC 6455
         // section 5.5.1); once the peer's Close arrived, or the connection failed, nothing may.
         if self.failed || self.close_received {
-            return Err(SendError::Closed);
+            return Err(InvalidSend::Closed);
         }
         if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(SendError::ControlTooLong);
+            return Err(InvalidSend::ControlTooLong);
         }
         self.write_frame(opcode, true, payload, out);
         Ok(())

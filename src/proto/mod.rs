@@ -38,6 +38,6 @@ pub use close::CloseFrame;
 pub use close_code::CloseCode;
 pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read, Role};
 pub use deflate::{DeflateConfig, DeflateParams, DeflatePool, Negotiated};
-pub use error::{Error, HandshakeError, SendError};
+pub use error::{Error, HandshakeError, InvalidSend};
 pub use frame::{FrameHeader, OpCode};
 pub use handshake::{Accept, ClientRequest, HeadLimits, Request, Response};
