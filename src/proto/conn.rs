@@ -484,11 +484,9 @@ impl Connection {
                 let payload: &'b [u8] = payload;
                 let message = match kind {
                     MessageKind::Binary => Message::Binary(Cow::Borrowed(payload)),
-                    MessageKind::Text => {
-                        validate(payload).map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
-                        // SAFETY: `validate` just checked that `payload` is UTF-8.
-                        Message::Text(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(payload) }))
-                    }
+                    MessageKind::Text => Message::Text(Cow::Borrowed(
+                        validate(payload).map_err(|e| Error::InvalidUtf8 { offset: e.offset })?,
+                    )),
                 };
                 return Ok(Read {
                     consumed: end,
@@ -629,11 +627,13 @@ impl Connection {
                 self.utf8
                     .finish()
                     .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
-                debug_assert!(std::str::from_utf8(&data).is_ok());
-                // SAFETY: every byte of `data` went through `self.utf8.feed` in order since the
-                // message began (`self.utf8.reset()`), and `finish` confirmed that it does not end
-                // inside a code point: the whole buffer is UTF-8.
-                Message::Text(Cow::Owned(unsafe { String::from_utf8_unchecked(data) }))
+                // Every byte went through `self.utf8` already, so this cannot fail; it is the
+                // price of owning the text without `unsafe` (off the single-frame path, which
+                // validates once and borrows).
+                let text = String::from_utf8(data).map_err(|e| Error::InvalidUtf8 {
+                    offset: e.utf8_error().valid_up_to() as u64,
+                })?;
+                Message::Text(Cow::Owned(text))
             }
             _ => Message::Binary(Cow::Owned(data)),
         })

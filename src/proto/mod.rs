@@ -22,6 +22,11 @@
 //! permessage-deflate (RFC 7692) is negotiated and applied by [`deflate`]: a connection given the
 //! agreed parameters inflates compressed messages inside `Connection::read_with` and compresses
 //! inside `Connection::send_with`, with zlib state lent by a [`DeflatePool`].
+//!
+//! The module has no `unsafe` code, and the compiler holds it to that: text is validated by a
+//! safe SIMD helper that returns the `&str` ([`utf8::validate`]), masking works on plain slices.
+
+#![forbid(unsafe_code)]
 
 pub mod close;
 pub mod close_code;
