@@ -185,6 +185,35 @@ struct InFrame {
 /// section 5.3), except in load generators that say otherwise.
 pub type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
 
+/// Where a connection's closing handshake stands (RFC 6455 sections 5.5.1, 7.1.7): the one
+/// place the closing lifecycle lives.
+///
+/// ```text
+///          close()               peer's Close
+///  Open ───────────► CloseSent ──────────────► Closed
+///   │                    │                       ▲
+///   │ peer's Close, answered in the same read    │
+///   ├────────────────────────────────────────────┘
+///   │                    │
+///   └─ protocol error ───┴─────────────────────► Failed
+/// ```
+///
+/// There is no "Close received, not answered" state: a received Close frame is answered in the
+/// same [`Connection::read`] call that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// No Close frame sent or received: data flows both ways.
+    Open,
+    /// This end sent its Close frame and waits for the peer's; no more data frames may be sent,
+    /// pings and pongs still may.
+    CloseSent,
+    /// Both Close frames went: the closing handshake is complete, nothing more is sent or read.
+    Closed,
+    /// The connection failed on a protocol error (its Close frame, if this end had not sent one
+    /// yet, was written); nothing more is sent or read.
+    Failed,
+}
+
 /// One WebSocket connection's protocol state, after the opening handshake.
 pub struct Connection {
     config: Config,
@@ -198,10 +227,13 @@ pub struct Connection {
     /// Assembled bytes of the open message. Empty (no allocation) between messages.
     buffer: Vec<u8>,
     utf8: Utf8Validator,
+    /// A fragmented message is being sent ([`Connection::send_fragment`]) and its last frame is
+    /// still to come. Outgoing fragmentation is orthogonal to [`Closing`]: a Close frame may be
+    /// sent between two fragments (after which data frames are refused by the closing state, not
+    /// by this flag), so it stays a flag of its own.
     sending_fragmented: bool,
-    close_sent: bool,
-    close_received: bool,
-    failed: bool,
+    /// Where the closing handshake stands.
+    closing: Closing,
     /// permessage-deflate, when agreed: boxed, so that other connections pay one pointer.
     #[cfg(feature = "deflate")]
     deflate: Option<Box<DeflateState>>,
@@ -214,9 +246,7 @@ impl fmt::Debug for Connection {
             .field("config", &self.config)
             .field("message", &self.message)
             .field("buffered", &self.buffer.len())
-            .field("close_sent", &self.close_sent)
-            .field("close_received", &self.close_received)
-            .field("failed", &self.failed)
+            .field("closing", &self.closing)
             .field("deflate", &self.compresses(usize::MAX))
             .finish_non_exhaustive()
     }
@@ -243,9 +273,7 @@ impl Connection {
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
             sending_fragmented: false,
-            close_sent: false,
-            close_received: false,
-            failed: false,
+            closing: Closing::Open,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -273,22 +301,22 @@ impl Connection {
 
     /// Whether a Close frame was sent (by a command, a reply, or a failure).
     pub fn close_sent(&self) -> bool {
-        self.close_sent
+        self.closing != Closing::Open
     }
 
     /// Whether the peer's Close frame was received.
     pub fn close_received(&self) -> bool {
-        self.close_received
+        self.closing == Closing::Closed
     }
 
     /// Whether the connection failed on a protocol error.
     pub fn failed(&self) -> bool {
-        self.failed
+        self.closing == Closing::Failed
     }
 
     /// Whether the protocol is over: the closing handshake completed, or the connection failed.
     pub fn is_closed(&self) -> bool {
-        self.failed || (self.close_sent && self.close_received)
+        matches!(self.closing, Closing::Closed | Closing::Failed)
     }
 
     /// Whether this end should close the TCP connection once its output is flushed.
@@ -296,7 +324,7 @@ impl Connection {
     /// The server closes first when the protocol is over (RFC 6455 section 7.1.1); a client waits
     /// for the server to close, except after a failure.
     pub fn should_close_tcp(&self) -> bool {
-        self.failed || (self.role == Role::Server && self.is_closed())
+        self.failed() || (self.role == Role::Server && self.is_closed())
     }
 
     /// Bytes held for a message being assembled (0 when idle).
@@ -361,8 +389,10 @@ impl Connection {
             }
         };
         #[cfg(feature = "deflate")]
+        let closed = self.is_closed();
+        #[cfg(feature = "deflate")]
         if let Some(d) = self.deflate.as_mut() {
-            if self.failed || self.close_received {
+            if closed {
                 d.release(pool);
             } else if d.inflating && self.message.is_none() {
                 d.end_message(pool);
@@ -378,7 +408,7 @@ impl Connection {
         out: &mut Vec<u8>,
         pool: &mut DeflatePool,
     ) -> Result<Read<'b>, Error> {
-        if self.failed || self.close_received {
+        if self.is_closed() {
             return Ok(Read {
                 consumed: buf.len(),
                 event: None,
@@ -655,9 +685,9 @@ impl Connection {
             OpCode::Pong => Event::Pong(payload),
             _ => {
                 let frame = parse_close_payload(payload)?;
-                self.close_received = true;
-                if !self.close_sent {
-                    self.close_sent = true;
+                // A Close frame received is answered at once (unless this end's went first), so
+                // both ends' frames are then sent: the handshake is complete either way.
+                if self.closing == Closing::Open {
                     let reply: &[u8] = if frame.code == CloseCode::NoStatus {
                         &[]
                     } else {
@@ -665,6 +695,7 @@ impl Connection {
                     };
                     self.write_frame(OpCode::Close, true, reply, out);
                 }
+                self.closing = Closing::Closed;
                 // Whatever was half-received is abandoned.
                 self.frame = None;
                 self.message = None;
@@ -677,12 +708,12 @@ impl Connection {
     /// Fails the connection (RFC 6455 section 7.1.7): sends a Close frame with the error's code
     /// unless one was sent already, and drops any partial message.
     fn fail(&mut self, e: &Error, out: &mut Vec<u8>) {
-        self.failed = true;
+        let was_open = self.closing == Closing::Open;
+        self.closing = Closing::Failed;
         self.frame = None;
         self.message = None;
         self.buffer = Vec::new();
-        if !self.close_sent {
-            self.close_sent = true;
+        if was_open {
             let mut payload = [0u8; 2 + MAX_CLOSE_REASON];
             let reason = e.reason().as_bytes();
             payload[..2].copy_from_slice(&e.close_code().as_u16().to_be_bytes());
@@ -840,13 +871,13 @@ impl Connection {
             payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
             2 + reason.len()
         };
-        self.close_sent = true;
+        self.closing = Closing::CloseSent;
         self.write_frame(OpCode::Close, true, &payload[..len], out);
         Ok(())
     }
 
     fn check_open(&self) -> Result<(), InvalidSend> {
-        if self.close_sent || self.failed {
+        if self.closing != Closing::Open {
             Err(InvalidSend::Closed)
         } else {
             Ok(())
@@ -869,7 +900,7 @@ impl Connection {
     ) -> Result<(), InvalidSend> {
         // Pings and pongs may follow this end's Close frame (only data frames may not, RFC 6455
         // section 5.5.1); once the peer's Close arrived, or the connection failed, nothing may.
-        if self.failed || self.close_received {
+        if self.is_closed() {
             return Err(InvalidSend::Closed);
         }
         if payload.len() > MAX_CONTROL_PAYLOAD {
