@@ -50,6 +50,7 @@ use super::deflate::DeflatePool;
 #[cfg(feature = "deflate")]
 use super::deflate::{DeflateState, Negotiated, RSV1, TAIL};
 use super::error::{Error, InvalidSend};
+pub use super::frame::MessageKind;
 use super::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, OpCode, decode_header, encode_header};
 use super::mask::apply_mask;
 use super::utf8::{Utf8Validator, validate};
@@ -92,24 +93,6 @@ impl Default for Config {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             auto_pong: true,
             allowed_rsv: 0,
-        }
-    }
-}
-
-/// The kind of a data message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// UTF-8 text.
-    Text,
-    /// Arbitrary bytes.
-    Binary,
-}
-
-impl MessageKind {
-    fn opcode(self) -> OpCode {
-        match self {
-            Self::Text => OpCode::Text,
-            Self::Binary => OpCode::Binary,
         }
     }
 }
