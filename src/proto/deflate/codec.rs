@@ -4,7 +4,7 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::{DeflatePool, MAX_WINDOW_BITS, Negotiated, POOL_IDLE_COMPRESSORS, POOL_IDLE_DECOMPRESSORS};
+use super::{DeflatePool, MAX_WINDOW_BITS, Negotiated};
 use crate::proto::error::Error;
 use crate::proto::frame::{MAX_HEADER_LEN, OpCode, encode_header};
 use crate::proto::mask::apply_mask;
@@ -56,7 +56,8 @@ impl Compressor {
         }
     }
 
-    fn matches(&self, window_bits: u8, level: u32) -> bool {
+    /// Whether this compressor was made for `window_bits` and `level` (as clamped by `new`).
+    pub(super) fn matches(&self, window_bits: u8, level: u32) -> bool {
         self.window_bits == window_bits.clamp(ZLIB_MIN_WINDOW_BITS, MAX_WINDOW_BITS)
             && self.level == level.min(9)
     }
@@ -260,46 +261,6 @@ impl From<InflateError> for Error {
             InflateError::Invalid => Error::InvalidCompressedData,
             InflateError::TooLarge { len } => Error::MessageTooLarge { len, max: 0 },
         }
-    }
-}
-
-impl DeflatePool {
-    fn take_compressor(&mut self, window_bits: u8, level: u32) -> Compressor {
-        match self
-            .compressors
-            .iter()
-            .position(|c| c.matches(window_bits, level))
-        {
-            Some(i) => self.compressors.swap_remove(i),
-            None => Compressor::new(window_bits, level),
-        }
-    }
-
-    fn give_compressor(&mut self, mut c: Compressor) {
-        c.reset();
-        if self.compressors.len() < POOL_IDLE_COMPRESSORS {
-            self.compressors.push(c);
-        }
-    }
-
-    /// Pooled decompressors have the largest window, so that any one serves any connection
-    /// (and is reset without being rebuilt).
-    fn take_decompressor(&mut self) -> Box<Decompressor> {
-        self.decompressors
-            .pop()
-            .unwrap_or_else(|| Box::new(Decompressor::new(MAX_WINDOW_BITS)))
-    }
-
-    fn give_decompressor(&mut self, mut d: Box<Decompressor>) {
-        if self.decompressors.len() < POOL_IDLE_DECOMPRESSORS {
-            d.reset();
-            self.decompressors.push(d);
-        }
-    }
-
-    /// Idle compressors and decompressors held.
-    pub fn idle(&self) -> (usize, usize) {
-        (self.compressors.len(), self.decompressors.len())
     }
 }
 
@@ -665,24 +626,5 @@ mod tests {
             inflate_all(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00], 1 << 20),
             Err(InflateError::Invalid)
         );
-    }
-
-    #[test]
-    fn pool_keeps_a_bounded_number_of_idle_objects() {
-        let mut pool = DeflatePool::new();
-        let ds: Vec<_> = (0..40).map(|_| pool.take_decompressor()).collect();
-        for d in ds {
-            pool.give_decompressor(d);
-        }
-        assert_eq!(pool.idle().1, POOL_IDLE_DECOMPRESSORS);
-        let cs: Vec<_> = (9..=15).map(|b| pool.take_compressor(b, 6)).collect();
-        for c in cs {
-            pool.give_compressor(c);
-        }
-        assert_eq!(pool.idle().0, POOL_IDLE_COMPRESSORS);
-        // A matching idle compressor is reused.
-        let c = pool.take_compressor(9, 6);
-        assert!(c.matches(9, 6));
-        assert_eq!(pool.idle().0, POOL_IDLE_COMPRESSORS - 1);
     }
 }
