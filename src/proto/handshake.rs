@@ -114,7 +114,7 @@ impl<'a> Request<'a> {
 
     /// The raw values of every header field named `name` (case-insensitive), in order; for
     /// example the `Sec-WebSocket-Extensions` values to give to
-    /// [`deflate::negotiate`](super::deflate::negotiate).
+    /// [`deflate::negotiate`].
     pub fn header_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'a [u8]> + 'h {
         values(&self.headers, name)
     }
