@@ -92,7 +92,7 @@ pub enum ClientError {
     /// The server broke the protocol; the connection was failed with the error's close code.
     Protocol(proto::Error),
     /// The protocol forbids the command (e.g. sending after a close).
-    Send(proto::SendError),
+    Send(proto::InvalidSend),
     /// The connection is closed.
     Closed,
 }

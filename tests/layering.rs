@@ -283,8 +283,15 @@ fn violations(mods: &[Module]) -> Vec<String> {
                 ));
             }
             // A module may use its ancestors' items (a parent is the index of its children).
-            if !target.is_empty() && target != m.path && !m.path.starts_with(&target) {
-                edges.entry(m.path.clone()).or_default().insert(target);
+            // Otherwise the edge counts between the two siblings under the modules' common
+            // ancestor (`proto::conn::read -> proto::deflate` is `proto::conn -> proto::deflate`),
+            // so that a loop through children is a loop between their parents too.
+            if !target.is_empty() && !m.path.starts_with(&target) && !target.starts_with(&m.path) {
+                let common = m.path.iter().zip(&target).take_while(|(a, b)| a == b).count();
+                edges
+                    .entry(m.path[..=common].to_vec())
+                    .or_default()
+                    .insert(target[..=common].to_vec());
             }
         }
     }
@@ -363,7 +370,9 @@ fn the_layering_check_finds_an_upward_import_and_a_cycle() {
         module("engine::x", "fn f() -> crate::ServerHandle { todo() }"),
     ];
     let found = violations(&upward);
-    assert_eq!(found.len(), 3, "{found:#?}");
+    // Three upward names, and proto and engine now import each other.
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found[3], "import cycle: engine -> proto -> engine");
     assert!(
         found[0].contains("proto::a (proto) names engine::Shard (engine)"),
         "{found:#?}"
@@ -377,6 +386,27 @@ fn the_layering_check_finds_an_upward_import_and_a_cycle() {
     ];
     let found = violations(&cycle);
     assert!(!found.is_empty());
+    assert!(
+        found
+            .iter()
+            .all(|f| f.starts_with("import cycle: ") && f.contains("proto::a")),
+        "{found:#?}"
+    );
+
+    // A loop through children: a::inner imports b, b imports a.
+    let nested = [
+        module("proto", "pub mod a; pub mod b;"),
+        module("proto::a", "mod inner;"),
+        module("proto::a::inner", "use crate::proto::b::B;"),
+        module("proto::b", "use super::a::A;"),
+    ];
+    let found = violations(&nested);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("proto::a") && found[0].contains("proto::b"),
+        "{found:#?}"
+    );
+    let found = violations(&cycle);
     assert!(
         found
             .iter()

@@ -7,7 +7,7 @@
 use c10k::proto::frame::{decode_header, encode_header};
 use c10k::proto::mask::apply_mask_scalar;
 use c10k::proto::{
-    CloseCode, Config, Connection, Error, Event, MaskSource, Message, MessageKind, OpCode, Role, SendError,
+    CloseCode, Config, Connection, Error, Event, InvalidSend, MaskSource, Message, MessageKind, OpCode, Role,
 };
 
 /// The masking key of the RFC 6455 section 5.7 examples.
@@ -457,7 +457,7 @@ fn assert_fails(name: &str, role: Role, config: Config, bytes: &[u8], expected: 
         assert!(peer.out.is_empty(), "{ctx}");
         assert_eq!(
             peer.conn.send(MessageKind::Text, b"x", &mut peer.out),
-            Err(SendError::Closed),
+            Err(InvalidSend::Closed),
             "{ctx}"
         );
     }
@@ -1642,35 +1642,35 @@ fn either_side_echoes_a_close_without_status_empty() {
     }
 }
 
-/// Every data or close command after a Close frame was sent returns `SendError::Closed` and writes
+/// Every data or close command after a Close frame was sent returns `InvalidSend::Closed` and writes
 /// nothing. Pings and pongs are still allowed while the peer's Close is awaited (only data frames
 /// are forbidden, RFC 6455 section 5.5.1): `control_allowed` says whether that is the case.
 fn assert_no_sending(conn: &mut Connection, ctx: &str, control_allowed: bool) {
     let mut out = Vec::new();
     assert_eq!(
         conn.send(MessageKind::Text, b"x", &mut out),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     assert_eq!(
         conn.send(MessageKind::Binary, b"", &mut out),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     assert_eq!(
         conn.send_fragment(Some(MessageKind::Text), b"x", false, &mut out),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     assert_eq!(
         conn.send_fragment(None, b"x", true, &mut out),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     let control = if control_allowed {
         Ok(())
     } else {
-        Err(SendError::Closed)
+        Err(InvalidSend::Closed)
     };
     let mut controls = Vec::new();
     assert_eq!(conn.ping(b"p", &mut controls), control, "{ctx}");
@@ -1678,12 +1678,12 @@ fn assert_no_sending(conn: &mut Connection, ctx: &str, control_allowed: bool) {
     assert_eq!(controls.is_empty(), !control_allowed, "{ctx}");
     assert_eq!(
         conn.close(CloseCode::Normal, "", &mut out),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     assert_eq!(
         conn.frame_header(MessageKind::Binary, 3).map(|_| ()),
-        Err(SendError::Closed),
+        Err(InvalidSend::Closed),
         "{ctx}"
     );
     assert!(out.is_empty(), "{ctx}: nothing is written after a Close frame");
@@ -1732,16 +1732,16 @@ fn either_side_refuses_unsendable_commands_and_stays_open() {
             let reason = if code == 1005 { "no reason allowed" } else { "" };
             assert_eq!(
                 c.close(CloseCode::from(code), reason, &mut out),
-                Err(SendError::CodeNotSendable),
+                Err(InvalidSend::CodeNotSendable),
                 "{role:?} code {code}"
             );
         }
         assert_eq!(
             c.close(CloseCode::Normal, &"r".repeat(124), &mut out),
-            Err(SendError::ReasonTooLong)
+            Err(InvalidSend::ReasonTooLong)
         );
-        assert_eq!(c.ping(&[0; 126], &mut out), Err(SendError::ControlTooLong));
-        assert_eq!(c.pong(&[0; 126], &mut out), Err(SendError::ControlTooLong));
+        assert_eq!(c.ping(&[0; 126], &mut out), Err(InvalidSend::ControlTooLong));
+        assert_eq!(c.pong(&[0; 126], &mut out), Err(InvalidSend::ControlTooLong));
         assert!(out.is_empty());
         assert!(!c.close_sent());
         c.ping(&[0; 125], &mut out).unwrap();
@@ -1999,11 +1999,11 @@ fn either_side_send_fragment_refuses_out_of_sequence_fragments() {
         // A continuation with nothing open.
         assert_eq!(
             c.send_fragment(None, b"x", false, &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert_eq!(
             c.send_fragment(None, b"x", true, &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert!(out.is_empty());
 
@@ -2013,19 +2013,19 @@ fn either_side_send_fragment_refuses_out_of_sequence_fragments() {
         // A new message while one is open, by any command.
         assert_eq!(
             c.send_fragment(Some(MessageKind::Text), b"b", false, &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert_eq!(
             c.send_fragment(Some(MessageKind::Binary), b"b", true, &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert_eq!(
             c.send(MessageKind::Text, b"b", &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert_eq!(
             c.frame_header(MessageKind::Binary, 1).map(|_| ()),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         assert_eq!(out.len(), written, "refused commands write nothing");
         // Control frames may go between fragments.
@@ -2035,7 +2035,7 @@ fn either_side_send_fragment_refuses_out_of_sequence_fragments() {
         // Closed again: a new message may start, a continuation may not.
         assert_eq!(
             c.send_fragment(None, b"d", true, &mut out),
-            Err(SendError::Fragmentation)
+            Err(InvalidSend::Fragmentation)
         );
         c.send(MessageKind::Binary, b"whole", &mut out).unwrap();
         c.send_fragment(Some(MessageKind::Binary), b"single", true, &mut out)

@@ -298,6 +298,15 @@ fn server_exposes_path_query_origin_protocols_and_extensions() {
     assert_eq!(req.header("x-custom"), Some(b"value".as_slice()));
     assert_eq!(req.header("SEC-WEBSOCKET-KEY"), Some(SAMPLE_KEY.as_bytes()));
     assert_eq!(req.header("absent"), None);
+    // Every field's raw value, in order, without splitting the lists.
+    assert_eq!(
+        req.header_values("SEC-WEBSOCKET-EXTENSIONS").collect::<Vec<_>>(),
+        [
+            b"permessage-deflate; client_max_window_bits, x-foo".as_slice(),
+            b"x-bar".as_slice()
+        ]
+    );
+    assert_eq!(req.header_values("absent").count(), 0);
     assert_eq!(req.headers().len(), 11);
     assert_eq!(req.headers()[0].name, "Host");
 

@@ -13,15 +13,15 @@ pub enum SendError {
     /// The connection is closing: no more messages may be sent.
     Closing,
     /// The protocol forbids it (oversized control frame, bad close code, ...).
-    Protocol(proto::SendError),
+    Protocol(proto::InvalidSend),
     /// The back-pressure policy dropped the message (the queue is over its cap).
     Dropped,
 }
 
-impl From<proto::SendError> for SendError {
-    fn from(e: proto::SendError) -> Self {
+impl From<proto::InvalidSend> for SendError {
+    fn from(e: proto::InvalidSend) -> Self {
         match e {
-            proto::SendError::Closed => Self::Closing,
+            proto::InvalidSend::Closed => Self::Closing,
             e => Self::Protocol(e),
         }
     }

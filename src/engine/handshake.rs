@@ -136,7 +136,7 @@ impl Shard {
                             .iter()
                             .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
                     {
-                        proto::deflate::negotiate(&req, policy)
+                        proto::deflate::negotiate(req.header_values("sec-websocket-extensions"), policy)
                     }
                     _ => None,
                 };

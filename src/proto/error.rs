@@ -6,12 +6,12 @@
 //! - [`HandshakeError`]: the opening handshake failed. On the server side each case maps to the
 //!   HTTP status to answer with ([`HandshakeError::status`]); on the client side it says what was
 //!   wrong with the server's response.
-//! - [`SendError`]: the local application asked for something the protocol forbids (sending after
+//! - [`InvalidSend`]: the local application asked for something the protocol forbids (sending after
 //!   a close, an oversized control frame...). Nothing is written in that case.
 
 use std::fmt;
 
-use super::close::CloseCode;
+use super::close_code::CloseCode;
 
 /// A protocol violation by the peer, detected while reading frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,10 +262,14 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// A command the protocol does not allow in the connection's current state. Nothing was written.
+/// A send the protocol forbids in the connection's current state: the connection is closing or
+/// closed, a control frame or close reason is too long, the close code may not be sent, or a
+/// fragment is out of sequence. Nothing was written.
+///
+/// The engine's `SendError` wraps it (as `Protocol`) beside the reasons of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SendError {
+pub enum InvalidSend {
     /// A Close frame was already sent, so no data frame may follow (RFC 6455 section 5.5.1); or
     /// the closing handshake is over (or the connection failed), so no frame at all may.
     Closed,
@@ -280,7 +284,7 @@ pub enum SendError {
     Fragmentation,
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for InvalidSend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Closed => "connection is closing: no more data frames may be sent",
@@ -292,4 +296,4 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for InvalidSend {}

@@ -65,6 +65,25 @@ impl OpCode {
     }
 }
 
+/// The kind of a data message: the opcode of its first frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode of a message's first frame ([`OpCode::Text`] or [`OpCode::Binary`]).
+    pub fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
+        }
+    }
+}
+
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -203,15 +222,17 @@ pub fn encode_header(fin: bool, rsv: u8, opcode: OpCode, len: u64, mask: Option<
     HeaderBuf { bytes, len: n as u8 }
 }
 
-/// The complete encoding of a message as one unmasked frame (a server's), header then
-/// payload, as an iterator of exact length: collecting it into a shared buffer
-/// (`collect::<Arc<[u8]>>()`) allocates once and copies the payload once.
-pub fn message_frame(kind: super::MessageKind, payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    let opcode = match kind {
-        super::MessageKind::Text => OpCode::Text,
-        super::MessageKind::Binary => OpCode::Binary,
-    };
-    let header = encode_header(true, 0, opcode, payload.len() as u64, None);
+/// The complete encoding of a whole message in one unmasked frame (FIN set, RSV clear): the
+/// header, then the payload, as bytes. This is what a server sends, and what a broadcast shares
+/// between its subscribers.
+///
+/// The iterator's length is exact and known up front (`size_hint` is `(n, Some(n))`), and it is
+/// built only from standard adapters over an owned header array and the payload slice, whose
+/// lengths the standard library trusts (`TrustedLen`). Collecting it into a reference-counted
+/// slice (`collect::<Arc<[u8]>>()`) therefore allocates once, at the final size, and writes the
+/// bytes in place: no intermediate `Vec`, no second copy. Into a `Vec`, `extend` reserves once.
+pub fn message_frame(kind: MessageKind, payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let header = encode_header(true, 0, kind.opcode(), payload.len() as u64, None);
     header
         .bytes
         .into_iter()
@@ -219,15 +240,17 @@ pub fn message_frame(kind: super::MessageKind, payload: &[u8]) -> impl Iterator<
         .chain(payload.iter().copied())
 }
 
-/// The opcode and payload of one complete, unmasked frame (as made by [`message_frame`]);
-/// `None` if `frame` is not one.
+/// The opcode and payload of `frame` if it is exactly one complete unmasked frame with FIN set
+/// and RSV clear (what [`message_frame`] makes, or a control frame); `None` if the header is
+/// invalid or incomplete, the frame is masked, fragmented or uses an RSV bit, or the bytes are
+/// fewer or more than the header announces.
 pub fn split_frame(frame: &[u8]) -> Option<(OpCode, &[u8])> {
-    match decode_header(frame) {
-        Ok(Some((h, n))) if h.mask.is_none() => {
-            Some((h.opcode, frame.get(n..n + usize::try_from(h.len).ok()?)?))
-        }
-        _ => None,
+    let (header, header_len) = decode_header(frame).ok()??;
+    if !header.fin || header.rsv != 0 || header.mask.is_some() {
+        return None;
     }
+    let payload = &frame[header_len..];
+    (payload.len() as u64 == header.len).then_some((header.opcode, payload))
 }
 
 #[cfg(test)]
@@ -363,5 +386,73 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn message_frame_decodes_back_at_every_length_encoding() {
+        for (len, header_len) in [
+            (0usize, 2usize),
+            (1, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+        ] {
+            for kind in [MessageKind::Text, MessageKind::Binary] {
+                let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let frame = message_frame(kind, &payload);
+                assert_eq!(frame.size_hint(), (header_len + len, Some(header_len + len)));
+                let frame: Vec<u8> = frame.collect();
+                assert_eq!(frame.len(), header_len + len);
+                let (h, n) = decode(&frame);
+                assert_eq!(
+                    (h, n),
+                    (
+                        FrameHeader {
+                            fin: true,
+                            rsv: 0,
+                            opcode: kind.opcode(),
+                            mask: None,
+                            len: len as u64
+                        },
+                        header_len
+                    )
+                );
+                assert_eq!(&frame[n..], &payload[..]);
+                assert_eq!(
+                    frame[..n],
+                    *encode_header(true, 0, kind.opcode(), len as u64, None).as_bytes()
+                );
+                assert_eq!(
+                    split_frame(&frame),
+                    Some((kind.opcode(), &payload[..])),
+                    "len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_frame_takes_exactly_one_whole_unmasked_final_frame() {
+        let frame: Vec<u8> = message_frame(MessageKind::Text, b"Hello").collect();
+        assert_eq!(frame, [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+        assert_eq!(split_frame(&frame), Some((OpCode::Text, &b"Hello"[..])));
+        // A control frame is one frame too.
+        assert_eq!(split_frame(&[0x89, 0x01, b'p']), Some((OpCode::Ping, &b"p"[..])));
+        // Incomplete: every proper prefix.
+        for cut in 0..frame.len() {
+            assert_eq!(split_frame(&frame[..cut]), None, "cut {cut}");
+        }
+        // Trailing bytes.
+        let mut longer = frame.clone();
+        longer.push(0x81);
+        assert_eq!(split_frame(&longer), None);
+        // Masked (RFC 6455 section 5.7), fragmented, RSV1, invalid header.
+        let masked = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        assert_eq!(split_frame(&masked), None);
+        assert_eq!(split_frame(&[0x01, 0x01, b'a']), None);
+        assert_eq!(split_frame(&[0xc1, 0x01, b'a']), None);
+        assert_eq!(split_frame(&[0x83, 0x00]), None);
+        assert_eq!(split_frame(&[0x82, 0x7e, 0x00, 0x05, 1, 2, 3, 4, 5]), None);
     }
 }

@@ -20,6 +20,7 @@ use sha1::{Digest, Sha1};
 
 use super::deflate::{self, DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
+use super::http_token::{self, is_token};
 
 /// The GUID that RFC 6455 appends to the key before hashing.
 pub const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -109,6 +110,13 @@ impl<'a> Request<'a> {
     /// The value of the first header field named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         find(&self.headers, name)
+    }
+
+    /// The raw values of every header field named `name` (case-insensitive), in order; for
+    /// example the `Sec-WebSocket-Extensions` values to give to
+    /// [`deflate::negotiate`].
+    pub fn header_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'a [u8]> + 'h {
+        values(&self.headers, name)
     }
 
     /// The `Host` header field.
@@ -420,7 +428,7 @@ pub fn write_request(
     if req.origin.is_some_and(|o| !is_field_value(o.as_bytes())) {
         return Err(ResponseError::InvalidHeader("Origin".to_owned()));
     }
-    if !req.protocols.iter().all(|p| is_token(p)) {
+    if !req.protocols.iter().all(|p| is_token(p.as_bytes())) {
         return Err(ResponseError::InvalidHeader("Sec-WebSocket-Protocol".to_owned()));
     }
     let mut encoded = [0u8; 24];
@@ -550,12 +558,8 @@ pub fn parse_response<'a>(
         }
         protocol
     };
-    let extensions = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .map(|h| h.value);
     let deflate = match expected.deflate.as_ref() {
-        Some(offered) => deflate::check_response(extensions, offered)?,
+        Some(offered) => deflate::check_response(values(&headers, "sec-websocket-extensions"), offered)?,
         None if list_values(&headers, "sec-websocket-extensions").next().is_some() => {
             return Err(HandshakeError::UnofferedExtension);
         }
@@ -589,6 +593,14 @@ fn find<'a>(headers: &[Header<'a>], name: &str) -> Option<&'a [u8]> {
         .map(|h| h.value)
 }
 
+/// The raw values of every field named `name`, in order.
+fn values<'a, 'h>(headers: &'h [Header<'a>], name: &'h str) -> impl Iterator<Item = &'a [u8]> + 'h {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
 fn count(headers: &[Header<'_>], name: &str) -> usize {
     headers
         .iter()
@@ -598,13 +610,9 @@ fn count(headers: &[Header<'_>], name: &str) -> usize {
 
 /// The non-empty elements of the comma-separated lists in every field named `name`.
 fn list_values<'a, 'h>(headers: &'h [Header<'a>], name: &'h str) -> impl Iterator<Item = &'a str> + 'h {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim_matches([' ', '\t']))
-        .filter(|t| !t.is_empty())
+    values(headers, name)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(http_token::list_elements)
 }
 
 /// Whether some field `name` lists `token` (ASCII case-insensitive).
@@ -623,20 +631,13 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether `s` is an HTTP token (RFC 9110 section 5.6.2).
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 fn is_field_value(v: &[u8]) -> bool {
     !v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 fn check_headers(headers: &[(&str, &str)]) -> Result<(), ResponseError> {
     for (name, value) in headers {
-        if !is_token(name) || !is_field_value(value.as_bytes()) {
+        if !is_token(name.as_bytes()) || !is_field_value(value.as_bytes()) {
             return Err(ResponseError::InvalidHeader((*name).to_owned()));
         }
     }

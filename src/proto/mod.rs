@@ -22,19 +22,29 @@
 //! permessage-deflate (RFC 7692) is negotiated and applied by [`deflate`]: a connection given the
 //! agreed parameters inflates compressed messages inside `Connection::read_with` and compresses
 //! inside `Connection::send_with`, with zlib state lent by a [`DeflatePool`].
+//!
+//! The module has no `unsafe` code, and the compiler holds it to that: text is validated by a
+//! safe SIMD helper that returns the `&str` ([`utf8::validate`]), masking works on plain slices.
+
+#![forbid(unsafe_code)]
 
 pub mod close;
+pub mod close_code;
 pub mod conn;
 pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod http_token;
 pub mod mask;
+pub mod role;
 pub mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
-pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read, Role};
+pub use close::CloseFrame;
+pub use close_code::CloseCode;
+pub use conn::{Config, Connection, Event, MaskSource, Message, MessageKind, Read};
 pub use deflate::{DeflateConfig, DeflateParams, DeflatePool, Negotiated};
-pub use error::{Error, HandshakeError, SendError};
+pub use error::{Error, HandshakeError, InvalidSend};
 pub use frame::{FrameHeader, OpCode};
 pub use handshake::{Accept, ClientRequest, HeadLimits, Request, Response};
+pub use role::Role;

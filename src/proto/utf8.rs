@@ -117,18 +117,16 @@ impl Utf8Validator {
     }
 }
 
-/// Validates a whole buffer at once (the common case of a message in one piece).
+/// Validates a whole buffer at once (the common case of a message in one piece) and returns it
+/// as the `&str` it is, so that the caller needs no second check and no `unsafe`.
 #[inline]
-pub fn validate(buf: &[u8]) -> Result<(), Utf8Error> {
-    if basic::from_utf8(buf).is_ok() {
-        return Ok(());
+pub fn validate(buf: &[u8]) -> Result<&str, Utf8Error> {
+    if let Ok(s) = basic::from_utf8(buf) {
+        return Ok(s);
     }
-    match compat::from_utf8(buf) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Utf8Error {
-            offset: e.valid_up_to() as u64,
-        }),
-    }
+    compat::from_utf8(buf).map_err(|e| Utf8Error {
+        offset: e.valid_up_to() as u64,
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +228,10 @@ mod tests {
                 }
             }
             assert_eq!(validate(data).is_ok(), want.is_ok());
+            if let Ok(s) = validate(data) {
+                assert_eq!(s.as_bytes(), *data);
+                assert_eq!(s.as_ptr(), data.as_ptr(), "the input itself, not a copy");
+            }
         }
     }
 }
