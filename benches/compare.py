@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--cases", default="echo,hold", help="echo,hold,rate,fanout")
     ap.add_argument("--fanout-rate", default="1000", help="fanout: messages/s published")
+    ap.add_argument("--conns", default=None, help="echo: connection counts, e.g. 1000 (default 100,1000,10000)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     servers = a.servers.split(",")
@@ -63,6 +64,8 @@ def main():
     run = ["--duration", a.duration, "--warmup", a.warmup]
     cases = []  # (label, args, is a fan-out case)
     conns = [100, 1000] if a.quick else [100, 1000, 10000]
+    if a.conns:
+        conns = [int(c) for c in a.conns.split(",")]
     if "echo" in kinds:
         for payload in (20, 16384):
             for c in conns:
