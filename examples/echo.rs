@@ -8,7 +8,9 @@ use c10k::{ConnId, Ctx, Handler, Server, ServerConfig};
 struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
     }
 }

@@ -11,50 +11,97 @@
 //! front).
 //!
 //! ```text
-//!   socket ──read──► shard read buffer ──► proto::Connection::read ──► Handler::on_message(ctx, id, msg)
+//!   socket ──read──► shard read buffer ──► proto::Connection::read ──► Handler::on_message(ctx, id, state, msg)
 //!                                                                         │ ctx.send / ctx.publish
 //!   socket ◄─write── gathered output (one write per batch) ◄── frames ◄───┘
 //!   other threads ──ServerHandle──► shard inbox + waker      other nodes ──Bridge (Redis)──► shards
 //! ```
 //!
-//! The crate is layered; each layer only uses the ones below it:
+//! The crate is layered; each layer only uses the ones below it (`tests/layering.rs` checks it):
 //!
 //! - [`proto`]: the sans-I/O protocol core. Handshake, frames, masking, UTF-8, close codes and
 //!   the per-connection state machine, as pure functions over byte buffers.
-//! - [`engine`]: the event loop of one shard (mio, slab, timing wheel, write queues).
-//! - [`server`], [`handler`], [`topics`]: the embedding API — [`Server`], [`ServerConfig`],
-//!   [`ServerHandle`], the [`Handler`] trait and its [`Ctx`], topics and the bridge to other nodes.
-//! - [`client`], [`loadgen`], [`check`], [`apps`]: a blocking client, the load generator behind
-//!   `c10k bench`, the conformance suite behind `c10k check`, and ready-made handlers.
+//! - the engine (private): the event loop of one shard (mio, slab, timing wheel, write queues)
+//!   and the types it runs on, re-exported here: [`Handler`] and its [`Ctx`], [`Decision`],
+//!   [`ServerConfig`], [`ServerHandle`], [`Stats`], [`ConnId`], [`Bridge`].
+//! - [`Server`]: bound shards on threads of their own; [`client`]: a blocking client.
+//! - [`ops`], [`bridge`]: health and metrics around any handler; bridges between nodes.
+//!
+//! The command line, the load generator and the conformance checker are another package
+//! (`c10k-tools`), built on this API; an embedder never compiles them.
 //!
 //! # Embedding
 //!
 //! ```no_run
-//! use c10k::proto::Message;
+//! use c10k::proto::{Message, Request};
 //! use c10k::{ConnId, Ctx, Handler, Server, ServerConfig};
 //!
-//! /// Echoes every message, and tells everyone in the "all" topic who joined.
+//! /// Echoes every message, and tells everyone in the "all" topic who joined. Each connection
+//! /// keeps a count of its messages (its state).
 //! struct App;
 //!
 //! impl Handler for App {
-//!     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &c10k::proto::Request<'_>) {
+//!     type State = u64;
+//!
+//!     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _count: &mut u64, _req: &Request<'_>) {
 //!         let _ = ctx.subscribe(id, "all");
 //!         ctx.publish("all", c10k::proto::MessageKind::Text, format!("{id} joined").as_bytes());
 //!     }
 //!
-//!     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+//!     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, count: &mut u64, msg: Message<'_>) {
+//!         *count += 1;
 //!         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
 //!     }
 //! }
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let server = Server::bind(ServerConfig::default(), |_shard| App)?;
-//!     let handle = server.handle(); // Clone + Send + Sync: send, close, stats, shutdown
+//!     let handle = server.handle(); // Clone + Send + Sync: send, close, decide, stats, shutdown
 //!     std::thread::spawn(move || {
 //!         std::thread::sleep(std::time::Duration::from_secs(60));
 //!         handle.shutdown(); // 1001 Going Away to everyone, then the shards stop
 //!     });
 //!     server.run()
+//! }
+//! ```
+//!
+//! # Deciding a handshake later
+//!
+//! [`Handler::on_handshake`] may answer [`Decision::Pending`]: the connection waits, reading
+//! nothing more, while another thread (a call to an authentication service) decides with
+//! [`ServerHandle::decide`]; the handshake timeout still bounds the wait (503). The shard serves
+//! its other connections meanwhile.
+//!
+//! ```no_run
+//! use c10k::proto::{Message, Request};
+//! use c10k::{ConnId, Ctx, Decision, Handler, ServerHandle};
+//!
+//! struct Authed {
+//!     server: ServerHandle,
+//! }
+//!
+//! impl Handler for Authed {
+//!     type State = String; // the user's name
+//!
+//!     fn on_handshake(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) -> Decision<String> {
+//!         let token = req.header("authorization").map(String::from_utf8_lossy).unwrap_or_default();
+//!         let token = token.into_owned();
+//!         let server = self.server.clone();
+//!         std::thread::spawn(move || {
+//!             // Ask the authentication service (milliseconds), then answer.
+//!             let decision = match token.strip_prefix("Bearer ") {
+//!                 Some("good") => Decision::accept_with("ann".to_owned()),
+//!                 _ => Decision::reject(401, "unauthorized\n")
+//!                     .with_header("WWW-Authenticate", "Bearer"),
+//!             };
+//!             server.decide(id, decision);
+//!         });
+//!         Decision::Pending
+//!     }
+//!
+//!     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, user: &mut String, msg: Message<'_>) {
+//!         let _ = ctx.send_text(id, &format!("{user}: {}", String::from_utf8_lossy(msg.as_bytes())));
+//!     }
 //! }
 //! ```
 //!
@@ -89,7 +136,7 @@ pub use engine::sys::{fd_limits, raise_fd_limit};
 pub use engine::{
     Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
-    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, Handler, HttpResponse, RejectReason, SendError,
-    ServerConfig, ServerHandle, Stats, TimerId,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, DecisionOutcome, Handler, HttpResponse, Receipt,
+    RejectReason, SendError, ServerConfig, ServerHandle, Stats, TimerId,
 };
 pub use server::Server;

@@ -30,32 +30,34 @@ impl<H> Ops<H> {
 }
 
 impl<H: Handler> Handler for Ops<H> {
-    fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
-        self.inner.on_handshake(req)
+    type State = H::State;
+
+    fn on_handshake(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) -> Decision<H::State> {
+        self.inner.on_handshake(ctx, id, req)
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
-        self.inner.on_open(ctx, id, req);
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State, req: &Request<'_>) {
+        self.inner.on_open(ctx, id, state, req);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
-        self.inner.on_message(ctx, id, msg);
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State, msg: Message<'_>) {
+        self.inner.on_message(ctx, id, state, msg);
     }
 
-    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
-        self.inner.on_ping(ctx, id, payload);
+    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State, payload: &[u8]) {
+        self.inner.on_ping(ctx, id, state, payload);
     }
 
-    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
-        self.inner.on_pong(ctx, id, payload);
+    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State, payload: &[u8]) {
+        self.inner.on_pong(ctx, id, state, payload);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
-        self.inner.on_close(ctx, id, code, reason);
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: H::State, code: CloseCode, reason: &str) {
+        self.inner.on_close(ctx, id, state, code, reason);
     }
 
-    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
-        self.inner.on_drain(ctx, id);
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State) {
+        self.inner.on_drain(ctx, id, state);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {

@@ -76,15 +76,23 @@ impl Flood {
 }
 
 impl Handler for Flood {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &c10k::proto::Request<'_>) {
-        self.probe.on_open(ctx, id, req);
+    type State = ();
+
+    fn on_open(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        _state: &mut Self::State,
+        req: &c10k::proto::Request<'_>,
+    ) {
+        self.probe.on_open(ctx, id, _state, req);
         self.conns.push(id);
         if self.flood {
             ctx.set_timer(Duration::from_millis(10), self.conns.len() as u64 - 1);
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         if let Some(cmd) = msg.as_bytes().strip_prefix(b"burst:") {
             let cmd = std::str::from_utf8(cmd).unwrap();
             let (n, size) = cmd.split_once(':').unwrap();
@@ -95,18 +103,25 @@ impl Handler for Flood {
             }
             return;
         }
-        self.probe.on_message(ctx, id, msg);
+        self.probe.on_message(ctx, id, _state, msg);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: c10k::proto::CloseCode, reason: &str) {
-        self.probe.on_close(ctx, id, code, reason);
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        _state: Self::State,
+        code: c10k::proto::CloseCode,
+        reason: &str,
+    ) {
+        self.probe.on_close(ctx, id, _state, code, reason);
     }
 
-    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State) {
         if ctx.buffered_amount(id) != Some(0) {
             self.tally.drained_nonempty.fetch_add(1, Ordering::SeqCst);
         }
-        self.probe.on_drain(ctx, id);
+        self.probe.on_drain(ctx, id, _state);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {

@@ -172,11 +172,13 @@ fn server_fails_invalid_compressed_data_with_1007_and_bombs_with_1009() {
 struct News;
 
 impl Handler for News {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &Request<'_>) {
+    type State = ();
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, _req: &Request<'_>) {
         let _ = ctx.subscribe(id, "news");
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, _id: ConnId, msg: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, _id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         ctx.publish("news", msg.kind(), msg.as_bytes());
     }
 }

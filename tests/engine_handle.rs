@@ -35,11 +35,13 @@ struct StaleProbe {
 }
 
 impl Handler for StaleProbe {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
-        self.probe.on_open(ctx, id, req);
+    type State = ();
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, req: &Request<'_>) {
+        self.probe.on_open(ctx, id, _state, req);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         if msg.as_bytes() == b"check" {
             for &old in &self.closed {
                 let check = StaleCheck {
@@ -53,13 +55,20 @@ impl Handler for StaleProbe {
             assert!(ctx.is_open(id));
             return;
         }
-        self.probe.on_message(ctx, id, msg);
+        self.probe.on_message(ctx, id, _state, msg);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        _state: Self::State,
+        code: CloseCode,
+        reason: &str,
+    ) {
         self.closed.push(id);
         assert!(!ctx.is_open(id), "an id is not open in its own on_close");
-        self.probe.on_close(ctx, id, code, reason);
+        self.probe.on_close(ctx, id, _state, code, reason);
     }
 }
 
@@ -217,8 +226,10 @@ struct Timers {
 }
 
 impl Handler for Timers {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
-        self.probe.on_open(ctx, id, req);
+    type State = ();
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, req: &Request<'_>) {
+        self.probe.on_open(ctx, id, _state, req);
         let a = ctx.set_timer(Duration::from_millis(30), 1);
         let b = ctx.set_timer(Duration::from_millis(60), 2);
         let c = ctx.set_timer(Duration::from_millis(90), 3);
@@ -232,8 +243,8 @@ impl Handler for Timers {
         self.cancels.send(("cancel twice", ctx.cancel_timer(b))).unwrap();
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
-        self.probe.on_message(ctx, id, msg);
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
+        self.probe.on_message(ctx, id, _state, msg);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {

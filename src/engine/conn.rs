@@ -12,6 +12,9 @@ use crate::proto::{CloseCode, Connection};
 ///
 /// ```text
 ///   Handshaking ──101──► Open ──protocol over, bytes queued──► Flushing
+///     │  ▲ decided           ▲
+///     ▼  │                   │ 101
+///   Pending ─────────────────┘  (or the rejection, 503 at the deadline: Flushing)
 ///        │                 │                                     │ queue empty
 ///        │ HTTP answer     └──protocol over, queue empty──┐      ▼
 ///        └──────────────► Flushing ──queue empty──────────┴──► Lingering
@@ -24,6 +27,11 @@ use crate::proto::{CloseCode, Connection};
 pub(crate) enum Phase {
     /// Reading the request head; no protocol state yet.
     Handshaking,
+    /// The request is complete and the handler decides later ([`Decision::Pending`]): nothing
+    /// more is read until the decision, the handshake deadline (503), or the client's leaving.
+    ///
+    /// [`Decision::Pending`]: super::decision::Decision::Pending
+    Pending,
     /// Frames flow both ways.
     Open,
     /// The last bytes (an HTTP answer, a final Close frame) are being written; the write side
@@ -113,7 +121,7 @@ impl Conn {
 
     /// Write what is queued, then close: the answer or the last frame is the last output.
     pub(crate) fn flush_then_close(&mut self) {
-        if matches!(self.phase, Phase::Handshaking | Phase::Open) {
+        if matches!(self.phase, Phase::Handshaking | Phase::Pending | Phase::Open) {
             self.phase = Phase::Flushing;
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!   accept ──► Handshake ──101──► Keepalive ◄──────────────┐
-//!                 │ passed: 408      │ silent a whole        │ pong, or any input
+//!               │   │ pending        │ silent a whole        │ pong, or any input
+//!               │   └► Decision ─101─┘                       │
+//!               │ passed: 408 (Decision passed: 503)         │
 //!                 ▼                  ▼ interval: ping        │
 //!               (close)             Pong ────────────────────┘
 //!                                    │ passed with no byte since the ping: drop (1006)
@@ -20,6 +22,9 @@ use super::config::ServerConfig;
 pub(crate) enum Deadline {
     /// The request head must be complete by then.
     Handshake,
+    /// The handler's decision on a complete request (left pending) must come by then: the same
+    /// instant as the handshake's deadline, which still bounds the whole handshake.
+    Decision,
     /// Ping the peer if it stays silent until then.
     Keepalive,
     /// The answer to a ping (or any byte) must arrive by then.
@@ -64,6 +69,8 @@ pub(crate) struct Liveness {
 pub(crate) enum Expiry {
     /// No complete request head in time: answer 408 and close.
     HandshakeTimeout,
+    /// The request was complete, but no decision on it came in time: answer 503 and close.
+    DecisionTimeout,
     /// No byte at all since the ping: the peer is gone; drop the connection (1006).
     PongTimeout,
     /// The closing handshake or the final flush took too long: drop the connection.
@@ -80,6 +87,7 @@ pub(crate) enum Expiry {
 pub(crate) fn expire(deadline: Deadline, live: Liveness, now: u64, t: &Timeouts) -> Expiry {
     match deadline {
         Deadline::Handshake => Expiry::HandshakeTimeout,
+        Deadline::Decision => Expiry::DecisionTimeout,
         Deadline::Closing => Expiry::CloseTimeout,
         Deadline::Pong if live.ping_sent_ms.is_some_and(|sent| live.last_read_ms <= sent) => {
             Expiry::PongTimeout
@@ -100,6 +108,15 @@ pub(crate) fn expire(deadline: Deadline, live: Liveness, now: u64, t: &Timeouts)
 /// The first deadline of a new connection: its handshake, `jitter` later than the timeout.
 pub(crate) fn accepted(now: u64, t: &Timeouts, jitter: u64) -> (u64, Deadline) {
     (now + t.handshake + jitter, Deadline::Handshake)
+}
+
+/// The handler left a complete request pending: the handshake's deadline now waits for the
+/// decision (same instant, another answer when it passes).
+pub(crate) fn pending(current: Option<Deadline>) -> Option<Deadline> {
+    match current {
+        Some(Deadline::Handshake) => Some(Deadline::Decision),
+        other => other,
+    }
 }
 
 /// The deadline after the 101: the first keep-alive, `jitter` later than the interval, or none.
@@ -156,6 +173,16 @@ mod tests {
             expire(Deadline::Handshake, live(100, None), 10_107, &T),
             Expiry::HandshakeTimeout
         );
+    }
+
+    #[test]
+    fn a_pending_decision_keeps_the_handshake_deadline_and_answers_503() {
+        let (at, d) = accepted(0, &T, 0);
+        let d = pending(Some(d)).unwrap();
+        assert_eq!(d, Deadline::Decision);
+        assert_eq!(expire(d, live(0, None), at, &T), Expiry::DecisionTimeout);
+        // Only a handshake deadline turns into a decision's.
+        assert_eq!(pending(Some(Deadline::Closing)), Some(Deadline::Closing));
     }
 
     #[test]

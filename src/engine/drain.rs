@@ -4,12 +4,13 @@
 use super::conn::Phase;
 use super::handler::{Ctx, Handler};
 use super::shard::{Shard, Timer};
+use super::state::App;
 use crate::proto::CloseCode;
 
 impl Shard {
     /// Removes the connections that closed during this turn, telling the handler about each one
     /// it knew.
-    pub(super) fn reap<H: Handler>(&mut self, handler: &mut H) {
+    pub(super) fn reap<H: Handler>(&mut self, app: &mut App<H>) {
         while let Some(key) = self.dead.pop() {
             let Some(mut conn) = self.conns.try_remove(key) else {
                 continue;
@@ -31,15 +32,18 @@ impl Shard {
             let id = self.id(key, &conn);
             drop(conn.socket);
             let reason = conn.close_reason.unwrap_or_default();
-            handler.on_close(&mut Ctx { shard: self }, id, code, &reason);
+            let state = app.states.take(key);
+            app.handler
+                .on_close(&mut Ctx { shard: self }, id, state, code, &reason);
         }
     }
 
     /// Tells the handler about the connections whose queue emptied.
-    pub(super) fn notify_drained<H: Handler>(&mut self, handler: &mut H) {
+    pub(super) fn notify_drained<H: Handler>(&mut self, app: &mut App<H>) {
         while let Some(key) = self.drained.pop() {
             if let Some(id) = self.id_of(key) {
-                handler.on_drain(&mut Ctx { shard: self }, id);
+                app.handler
+                    .on_drain(&mut Ctx { shard: self }, id, app.states.get(key));
             }
         }
     }

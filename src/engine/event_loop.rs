@@ -12,10 +12,11 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::config::ServerConfig;
 use super::handler::{Ctx, Handler};
-use super::inbox::{Command, Inbox, Mailbox};
+use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox};
 use super::input::ReadEnd;
 use super::node::{Node, ServerHandle};
 use super::shard::{Shard, Timer};
+use super::state::App;
 use super::stats::Stats;
 use super::sys;
 
@@ -111,7 +112,7 @@ impl Bound {
         }
         let scratch = vec![0u8; config.read_buffer.max(4096) + config.head_limits.max_bytes];
         let mut event_loop = EventLoop {
-            handler,
+            app: App::new(handler),
             scratch,
             mailbox,
             fired: Vec::new(),
@@ -125,8 +126,8 @@ impl Bound {
 }
 
 /// A shard, its handler and what its loop needs between turns.
-struct EventLoop<H> {
-    handler: H,
+struct EventLoop<H: Handler> {
+    app: App<H>,
     /// The shard's read buffer, shared by all its connections.
     scratch: Vec<u8>,
     mailbox: Mailbox,
@@ -159,7 +160,7 @@ impl<H: Handler> EventLoop<H> {
                     WAKER => self.drain_inbox(),
                     Token(key) => {
                         if ev.is_writable() && self.shard.on_writable(key) {
-                            self.shard.notify_drained(&mut self.handler);
+                            self.shard.notify_drained(&mut self.app);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.read(key, ev.is_read_closed() || ev.is_error());
@@ -172,8 +173,8 @@ impl<H: Handler> EventLoop<H> {
             }
             self.expire_timers();
             self.shard.flush_dirty();
-            self.shard.reap(&mut self.handler);
-            self.shard.notify_drained(&mut self.handler);
+            self.shard.reap(&mut self.app);
+            self.shard.notify_drained(&mut self.app);
             if self.shard.finished() {
                 break;
             }
@@ -183,7 +184,7 @@ impl<H: Handler> EventLoop<H> {
     fn read(&mut self, key: usize, read_closed: bool) {
         let end = self
             .shard
-            .on_readable(&mut self.handler, &mut self.scratch, key, read_closed);
+            .on_readable(&mut self.app, &mut self.scratch, key, read_closed);
         if let ReadEnd::Again = end {
             self.pending_reads.push(key);
         }
@@ -203,6 +204,18 @@ impl<H: Handler> EventLoop<H> {
                 Command::Publish { topic, frame } => {
                     shard.deliver(&topic, &frame);
                 }
+                Command::Decide {
+                    id,
+                    decision,
+                    receipt,
+                } => {
+                    let outcome = shard.decided(&mut self.app, &mut self.scratch, id, decision);
+                    if outcome == DecisionOutcome::Applied {
+                        // Bytes may have arrived while it waited, with no new edge to say so.
+                        self.pending_reads.push(id.key as usize);
+                    }
+                    let _ = receipt.try_send(outcome);
+                }
                 Command::Shutdown => shard.shutdown(),
                 Command::Stats(reply) => {
                     let _ = reply.send(shard.snapshot());
@@ -217,7 +230,7 @@ impl<H: Handler> EventLoop<H> {
             let shard = &mut self.shard;
             match timer {
                 Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),
-                Timer::App(token) => self.handler.on_timer(&mut Ctx { shard }, token),
+                Timer::App(token) => self.app.handler.on_timer(&mut Ctx { shard }, token),
                 Timer::AcceptResume => shard.resume_accepting(),
                 Timer::Grace => shard.begin_drain(),
                 Timer::Publish => shard.publish_stats(),

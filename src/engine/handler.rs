@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub use super::decision::{Decision, HttpResponse};
 use super::error::SendError;
 use super::id::ConnId;
 use super::node::ServerHandle;
@@ -18,29 +19,39 @@ use crate::proto::{CloseCode, Message, MessageKind};
 
 /// Callbacks for the events of one shard's connections. All have defaults but `on_message`.
 ///
+/// A handler declares what it keeps for each connection, its [`State`](Handler::State): the
+/// engine keeps it beside the connection's slab entry, hands it to every callback of that
+/// connection, and gives it back to [`on_close`](Handler::on_close) when the connection is gone.
+/// It comes from the handshake's [`Decision`] (or `Default`); a handler that keeps nothing
+/// declares `type State = ();`, which costs nothing.
+///
 /// ```
 /// use c10k::proto::{CloseCode, Message, Request};
 /// use c10k::{ConnId, Ctx, Decision, Handler};
 ///
-/// /// A room: only pages from one origin may join; text is relayed to everyone in it.
+/// /// A room: only pages from one origin may join; text is relayed to everyone in it, with the
+/// /// name the page gave in its path (`/name`).
 /// struct Room;
 ///
 /// impl Handler for Room {
-///     fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
+///     type State = String;
+///
+///     fn on_handshake(&mut self, _ctx: &mut Ctx<'_>, _id: ConnId, req: &Request<'_>) -> Decision<String> {
 ///         match req.origin() {
-///             None | Some("https://example.org") => Decision::accept(),
+///             None | Some("https://example.org") => Decision::accept_with(req.path()[1..].to_owned()),
 ///             Some(_) => Decision::reject(403, "origin not allowed\n"),
 ///         }
 ///     }
 ///
-///     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _req: &Request<'_>) {
+///     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _name: &mut String, _req: &Request<'_>) {
 ///         let _ = ctx.subscribe(id, "room");
 ///     }
 ///
-///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, name: &mut String, msg: Message<'_>) {
 ///         match msg {
 ///             Message::Text(t) => {
-///                 ctx.publish("room", c10k::proto::MessageKind::Text, t.as_bytes());
+///                 let line = format!("{name}: {t}");
+///                 ctx.publish("room", c10k::proto::MessageKind::Text, line.as_bytes());
 ///             }
 ///             Message::Binary(_) => {
 ///                 let _ = ctx.close(id, CloseCode::Unsupported, "text only");
@@ -50,45 +61,52 @@ use crate::proto::{CloseCode, Message, MessageKind};
 /// }
 /// ```
 pub trait Handler: 'static {
+    /// What the handler keeps for each connection (`()` for nothing). Made by the handshake's
+    /// [`Decision`] ([`Decision::accept_with`]), or `Default` ([`Decision::accept`]).
+    type State: Default + 'static;
+
     /// Decides on a WebSocket upgrade request that passed the protocol checks: accept (optionally
-    /// choosing a subprotocol among [`Request::protocols`] and adding header fields) or reject
-    /// with any response (401 for a failed authentication, 403 for a disallowed
-    /// [`Request::origin`], ...). Accepts by default.
-    fn on_handshake(&mut self, req: &Request<'_>) -> Decision {
-        let _ = req;
+    /// choosing a subprotocol among [`Request::protocols`], adding header fields and giving the
+    /// connection its state), reject with any response (401 for a failed authentication, 403 for
+    /// a disallowed [`Request::origin`], ...), or [`Decision::Pending`] to decide later from any
+    /// thread with [`ServerHandle::decide`] (an authentication service that takes milliseconds):
+    /// the connection then waits, reading nothing more, until the decision or the handshake
+    /// timeout (503). `id` names the connection for that later decision. Accepts by default.
+    fn on_handshake(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) -> Decision<Self::State> {
+        let _ = (ctx, id, req);
         Decision::accept()
     }
 
     /// A connection is open: its 101 response was written.
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
-        let _ = (ctx, id, req);
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut Self::State, req: &Request<'_>) {
+        let _ = (ctx, id, state, req);
     }
 
     /// A complete message. Single-frame messages borrow the shard's read buffer: no copy was made.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>);
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut Self::State, msg: Message<'_>);
 
     /// A ping arrived (it was answered already unless automatic pongs are off).
-    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
-        let _ = (ctx, id, payload);
+    fn on_ping(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut Self::State, payload: &[u8]) {
+        let _ = (ctx, id, state, payload);
     }
 
     /// A pong arrived.
-    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, payload: &[u8]) {
-        let _ = (ctx, id, payload);
+    fn on_pong(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut Self::State, payload: &[u8]) {
+        let _ = (ctx, id, state, payload);
     }
 
-    /// The connection is gone, exactly once per opened connection. `code` is the code of the
-    /// peer's Close frame if one arrived; otherwise the code this end failed the connection with
-    /// (1002, 1007, 1008, 1009, ...); otherwise 1006 (the TCP connection ended without a Close
-    /// frame from the peer, even if this end had sent one: an unanswered [`Ctx::close`] or
-    /// shutdown reports 1006).
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, code: CloseCode, reason: &str) {
-        let _ = (ctx, id, code, reason);
+    /// The connection is gone, exactly once per opened connection; its state is handed back.
+    /// `code` is the code of the peer's Close frame if one arrived; otherwise the code this end
+    /// failed the connection with (1002, 1007, 1008, 1009, ...); otherwise 1006 (the TCP
+    /// connection ended without a Close frame from the peer, even if this end had sent one: an
+    /// unanswered [`Ctx::close`] or shutdown reports 1006).
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: Self::State, code: CloseCode, reason: &str) {
+        let _ = (ctx, id, state, code, reason);
     }
 
     /// The connection's write queue, which had grown, is empty again.
-    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
-        let _ = (ctx, id);
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut Self::State) {
+        let _ = (ctx, id, state);
     }
 
     /// A timer set with [`Ctx::set_timer`] fired.
@@ -101,89 +119,6 @@ pub trait Handler: 'static {
     fn on_http(&mut self, ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
         let _ = (ctx, req);
         HttpResponse::upgrade_required()
-    }
-}
-
-/// The answer to a WebSocket upgrade request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Switch protocols.
-    Accept {
-        /// The subprotocol chosen among those offered.
-        protocol: Option<String>,
-        /// Extra header fields for the 101 response.
-        headers: Vec<(String, String)>,
-    },
-    /// Answer with this response and close.
-    Reject(HttpResponse),
-}
-
-impl Decision {
-    /// Accept with no subprotocol and no extra header field.
-    pub fn accept() -> Self {
-        Self::Accept {
-            protocol: None,
-            headers: Vec::new(),
-        }
-    }
-
-    /// Accept, choosing `protocol`.
-    pub fn accept_protocol(protocol: &str) -> Self {
-        Self::Accept {
-            protocol: Some(protocol.to_owned()),
-            headers: Vec::new(),
-        }
-    }
-
-    /// Reject with `status` and a plain-text body.
-    pub fn reject(status: u16, body: &str) -> Self {
-        Self::Reject(HttpResponse::text(status, body))
-    }
-}
-
-/// A plain HTTP response, written with `Content-Length` and `Connection: close`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Header fields (`Content-Length` and `Connection` are added).
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// A response with a `text/plain` body.
-    pub fn text(status: u16, body: &str) -> Self {
-        Self::with_type(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
-    }
-
-    /// A response with a `text/html` body.
-    pub fn html(status: u16, body: &str) -> Self {
-        Self::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
-    }
-
-    /// A response with a body of the given content type.
-    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
-            body,
-        }
-    }
-
-    /// 426 Upgrade Required, naming the protocol to upgrade to.
-    pub fn upgrade_required() -> Self {
-        let mut r = Self::text(426, "this is a WebSocket endpoint\n");
-        r.headers.push(("Upgrade".to_owned(), "websocket".to_owned()));
-        r.headers
-            .push(("Sec-WebSocket-Version".to_owned(), "13".to_owned()));
-        r
-    }
-
-    /// 404 Not Found.
-    pub fn not_found() -> Self {
-        Self::text(404, "not found\n")
     }
 }
 
@@ -278,7 +213,9 @@ impl Ctx<'_> {
     /// struct Ticker(Option<ConnId>);
     ///
     /// impl Handler for Ticker {
-    ///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    ///     type State = ();
+    ///
+    ///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _: &mut (), msg: Message<'_>) {
     ///         if msg.as_bytes() == b"start" {
     ///             self.0 = Some(id);
     ///             ctx.set_timer(std::time::Duration::from_secs(1), 7);

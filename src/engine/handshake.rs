@@ -1,6 +1,7 @@
 //! Accepting sockets and the opening handshake: parse the request head, let the handler decide,
 //! answer 101 (negotiating permessage-deflate) or an HTTP status, open the connection.
 
+use std::any::Any;
 use std::io;
 
 use mio::net::TcpStream;
@@ -8,12 +9,15 @@ use mio::{Interest, Token};
 
 use super::conn::{Conn, Phase};
 use super::deadline;
-use super::handler::{Ctx, Decision, Handler, HttpResponse};
+use super::decision::{Decision, HttpResponse};
+use super::handler::{Ctx, Handler};
 use super::id::ConnId;
+use super::inbox::DecisionOutcome;
 use super::shard::{Shard, Timer};
+use super::state::App;
 use super::stats::RejectReason;
 use super::sys;
-use crate::proto::handshake::{self, Accept};
+use crate::proto::handshake::{self, Accept, Request};
 use crate::proto::{self, Connection, DeflateParams};
 
 /// How a handshake attempt ended.
@@ -24,6 +28,8 @@ pub(super) enum Handshake {
     Done,
     /// Accepted; frames start after this many bytes.
     Open(usize),
+    /// The handler decides later: keep the request and what follows, read nothing more.
+    Pending,
 }
 
 impl Shard {
@@ -96,7 +102,7 @@ impl Shard {
     }
 
     /// Handles the start of `input`, the bytes of connection `key` in its handshake.
-    pub(super) fn handshake<H: Handler>(&mut self, handler: &mut H, key: usize, input: &[u8]) -> Handshake {
+    pub(super) fn handshake<H: Handler>(&mut self, app: &mut App<H>, key: usize, input: &[u8]) -> Handshake {
         let req = match handshake::parse_request(input, &self.config.head_limits) {
             Ok(None) => return Handshake::Incomplete,
             Ok(Some(req)) => req,
@@ -109,7 +115,7 @@ impl Shard {
         };
         if !req.is_websocket() {
             self.stats.http_requests += 1;
-            let resp = handler.on_http(&mut Ctx { shard: self }, &req);
+            let resp = app.handler.on_http(&mut Ctx { shard: self }, &req);
             self.respond(key, &resp);
             return Handshake::Done;
         }
@@ -120,47 +126,134 @@ impl Shard {
             self.respond(key, &resp);
             return Handshake::Done;
         }
-        match handler.on_handshake(&req) {
+        let id = self.id(key, &self.conns[key]);
+        let decision = app.handler.on_handshake(&mut Ctx { shard: self }, id, &req);
+        self.apply(app, key, &req, decision)
+    }
+
+    /// Carries out the handler's decision on the request of connection `key`.
+    fn apply<H: Handler>(
+        &mut self,
+        app: &mut App<H>,
+        key: usize,
+        req: &Request<'_>,
+        decision: Decision<H::State>,
+    ) -> Handshake {
+        let (protocol, headers, state) = match decision {
             Decision::Reject(resp) => {
                 *self.stats.rejected.entry(RejectReason::Application).or_default() += 1;
                 self.respond(key, &resp);
+                return Handshake::Done;
+            }
+            Decision::Pending => {
+                let conn = &mut self.conns[key];
+                conn.phase = Phase::Pending;
+                if let (Some((t, _)), Some(d)) = (conn.timer, deadline::pending(conn.deadline())) {
+                    conn.timer = Some((t, d));
+                }
+                return Handshake::Pending;
+            }
+            Decision::Accept {
+                protocol,
+                headers,
+                state,
+            } => (protocol, headers, state),
+        };
+        let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        // permessage-deflate, unless the application answered the extension offers itself.
+        let deflate = match self.config.deflate.as_ref() {
+            Some(policy)
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
+            {
+                proto::deflate::negotiate(req.header_values("sec-websocket-extensions"), policy)
+            }
+            _ => None,
+        };
+        let answer = deflate.map(|p| p.to_string());
+        if let Some(a) = answer.as_deref() {
+            headers.push(("Sec-WebSocket-Extensions", a));
+        }
+        let accept = Accept {
+            protocol: protocol.as_deref(),
+            headers: &headers,
+        };
+        if let Err(e) = handshake::write_accept(req, &accept, &mut self.tx) {
+            log::error!(
+                "shard {}: the handler's handshake answer is invalid: {e}",
+                self.index
+            );
+            self.respond(key, &HttpResponse::text(500, "internal error\n"));
+            return Handshake::Done;
+        }
+        let id = self.open(key, deflate);
+        app.states.set(key, state);
+        app.handler
+            .on_open(&mut Ctx { shard: self }, id, app.states.get(key), req);
+        Handshake::Open(req.head_len())
+    }
+
+    /// A decision made elsewhere ([`ServerHandle::decide`]) arrived for connection `id`:
+    /// carries it out if the connection is still waiting for it, then handles the bytes that
+    /// followed its request. `scratch` is the shard's read buffer.
+    ///
+    /// [`ServerHandle::decide`]: super::node::ServerHandle::decide
+    pub(super) fn decided<H: Handler>(
+        &mut self,
+        app: &mut App<H>,
+        scratch: &mut [u8],
+        id: ConnId,
+        decision: Box<dyn Any + Send>,
+    ) -> DecisionOutcome {
+        let Some(conn) = self.entry(id) else {
+            return DecisionOutcome::Gone;
+        };
+        if conn.phase != Phase::Pending {
+            return DecisionOutcome::NotPending;
+        }
+        let key = id.key as usize;
+        let Ok(decision) = decision.downcast::<Decision<H::State>>() else {
+            log::error!(
+                "shard {}: a decision for connection {id} carries a state of another type than the handler's",
+                self.index
+            );
+            self.conns[key].phase = Phase::Handshaking;
+            self.current = Some(key);
+            self.respond(key, &HttpResponse::text(500, "internal error\n"));
+            self.flush_tx(key);
+            self.current = None;
+            self.after_io(key);
+            return DecisionOutcome::WrongState;
+        };
+        if matches!(*decision, Decision::Pending) {
+            // Still pending: nothing changes.
+            return DecisionOutcome::Applied;
+        }
+        // The request and what followed it wait in `leftover`: read them again from the
+        // shard's buffer, as if they had just arrived.
+        let conn = &mut self.conns[key];
+        let kept = std::mem::take(&mut conn.leftover);
+        scratch[..kept.len()].copy_from_slice(&kept);
+        conn.phase = Phase::Handshaking;
+        self.current = Some(key);
+        let end = match handshake::parse_request(&scratch[..kept.len()], &self.config.head_limits) {
+            Ok(Some(req)) => self.apply(app, key, &req, *decision),
+            // It parsed when it arrived: this cannot happen; answer as for any bad request.
+            _ => {
+                self.respond(key, &HttpResponse::text(400, "bad request\n"));
                 Handshake::Done
             }
-            Decision::Accept { protocol, headers } => {
-                let mut headers: Vec<(&str, &str)> =
-                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                // permessage-deflate, unless the application answered the extension offers itself.
-                let deflate = match self.config.deflate.as_ref() {
-                    Some(policy)
-                        if !headers
-                            .iter()
-                            .any(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")) =>
-                    {
-                        proto::deflate::negotiate(req.header_values("sec-websocket-extensions"), policy)
-                    }
-                    _ => None,
-                };
-                let answer = deflate.map(|p| p.to_string());
-                if let Some(a) = answer.as_deref() {
-                    headers.push(("Sec-WebSocket-Extensions", a));
-                }
-                let accept = Accept {
-                    protocol: protocol.as_deref(),
-                    headers: &headers,
-                };
-                if let Err(e) = handshake::write_accept(&req, &accept, &mut self.tx) {
-                    log::error!(
-                        "shard {}: the handler's handshake answer is invalid: {e}",
-                        self.index
-                    );
-                    self.respond(key, &HttpResponse::text(500, "internal error\n"));
-                    return Handshake::Done;
-                }
-                let id = self.open(key, deflate);
-                handler.on_open(&mut Ctx { shard: self }, id, &req);
-                Handshake::Open(req.head_len())
+        };
+        let rest = match end {
+            Handshake::Open(head_len) => {
+                scratch.copy_within(head_len..kept.len(), 0);
+                kept.len() - head_len
             }
-        }
+            _ => 0,
+        };
+        self.process(app, scratch, key, rest);
+        DecisionOutcome::Applied
     }
 
     /// The handshake of `key` succeeded, with permessage-deflate if `deflate` was agreed.

@@ -5,9 +5,11 @@
 //! the queued commands ([`Inbox::drain`]), so that a command posted while it drains brings a new
 //! wake-up instead of waiting for the next one.
 
+use std::any::Any;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use mio::{Registry, Token};
 
@@ -33,8 +35,51 @@ pub(crate) enum Command {
         topic: Arc<str>,
         frame: Arc<[u8]>,
     },
+    /// The decision on a handshake that was left pending: a `Decision<H::State>`, boxed so that
+    /// the inbox does not depend on the handler's type.
+    Decide {
+        id: ConnId,
+        decision: Box<dyn Any + Send>,
+        receipt: mpsc::SyncSender<DecisionOutcome>,
+    },
     Shutdown,
     Stats(mpsc::Sender<Stats>),
+}
+
+/// What became of a decision sent with [`ServerHandle::decide`](crate::ServerHandle::decide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecisionOutcome {
+    /// The connection was waiting for it: it is answered (101, or the rejection).
+    Applied,
+    /// No such connection any more: the client left, or the handshake timed out (503), or the
+    /// server stopped. Nothing was done.
+    Gone,
+    /// The connection is not waiting for a decision (it was decided already). Nothing was done.
+    NotPending,
+    /// The decision's state is not the handler's `State` type: the client was answered 500.
+    WrongState,
+}
+
+/// Where the outcome of a decision arrives; dropping it is fine.
+#[derive(Debug)]
+pub struct Receipt(mpsc::Receiver<DecisionOutcome>);
+
+impl Receipt {
+    pub(crate) fn new() -> (mpsc::SyncSender<DecisionOutcome>, Self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        (tx, Self(rx))
+    }
+
+    /// Waits up to `timeout` for the shard to apply the decision. `None` if it did not answer in
+    /// time; [`DecisionOutcome::Gone`] if the shard is gone.
+    pub fn wait(&self, timeout: Duration) -> Option<DecisionOutcome> {
+        match self.0.recv_timeout(timeout) {
+            Ok(o) => Some(o),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(DecisionOutcome::Gone),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+        }
+    }
 }
 
 /// The sending side of a shard's inbox, shared by every thread.

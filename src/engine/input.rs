@@ -8,6 +8,7 @@ use super::deadline;
 use super::handler::{Ctx, Handler};
 use super::handshake::Handshake;
 use super::shard::Shard;
+use super::state::App;
 use crate::proto::Event;
 
 /// Bytes read from one connection before the others get their turn.
@@ -26,7 +27,7 @@ impl Shard {
     /// what arrives. `scratch` is the shard's read buffer.
     pub(super) fn on_readable<H: Handler>(
         &mut self,
-        handler: &mut H,
+        app: &mut App<H>,
         scratch: &mut [u8],
         key: usize,
         read_closed: bool,
@@ -40,6 +41,14 @@ impl Shard {
                 Phase::Closed => return ReadEnd::Done,
                 Phase::Lingering => {
                     self.linger_read(key, scratch);
+                    return ReadEnd::Done;
+                }
+                // Waiting for the handler's decision: nothing more is read (what the client
+                // sends meanwhile waits in the kernel), but a client that leaves is gone.
+                Phase::Pending => {
+                    if read_closed {
+                        self.kill(key);
+                    }
                     return ReadEnd::Done;
                 }
                 _ => {}
@@ -57,7 +66,7 @@ impl Shard {
                 Ok(n) => {
                     conn.last_read_ms = self.now_ms;
                     conn.leftover.clear();
-                    self.process(handler, scratch, key, kept + n);
+                    self.process(app, scratch, key, kept + n);
                     budget = budget.saturating_sub(n);
                     if n < space && !read_closed {
                         // The socket is drained; the next byte brings a new edge.
@@ -78,7 +87,13 @@ impl Shard {
     }
 
     /// Handles `scratch[..filled]`, the input of connection `key`.
-    fn process<H: Handler>(&mut self, handler: &mut H, scratch: &mut [u8], key: usize, filled: usize) {
+    pub(super) fn process<H: Handler>(
+        &mut self,
+        app: &mut App<H>,
+        scratch: &mut [u8],
+        key: usize,
+        filled: usize,
+    ) {
         self.current = Some(key);
         let mut pos = 0;
         while pos < filled {
@@ -90,8 +105,9 @@ impl Shard {
                 break;
             }
             let Some(proto) = conn.proto.as_mut() else {
-                match self.handshake(handler, key, &scratch[pos..filled]) {
-                    Handshake::Incomplete => break,
+                match self.handshake(app, key, &scratch[pos..filled]) {
+                    // Pending: the request and what follows are kept for the decision.
+                    Handshake::Incomplete | Handshake::Pending => break,
                     Handshake::Done => pos = filled,
                     Handshake::Open(head_len) => pos += head_len,
                 }
@@ -101,7 +117,7 @@ impl Shard {
                 Ok(read) => {
                     pos += read.consumed;
                     match read.event {
-                        Some(event) => self.dispatch(handler, key, event),
+                        Some(event) => self.dispatch(app, key, event),
                         None if read.consumed == 0 => break,
                         None => {}
                     }
@@ -128,18 +144,19 @@ impl Shard {
         self.after_io(key);
     }
 
-    fn dispatch<H: Handler>(&mut self, handler: &mut H, key: usize, event: Event<'_>) {
+    fn dispatch<H: Handler>(&mut self, app: &mut App<H>, key: usize, event: Event<'_>) {
         let Some(id) = self.id_of(key) else { return };
+        let (handler, state) = (&mut app.handler, app.states.get(key));
         match event {
             Event::Message(msg) => {
                 self.stats.messages_in += 1;
                 self.stats.bytes_in += msg.as_bytes().len() as u64;
-                handler.on_message(&mut Ctx { shard: self }, id, msg);
+                handler.on_message(&mut Ctx { shard: self }, id, state, msg);
             }
-            Event::Ping(payload) => handler.on_ping(&mut Ctx { shard: self }, id, payload),
+            Event::Ping(payload) => handler.on_ping(&mut Ctx { shard: self }, id, state, payload),
             Event::Pong(payload) => {
                 self.pong_received(key);
-                handler.on_pong(&mut Ctx { shard: self }, id, payload);
+                handler.on_pong(&mut Ctx { shard: self }, id, state, payload);
             }
             Event::Close(frame) => {
                 if let Some(conn) = self.conns.get_mut(key) {

@@ -31,7 +31,7 @@
 //! | `handshake.rs`, `input.rs`, `output.rs`, `broadcast.rs`, `timeouts.rs`, `drain.rs` | the shard's work, one concern each |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase) |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
-//! | `handler.rs` | [`Handler`], [`Ctx`], [`Decision`], [`HttpResponse`] |
+//! | `handler.rs`, `decision.rs`, `state.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states |
 //! | `node.rs`, `inbox.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
@@ -40,6 +40,7 @@ mod broadcast;
 mod config;
 mod conn;
 mod deadline;
+mod decision;
 mod drain;
 mod error;
 mod event_loop;
@@ -52,6 +53,7 @@ mod node;
 mod output;
 mod queue;
 mod shard;
+mod state;
 mod stats;
 pub(crate) mod sys;
 mod timeouts;
@@ -63,9 +65,11 @@ pub use self::config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
     DEFAULT_READ_BUFFER, ServerConfig,
 };
+pub use self::decision::{Decision, HttpResponse};
 pub use self::error::SendError;
 pub(crate) use self::event_loop::{Bound, bind};
-pub use self::handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
+pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
+pub use self::inbox::{DecisionOutcome, Receipt};
 pub use self::node::{Bridge, ServerHandle};
 pub use self::stats::{RejectReason, Stats};

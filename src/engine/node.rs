@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::decision::Decision;
 use super::id::ConnId;
-use super::inbox::{Command, Inbox, Mailbox};
+use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt};
 use super::stats::Stats;
 use crate::proto::{self, CloseCode, MessageKind};
 
@@ -203,6 +204,27 @@ impl ServerHandle {
     /// Delivers a message that another node published: to this node's subscribers only.
     pub fn publish_from_bridge(&self, topic: &str, kind: MessageKind, data: &[u8]) {
         self.node.publish(topic, kind, data, None, true);
+    }
+
+    /// Decides, from any thread, on a handshake that [`Handler::on_handshake`] left
+    /// [`Decision::Pending`]: accept (with the connection's state, which must be the handler's
+    /// [`Handler::State`]) or reject. The shard applies it at once; the [`Receipt`] says how it
+    /// went ([`DecisionOutcome::Gone`] if the client left or the handshake timed out meanwhile:
+    /// a late decision is a no-op).
+    ///
+    /// [`Handler::on_handshake`]: crate::Handler::on_handshake
+    /// [`Handler::State`]: crate::Handler::State
+    pub fn decide<S: Send + 'static>(&self, id: ConnId, decision: Decision<S>) -> Receipt {
+        let (tx, receipt) = Receipt::new();
+        let cmd = Command::Decide {
+            id,
+            decision: Box::new(decision),
+            receipt: tx.clone(),
+        };
+        if !self.node.post(id.shard(), cmd) {
+            let _ = tx.try_send(DecisionOutcome::Gone);
+        }
+        receipt
     }
 
     /// Closes a connection from any thread.

@@ -7,8 +7,8 @@ use std::io::{self, IoSlice, Read, Write};
 use super::config::Backpressure;
 use super::conn::Phase;
 use super::deadline;
+use super::decision::HttpResponse;
 use super::error::SendError;
-use super::handler::HttpResponse;
 use super::id::ConnId;
 use super::shard::Shard;
 use crate::proto::handshake;
@@ -35,7 +35,7 @@ impl Shard {
         let corked = self.current == Some(key);
         let conn = &self.conns[key];
         match conn.phase {
-            Phase::Handshaking => return Err(SendError::NotOpen),
+            Phase::Handshaking | Phase::Pending => return Err(SendError::NotOpen),
             Phase::Flushing | Phase::Lingering | Phase::Closed => return Err(SendError::Closing),
             Phase::Open => {}
         }

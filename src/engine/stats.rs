@@ -30,6 +30,8 @@ pub enum RejectReason {
     Draining,
     /// No complete request within the handshake timeout.
     Timeout,
+    /// A request left pending by the handler got no decision within the handshake timeout (503).
+    Undecided,
 }
 
 impl RejectReason {

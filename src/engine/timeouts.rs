@@ -2,7 +2,7 @@
 //! [`deadline`](super::deadline); this carries them out (answer 408, ping, drop).
 
 use super::deadline::{self, Deadline, Expiry, Liveness};
-use super::handler::HttpResponse;
+use super::decision::HttpResponse;
 use super::shard::Shard;
 use super::stats::RejectReason;
 
@@ -27,6 +27,17 @@ impl Shard {
             Expiry::HandshakeTimeout => {
                 *self.stats.rejected.entry(RejectReason::Timeout).or_default() += 1;
                 let resp = HttpResponse::text(408, "handshake timeout\n");
+                self.current = Some(key);
+                self.respond(key, &resp);
+                self.flush_tx(key);
+                self.current = None;
+                self.after_io(key);
+            }
+            Expiry::DecisionTimeout => {
+                *self.stats.rejected.entry(RejectReason::Undecided).or_default() += 1;
+                let mut resp = HttpResponse::text(503, "no decision on the handshake in time\n");
+                resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
+                conn.leftover = Vec::new();
                 self.current = Some(key);
                 self.respond(key, &resp);
                 self.flush_tx(key);

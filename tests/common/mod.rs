@@ -16,7 +16,9 @@ pub use wire::{frame, try_read_frame};
 pub struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
     }
 
@@ -255,11 +257,25 @@ impl Probe {
 }
 
 impl Handler for Probe {
-    fn on_open(&mut self, _ctx: &mut c10k::Ctx<'_>, id: c10k::ConnId, _req: &c10k::proto::Request<'_>) {
+    type State = ();
+
+    fn on_open(
+        &mut self,
+        _ctx: &mut c10k::Ctx<'_>,
+        id: c10k::ConnId,
+        _state: &mut Self::State,
+        _req: &c10k::proto::Request<'_>,
+    ) {
         self.events.push(Ev::Open(id));
     }
 
-    fn on_message(&mut self, ctx: &mut c10k::Ctx<'_>, id: c10k::ConnId, msg: c10k::proto::Message<'_>) {
+    fn on_message(
+        &mut self,
+        ctx: &mut c10k::Ctx<'_>,
+        id: c10k::ConnId,
+        _state: &mut Self::State,
+        msg: c10k::proto::Message<'_>,
+    ) {
         let bytes = msg.as_bytes();
         self.events.push(Ev::Message(id, bytes.to_vec()));
         if let Some(cmd) = bytes.strip_prefix(b"close:") {
@@ -272,7 +288,13 @@ impl Handler for Probe {
         let _ = ctx.send(id, msg.kind(), bytes);
     }
 
-    fn on_pong(&mut self, _ctx: &mut c10k::Ctx<'_>, id: c10k::ConnId, _payload: &[u8]) {
+    fn on_pong(
+        &mut self,
+        _ctx: &mut c10k::Ctx<'_>,
+        id: c10k::ConnId,
+        _state: &mut Self::State,
+        _payload: &[u8],
+    ) {
         self.events.push(Ev::Pong(id));
     }
 
@@ -280,13 +302,14 @@ impl Handler for Probe {
         &mut self,
         _ctx: &mut c10k::Ctx<'_>,
         id: c10k::ConnId,
+        _state: Self::State,
         code: c10k::proto::CloseCode,
         reason: &str,
     ) {
         self.events.push(Ev::Close(id, code.as_u16(), reason.to_owned()));
     }
 
-    fn on_drain(&mut self, _ctx: &mut c10k::Ctx<'_>, id: c10k::ConnId) {
+    fn on_drain(&mut self, _ctx: &mut c10k::Ctx<'_>, id: c10k::ConnId, _state: &mut Self::State) {
         self.events.push(Ev::Drain(id));
     }
 

@@ -26,8 +26,10 @@ const PAGE: &str = include_str!("life.html");
 struct Relay(PubSub);
 
 impl Handler for Relay {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
-        self.0.on_message(ctx, id, msg);
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
+        self.0.on_message(ctx, id, _state, msg);
     }
 
     fn on_http(&mut self, _ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {

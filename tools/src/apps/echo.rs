@@ -13,7 +13,9 @@ pub const ECHO_PAGE: &str = include_str!("echo.html");
 pub struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         // Errors mean the connection is closing or over its queue cap (the policy applied).
         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
     }

@@ -39,7 +39,9 @@ fn valid_topic(t: &str) -> bool {
 }
 
 impl Handler for PubSub {
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         let Message::Text(text) = msg else {
             let _ = ctx.close(id, CloseCode::Unsupported, "commands are text");
             return;
@@ -80,13 +82,15 @@ pub fn room_of(path: &str) -> &str {
 }
 
 impl Handler for Chat {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) {
+    type State = ();
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, req: &Request<'_>) {
         let topic = format!("room:{}", room_of(req.path()));
         let _ = ctx.subscribe(id, &topic);
         // The room is remembered by the topic itself: a connection is in exactly one room.
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message<'_>) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
         let room = ctx.topics_of(id).next();
         if let Some(topic) = room {
             ctx.publish(&topic, msg.kind(), msg.as_bytes());
