@@ -82,19 +82,16 @@ pub fn room_of(path: &str) -> &str {
 }
 
 impl Handler for Chat {
-    type State = ();
+    /// The connection's room topic (`room:NAME`): a connection is in exactly one room.
+    type State = String;
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, req: &Request<'_>) {
-        let topic = format!("room:{}", room_of(req.path()));
-        let _ = ctx.subscribe(id, &topic);
-        // The room is remembered by the topic itself: a connection is in exactly one room.
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, room: &mut String, req: &Request<'_>) {
+        *room = format!("room:{}", room_of(req.path()));
+        let _ = ctx.subscribe(id, room);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
-        let room = ctx.topics_of(id).next();
-        if let Some(topic) = room {
-            ctx.publish(&topic, msg.kind(), msg.as_bytes());
-        }
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, _id: ConnId, room: &mut String, msg: Message<'_>) {
+        ctx.publish(room, msg.kind(), msg.as_bytes());
     }
 
     fn on_http(&mut self, _ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
