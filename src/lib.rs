@@ -140,3 +140,8 @@ pub use engine::{
     RejectReason, SendError, ServerConfig, ServerHandle, Stats, TimerId,
 };
 pub use server::Server;
+
+/// The README's examples, compiled by `cargo test --doc` so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -102,6 +102,14 @@ pub struct Args {
     /// with 503, so that a load balancer takes the server out before it stops accepting.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     drain_grace: Duration,
+    /// Echo mode: leave upgrades to paths under this prefix pending, and accept them --defer
+    /// later from another thread (a stand-in for an authentication service; benches/pending.py).
+    #[arg(long)]
+    defer_path: Option<String>,
+    /// With --defer-path: how long each of those handshakes waits for its decision (keep it
+    /// below --handshake-timeout, or they are answered 503).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    defer: Duration,
     /// Internal: this process is worker I of a supervisor.
     #[arg(long, hide = true)]
     worker_index: Option<u32>,
@@ -204,6 +212,18 @@ pub fn run(args: Args) -> Result<(), String> {
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
     let (healthz, metrics, index) = (args.healthz, args.metrics, args.worker_index);
     match args.mode {
+        Mode::Echo if args.defer_path.is_some() => {
+            let (prefix, delay) = (args.defer_path.clone().unwrap_or_default(), args.defer);
+            serve(
+                Server::bind(config, move |_| {
+                    apps::Ops::new(apps::DeferredEcho::new(&prefix, delay), healthz, metrics, index)
+                })
+                .map_err(bind_error)?,
+                &args,
+                &worker,
+            )
+        }
+        _ if args.defer_path.is_some() => Err("--defer-path is for --mode echo".to_owned()),
         Mode::Echo => serve(
             Server::bind(config, move |_| {
                 apps::Ops::new(apps::Echo, healthz, metrics, index)
