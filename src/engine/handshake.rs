@@ -219,11 +219,7 @@ impl Shard {
                 self.index
             );
             self.conns[key].phase = Phase::Handshaking;
-            self.current = Some(key);
-            self.respond(key, &HttpResponse::text(500, "internal error\n"));
-            self.flush_tx(key);
-            self.current = None;
-            self.after_io(key);
+            self.answer_and_close(key, &HttpResponse::text(500, "internal error\n"));
             return DecisionOutcome::WrongState;
         };
         if matches!(*decision, Decision::Pending) {

@@ -236,6 +236,16 @@ impl Shard {
         self.flush_then_close(key);
     }
 
+    /// Answers a connection that is not being read (a deadline passed, a decision came from
+    /// another thread) and closes after the answer.
+    pub(super) fn answer_and_close(&mut self, key: usize, resp: &HttpResponse) {
+        self.current = Some(key);
+        self.respond(key, resp);
+        self.flush_tx(key);
+        self.current = None;
+        self.after_io(key);
+    }
+
     /// What is queued for `key` is its last output: close once it is written, within the close
     /// timeout.
     pub(super) fn flush_then_close(&mut self, key: usize) {

@@ -26,23 +26,14 @@ impl Shard {
         match deadline::expire(passed, live, now, &self.timeouts) {
             Expiry::HandshakeTimeout => {
                 *self.stats.rejected.entry(RejectReason::Timeout).or_default() += 1;
-                let resp = HttpResponse::text(408, "handshake timeout\n");
-                self.current = Some(key);
-                self.respond(key, &resp);
-                self.flush_tx(key);
-                self.current = None;
-                self.after_io(key);
+                self.answer_and_close(key, &HttpResponse::text(408, "handshake timeout\n"));
             }
             Expiry::DecisionTimeout => {
                 *self.stats.rejected.entry(RejectReason::Undecided).or_default() += 1;
                 let mut resp = HttpResponse::text(503, "no decision on the handshake in time\n");
                 resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
                 conn.leftover = Vec::new();
-                self.current = Some(key);
-                self.respond(key, &resp);
-                self.flush_tx(key);
-                self.current = None;
-                self.after_io(key);
+                self.answer_and_close(key, &resp);
             }
             Expiry::CloseTimeout => {
                 if conn.phase != super::conn::Phase::Lingering {
