@@ -35,6 +35,7 @@
 mod driver;
 pub mod multi;
 mod options;
+pub mod page;
 pub mod procfs;
 mod report;
 mod sys;
