@@ -89,7 +89,7 @@ pub use engine::sys::{fd_limits, raise_fd_limit};
 pub use engine::{
     Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
-    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, Handler, HttpResponse, RejectReason, SendError,
-    ServerConfig, ServerHandle, Stats, TimerId,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, Handler, HttpResponse, RejectReason, RttHistogram,
+    SendError, ServerConfig, ServerHandle, Stats, TimerId,
 };
 pub use server::Server;

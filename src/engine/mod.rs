@@ -68,4 +68,4 @@ pub(crate) use self::event_loop::{Bound, bind};
 pub use self::handler::{Ctx, Decision, Handler, HttpResponse, TimerId};
 pub use self::id::ConnId;
 pub use self::node::{Bridge, ServerHandle};
-pub use self::stats::{RejectReason, Stats};
+pub use self::stats::{RejectReason, RttHistogram, Stats};
