@@ -4,7 +4,7 @@
 //! nothing fetched. It shows the run's parameters and summary, the latency percentile curve (from
 //! the recorded histogram buckets, so it is exact to the histogram's three significant digits),
 //! and messages/s and CPU use (server and generator) over the measured window, from the
-//! [`timeline`](super::timeline). An `.svg` file holds the same charts and text in one picture.
+//! [`timeline`]. An `.svg` file holds the same charts and text in one picture.
 
 use std::fmt::Write as _;
 
