@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from charts import figure
 from pinned import C10K, ROOT, bench, fmt, med, start, stop
 
 PEERS = os.path.join(ROOT, "benches/peers/target/release")
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--fanout-rate", default="1000", help="fanout: messages/s published")
     ap.add_argument("--conns", default=None, help="echo: connection counts, e.g. 1000 (default 100,1000,10000)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--charts", default=None,
+                    help="where to write one SVG chart per case (default: beside --out, else target/compare)")
     a = ap.parse_args()
     servers = a.servers.split(",")
     kinds = a.cases.split(",")
@@ -113,6 +116,52 @@ def main():
     if a.out:
         with open(a.out, "w") as f:
             json.dump(results, f, indent=1)
+    stem = os.path.splitext(a.out)[0] if a.out else os.path.join(ROOT, "target/compare/compare")
+    if a.charts:
+        stem = os.path.join(a.charts, "compare")
+    for path in write_charts(results, servers + [s for s in FANOUT_SERVERS if s not in servers], stem):
+        print(path)
+
+
+def pick(run, key, sub=None):
+    v = run.get(key)
+    return v.get(sub) if sub and isinstance(v, dict) else v
+
+
+def write_charts(results, servers, stem):
+    """One SVG per case, every server side by side: messages/s and server CPU per message
+    (medians, with the range of the rounds), and bytes per connection for hold."""
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    paths = []
+    for label, by_server in results.items():
+        def bars(key, sub=None):
+            out = []
+            for s in servers:
+                vals = [v for v in (pick(r, key, sub) for r in by_server.get(s, [])) if isinstance(v, (int, float))]
+                if s in by_server:
+                    out.append((s, med(by_server[s], key, sub), min(vals) if len(vals) > 1 else None,
+                                max(vals) if len(vals) > 1 else None))
+            return [("", out)]
+        if label.startswith("hold"):
+            panels = [{"title": "Server memory per idle connection (less is better)", "unit": "bytes",
+                       "groups": bars("server_bytes_per_connection"), "fmt": lambda v: f"{v:,.0f} B"}]
+        else:
+            panels = [
+                {"title": "Server CPU per message (less is better)", "unit": "µs",
+                 "groups": bars("server_cpu_us_per_msg"), "fmt": lambda v: f"{v:.2f} µs"},
+                {"title": "Messages per second", "unit": "messages/s", "groups": bars("messages_per_s"),
+                 "fmt": lambda v: f"{v:,.0f}"},
+                {"title": "p99 latency", "unit": "µs", "groups": bars("latency", "p99_us"),
+                 "fmt": lambda v: f"{v:,.0f} µs"},
+            ]
+        rounds = max(len(v) for v in by_server.values())
+        slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+        path = f"{stem}-{slug}.svg"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(figure(f"{label} (median of {rounds} round{'s' if rounds != 1 else ''}; whiskers: range)",
+                           panels))
+        paths.append(path)
+    return paths
 
 
 

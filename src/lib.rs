@@ -137,7 +137,7 @@ pub use engine::{
     Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, DecisionOutcome, Handler, HttpResponse, Receipt,
-    RejectReason, SendError, ServerConfig, ServerHandle, Stats, TimerId,
+    RejectReason, RttHistogram, SendError, ServerConfig, ServerHandle, Stats, TimerId,
 };
 pub use server::Server;
 

@@ -117,7 +117,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         }
     };
     let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
-    let scalars: [Scalar; 21] = [
+    let scalars: [Scalar; 22] = [
         (
             "c10k_connections_open",
             "gauge",
@@ -134,6 +134,12 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             s.sockets
         }),
         ("c10k_topics", "gauge", "Topics with subscribers.", |s| s.topics),
+        (
+            "c10k_queued_bytes",
+            "gauge",
+            "Bytes waiting in write queues for the kernel to take them.",
+            |s| s.queued_bytes,
+        ),
         ("c10k_accepted_total", "counter", "Sockets accepted.", |s| {
             s.accepted
         }),
@@ -260,6 +266,35 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
                 .collect()
         },
     );
+    let _ = writeln!(
+        out,
+        "# HELP c10k_pong_rtt_ms Round trip of keep-alive pings, in milliseconds (shard clock)."
+    );
+    let _ = writeln!(out, "# TYPE c10k_pong_rtt_ms histogram");
+    for (i, s) in shards.iter().enumerate() {
+        let mut cumulative = 0;
+        for (bound, n) in s.pong_rtt.buckets() {
+            cumulative += n;
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "c10k_pong_rtt_ms_bucket{{{}}} {cumulative}",
+                labels(i, &format!("le=\"{le}\""))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "c10k_pong_rtt_ms_sum{{{}}} {}",
+            labels(i, ""),
+            s.pong_rtt.sum_ms()
+        );
+        let _ = writeln!(
+            out,
+            "c10k_pong_rtt_ms_count{{{}}} {}",
+            labels(i, ""),
+            s.pong_rtt.count()
+        );
+    }
     let _ = writeln!(out, "# HELP c10k_draining Whether the server is shutting down.");
     let _ = writeln!(out, "# TYPE c10k_draining gauge");
     let w = worker.map_or_else(String::new, |w| format!("{{worker=\"{w}\"}}"));
@@ -280,6 +315,8 @@ mod tests {
             ..Stats::default()
         };
         a.closes.insert(1000, 2);
+        a.pong_rtt.record(0);
+        a.pong_rtt.record(3);
         a.rejected.insert(RejectReason::Version, 1);
         let b = Stats {
             connections_open: 4,
@@ -295,6 +332,11 @@ mod tests {
             text.contains("c10k_handshakes_rejected_total{shard=\"0\",worker=\"2\",reason=\"version\"} 1\n")
         );
         assert!(text.contains("c10k_draining{worker=\"2\"} 0\n"));
+        assert!(text.contains("# TYPE c10k_pong_rtt_ms histogram\n"));
+        assert!(text.contains("c10k_pong_rtt_ms_bucket{shard=\"0\",worker=\"2\",le=\"1\"} 1\n"));
+        assert!(text.contains("c10k_pong_rtt_ms_bucket{shard=\"0\",worker=\"2\",le=\"4\"} 2\n"));
+        assert!(text.contains("c10k_pong_rtt_ms_sum{shard=\"0\",worker=\"2\"} 3\n"));
+        assert!(text.contains("c10k_pong_rtt_ms_bucket{shard=\"1\",worker=\"2\",le=\"+Inf\"} 0\n"));
         // Every sample line is `name{labels} value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();

@@ -172,7 +172,9 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.ping_sent_ms = None;
+        if let Some(sent) = conn.ping_sent_ms.take() {
+            self.stats.pong_rtt.record(self.now_ms.saturating_sub(sent));
+        }
         let live = deadline::Liveness {
             last_read_ms: conn.last_read_ms,
             ping_sent_ms: None,

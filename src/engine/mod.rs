@@ -72,4 +72,4 @@ pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub use self::node::{Bridge, ServerHandle};
-pub use self::stats::{RejectReason, Stats};
+pub use self::stats::{RejectReason, RttHistogram, Stats};

@@ -268,6 +268,10 @@ impl Shard {
             .count();
         s.timers = self.wheel.len().saturating_sub(own) as u64;
         s.deflated = self.deflate.compressed();
+        // One pass over the slab, reading each queue's own length: O(connections), once a second
+        // for the publication and once per metrics request.
+        s.queued_bytes = self.conns.iter().map(|(_, c)| c.queue.len() as u64).sum();
+        s.snapshot_ms = self.now_ms;
         s
     }
 

@@ -106,6 +106,82 @@ pub struct Stats {
     /// Messages compressed with permessage-deflate; a broadcast compressed once for many
     /// subscribers counts once.
     pub deflated: u64,
+    /// Bytes waiting in the connections' write queues (what the kernel did not take yet) when
+    /// the snapshot was taken.
+    pub queued_bytes: u64,
+    /// Round-trip times of the keep-alive pings: from a ping sent to its pong read.
+    pub pong_rtt: RttHistogram,
+    /// The shard's clock when the snapshot was taken, in milliseconds since the shard started
+    /// (summed statistics: the latest). Two snapshots of one shard give the time between them,
+    /// and so rates.
+    pub snapshot_ms: u64,
+}
+
+/// Buckets of [`RttHistogram`]: under 1 ms, then one per power of two up to 2^18 ms (about four
+/// minutes, far past any pong timeout), then everything above.
+const RTT_BUCKETS: usize = 20;
+
+/// A small fixed histogram of round-trip times in milliseconds (the shard's clock, read once per
+/// loop turn): bucket 0 counts times under 1 ms, bucket i counts [2^(i-1), 2^i) ms, the last
+/// bucket everything longer. Recording allocates nothing and costs a few instructions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RttHistogram {
+    buckets: [u64; RTT_BUCKETS],
+    sum_ms: u64,
+}
+
+impl RttHistogram {
+    /// Counts one round trip of `ms` milliseconds.
+    pub fn record(&mut self, ms: u64) {
+        let i = (u64::BITS - ms.leading_zeros()) as usize;
+        self.buckets[i.min(RTT_BUCKETS - 1)] += 1;
+        self.sum_ms = self.sum_ms.saturating_add(ms);
+    }
+
+    /// The sum of the recorded times, in milliseconds.
+    pub fn sum_ms(&self) -> u64 {
+        self.sum_ms
+    }
+
+    /// Round trips recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The counts, bucket by bucket, with each bucket's upper bound in milliseconds (`None` for
+    /// the last, unbounded one).
+    pub fn buckets(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((i + 1 < RTT_BUCKETS).then(|| 1u64 << i), *n))
+    }
+
+    /// The upper bound, in milliseconds, of the bucket that holds quantile `q` (0.0 to 1.0);
+    /// `None` when nothing was recorded or the quantile is past the last bounded bucket.
+    pub fn quantile_upper_ms(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bound, n) in self.buckets() {
+            seen += n;
+            if seen >= rank {
+                return bound;
+            }
+        }
+        None
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, o: &RttHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
+            *a += b;
+        }
+        self.sum_ms = self.sum_ms.saturating_add(o.sum_ms);
+    }
 }
 
 impl Stats {
@@ -140,10 +216,45 @@ impl Stats {
         self.deliveries += o.deliveries;
         self.topics += o.topics;
         self.deflated += o.deflated;
+        self.queued_bytes += o.queued_bytes;
+        self.pong_rtt.merge(&o.pong_rtt);
+        self.snapshot_ms = self.snapshot_ms.max(o.snapshot_ms);
     }
 
     /// Total handshakes refused.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtt_histogram_buckets_by_powers_of_two_and_answers_upper_bounds() {
+        let mut h = RttHistogram::default();
+        assert_eq!(h.quantile_upper_ms(0.5), None);
+        for ms in [0, 0, 0, 1, 3, 3, 700, 1 << 40] {
+            h.record(ms);
+        }
+        assert_eq!(h.count(), 8);
+        // 0 ms: under 1; 1: [1, 2); 3: [2, 4); 700: [512, 1024).
+        assert_eq!(h.quantile_upper_ms(0.25), Some(1));
+        assert_eq!(h.quantile_upper_ms(0.5), Some(2));
+        assert_eq!(h.quantile_upper_ms(0.75), Some(4));
+        assert_eq!(h.quantile_upper_ms(0.8), Some(1024));
+        assert_eq!(h.quantile_upper_ms(1.0), None, "past the last bounded bucket");
+        let mut sum = Stats::default();
+        let one = Stats {
+            pong_rtt: h,
+            queued_bytes: 5,
+            snapshot_ms: 9,
+            ..Stats::default()
+        };
+        sum.merge(&one);
+        sum.merge(&one);
+        assert_eq!(sum.pong_rtt.count(), 16);
+        assert_eq!((sum.queued_bytes, sum.snapshot_ms), (10, 9));
     }
 }

@@ -71,6 +71,77 @@ fn echo_scenario_reports_json_with_server_cpu() {
 }
 
 #[test]
+fn echo_report_is_a_self_contained_page_with_the_latency_curve_and_the_parameters() {
+    let (server, url) = serve(&["--shards", "1"]);
+    let pid = server.pid().to_string();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let html = dir.join(format!("bench-report-{}.html", std::process::id()));
+    let svg = html.with_extension("svg");
+    for path in [&html, &svg] {
+        let (ok, out) = bench(&[
+            "echo",
+            "--url",
+            &url,
+            "-c",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--server-pid",
+            &pid,
+            "--report",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        let page = std::fs::read_to_string(path).unwrap();
+        let _ = std::fs::remove_file(path);
+        // Nothing fetched: no external source, link or script.
+        for attr in [
+            "src=\"http",
+            "href=\"http",
+            "src='http",
+            "href='http",
+            "<script",
+            "url(",
+        ] {
+            assert!(!page.contains(attr), "{attr} in {page}");
+        }
+        // The latency curve, messages/s, server and generator CPU: each a line with points.
+        let curves: Vec<&str> = page
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(curves.len(), 4, "{page}");
+        for points in &curves {
+            assert!(points.split(' ').count() >= 2, "{points}");
+        }
+        assert!(page.contains("Round-trip latency by percentile"), "{page}");
+        assert!(page.contains("99.9%"), "the percentile axis: {page}");
+        // The run's parameters.
+        for text in [
+            url.as_str(),
+            "echo",
+            "connections",
+            "20",
+            "1 s",
+            "0.2 s",
+            &format!("pid {pid}"),
+        ] {
+            assert!(page.contains(text), "{text} missing from {page}");
+        }
+        if path == &html {
+            assert!(page.starts_with("<!doctype html>"));
+            assert!(page.contains("<td>connections</td><td>20</td>"), "{page}");
+        } else {
+            assert!(page.starts_with("<svg xmlns="));
+        }
+    }
+    stop(server);
+}
+
+#[test]
 fn bench_fails_when_the_server_does_not_echo_correctly() {
     // A server that answers with a different message size: the generator must notice.
     let (server, url) = serve(&["--max-message", "10"]);

@@ -65,6 +65,8 @@ pub(super) struct RunState {
     pub epoch: Instant,
     /// fanout: messages published, once the publisher has stopped (u64::MAX before).
     pub published: AtomicU64,
+    /// Each thread's count of messages received in the window, for the timeline.
+    pub progress: Vec<super::timeline::Progress>,
 }
 
 /// What a thread measured.

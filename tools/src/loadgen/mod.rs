@@ -35,9 +35,11 @@
 mod driver;
 pub mod multi;
 mod options;
+pub mod page;
 pub mod procfs;
 mod report;
 mod sys;
+pub mod timeline;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -138,6 +140,7 @@ fn run_inner(
         peak: AtomicUsize::new(0),
         epoch: Instant::now(),
         published: std::sync::atomic::AtomicU64::new(u64::MAX),
+        progress: (0..threads).map(|_| timeline::Progress::default()).collect(),
     });
     let rss_before = opts
         .server_pid
@@ -212,7 +215,19 @@ fn run_inner(
             cpu_start = ServerCpu::sample(opts.server_pid);
             self_start = procfs::sample(None);
             let w0 = Instant::now();
-            std::thread::sleep((opts.warmup + opts.duration).saturating_sub(t0.elapsed()));
+            report.timeline = timeline::sample(
+                w0,
+                t0 + opts.warmup + opts.duration,
+                timeline::interval_for(opts.duration),
+                || timeline::Point {
+                    messages: timeline::Progress::total(&shared.progress),
+                    server_cpu_us: opts
+                        .server_pid
+                        .and_then(|p| procfs::sample(Some(p)))
+                        .map(|s| s.cpu_us),
+                    generator_cpu_us: procfs::sample(None).map(|s| s.cpu_us),
+                },
+            );
             window = w0.elapsed();
             cpu_end = ServerCpu::sample(opts.server_pid);
             self_end = procfs::sample(None);

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use c10k::client::WsUrl;
 
-use super::{Options, Report, Scenario, ServerCpu, procfs};
+use super::{Options, Report, Scenario, ServerCpu, procfs, timeline};
 
 pub use reports::merge;
 
@@ -184,11 +184,27 @@ pub fn run_processes(
     }
     let t0 = Instant::now();
     let (mut cpu_start, mut cpu_end, mut window) = (ServerCpu::default(), ServerCpu::default(), None);
+    let mut timeline = Vec::new();
     if matches!(opts.scenario, Scenario::Echo | Scenario::Rate) && late.is_empty() {
         std::thread::sleep(opts.warmup);
         cpu_start = ServerCpu::sample(opts.server_pid);
         let w0 = Instant::now();
-        std::thread::sleep((opts.warmup + opts.duration).saturating_sub(t0.elapsed()));
+        // The children count the messages of each interval; the CPU time is the server's and
+        // that of every load process (this one's tree).
+        let me = std::process::id();
+        timeline = timeline::sample(
+            w0,
+            t0 + opts.warmup + opts.duration,
+            timeline::interval_for(opts.duration),
+            || timeline::Point {
+                messages: 0,
+                server_cpu_us: opts
+                    .server_pid
+                    .and_then(|p| procfs::sample(Some(p)))
+                    .map(|s| s.cpu_us),
+                generator_cpu_us: procfs::sample(Some(me)).map(|s| s.cpu_us),
+            },
+        );
         window = Some(w0.elapsed());
         cpu_end = ServerCpu::sample(opts.server_pid);
     }
@@ -223,6 +239,11 @@ pub fn run_processes(
         }
     }
     let mut report = merge(&reports)?;
+    // The children's messages, interval by interval, over this process's CPU samples.
+    for (_, r) in &reports {
+        timeline::add_messages(&mut timeline, &r.timeline);
+    }
+    report.timeline = timeline;
     report.scenario = opts.scenario.name();
     report.connections = opts.connections;
     report.payload = opts.payload;

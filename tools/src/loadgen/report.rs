@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use super::timeline::Interval;
 use super::{Scenario, procfs};
 
 /// What a run measured.
@@ -77,6 +78,8 @@ pub struct Report {
     pub latency_hist: Vec<(u64, u64)>,
     /// The handshake latency histogram's recorded buckets, like `latency_hist`.
     pub handshake_hist: Vec<(u64, u64)>,
+    /// The measured window interval by interval: messages, server and generator CPU time.
+    pub timeline: Vec<Interval>,
 }
 
 impl Report {
@@ -220,7 +223,7 @@ impl Report {
                 "\"server_cpu_us\":{},\"server_cpu_us_per_msg\":{},\"server_cores\":{},",
                 "\"server_busiest_thread\":{},\"generator_cores\":{:.3},\"threads\":{},",
                 "\"server_rss_before\":{},\"server_rss_after\":{},\"server_bytes_per_connection\":{},",
-                "\"saturated\":\"{}\"}}"
+                "\"saturated\":\"{}\",\"timeline\":{}}}"
             ),
             self.scenario,
             self.connections,
@@ -253,6 +256,7 @@ impl Report {
             opt(self.server_rss_after),
             opt(self.server_bytes_per_connection.map(|v| format!("{v:.1}"))),
             self.saturated,
+            timeline_json(&self.timeline),
         )
     }
 }
@@ -407,6 +411,28 @@ fn buckets_json(buckets: &[(u64, u64)]) -> String {
             s.push(',');
         }
         let _ = write!(s, "[{v},{n}]");
+    }
+    s.push(']');
+    s
+}
+
+/// `[[end_s, messages, server_cpu_us, generator_cpu_us], ...]`, null for what was not measured.
+fn timeline_json(timeline: &[Interval]) -> String {
+    let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
+    let mut s = String::with_capacity(timeline.len() * 32 + 2);
+    s.push('[');
+    for (i, t) in timeline.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "[{:.3},{},{},{}]",
+            t.end_s,
+            t.messages,
+            opt(t.server_cpu_us),
+            opt(t.generator_cpu_us)
+        );
     }
     s.push(']');
     s

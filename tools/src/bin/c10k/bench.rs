@@ -83,6 +83,11 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the run's figures as a page people look at: a self-contained HTML page, or one
+    /// SVG picture if FILE ends in .svg (latency percentile curve, messages/s and CPU over the
+    /// window, the parameters).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
     /// fanout: how the server is asked to subscribe and publish.
     #[arg(long, value_enum, default_value_t = Protocol::Topics)]
     fanout_protocol: Protocol,
@@ -203,6 +208,16 @@ pub fn run(args: Args) -> Result<(), String> {
         write!(out, "{}", report.table())
     };
     drop(out);
+    if let Some(path) = &args.report {
+        let params = loadgen::page::parameters(&opts, args.processes as usize);
+        let is_svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+        let text = if is_svg {
+            loadgen::page::svg(&report, &params)
+        } else {
+            loadgen::page::html(&report, &params)
+        };
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if report.ok() {
         Ok(())
     } else {

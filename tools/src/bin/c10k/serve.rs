@@ -98,6 +98,11 @@ pub struct Args {
     /// Answer `GET /metrics` in the Prometheus text format (per shard, labelled by worker).
     #[arg(long)]
     metrics: bool,
+    /// Serve a live view on `GET /dashboard`: connections, messages and bytes per second,
+    /// handshakes and rejections, queued bytes, pings and pong round trips, per worker and shard,
+    /// updated every second over a WebSocket (`/dashboard/live`).
+    #[arg(long)]
+    dashboard: bool,
     /// On SIGINT/SIGTERM, keep accepting for this long first, answering /healthz and upgrades
     /// with 503, so that a load balancer takes the server out before it stops accepting.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
@@ -210,13 +215,23 @@ pub fn run(args: Args) -> Result<(), String> {
         config.bridge = Some(c10k::bridge::redis::RedisBridge::new(url, &args.redis_prefix)?);
     }
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
-    let (healthz, metrics, index) = (args.healthz, args.metrics, args.worker_index);
+    let wrap = Wrap {
+        healthz: args.healthz,
+        metrics: args.metrics,
+        dashboard: args.dashboard,
+        worker: args.worker_index,
+        // Set by the supervisor for its workers: the dashboard page looks for every one.
+        workers: std::env::var("C10K_WORKERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+    };
     match args.mode {
         Mode::Echo if args.defer_path.is_some() => {
             let (prefix, delay) = (args.defer_path.clone().unwrap_or_default(), args.defer);
             serve(
                 Server::bind(config, move |_| {
-                    apps::Ops::new(apps::DeferredEcho::new(&prefix, delay), healthz, metrics, index)
+                    wrap.around(apps::DeferredEcho::new(&prefix, delay))
                 })
                 .map_err(bind_error)?,
                 &args,
@@ -225,29 +240,37 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         _ if args.defer_path.is_some() => Err("--defer-path is for --mode echo".to_owned()),
         Mode::Echo => serve(
-            Server::bind(config, move |_| {
-                apps::Ops::new(apps::Echo, healthz, metrics, index)
-            })
-            .map_err(bind_error)?,
+            Server::bind(config, move |_| wrap.around(apps::Echo)).map_err(bind_error)?,
             &args,
             &worker,
         ),
         Mode::Pubsub => serve(
-            Server::bind(config, move |_| {
-                apps::Ops::new(apps::PubSub, healthz, metrics, index)
-            })
-            .map_err(bind_error)?,
+            Server::bind(config, move |_| wrap.around(apps::PubSub)).map_err(bind_error)?,
             &args,
             &worker,
         ),
         Mode::Chat => serve(
-            Server::bind(config, move |_| {
-                apps::Ops::new(apps::Chat, healthz, metrics, index)
-            })
-            .map_err(bind_error)?,
+            Server::bind(config, move |_| wrap.around(apps::Chat)).map_err(bind_error)?,
             &args,
             &worker,
         ),
+    }
+}
+
+/// What goes around the mode's handler: health, metrics and the dashboard.
+#[derive(Debug, Clone, Copy)]
+struct Wrap {
+    healthz: bool,
+    metrics: bool,
+    dashboard: bool,
+    worker: Option<u32>,
+    workers: u32,
+}
+
+impl Wrap {
+    fn around<H: c10k::Handler>(self, inner: H) -> apps::Ops<apps::Dashboard<H>> {
+        let live = apps::Dashboard::new(inner, self.dashboard, self.worker, self.workers);
+        apps::Ops::new(live, self.healthz, self.metrics, self.worker)
     }
 }
 

@@ -3,7 +3,7 @@
 //! One process may hold only so many file descriptors; P processes hold P times as many. Each
 //! worker is this program run again (never a `fork` of this threaded process) with the same
 //! arguments minus `--processes`, the concrete `--addr`, and the hidden `--worker-index I`; it
-//! also finds I in the environment as `C10K_WORKER`. Every worker binds the address with
+//! also finds I in the environment as `C10K_WORKER` (and P as `C10K_WORKERS`). Every worker binds the address with
 //! SO_REUSEPORT, as the shards of one process already do, so the kernel spreads connections over
 //! all the shards of all the workers.
 //!
@@ -174,12 +174,14 @@ impl Supervisor {
     /// Starts worker `i` (again).
     fn spawn(&mut self, i: usize) -> Result<(), String> {
         let supervisor = std::process::id();
+        let workers = self.workers.len();
         let w = &mut self.workers[i];
         w.generation += 1;
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
             .args(["--worker-index", &i.to_string()])
             .env("C10K_WORKER", i.to_string())
+            .env("C10K_WORKERS", workers.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .process_group(0);

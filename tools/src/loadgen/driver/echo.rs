@@ -65,6 +65,7 @@ impl Driver {
             && now < to
         {
             self.result.messages += 1;
+            self.shared.progress[self.thread].set(self.result.messages);
             self.result.bytes += len as u64;
             let _ = self
                 .result

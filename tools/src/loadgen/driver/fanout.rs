@@ -139,6 +139,7 @@ impl Driver {
             && now < to
         {
             self.result.messages += 1;
+            self.shared.progress[self.thread].set(self.result.messages);
             self.result.bytes += text.len() as u64;
             let sent = self.shared.epoch + Duration::from_nanos(sent_ns);
             let _ = self

@@ -3,6 +3,7 @@
 
 use super::MAX_ERROR_SAMPLES;
 use super::json;
+use crate::loadgen::timeline::{self, Interval};
 use crate::loadgen::{Percentiles, Report, Scenario, add_buckets, histogram_buckets, latency_histogram};
 
 /// Sums the reports of processes that ran the same scenario at the same time, each tagged with
@@ -40,6 +41,7 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         samples.extend(r.error_samples.iter().map(|e| format!("load process {i}: {e}")));
         add_buckets(&mut latency, &r.latency_hist)?;
         add_buckets(&mut handshake, &r.handshake_hist)?;
+        timeline::add_messages(&mut out.timeline, &r.timeline);
     }
     samples.truncate(MAX_ERROR_SAMPLES);
     out.error_samples = samples;
@@ -110,6 +112,7 @@ impl Report {
             saturated: "neither",
             latency_hist: buckets("latency_hist")?,
             handshake_hist: buckets("handshake_hist")?,
+            timeline: intervals(v.get("timeline"))?,
             ..Report::default()
         };
         for (hist, pct) in [
@@ -124,6 +127,27 @@ impl Report {
         }
         Ok(r)
     }
+}
+
+/// The `timeline` array of a report: `[end_s, messages, server_cpu_us, generator_cpu_us]` each.
+fn intervals(v: Option<&json::Value>) -> Result<Vec<Interval>, String> {
+    let Some(list) = v.and_then(json::Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|i| match i.as_array() {
+            Some([end, messages, server, generator]) => Some(Interval {
+                end_s: end.as_f64()?,
+                messages: messages.as_u64()?,
+                server_cpu_us: server.as_u64(),
+                generator_cpu_us: generator.as_u64(),
+            }),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            "timeline: not a list of [end_s, messages, server_cpu_us, generator_cpu_us]".to_owned()
+        })
 }
 
 #[cfg(test)]
@@ -218,6 +242,33 @@ mod tests {
         assert_eq!(back.latency, r.latency);
         assert_eq!(back.latency_hist, r.latency_hist);
         assert!((back.messages_per_s - 1234.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn timelines_survive_their_json_and_add_up_over_processes() {
+        let r = Report {
+            scenario: "echo",
+            timeline: vec![
+                Interval {
+                    end_s: 0.1,
+                    messages: 5,
+                    server_cpu_us: Some(100),
+                    generator_cpu_us: None,
+                },
+                Interval {
+                    end_s: 0.2,
+                    messages: 7,
+                    server_cpu_us: None,
+                    generator_cpu_us: Some(3),
+                },
+            ],
+            ..Report::default()
+        };
+        let back = Report::from_json(&r.json()).unwrap();
+        assert_eq!(back.timeline, r.timeline);
+        let merged = merge(&[(0, back.clone()), (1, back)]).unwrap();
+        let counts: Vec<u64> = merged.timeline.iter().map(|i| i.messages).collect();
+        assert_eq!(counts, [10, 14]);
     }
 
     #[test]
