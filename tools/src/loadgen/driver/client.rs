@@ -16,6 +16,10 @@ use mio::net::TcpStream;
 use super::Driver;
 use crate::loadgen::{FanoutProtocol, Scenario};
 
+/// At the end of a run: a server that closes no connection for this long has stopped closing.
+const CLOSE_STALL: Duration = Duration::from_secs(5);
+/// At the end of a run: the longest wait for the server to close every connection.
+const CLOSE_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Where a connection is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -309,9 +313,16 @@ impl Driver {
                 self.finish(key);
             }
         }
-        let end = Instant::now() + Duration::from_secs(5);
-        while !self.conns.is_empty() && Instant::now() < end {
+        // The server closes each connection after its Close reply; many thousands take it a
+        // while on a busy machine. Wait as long as closes keep coming (5 s without one is a
+        // server that stopped), up to a minute in all.
+        let start = Instant::now();
+        let (mut left, mut progress) = (self.conns.len(), start);
+        while !self.conns.is_empty() && progress.elapsed() < CLOSE_STALL && start.elapsed() < CLOSE_WAIT_MAX {
             self.turn(Some(Duration::from_millis(50)));
+            if self.conns.len() < left {
+                (left, progress) = (self.conns.len(), Instant::now());
+            }
         }
         let left: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in left {
