@@ -9,14 +9,17 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+#[path = "needs.rs"]
+mod needs;
 #[path = "../../../tests/common/wire.rs"]
 mod wire;
+#[allow(unused_imports)]
+pub use needs::tool;
 pub use wire::{frame, try_read_frame};
 
 /// The `c10k` binary of this build.
@@ -74,23 +77,6 @@ pub fn rss(pid: u32) -> u64 {
 /// CPU time (user + system) of a process and its descendants, in microseconds.
 pub fn cpu_us(pid: u32) -> u64 {
     c10k_tools::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.cpu_us)
-}
-
-/// A program found in the usual places. Missing: a failure under CI=true (the CI machine must
-/// have it: `.ci/setup` installs it), a skip with a message otherwise.
-pub fn tool(name: &str) -> Option<String> {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return Some(p.display().to_string());
-        }
-    }
-    let msg = format!("{name} is missing: run .ci/setup");
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
 }
 
 /// A free port on 127.0.0.1 (free when asked; another program could take it before it is used).
