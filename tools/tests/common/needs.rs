@@ -6,7 +6,8 @@
 //! test run that is green has run every test. Skipping instead is an explicit choice:
 //! `C10K_SKIP_MISSING_TOOLS=1` makes each such test print `SKIPPED: ...` and pass.
 //!
-//! Included with `#[path = "common/needs.rs"] mod needs;` (procs.rs includes it too).
+//! Included with `#[path = "common/needs.rs"] mod needs;`, or as `procs::needs` by the tests
+//! that include `common/procs.rs`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

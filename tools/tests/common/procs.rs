@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 #[path = "needs.rs"]
-mod needs;
+pub mod needs;
 #[path = "../../../tests/common/wire.rs"]
 mod wire;
 #[allow(unused_imports)]
