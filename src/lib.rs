@@ -21,11 +21,15 @@
 //!
 //! - [`proto`]: the sans-I/O protocol core. Handshake, frames, masking, UTF-8, close codes and
 //!   the per-connection state machine, as pure functions over byte buffers.
-//! - [`engine`]: the event loop of one shard (mio, slab, timing wheel, write queues).
-//! - [`server`], [`handler`], [`topics`]: the embedding API — [`Server`], [`ServerConfig`],
-//!   [`ServerHandle`], the [`Handler`] trait and its [`Ctx`], topics and the bridge to other nodes.
-//! - [`client`], [`loadgen`], [`check`], [`apps`]: a blocking client, the load generator behind
-//!   `c10k bench`, the conformance suite behind `c10k check`, and ready-made handlers.
+//! - `engine` (private): the event loop of one shard (mio, slab, timing wheel, write queues).
+//! - The embedding API: [`Server`], [`ServerConfig`], [`ServerHandle`], the [`Handler`] trait and
+//!   its [`Ctx`] (topics included), and the [`bridge`] to other nodes.
+//! - [`client`], [`ops`]: a blocking client on the same core; health and metrics around any
+//!   handler.
+//!
+//! The load generator behind `c10k bench`, the conformance suite behind `c10k check` and the
+//! ready-made handlers of `c10k serve` are another package of the workspace (`c10k-tools`, in
+//! `tools/`), which an embedder never compiles.
 //!
 //! # Embedding
 //!
