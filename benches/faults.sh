@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The production-operation proofs at full size: the tests of tests/ops_faults.rs and
-# tests/ops_haproxy.rs, built in release mode, with C10K_FULL_SIZE=1. Each test prints its figures:
+# The production-operation proofs at full size: the tests of tools/tests/ops_faults.rs and
+# tools/tests/ops_haproxy.rs, built in release mode, with C10K_FULL_SIZE=1. Each test prints its figures:
 #   slowloris       2,000 connections trickling a request one byte per second (10 s handshake
 #                   timeout: every one answered 408 and closed, and replaced), 1,000 clients
 #                   echoing at 10,000 msg/s: their p99 with and without the attack (server

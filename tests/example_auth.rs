@@ -1,12 +1,15 @@
 //! The auth example as its users see it: a WebSocket client with a good, a bad or no bearer
 //! token, with the authentication service up, stopped, or too slow for the handshake timeout.
-//! Raw sockets and the Python `websockets` client (from `.venv`, installed by `.ci/setup`).
+//! Raw sockets and the Python `websockets` client (from `.venv`, installed by `.ci/setup`; a
+//! missing one fails the test unless `C10K_SKIP_MISSING_TOOLS=1`).
 
 mod common;
+#[path = "../tools/tests/common/needs.rs"]
+mod needs;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -130,22 +133,11 @@ fn a_stopped_or_too_slow_authentication_service_gets_the_client_503() {
     drop(silent);
 }
 
-/// Whether `path` exists; a missing peer fails under CI and skips otherwise.
-fn peer(path: &Path, what: &str) -> bool {
-    if path.exists() {
-        return true;
-    }
-    let msg = format!("{what} not found at {} (run .ci/setup)", path.display());
-    assert!(std::env::var_os("CI").is_none(), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-    false
-}
-
 #[test]
 fn the_python_websockets_client_sees_101_or_the_status_and_challenge() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    if !peer(&python, "the Python websockets client") {
+    let root = needs::root();
+    let python = needs::python();
+    if !needs::needed(&python, "the Python websockets client (.venv)") {
         return;
     }
     let ex = run(&[]);

@@ -1,7 +1,9 @@
-//! The conformance suite (`c10k_tools::check`): every case passes against `c10k serve`, run as its own
-//! process; and the runner classifies misbehaving servers (small fakes over std sockets) as the
-//! RFC says: accepting bad input is FAIL, dropping instead of closing is NON-STRICT, silence is
-//! FAIL, garbage is FAIL — and none of it makes the checker panic.
+//! The conformance suite (`c10k_tools::check`): its case list is the committed one
+//! (`check_cases.txt`), every case passes against `c10k serve`, run as its own process; a case
+//! that could not run is SKIPPED, never PASS; and the runner classifies misbehaving servers
+//! (small fakes over std sockets) as the RFC says: accepting bad input is FAIL, dropping instead
+//! of closing is NON-STRICT, silence is FAIL, garbage is FAIL — and none of it makes the checker
+//! panic.
 
 #[path = "common/procs.rs"]
 mod procs;
@@ -32,6 +34,66 @@ fn run(url: &str, options: &Options, pattern: Option<&str>) -> (Vec<CaseResult>,
     (report.results, line)
 }
 
+/// The committed list of case ids (with the server's message limit given, so every case).
+const CASE_LIST: &str = "tools/tests/check_cases.txt";
+
+/// Set to rewrite [`CASE_LIST`] from the suite, after a change of cases made on purpose.
+const UPDATE_CASE_LIST: &str = "C10K_UPDATE_CHECK_CASES";
+
+fn pinned_ids() -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_cases.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Cases that vanish, or appear, must do so on purpose: the suite's ids are compared with the
+/// committed list, exactly and in order.
+#[test]
+fn the_case_list_is_the_committed_one() {
+    let options = Options {
+        max_message: Some(1 << 20),
+        ..Options::default()
+    };
+    let ids: Vec<String> = check::cases(&options).into_iter().map(|c| c.id).collect();
+    if std::env::var(UPDATE_CASE_LIST).is_ok_and(|v| v == "1") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_cases.txt");
+        let text = format!(
+            "# The ids of every case of `c10k check` (with --max-message given), in running order.\n\
+             # tests/check_suite.rs compares the suite with this list; after changing the cases on\n\
+             # purpose: {UPDATE_CASE_LIST}=1 cargo test -p c10k-tools --test check_suite the_case_list\n{}\n",
+            ids.join("\n")
+        );
+        std::fs::write(&path, text).unwrap();
+        println!("wrote {} ids to {}", ids.len(), path.display());
+        return;
+    }
+    let pinned = pinned_ids();
+    if ids != pinned {
+        let gone: Vec<&String> = pinned.iter().filter(|i| !ids.contains(i)).collect();
+        let new: Vec<&String> = ids.iter().filter(|i| !pinned.contains(i)).collect();
+        panic!(
+            "the conformance cases differ from {CASE_LIST} ({} there, {} in the suite)\n\
+             gone: {gone:?}\nnew: {new:?}{}\n\
+             If the change is on purpose, rewrite the list with \
+             `{UPDATE_CASE_LIST}=1 cargo test -p c10k-tools --test check_suite the_case_list` \
+             and commit it with the change.",
+            pinned.len(),
+            ids.len(),
+            if gone.is_empty() && new.is_empty() {
+                " (same ids, another order)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// The results that are not PASS, one or two lines each.
 fn failures(results: &[CaseResult]) -> String {
     results
         .iter()
@@ -52,14 +114,19 @@ fn every_case_passes_against_c10k_serve() {
     drop(server);
     let bad = failures(&results);
     assert!(bad.is_empty(), "{line}\n{bad}");
-    assert!(results.len() >= 300, "{line}");
+    let ran: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ran,
+        pinned_ids(),
+        "the cases that ran are not those of {CASE_LIST}"
+    );
     assert_eq!(
         line,
-        format!("{n} cases: {n} PASS, 0 NON-STRICT, 0 FAIL", n = results.len())
+        format!(
+            "{n} cases: {n} PASS, 0 SKIPPED, 0 NON-STRICT, 0 FAIL",
+            n = results.len()
+        )
     );
-    for group in check::Group::ALL {
-        assert!(results.iter().any(|r| r.group == group), "no {group} case ran");
-    }
 }
 
 #[test]
@@ -78,7 +145,7 @@ fn every_deflate_case_passes_against_c10k_serve_with_context_takeover_both_ways(
     drop(server);
     let bad = failures(&results);
     assert!(bad.is_empty(), "{line}\n{bad}");
-    assert!(results.iter().all(|r| r.skipped.is_none()), "{line}");
+    assert!(results.iter().all(|r| r.verdict == Verdict::Pass), "{line}");
     // The offers that allow it got context takeover both ways, and the echoes still matched.
     let takeover = results
         .iter()
@@ -92,7 +159,7 @@ fn every_deflate_case_passes_against_c10k_serve_with_context_takeover_both_ways(
 }
 
 #[test]
-fn deflate_cases_are_skipped_not_failed_when_the_server_declines_the_extension() {
+fn deflate_cases_are_skipped_neither_passed_nor_failed_when_the_server_declines_the_extension() {
     let (server, url) = serve(&["--max-message", "1048576", "--no-deflate"]);
     let options = Options {
         max_message: Some(1 << 20),
@@ -102,17 +169,32 @@ fn deflate_cases_are_skipped_not_failed_when_the_server_declines_the_extension()
     let cases = check::select(check::cases(&options), Some("deflate"));
     let report = check::run(&target, &cases, &options, |_| {});
     drop(server);
-    let bad = failures(&report.results);
-    assert!(bad.is_empty(), "{}\n{bad}", report.summary_line());
-    let skipped = report.skipped();
-    assert!(skipped >= 100, "{}", report.summary_line());
+    let c = report.counts();
+    assert!(c.skipped >= 100, "{}", report.summary_line());
     assert_eq!(
         report.summary_line(),
         format!(
-            "{n} cases: {n} PASS ({skipped} skipped), 0 NON-STRICT, 0 FAIL",
-            n = report.results.len()
+            "{} cases: {} PASS, {} SKIPPED, 0 NON-STRICT, 0 FAIL",
+            report.results.len(),
+            report.results.len() - c.skipped,
+            c.skipped
         )
     );
+    // A SKIPPED case says why, in its line as in the JSON.
+    let skipped = report
+        .results
+        .iter()
+        .find(|r| r.verdict == Verdict::Skipped)
+        .unwrap();
+    assert!(
+        skipped.reason.contains("declined permessage-deflate"),
+        "{}",
+        skipped.line()
+    );
+    assert!(skipped.line().starts_with("SKIPPED"), "{}", skipped.line());
+    let json = report.to_json();
+    assert!(json.contains("\"verdict\":\"SKIPPED\""), "{json}");
+    assert!(json.contains(&format!("\"skipped\":{},", c.skipped)), "{json}");
     assert!(
         report
             .notes
@@ -128,7 +210,7 @@ fn deflate_cases_are_skipped_not_failed_when_the_server_declines_the_extension()
     assert!(!negotiation.is_empty());
     for r in negotiation {
         assert!(
-            r.skipped.is_none() && r.observed.contains("declined"),
+            r.verdict == Verdict::Pass && r.observed.contains("declined"),
             "{}",
             r.line()
         );
@@ -155,7 +237,10 @@ fn cli_prints_the_summary_and_json() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
     assert!(text.starts_with('{') && text.trim_end().ends_with('}'), "{text}");
-    assert!(text.contains("\"summary\":{\"total\":11,\"pass\":11"), "{text}");
+    assert!(
+        text.contains("\"summary\":{\"total\":11,\"pass\":11,\"skipped\":0,\"non_strict\":0,\"fail\":0,"),
+        "{text}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_c10k"))
         .args(["check", &url, "--cases", "handshake.2.1"])
         .output()
@@ -163,7 +248,10 @@ fn cli_prints_the_summary_and_json() {
     drop(server);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 cases: 1 PASS, 0 NON-STRICT, 0 FAIL"), "{text}");
+    assert!(
+        text.contains("1 cases: 1 PASS, 0 SKIPPED, 0 NON-STRICT, 0 FAIL"),
+        "{text}"
+    );
 }
 
 // ---- fake servers ----

@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, Received};
-use procs::bench_text as bench;
+use procs::{bench_text as bench, bench_text_with_fd_limit, fd_hard_limit, with_fd_limit};
 
 /// A supervisor started by a test; dropping it (a test that failed) kills it and its workers, so
 /// that nothing outlives the test run.
@@ -44,8 +44,13 @@ impl std::ops::DerefMut for Supervisor {
 
 /// Starts `c10k serve --processes 2 --shards 1` on a free port; returns the supervisor and its URL.
 fn supervisor() -> (Supervisor, String) {
+    supervisor_with_fd_limit(fd_hard_limit())
+}
+
+/// [`supervisor`], the supervisor and its workers limited to `limit` descriptors each.
+fn supervisor_with_fd_limit(limit: u64) -> (Supervisor, String) {
     let mut child = Supervisor(
-        Command::new(env!("CARGO_BIN_EXE_c10k"))
+        with_fd_limit(&mut Command::new(env!("CARGO_BIN_EXE_c10k")), limit)
             .args([
                 "-q",
                 "serve",
@@ -264,30 +269,36 @@ fn supervisor_gives_up_when_a_worker_cannot_start() {
 }
 
 #[test]
-fn bench_processes_holds_30000_connections_over_two_server_processes() {
-    // The scaled-down C100k: 20,000 descriptors per process at most, so neither one bench
-    // process nor one server process could hold these.
-    let (mut sup, url) = supervisor();
+fn bench_processes_holds_more_connections_than_one_process_may_over_two_server_processes() {
+    // The scaled-down C100k: every process limited to `limit` descriptors (20,000, or this
+    // machine's hard limit if lower), so that neither one bench process nor one server process
+    // could hold these connections.
+    let limit = 20_000.min(fd_hard_limit());
+    let connections = (limit * 3 / 2).to_string();
+    let (mut sup, url) = supervisor_with_fd_limit(limit);
     let pid = sup.id().to_string();
     let started = Instant::now();
-    let (ok, out) = bench(&[
-        "hold",
-        "--url",
-        &url,
-        "-c",
-        "30000",
-        "--processes",
-        "2",
-        "--duration",
-        "1s",
-        // Source addresses no other test uses, so that ports in TIME_WAIT from other runs on
-        // this machine do not run this one out of ephemeral ports.
-        "--source",
-        "127.0.1.1,127.0.1.2,127.0.1.3,127.0.1.4",
-        "--server-pid",
-        &pid,
-        "--json",
-    ]);
+    let (ok, out) = bench_text_with_fd_limit(
+        &[
+            "hold",
+            "--url",
+            &url,
+            "-c",
+            &connections,
+            "--processes",
+            "2",
+            "--duration",
+            "1s",
+            // Source addresses no other test uses, so that ports in TIME_WAIT from other runs on
+            // this machine do not run this one out of ephemeral ports.
+            "--source",
+            "127.0.1.1,127.0.1.2,127.0.1.3,127.0.1.4",
+            "--server-pid",
+            &pid,
+            "--json",
+        ],
+        limit,
+    );
     let took = started.elapsed();
     assert!(ok, "{out}");
     let json = out
@@ -295,14 +306,14 @@ fn bench_processes_holds_30000_connections_over_two_server_processes() {
         .find(|l| l.starts_with('{'))
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(field(json, "errors"), "0", "{json}");
-    assert_eq!(field(json, "connected"), "30000", "{json}");
-    assert_eq!(field(json, "peak_concurrent"), "30000", "{json}");
-    assert_eq!(field(json, "survivors"), "30000", "{json}");
+    assert_eq!(field(json, "connected"), connections, "{json}");
+    assert_eq!(field(json, "peak_concurrent"), connections, "{json}");
+    assert_eq!(field(json, "survivors"), connections, "{json}");
     assert_eq!(field(json, "threads"), "2", "{json}");
     assert_ne!(field(json, "server_bytes_per_connection"), "null", "{json}");
     eprintln!(
-        "30000 connections over 2 + 2 processes: {:.1} s in all; server memory {} bytes per connection; \
-         handshake latency {}",
+        "{connections} connections over 2 + 2 processes of {limit} descriptors: {:.1} s in all; \
+         server memory {} bytes per connection; handshake latency {}",
         took.as_secs_f64(),
         field(json, "server_bytes_per_connection"),
         &json[json.find("\"handshake_latency\"").unwrap()..][..120]
@@ -353,12 +364,15 @@ fn bench_processes_merges_echo_reports_with_exact_latency_counts() {
 #[test]
 fn bench_processes_testecho_says_connected_only_for_all_clients_at_once() {
     let (mut sup, url) = supervisor();
+    // 2,000 clients, fewer where this machine's descriptor limit would not let two processes
+    // (of the bench, of the server) hold them with room to spare.
+    let clients = 2000.min(2 * fd_hard_limit().saturating_sub(200)).to_string();
     let (ok, out) = bench(&[
         "testecho",
         "--url",
         &url,
         "-c",
-        "2000",
+        &clients,
         "--processes",
         "2",
         "--ramp",
@@ -369,20 +383,26 @@ fn bench_processes_testecho_says_connected_only_for_all_clients_at_once() {
     assert!(ok, "{out}");
     // One line for the whole run, none from the load processes for their own share.
     assert_eq!(out.matches("clients are connected!").count(), 1, "{out}");
-    assert!(out.contains("2000 clients are connected!"), "{out}");
-    assert!(out.contains("completed clients   2000"), "{out}");
-    assert!(out.contains("peak 2000 at once"), "{out}");
+    assert!(
+        out.contains(&format!("{clients} clients are connected!")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("completed clients   {clients}")), "{out}");
+    assert!(out.contains(&format!("peak {clients} at once")), "{out}");
     signal(sup.id(), "-TERM");
     assert!(wait_exit(&mut sup, Duration::from_secs(20)).success());
 }
 
 #[test]
 fn bench_suggests_processes_past_the_descriptor_limit() {
-    // 50,000 connections do not fit in one process (20,000 descriptors at most), nor in two.
+    // With a limit the test sets (or this machine's, if lower), twice as many connections as
+    // descriptors fit in neither one process nor two: three are suggested.
+    let limit = 1000.min(fd_hard_limit());
+    let c = (2 * limit + 1).to_string();
     for extra in [&[][..], &["--processes", "2"][..]] {
-        let mut args = vec!["hold", "--url", "ws://127.0.0.1:9/", "-c", "50000"];
+        let mut args = vec!["hold", "--url", "ws://127.0.0.1:9/", "-c", &c];
         args.extend_from_slice(extra);
-        let (ok, out) = bench(&args);
+        let (ok, out) = bench_text_with_fd_limit(&args, limit);
         assert!(!ok);
         assert!(
             out.contains("file descriptor") && out.contains("--processes 3"),

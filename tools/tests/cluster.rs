@@ -12,6 +12,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, ClientConfig, Received};
+use needs::tool;
+
+#[path = "common/needs.rs"]
+mod needs;
 
 const CLIENTS: usize = 300;
 const ROOMS: usize = 10;
@@ -24,21 +28,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn tool(name: &str) -> Option<String> {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return Some(p.display().to_string());
-        }
-    }
-    let msg = format!("{name} is missing: run .ci/setup");
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
 }
 
 fn free_port() -> u16 {

@@ -2,49 +2,22 @@
 //! holds a socket per worker, its numbers move, and they match `/metrics` within the sampling
 //! period (`tests/interop/dashboard.js` does the checks in the browser).
 //!
-//! Chromium and the Node playwright-core package are installed by `.ci/setup`; outside CI a
-//! missing one skips the test with a message, under `CI=true` it is a failure.
+//! Chromium and the Node playwright-core package are installed by `.ci/setup`; a missing one
+//! fails the test unless `C10K_SKIP_MISSING_TOOLS=1`.
 
 #[path = "common/procs.rs"]
 mod procs;
 
 use std::io::Read as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use procs::{Proc, Serve, bench_in_background, serial};
 
-/// The repository's top level.
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-/// Whether Chromium and the browser driver are here; missing: a failure under CI, else a skip.
-fn browser_present() -> bool {
-    for (path, what) in [
-        (Path::new("/usr/bin/chromium").to_path_buf(), "Chromium"),
-        (
-            root().join("tests/interop/node_modules/playwright-core"),
-            "the Node playwright-core package",
-        ),
-    ] {
-        if !path.exists() {
-            let msg = format!("{what} is missing ({}): run .ci/setup", path.display());
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("{msg}");
-            }
-            eprintln!("SKIPPED: {msg}");
-            return false;
-        }
-    }
-    true
-}
-
 /// Serves with the dashboard, loads it with an echo run, and runs the browser's checks.
 fn dashboard_under_load(serve_args: &[&str], workers: usize) {
     let _one = serial();
-    if !browser_present() {
+    if !procs::needs::browser() {
         return;
     }
     let args = [
@@ -67,7 +40,7 @@ fn dashboard_under_load(serve_args: &[&str], workers: usize) {
     ]);
     let page = server.url.replacen("ws://", "http://", 1);
     let mut cmd = Command::new("node");
-    cmd.arg(root().join("tests/interop/dashboard.js"))
+    cmd.arg(procs::needs::root().join("tests/interop/dashboard.js"))
         .arg(&page)
         .args(["--workers", &workers.to_string()]);
     // A picture of the page for people to look at, where asked for.

@@ -4,43 +4,20 @@
 //! on where the peer supports it, the server's `deflated` counter (SIGUSR1 statistics) showing
 //! that compressed messages really went out.
 //!
-//! The peers are installed by `.ci/setup` (the README's test command runs it). Outside CI a missing
-//! peer skips its test with a message; under `CI=true` it is a failure.
+//! The peers are installed by `.ci/setup` (the README's test command runs it). A missing peer
+//! fails its test (see `common/needs.rs` for skipping instead).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, ClientConfig, Received};
 use c10k::proto::{CloseCode, DeflateConfig, MessageKind};
+use needs::{needed as peer, node_modules, python, root};
 
-/// The repository's top level, where `.venv`, `tests/interop` and `benches/peers` are.
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-/// Whether `path` exists; a missing peer fails under CI and skips otherwise.
-fn peer(path: &Path, what: &str) -> bool {
-    if path.exists() {
-        return true;
-    }
-    let msg = format!("{what} is missing ({}): run .ci/setup", path.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    false
-}
-
-fn python() -> PathBuf {
-    root().join(".venv/bin/python")
-}
-
-fn node_modules() -> PathBuf {
-    root().join("tests/interop/node_modules")
-}
+#[path = "common/needs.rs"]
+mod needs;
 
 struct Server(Child);
 
@@ -218,12 +195,7 @@ fn node_ws_client_with_compression_against_c10k_serve() {
 
 #[test]
 fn chromium_runs_the_served_page_against_c10k_serve() {
-    if !peer(Path::new("/usr/bin/chromium"), "Chromium")
-        || !peer(
-            &node_modules().join("playwright-core"),
-            "the Node playwright-core package",
-        )
-    {
+    if !needs::browser() {
         return;
     }
     let (_server, url) = c10k_serve(&[]);
@@ -237,12 +209,7 @@ fn chromium_runs_the_served_page_against_c10k_serve() {
 
 #[test]
 fn chromium_exchanges_compressed_messages_with_c10k_serve() {
-    if !peer(Path::new("/usr/bin/chromium"), "Chromium")
-        || !peer(
-            &node_modules().join("playwright-core"),
-            "the Node playwright-core package",
-        )
-    {
+    if !needs::browser() {
         return;
     }
     let served = Served::start(&[]);

@@ -3,8 +3,8 @@
 //! connected through it far longer than its timeout; without pings HAProxy drops the same client
 //! after about 2 s.
 //!
-//! HAProxy is a Debian package that `.ci/setup` installs; under CI=true a missing one fails the
-//! tests, elsewhere they are skipped with a message.
+//! HAProxy is a Debian package that `.ci/setup` installs; a missing one fails the tests (see
+//! `common/needs.rs` for skipping them instead).
 
 #[path = "common/procs.rs"]
 mod procs;

@@ -3,12 +3,13 @@
 //!
 //! `cargo run --release --example life`, then open http://127.0.0.1:9002/ to watch.
 //!
-//! The server is c10k's pubsub handler (see `c10k_tools::apps::PubSub`). Each of the 32 x 32 cells is a
-//! client of its own (1,024 connections from this process, one thread each): it subscribes to
-//! the topics of its 8 neighbours (on a torus), publishes `pub cell:X:Y G S` for its state S in
+//! The server is c10k's pubsub handler (see `c10k_tools::apps::PubSub`). Each of the N x N cells
+//! (`--size N`, 32 by default) is a client of its own (N x N connections from this process, one
+//! thread each): it subscribes to the topics of its 8 neighbours (on a torus), publishes `pub cell:X:Y G S` for its state S in
 //! generation G, and computes its state in G+1 once it has heard all 8 neighbours for G. Nothing
 //! else synchronises the cells: a cell can never be more than one generation ahead of a
-//! neighbour. The page subscribes to every cell and draws each generation once complete.
+//! neighbour. The page (served with the board's size in it) subscribes to every cell and draws
+//! each generation once complete.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, OnceLock};
@@ -20,21 +21,25 @@ use c10k::proto::handshake::Request;
 use c10k::{ConnId, Ctx, Handler, HttpResponse, Server, ServerConfig};
 use c10k_tools::apps::PubSub;
 
+/// The page, with `{{size}}` where the board's size goes.
 const PAGE: &str = include_str!("life.html");
 
-/// The pubsub relay, plus the page.
-struct Relay(PubSub);
+/// The pubsub relay, plus the page for a board of this run's size.
+struct Relay {
+    pubsub: PubSub,
+    page: String,
+}
 
 impl Handler for Relay {
     type State = ();
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
-        self.0.on_message(ctx, id, _state, msg);
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut (), msg: Message<'_>) {
+        self.pubsub.on_message(ctx, id, state, msg);
     }
 
     fn on_http(&mut self, _ctx: &mut Ctx<'_>, req: &Request<'_>) -> HttpResponse {
         match req.path() {
-            "/" => HttpResponse::html(200, PAGE),
+            "/" => HttpResponse::html(200, &self.page),
             _ => HttpResponse::not_found(),
         }
     }
@@ -184,7 +189,13 @@ fn main() {
         std::process::exit(2)
     });
     config.shards = 1;
-    let handle = match Server::bind(config, |_| Relay(PubSub)).and_then(Server::start) {
+    let page = PAGE.replace("{{size}}", &o.size.to_string());
+    let handle = match Server::bind(config, move |_| Relay {
+        pubsub: PubSub,
+        page: page.clone(),
+    })
+    .and_then(Server::start)
+    {
         Ok(h) => h,
         Err(e) => {
             eprintln!("life: cannot start the server: {e}");

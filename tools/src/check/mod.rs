@@ -11,6 +11,8 @@
 //!   frame where the RFC says to fail it with one, an acceptable close code other than the one for
 //!   the error, an HTTP error status other than the one the RFC names.
 //! - **FAIL**: the server accepted what it must reject, answered wrongly, or did not answer.
+//! - **SKIPPED**: the case could not run (the server declined permessage-deflate, which the
+//!   case needs): neither passed nor failed.
 //!
 //! ```text
 //!  cases() ──► [Case] ──select──► run() ──► for each case: plan(target) ──► [Script]
@@ -28,8 +30,8 @@
 //! [`matches()`] selects them by id or RFC section, as a prefix or a glob.
 //!
 //! The permessage-deflate cases offer the extension; a server may decline it (RFC 7692 allows
-//! that), and then the cases that need it pass without running their steps, marked skipped
-//! ([`CaseResult::skipped`], counted in the summary line). When it is agreed, the checker
+//! that), and then the cases that need it do not run: their verdict is SKIPPED, counted as such
+//! in the summary line. When it is agreed, the checker
 //! compresses what it sends as agreed and inflates what the server sends with its own inflater,
 //! checking every compressed reply: RSV1 on the first frame of a data message only, the
 //! `00 00 ff ff` tail removed, data that inflates, the echo byte for byte.
@@ -60,7 +62,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use case::{BIG_BOUND, Case, DEFAULT_BOUND, Group};
-pub use report::{CaseResult, Report};
+pub use report::{CaseResult, Counts, Report};
 
 use c10k::client::{ClientError, WsUrl};
 
@@ -127,11 +129,15 @@ impl Target {
     }
 }
 
-/// A case's verdict. Ordered from best to worst.
+/// A case's verdict. Ordered from best to worst: the verdict of a case that opens several
+/// connections is the worst of theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// What the RFC asks for.
     Pass,
+    /// Not run: the server declined an extension the case needs, which it may do. Neither passed
+    /// nor failed.
+    Skipped,
     /// Allowed, not ideal.
     NonStrict,
     /// Wrong.
@@ -139,10 +145,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// `PASS`, `NON-STRICT` or `FAIL`.
+    /// `PASS`, `SKIPPED`, `NON-STRICT` or `FAIL`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
+            Verdict::Skipped => "SKIPPED",
             Verdict::NonStrict => "NON-STRICT",
             Verdict::Fail => "FAIL",
         }
@@ -282,12 +289,13 @@ pub fn run(
         results.push(r);
     }
     let mut notes = notes(options);
-    let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
+    let skipped = results.iter().filter(|r| r.verdict == Verdict::Skipped).count();
     if skipped > 0 {
         notes.push(format!(
-            "deflate: {skipped} case{} passed without running their steps: the server declined \
-             permessage-deflate, which RFC 7692 allows",
-            if skipped == 1 { "" } else { "s" }
+            "deflate: {skipped} case{} SKIPPED: the server declined permessage-deflate, which RFC \
+             7692 allows, and {} the extension",
+            if skipped == 1 { " was" } else { "s were" },
+            if skipped == 1 { "it needs" } else { "they need" }
         ));
     }
     Report {
@@ -333,6 +341,7 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), all.len());
+        // The list itself is pinned by tools/tests/check_cases.txt (tests/check_suite.rs).
         assert!(all.len() >= 300, "{}", all.len());
         for group in Group::ALL {
             assert!(all.iter().any(|c| c.group == group), "{group}");

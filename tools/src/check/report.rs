@@ -30,11 +30,8 @@ pub struct CaseResult {
     pub elapsed: Duration,
     /// The verdict.
     pub verdict: Verdict,
-    /// Why the verdict is not PASS; empty for PASS.
+    /// Why the verdict is not PASS (for SKIPPED: why the case could not run); empty for PASS.
     pub reason: String,
-    /// Why the case passed without running its steps (the server declined permessage-deflate,
-    /// which it may do); `None` when they ran.
-    pub skipped: Option<String>,
 }
 
 impl CaseResult {
@@ -52,8 +49,6 @@ impl CaseResult {
         );
         if self.verdict != Verdict::Pass {
             let _ = write!(s, "\n{:<10} {:<16} -> {}", "", "", self.reason);
-        } else if let Some(why) = &self.skipped {
-            let _ = write!(s, "\n{:<10} {:<16} -> skipped: {why}", "", "");
         }
         s
     }
@@ -80,12 +75,47 @@ impl CaseResult {
         field(out, "verdict", self.verdict.as_str());
         out.push(',');
         field(out, "reason", &self.reason);
-        out.push_str(",\"skipped\":");
-        match &self.skipped {
-            Some(why) => string(out, why),
-            None => out.push_str("null"),
-        }
         out.push('}');
+    }
+}
+
+/// How many cases got each verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// PASS.
+    pub pass: usize,
+    /// SKIPPED: not run (the server declined an extension they need).
+    pub skipped: usize,
+    /// NON-STRICT.
+    pub non_strict: usize,
+    /// FAIL.
+    pub fail: usize,
+}
+
+impl Counts {
+    fn add(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Pass => self.pass += 1,
+            Verdict::Skipped => self.skipped += 1,
+            Verdict::NonStrict => self.non_strict += 1,
+            Verdict::Fail => self.fail += 1,
+        }
+    }
+
+    /// `P PASS, K SKIPPED, S NON-STRICT, F FAIL`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} PASS, {} SKIPPED, {} NON-STRICT, {} FAIL",
+            self.pass, self.skipped, self.non_strict, self.fail
+        )
+    }
+
+    fn json(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "\"pass\":{},\"skipped\":{},\"non_strict\":{},\"fail\":{}",
+            self.pass, self.skipped, self.non_strict, self.fail
+        );
     }
 }
 
@@ -103,52 +133,32 @@ pub struct Report {
 }
 
 impl Report {
-    /// (PASS, NON-STRICT, FAIL) counts.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let count = |v| self.results.iter().filter(|r| r.verdict == v).count();
-        (
-            count(Verdict::Pass),
-            count(Verdict::NonStrict),
-            count(Verdict::Fail),
-        )
-    }
-
-    /// How many cases passed without running their steps ([`CaseResult::skipped`]).
-    pub fn skipped(&self) -> usize {
-        self.results.iter().filter(|r| r.skipped.is_some()).count()
-    }
-
-    /// Whether no case failed.
-    pub fn ok(&self) -> bool {
-        self.counts().2 == 0
-    }
-
-    /// `N cases: P PASS, S NON-STRICT, F FAIL`; `P PASS (K skipped)` when K cases passed
-    /// without running their steps.
-    pub fn summary_line(&self) -> String {
-        let (p, s, f) = self.counts();
-        let skipped = match self.skipped() {
-            0 => String::new(),
-            k => format!(" ({k} skipped)"),
-        };
-        format!(
-            "{} cases: {p} PASS{skipped}, {s} NON-STRICT, {f} FAIL",
-            self.results.len()
-        )
-    }
-
-    /// Per group: (group, pass, non-strict, fail).
-    pub fn by_group(&self) -> Vec<(Group, usize, usize, usize)> {
-        let mut map: BTreeMap<Group, (usize, usize, usize)> = BTreeMap::new();
+    /// How many cases got each verdict.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
         for r in &self.results {
-            let e = map.entry(r.group).or_default();
-            match r.verdict {
-                Verdict::Pass => e.0 += 1,
-                Verdict::NonStrict => e.1 += 1,
-                Verdict::Fail => e.2 += 1,
-            }
+            c.add(r.verdict);
         }
-        map.into_iter().map(|(g, (p, s, f))| (g, p, s, f)).collect()
+        c
+    }
+
+    /// Whether no case failed (SKIPPED and NON-STRICT are not failures).
+    pub fn ok(&self) -> bool {
+        self.counts().fail == 0
+    }
+
+    /// `N cases: P PASS, K SKIPPED, S NON-STRICT, F FAIL`.
+    pub fn summary_line(&self) -> String {
+        format!("{} cases: {}", self.results.len(), self.counts().line())
+    }
+
+    /// The counts of each group, in the groups' order.
+    pub fn by_group(&self) -> Vec<(Group, Counts)> {
+        let mut map: BTreeMap<Group, Counts> = BTreeMap::new();
+        for r in &self.results {
+            map.entry(r.group).or_default().add(r.verdict);
+        }
+        map.into_iter().collect()
     }
 
     /// One JSON object: target, cases, notes, per-group counts and the summary.
@@ -172,21 +182,18 @@ impl Report {
             string(&mut out, n);
         }
         out.push_str("],\"groups\":{");
-        for (i, (g, p, s, f)) in self.by_group().into_iter().enumerate() {
+        for (i, (g, c)) in self.by_group().into_iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
             string(&mut out, g.name());
-            let _ = write!(out, ":{{\"pass\":{p},\"non_strict\":{s},\"fail\":{f}}}");
+            out.push_str(":{");
+            c.json(&mut out);
+            out.push('}');
         }
-        let (p, s, f) = self.counts();
-        let _ = write!(
-            out,
-            "}},\"summary\":{{\"total\":{},\"pass\":{p},\"non_strict\":{s},\"fail\":{f},\"skipped\":{},\"elapsed_ms\":{:.1},",
-            self.results.len(),
-            self.skipped(),
-            self.elapsed.as_secs_f64() * 1000.0
-        );
+        let _ = write!(out, "}},\"summary\":{{\"total\":{},", self.results.len());
+        self.counts().json(&mut out);
+        let _ = write!(out, ",\"elapsed_ms\":{:.1},", self.elapsed.as_secs_f64() * 1000.0);
         field(&mut out, "line", &self.summary_line());
         out.push_str("}}\n");
         out
@@ -220,11 +227,17 @@ fn string(out: &mut String, s: &str) {
 
 /// Combines the runs of one case into its result.
 pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Duration) -> CaseResult {
-    let verdict = runs.iter().map(|r| r.verdict).max().unwrap_or(Verdict::Fail);
+    let skipped_runs: Vec<&String> = runs.iter().filter_map(|r| r.skipped.as_ref()).collect();
+    // A case passes only when all of its steps ran: one whose connections could not all run
+    // (and none did worse) is SKIPPED.
+    let verdict = match runs.iter().map(|r| r.verdict).max().unwrap_or(Verdict::Fail) {
+        Verdict::Pass if !skipped_runs.is_empty() => Verdict::Skipped,
+        v => v,
+    };
     let took = runs.iter().map(|r| r.took).max().unwrap_or_default();
     let reason = runs
         .iter()
-        .find(|r| r.verdict == verdict && verdict != Verdict::Pass)
+        .find(|r| r.verdict == verdict && verdict > Verdict::Skipped)
         .map(|r| {
             if runs.len() > 1 && !r.label.is_empty() {
                 format!("{}: {}", r.label, r.reason)
@@ -232,12 +245,13 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
                 r.reason.clone()
             }
         })
-        .unwrap_or_else(|| {
-            if runs.is_empty() {
-                "the case has no scripts".to_owned()
-            } else {
-                String::new()
+        .unwrap_or_else(|| match (verdict, skipped_runs.first()) {
+            (Verdict::Skipped, Some(why)) if skipped_runs.len() == runs.len() => (*why).clone(),
+            (Verdict::Skipped, Some(why)) => {
+                format!("{} of {} connections: {why}", skipped_runs.len(), runs.len())
             }
+            _ if runs.is_empty() => "the case has no scripts".to_owned(),
+            _ => String::new(),
         });
     let observed = match runs.as_slice() {
         [] => "nothing to observe".to_owned(),
@@ -276,16 +290,6 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
             )
         }
     };
-    let skipped_runs: Vec<&String> = runs.iter().filter_map(|r| r.skipped.as_ref()).collect();
-    let skipped = match skipped_runs.first() {
-        None => None,
-        Some(why) if skipped_runs.len() == runs.len() => Some((*why).clone()),
-        Some(why) => Some(format!(
-            "{} of {} connections: {why}",
-            skipped_runs.len(),
-            runs.len()
-        )),
-    };
     let observed = if runs.len() < planned {
         format!(
             "{observed} (stopped at the first FAIL: {} of {planned} connections ran)",
@@ -305,6 +309,5 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
         elapsed,
         verdict,
         reason,
-        skipped: skipped.filter(|_| verdict == Verdict::Pass),
     }
 }

@@ -9,14 +9,17 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+#[path = "needs.rs"]
+pub mod needs;
 #[path = "../../../tests/common/wire.rs"]
 mod wire;
+#[allow(unused_imports)]
+pub use needs::tool;
 pub use wire::{frame, try_read_frame};
 
 /// The `c10k` binary of this build.
@@ -76,21 +79,32 @@ pub fn cpu_us(pid: u32) -> u64 {
     c10k_tools::loadgen::procfs::sample(Some(pid)).map_or(0, |s| s.cpu_us)
 }
 
-/// A program found in the usual places. Missing: a failure under CI=true (the CI machine must
-/// have it: `.ci/setup` installs it), a skip with a message otherwise.
-pub fn tool(name: &str) -> Option<String> {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return Some(p.display().to_string());
-        }
+/// The hard limit on open descriptors of this test process, and so of every process it starts
+/// (a process may lower its limit, never raise it past this). Tests derive their sizes from it,
+/// or set a lower limit of their own ([`with_fd_limit`]): never from a machine's usual value.
+pub fn fd_hard_limit() -> u64 {
+    c10k::fd_limits().expect("getrlimit(RLIMIT_NOFILE)").1
+}
+
+/// Sets the descriptor limit (soft and hard) of the process `cmd` starts to `limit`, or to the
+/// hard limit of this process where that is lower.
+pub fn with_fd_limit(cmd: &mut Command, limit: u64) -> &mut Command {
+    let limit = limit.min(fd_hard_limit());
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: setrlimit is a plain system call on a value on the
+    // stack, and the error is built from the raw errno without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
     }
-    let msg = format!("{name} is missing: run .ci/setup");
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
 }
 
 /// A free port on 127.0.0.1 (free when asked; another program could take it before it is used).
@@ -204,21 +218,7 @@ impl Serve {
     pub fn start_with_fd_limit(args: &[&str], limit: u64) -> Self {
         let mut cmd = Command::new(EXE);
         cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
-        // SAFETY: the closure runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed: setrlimit is a plain system call on a value on the
-        // stack, and the error is built from the raw errno without allocating.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: limit as libc::rlim_t,
-                    rlim_max: limit as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        with_fd_limit(&mut cmd, limit);
         Self::start_command(cmd)
     }
 
@@ -376,7 +376,18 @@ pub fn c10k_on(cpu: Option<usize>) -> Command {
 /// Runs `c10k bench ARGS...` to the end as a user would; returns whether it succeeded and all it
 /// printed (stdout, then stderr).
 pub fn bench_text(args: &[&str]) -> (bool, String) {
-    let out = Command::new(EXE).arg("bench").args(args).output().unwrap();
+    bench_text_with(Command::new(EXE), args)
+}
+
+/// [`bench_text`] with the descriptor limit of [`with_fd_limit`].
+pub fn bench_text_with_fd_limit(args: &[&str], limit: u64) -> (bool, String) {
+    let mut cmd = Command::new(EXE);
+    with_fd_limit(&mut cmd, limit);
+    bench_text_with(cmd, args)
+}
+
+fn bench_text_with(mut cmd: Command, args: &[&str]) -> (bool, String) {
+    let out = cmd.arg("bench").args(args).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,5 +1,5 @@
-//! The `c10k` command line: `serve` runs a server; more commands come with the load generator
-//! and the conformance checker.
+//! The `c10k` command line: `serve` runs a server (or a supervisor of worker processes), `bench`
+//! the load generator, `check` the conformance suite.
 
 mod bench;
 mod check;

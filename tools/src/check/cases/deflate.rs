@@ -797,7 +797,7 @@ fn bombs(reg: &mut Registry, options: &Options, notes: &mut Vec<String>) {
     reg.sub();
     let Some(limit) = options.max_message else {
         notes.push(
-            "deflate: the decompression bomb cases were skipped; give the server's message limit with \
+            "deflate: the decompression bomb cases were left out; give the server's message limit with \
              --max-message BYTES to run them"
                 .to_owned(),
         );

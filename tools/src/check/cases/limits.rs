@@ -11,7 +11,7 @@ const MAX_PAYLOAD_LIMIT: usize = 64 << 20;
 pub(super) fn add(reg: &mut Registry, options: &Options, notes: &mut Vec<String>) {
     let Some(limit) = options.max_message else {
         notes.push(
-            "limits: the size limit cases were skipped; give the server's message limit with \
+            "limits: the size limit cases were left out; give the server's message limit with \
              --max-message BYTES to run them"
                 .to_owned(),
         );

@@ -1,0 +1,188 @@
+//! Every page a server or example serves, used in headless Chromium as a person would use it and
+//! checked by what is on the screen (`tests/interop/pages.js`): the echo pages of `c10k serve`
+//! and of `examples/echo.rs` (type, send, see the echo in the log), the chat page on two nodes
+//! joined by Redis (`c10k serve --mode chat` and the chat example: two people in one room see
+//! each other's messages, in order), and the Game of Life page at two sizes (the canvas shows
+//! the board of each generation the page names, and the counters agree).
+//!
+//! A page that shows nothing fails its test. A failing run leaves screenshots of its pages in
+//! the target directory, under `test-artifacts/`.
+
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use procs::{Proc, Serve, free_port, needs};
+
+/// A binary of an example of either package: tests run from target/<profile>/deps, examples are
+/// built into target/<profile>/examples (`cargo build --workspace --examples`, as `.ci/test` does).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "the {name} example is not built ({}): run `cargo build --workspace --examples` first",
+        bin.display()
+    );
+    bin
+}
+
+/// One browser at a time: the pages' tests are checked against time limits that several
+/// browsers at once on a small machine would stretch.
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts an example and returns it with the first `http://` or `ws://` address of its first
+/// line on stdout, as an `http://` URL.
+fn start_example(name: &str, args: &[&str]) -> (Proc, String) {
+    let mut p = Proc::spawn(
+        Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()),
+    );
+    let mut line = String::new();
+    BufReader::new(p.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ws://").or_else(|| w.strip_prefix("http://")))
+        .unwrap_or_else(|| panic!("the {name} example printed no address: {line:?}"))
+        .trim_end_matches(['/', ';']);
+    (p, format!("http://{addr}/"))
+}
+
+/// Runs `pages.js MODE ARGS...`; the test fails unless every check passed. Screenshots of a
+/// failure go to `<target>/test-artifacts/<shots>-N.png`.
+fn run_pages(mode: &str, args: &[&str], shots: &str) {
+    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    let out = Command::new("node")
+        .arg(needs::root().join("tests/interop/pages.js"))
+        .arg(mode)
+        .args(args)
+        .arg(artifacts.join(shots))
+        .output()
+        .expect("cannot run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("all passed"),
+        "the {mode} page failed (screenshots under {}):\n{text}",
+        artifacts.display()
+    );
+}
+
+fn redis(bin: &str) -> (Proc, u16) {
+    let port = free_port();
+    let p = Proc::spawn(
+        Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null()),
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, port)
+}
+
+#[test]
+fn echo_page_of_c10k_serve_shows_the_echo_of_what_is_typed() {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let server = Serve::start(&["-q"]);
+    let page = server.url.replacen("ws://", "http://", 1);
+    run_pages("echo", &[&page], "echo_serve");
+}
+
+#[test]
+fn echo_example_page_shows_the_echo_of_what_is_typed() {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let (_server, page) = start_example("echo", &["127.0.0.1:0"]);
+    run_pages("echo", &[&page], "echo_example");
+}
+
+#[test]
+fn chat_pages_on_two_nodes_joined_by_redis_see_each_others_messages_in_order() {
+    let Some(redis_server) = needs::tool("redis-server") else {
+        return;
+    };
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let (_redis, port) = redis(&redis_server);
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    // One node is `c10k serve --mode chat`, the other the chat example: both serve the page.
+    let node1 = Serve::start(&["-q", "--mode", "chat", "--shards", "1", "--redis", &redis_url]);
+    let page1 = node1.url.replacen("ws://", "http://", 1);
+    let (_node2, page2) = start_example("chat", &["--addr", "127.0.0.1:0", "--redis", &redis_url]);
+    run_pages("chat", &[&page1, &page2], "chat_two_nodes");
+}
+
+/// The Life example at `size`, its page checked for `generations` generations. The seed is one
+/// whose board stays alive and keeps changing for thousands of generations (never empty, never still in the first 2,000), so that a blank or
+/// frozen canvas cannot pass.
+fn life(size: usize, seed: u64, generations: usize) {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let seed = seed.to_string();
+    let (_server, page) = start_example(
+        "life",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--size",
+            &size.to_string(),
+            "--seed",
+            &seed,
+            "--interval-ms",
+            "150",
+        ],
+    );
+    run_pages(
+        "life",
+        &[&page, &size.to_string(), &seed, &generations.to_string()],
+        &format!("life_size_{size}"),
+    );
+}
+
+#[test]
+fn life_page_draws_each_generation_of_an_8_by_8_board() {
+    life(8, 44, 6);
+}
+
+#[test]
+fn life_page_draws_each_generation_of_a_20_by_20_board() {
+    life(20, 4, 6);
+}
