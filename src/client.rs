@@ -1,6 +1,7 @@
 //! A blocking WebSocket client over the same sans-I/O core: for tools, tests and interop.
 //!
-//! It opens one TCP connection (plain `ws://` only), performs the opening handshake with a random
+//! It opens one TCP connection (`ws://`, or `wss://` with the `tls` feature and
+//! [`ClientConfig::tls`]), performs the opening handshake with a random
 //! key, and then sends and receives whole messages. Masking keys come from the operating system's
 //! CSPRNG, drawn in batches so that a key costs no system call most of the time. With
 //! [`ClientConfig::deflate`] it offers permessage-deflate, checks the server's answer, and
@@ -11,33 +12,40 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+mod stream;
+
+use self::stream::Stream;
 use crate::proto::handshake::{self, ClientRequest, HeadLimits};
 use crate::proto::{
     self, CloseCode, Connection, DeflateConfig, DeflateParams, DeflatePool, Event, Message, MessageKind,
 };
 
-/// A `ws://host:port/path?query` URL, split.
+/// A `ws://host:port/path?query` (or `wss://`) URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: TLS.
+    pub secure: bool,
     /// Host name or address, as written (IPv6 with brackets).
     pub host: String,
-    /// Port (80 if absent).
+    /// Port (80 if absent, 443 for `wss://`).
     pub port: u16,
     /// Path and query, starting with `/`.
     pub target: String,
 }
 
 impl WsUrl {
-    /// Parses a `ws://` URL. `wss://` is refused: this client has no TLS.
+    /// Parses a `ws://` or `wss://` URL.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = |why: &str| ClientError::Url(format!("{url:?}: {why}"));
-        let rest = url.strip_prefix("ws://").ok_or_else(|| {
-            if url.starts_with("wss://") {
-                bad("wss:// needs TLS, which this client does not do")
-            } else {
-                bad("must start with ws://")
-            }
-        })?;
+        let (secure, rest) = match url.strip_prefix("wss://") {
+            Some(rest) => (true, rest),
+            None => (
+                false,
+                url.strip_prefix("ws://")
+                    .ok_or_else(|| bad("must start with ws:// or wss://"))?,
+            ),
+        };
+        let default_port = if secure { 443 } else { 80 };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
             Some(i) => (&rest[..i], rest[i..].to_owned()),
@@ -47,21 +55,23 @@ impl WsUrl {
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
                 (h, p.parse::<u16>().map_err(|_| bad("bad port"))?)
             }
-            _ => (authority, 80),
+            _ => (authority, default_port),
         };
         if host.is_empty() {
             return Err(bad("no host"));
         }
         Ok(Self {
+            secure,
             host: host.to_owned(),
             port,
             target,
         })
     }
 
-    /// `host:port` for the `Host` header field (the port is left out when it is 80).
+    /// `host:port` for the `Host` header field (the port is left out when it is the scheme's
+    /// default).
     pub fn host_header(&self) -> String {
-        if self.port == 80 {
+        if self.port == if self.secure { 443 } else { 80 } {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -136,6 +146,10 @@ pub struct ClientConfig {
     /// Offer permessage-deflate with this policy (`None`: no offer, the default). Without the
     /// `deflate` feature nothing is offered.
     pub deflate: Option<DeflateConfig>,
+    /// TLS settings for `wss://` URLs (see [`crate::tls::client_config`]); a `wss://` URL
+    /// without them is refused.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientConfig {
@@ -148,6 +162,8 @@ impl Default for ClientConfig {
             head_limits: HeadLimits::default(),
             timeout: Some(Duration::from_secs(30)),
             deflate: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -211,7 +227,7 @@ impl Default for OsKeys {
 /// A blocking WebSocket client connection.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     conn: Connection,
     /// Received bytes not consumed yet.
     inbuf: Vec<u8>,
@@ -242,8 +258,20 @@ impl Client {
         Self::handshake(stream, &url, config)
     }
 
-    /// Performs the opening handshake over an already connected stream.
-    pub fn handshake(mut stream: TcpStream, url: &WsUrl, config: &ClientConfig) -> Result<Self, ClientError> {
+    /// Performs the opening handshake over an already connected stream (after the TLS
+    /// handshake for a `wss://` URL).
+    pub fn handshake(stream: TcpStream, url: &WsUrl, config: &ClientConfig) -> Result<Self, ClientError> {
+        let mut stream = if url.secure {
+            #[cfg(feature = "tls")]
+            match config.tls.clone() {
+                Some(tls) => Stream::tls(stream, &url.host, tls)?,
+                None => return Err(ClientError::Url("wss:// needs ClientConfig::tls".into())),
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(ClientError::Url("wss:// needs the `tls` feature".into()));
+        } else {
+            Stream::Plain(stream)
+        };
         let mut keys = OsKeys::new();
         let mut key = [0u8; 16];
         crate::engine::sys::fill_random(&mut key).map_err(ClientError::Io)?;
@@ -321,7 +349,7 @@ impl Client {
 
     /// The underlying stream (for socket options or timeouts).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 
     /// Sends a text message.
@@ -461,7 +489,8 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("[::1]", 9));
         let u = WsUrl::parse("ws://h?x=1").unwrap();
         assert_eq!(u.target, "/?x=1");
-        assert!(WsUrl::parse("wss://h/").is_err());
+        let u = WsUrl::parse("wss://h/").unwrap();
+        assert!(u.secure && u.port == 443 && u.host_header() == "h");
         assert!(WsUrl::parse("http://h/").is_err());
         assert!(WsUrl::parse("ws://h:port/").is_err());
     }

@@ -131,13 +131,15 @@ pub mod client;
 mod engine;
 pub mod ops;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use engine::sys::{fd_limits, raise_fd_limit};
 pub use engine::{
     Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, DecisionOutcome, Handler, HttpResponse, Receipt,
-    RejectReason, RttHistogram, SendError, ServerConfig, ServerHandle, Stats, TimerId,
+    RejectReason, RttHistogram, SendError, ServerConfig, ServerHandle, Stats, TimerId, TlsFailure,
 };
 pub use server::Server;
 

@@ -117,7 +117,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         }
     };
     let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
-    let scalars: [Scalar; 22] = [
+    let scalars: [Scalar; 23] = [
         (
             "c10k_connections_open",
             "gauge",
@@ -148,6 +148,12 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             "counter",
             "Handshakes completed (101 sent).",
             |s| s.handshakes,
+        ),
+        (
+            "c10k_tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed.",
+            |s| s.tls_handshakes,
         ),
         (
             "c10k_http_requests_total",
@@ -250,6 +256,19 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             s.rejected
                 .iter()
                 .map(|(r, n)| (format!("reason=\"{}\"", format!("{r:?}").to_lowercase()), *n))
+                .collect()
+        },
+    );
+    family(
+        Family {
+            name: "c10k_tls_failures_total",
+            kind: "counter",
+            help: "TLS connections that failed or ended badly, by cause.",
+        },
+        &|s| {
+            s.tls_failures
+                .iter()
+                .map(|(f, n)| (format!("cause=\"{}\"", f.label()), *n))
                 .collect()
         },
     );

@@ -187,15 +187,15 @@ fn a_handshake_left_undecided_is_answered_503_at_its_deadline_and_a_late_decisio
 #[test]
 fn a_client_that_leaves_while_pending_frees_everything_and_the_decision_reports_gone() {
     let s = setup(Duration::from_secs(30));
-    let fds = open_fds();
     let (c, id) = pending_conn(&s, "/gone");
     drop(c);
+    // Its slab entry, and with it the socket's descriptor, is gone (the process-wide descriptor
+    // count is no measure here: the other tests of this file run at the same time).
     let stats = wait_no_sockets(&s.h);
     assert_eq!(stats.handshaking, 0);
     assert_eq!(stats.timers, 0, "its deadline was cancelled");
     let receipt = s.h.decide(id, Decision::accept_with("x".to_owned()));
     assert_eq!(receipt.wait(Duration::from_secs(5)), Some(DecisionOutcome::Gone));
-    assert!(wait_until(Duration::from_secs(5), || open_fds() <= fds));
     stop(&s.h);
 }
 

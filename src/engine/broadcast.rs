@@ -185,6 +185,14 @@ impl Shard {
                 }
                 _ => frame,
             };
+            #[cfg(feature = "tls")]
+            if conn.tls.is_some() {
+                // Records are per connection: the shared frame is encrypted for this one.
+                let frame = Arc::clone(frame);
+                self.write(key, &frame, &[]);
+                delivered += 1;
+                continue;
+            }
             conn.queue.push_shared(frame);
             delivered += 1;
             if conn.blocked {

@@ -72,6 +72,18 @@ pub struct ServerConfig {
     /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)
     /// declines them. Needs the `deflate` feature (without it, offers are always declined).
     pub deflate: Option<DeflateConfig>,
+    /// TLS (wss) with these settings (needs the `tls` feature). Without [`tls_addr`], the
+    /// listener on [`addr`] speaks TLS; with it, [`addr`] stays plain and `tls_addr` is a
+    /// second listener of every shard, for TLS.
+    ///
+    /// [`addr`]: ServerConfig::addr
+    /// [`tls_addr`]: ServerConfig::tls_addr
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<super::tls::TlsConfig>>,
+    /// The address of the TLS listener beside the plain one (see [`ServerConfig::tls`]); port
+    /// 0 picks a free port.
+    #[cfg(feature = "tls")]
+    pub tls_addr: Option<SocketAddr>,
 }
 
 /// Default handshake timeout: 10 s.
@@ -114,6 +126,10 @@ impl Default for ServerConfig {
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
             bridge: None,
             deflate: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_addr: None,
         }
     }
 }

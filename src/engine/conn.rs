@@ -78,6 +78,9 @@ pub(crate) struct Conn {
     /// Output scheduling: listed in the shard's dirty list, its queue is written at the end of
     /// the loop turn.
     pub(crate) dirty: bool,
+    /// The TLS state of a connection accepted on the TLS listener (`None`: plain, one pointer).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Box<super::tls::Session>>,
 }
 
 impl Conn {
@@ -97,6 +100,8 @@ impl Conn {
             topics: Memberships::new(),
             blocked: false,
             dirty: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

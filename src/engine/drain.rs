@@ -69,7 +69,10 @@ impl Shard {
         }
         self.lame_duck = false;
         self.draining = true;
-        if let Some(mut l) = self.listener.take() {
+        for mut l in [self.listener.take(), self.tls_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.registry.deregister(&mut l);
         }
         if let Some(t) = self.accept_timer.take() {

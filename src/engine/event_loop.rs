@@ -24,6 +24,8 @@ use super::sys;
 const LISTENER: Token = Token(usize::MAX - 1);
 /// Token of the shard's waker.
 const WAKER: Token = Token(usize::MAX - 2);
+/// Token of the shard's TLS listener (beside the plain one).
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
 
@@ -32,7 +34,9 @@ const EVENTS: usize = 1024;
 pub(crate) struct Bound {
     index: usize,
     poll: Poll,
-    listener: TcpListener,
+    /// The plain listener (`None` when the only listener speaks TLS).
+    listener: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
     mailbox: Mailbox,
     config: Arc<ServerConfig>,
     node: Arc<Node>,
@@ -49,32 +53,67 @@ pub(crate) fn bind(config: Arc<ServerConfig>) -> io::Result<(ServerHandle, Vec<B
     if shards > usize::from(u16::MAX) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many shards"));
     }
+    let (plain, tls_addr) = listeners(&config)?;
     let mut addr: SocketAddr = config.addr;
+    let mut tls_addr = tls_addr;
     let mut parts = Vec::with_capacity(shards);
     let mut inboxes = Vec::with_capacity(shards);
     for _ in 0..shards {
         let listener = sys::listener(addr, config.backlog)?;
         // The first socket may have been given a free port: the others share it.
         addr = listener.local_addr()?;
+        let tls_listener = match tls_addr {
+            Some(a) => {
+                let l = sys::listener(a, config.backlog)?;
+                tls_addr = Some(l.local_addr()?);
+                Some(l)
+            }
+            None => None,
+        };
+        let (listener, tls_listener) = if plain {
+            (Some(listener), tls_listener)
+        } else {
+            (None, Some(listener))
+        };
         let poll = Poll::new()?;
         let (inbox, mailbox) = Inbox::new(poll.registry(), WAKER)?;
         inboxes.push(inbox);
-        parts.push((poll, listener, mailbox));
+        parts.push((poll, listener, tls_listener, mailbox));
     }
-    let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr));
+    let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr, tls_addr));
     let bound = parts
         .into_iter()
         .enumerate()
-        .map(|(index, (poll, listener, mailbox))| Bound {
+        .map(|(index, (poll, listener, tls_listener, mailbox))| Bound {
             index,
             poll,
             listener,
+            tls_listener,
             mailbox,
             config: Arc::clone(&config),
             node: Arc::clone(&node),
         })
         .collect();
     Ok((ServerHandle::new(node), bound))
+}
+
+/// Whether `config.addr` is a plain listener, and the address of a TLS listener beside it.
+#[cfg(feature = "tls")]
+fn listeners(config: &ServerConfig) -> io::Result<(bool, Option<SocketAddr>)> {
+    match (config.tls.is_some(), config.tls_addr) {
+        (false, None) => Ok((true, None)),
+        (false, Some(_)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "tls_addr is set but there are no TLS settings (ServerConfig::tls)",
+        )),
+        (true, None) => Ok((false, None)),
+        (true, Some(a)) => Ok((true, Some(a))),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn listeners(_: &ServerConfig) -> io::Result<(bool, Option<SocketAddr>)> {
+    Ok((true, None))
 }
 
 impl Bound {
@@ -90,6 +129,7 @@ impl Bound {
             index,
             mut poll,
             mut listener,
+            mut tls_listener,
             mailbox,
             config,
             node,
@@ -106,18 +146,24 @@ impl Bound {
                 return node.set_final_stats(index, Stats::default());
             }
         };
-        if let Err(e) = registry.register(&mut listener, LISTENER, Interest::READABLE) {
-            log::error!("shard {index}: cannot register the listener: {e}");
-            return node.set_final_stats(index, Stats::default());
+        for (l, token) in [(&mut listener, LISTENER), (&mut tls_listener, TLS_LISTENER)] {
+            if let Some(l) = l.as_mut()
+                && let Err(e) = registry.register(l, token, Interest::READABLE)
+            {
+                log::error!("shard {index}: cannot register the listener: {e}");
+                return node.set_final_stats(index, Stats::default());
+            }
         }
-        let scratch = vec![0u8; config.read_buffer.max(4096) + config.head_limits.max_bytes];
+        // A TLS record (up to 16 KiB of plaintext) must fit the read buffer twice over.
+        let min = if tls_listener.is_some() { 48 << 10 } else { 4096 };
+        let scratch = vec![0u8; config.read_buffer.max(min) + config.head_limits.max_bytes];
         let mut event_loop = EventLoop {
             app: App::new(handler),
             scratch,
             mailbox,
             fired: Vec::new(),
             pending_reads: Vec::new(),
-            shard: Shard::new(index, registry, listener, config, Arc::clone(&node)),
+            shard: Shard::new(index, registry, listener, tls_listener, config, Arc::clone(&node)),
         };
         event_loop.shard.publish_stats();
         event_loop.run(&mut poll);
@@ -156,7 +202,8 @@ impl<H: Handler> EventLoop<H> {
             self.shard.tick();
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.shard.accept(),
+                    LISTENER => self.shard.accept(false),
+                    TLS_LISTENER => self.shard.accept(true),
                     WAKER => self.drain_inbox(),
                     Token(key) => {
                         if ev.is_writable() && self.shard.on_writable(key) {

@@ -33,17 +33,18 @@ pub(super) enum Handshake {
 }
 
 impl Shard {
-    /// Accepts every pending connection of the listener.
-    pub(super) fn accept(&mut self) {
+    /// Accepts every pending connection of the plain listener, or of the TLS one if `tls`.
+    pub(super) fn accept(&mut self, tls: bool) {
         if self.accept_paused || self.draining {
             return;
         }
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if tls { &self.tls_listener } else { &self.listener };
+            let Some(listener) = listener.as_ref() else {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _)) => self.add(stream),
+                Ok((stream, _)) => self.add(stream, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if sys::is_per_connection_accept_error(&e) => self.stats.accept_errors += 1,
@@ -80,10 +81,23 @@ impl Shard {
     pub(super) fn resume_accepting(&mut self) {
         self.accept_timer = None;
         self.accept_paused = false;
-        self.accept();
+        self.accept(false);
+        self.accept(true);
     }
 
-    fn add(&mut self, mut socket: TcpStream) {
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn add(&mut self, mut socket: TcpStream, tls: bool) {
+        #[cfg(feature = "tls")]
+        let session = match self.config.tls.as_ref().filter(|_| tls) {
+            Some(config) => match super::tls::Session::new(config.current()) {
+                Ok(s) => Some(Box::new(s)),
+                Err(e) => {
+                    log::error!("shard {}: cannot start a TLS session: {e}", self.index);
+                    return;
+                }
+            },
+            None => None,
+        };
         let _ = socket.set_nodelay(true);
         let key = self.conns.vacant_key();
         if let Err(e) =
@@ -94,7 +108,13 @@ impl Shard {
             return;
         }
         let generation = self.next_generation();
-        self.conns.insert(Conn::new(socket, generation, self.now_ms));
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut conn = Conn::new(socket, generation, self.now_ms);
+        #[cfg(feature = "tls")]
+        {
+            conn.tls = session;
+        }
+        self.conns.insert(conn);
         let jitter = self.jitter(self.timeouts.handshake);
         self.set_deadline(key, deadline::accepted(self.now_ms, &self.timeouts, jitter));
         self.stats.accepted += 1;

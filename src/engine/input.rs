@@ -32,6 +32,10 @@ impl Shard {
         key: usize,
         read_closed: bool,
     ) -> ReadEnd {
+        #[cfg(feature = "tls")]
+        if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
+            return self.read_tls(app, scratch, key, read_closed);
+        }
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {

@@ -35,6 +35,7 @@
 //! | `node.rs`, `inbox.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
+//! | `tls/`, `tls_io.rs` | (feature `tls`) TLS settings and the sans-I/O session; the shard's TLS reading and writing |
 
 mod broadcast;
 mod config;
@@ -57,6 +58,10 @@ mod state;
 mod stats;
 pub(crate) mod sys;
 mod timeouts;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
+#[cfg(feature = "tls")]
+mod tls_io;
 mod topics;
 mod wheel;
 
@@ -72,4 +77,4 @@ pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub use self::node::{Bridge, ServerHandle};
-pub use self::stats::{RejectReason, RttHistogram, Stats};
+pub use self::stats::{RejectReason, RttHistogram, Stats, TlsFailure};

@@ -54,11 +54,18 @@ pub(crate) struct Node {
     slots: Vec<Slot>,
     bridge: Option<Arc<dyn Bridge>>,
     local_addr: SocketAddr,
+    /// The TLS listener's address, when it has one of its own.
+    tls_addr: Option<SocketAddr>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
-    pub(crate) fn new(inboxes: Vec<Inbox>, bridge: Option<Arc<dyn Bridge>>, local_addr: SocketAddr) -> Self {
+    pub(crate) fn new(
+        inboxes: Vec<Inbox>,
+        bridge: Option<Arc<dyn Bridge>>,
+        local_addr: SocketAddr,
+        tls_addr: Option<SocketAddr>,
+    ) -> Self {
         let slots = inboxes
             .into_iter()
             .map(|inbox| Slot {
@@ -71,6 +78,7 @@ impl Node {
             slots,
             bridge,
             local_addr,
+            tls_addr,
             threads: Mutex::new(Vec::new()),
         }
     }
@@ -177,6 +185,12 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.node.local_addr
+    }
+
+    /// The address of the TLS listener beside the plain one, if the server has one
+    /// (`ServerConfig::tls_addr`).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.node.tls_addr
     }
 
     /// Number of shards.

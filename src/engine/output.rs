@@ -142,9 +142,18 @@ impl Shard {
         }
     }
 
+    /// Writes `a` then `b` to the connection (encrypted first on a TLS connection).
+    pub(super) fn write(&mut self, key: usize, a: &[u8], b: &[u8]) {
+        #[cfg(feature = "tls")]
+        if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
+            return self.write_tls(key, a, b);
+        }
+        self.write_raw(key, a, b);
+    }
+
     /// Writes `a` then `b` to the socket if nothing is queued, and queues what the kernel does
     /// not take.
-    pub(super) fn write(&mut self, key: usize, a: &[u8], b: &[u8]) {
+    pub(super) fn write_raw(&mut self, key: usize, a: &[u8], b: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -277,6 +286,23 @@ impl Shard {
             conn.phase = Phase::Flushing;
             return;
         }
+        #[cfg(feature = "tls")]
+        if self.close_notify(key) {
+            // close_notify before the FIN; it may have to wait in the queue.
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.is_closed() {
+                return;
+            }
+            if !conn.queue.is_empty() {
+                conn.phase = Phase::Flushing;
+                return;
+            }
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         // Close the write side first and wait for the peer's FIN, so that the last bytes
         // (a close frame, an HTTP answer) are not lost to a reset.
         let _ = conn.socket.shutdown(std::net::Shutdown::Write);

@@ -60,6 +60,8 @@ pub(crate) struct Shard {
     pub(super) index: usize,
     pub(super) registry: Registry,
     pub(super) listener: Option<TcpListener>,
+    /// The TLS listener, when the server has one besides (or instead of) the plain one.
+    pub(super) tls_listener: Option<TcpListener>,
     pub(super) accept_paused: bool,
     /// The timer that resumes accepting after a pause.
     pub(super) accept_timer: Option<TimerKey>,
@@ -97,20 +99,33 @@ pub(crate) struct Shard {
     pub(super) drain_timer: Option<TimerKey>,
     pub(super) last_accept_log_ms: Option<u64>,
     pub(super) node: Arc<Node>,
+    /// Ciphertext read from a TLS connection (allocated at its first read).
+    #[cfg(feature = "tls")]
+    pub(super) tls_rx: Vec<u8>,
+    /// Records to send to a TLS connection: handshake messages, alerts, encrypted frames.
+    #[cfg(feature = "tls")]
+    pub(super) tls_tx: Vec<u8>,
+    /// A frame header and the start of its payload joined into one record.
+    #[cfg(feature = "tls")]
+    pub(super) tls_join: Vec<u8>,
+    #[cfg(feature = "tls")]
+    pub(super) last_tls_log_ms: Option<u64>,
 }
 
 impl Shard {
     pub(super) fn new(
         index: usize,
         registry: Registry,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
+        tls_listener: Option<TcpListener>,
         config: Arc<ServerConfig>,
         node: Arc<Node>,
     ) -> Self {
         Self {
             index,
             registry,
-            listener: Some(listener),
+            listener,
+            tls_listener,
             accept_paused: false,
             accept_timer: None,
             conns: Slab::new(),
@@ -136,6 +151,14 @@ impl Shard {
             publish_timer: None,
             last_accept_log_ms: None,
             node,
+            #[cfg(feature = "tls")]
+            tls_rx: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls_tx: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls_join: Vec::new(),
+            #[cfg(feature = "tls")]
+            last_tls_log_ms: None,
         }
     }
 

@@ -50,6 +50,38 @@ impl RejectReason {
     }
 }
 
+/// Why a TLS connection failed (or ended badly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// A plain HTTP request (or WebSocket upgrade) on the TLS port: answered 400 in plain text.
+    PlainHttp,
+    /// The handshake failed on our side (a malformed hello, nothing in common): a fatal alert.
+    Handshake,
+    /// The client sent a fatal alert, usually because it refused the certificate.
+    PeerAlert,
+    /// A record that is not TLS, does not decrypt or does not fit: a fatal alert.
+    BadRecord,
+    /// The TLS handshake was not over within the handshake timeout: closed.
+    HandshakeTimeout,
+    /// The client closed the TCP connection without close_notify.
+    NoCloseNotify,
+}
+
+impl TlsFailure {
+    /// The label used in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PlainHttp => "plain_http",
+            Self::Handshake => "handshake",
+            Self::PeerAlert => "peer_alert",
+            Self::BadRecord => "bad_record",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::NoCloseNotify => "no_close_notify",
+        }
+    }
+}
+
 /// Counters of one shard, or summed over all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -115,6 +147,10 @@ pub struct Stats {
     /// (summed statistics: the latest). Two snapshots of one shard give the time between them,
     /// and so rates.
     pub snapshot_ms: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS connections that failed or ended badly, by cause.
+    pub tls_failures: BTreeMap<TlsFailure, u64>,
 }
 
 /// Buckets of [`RttHistogram`]: under 1 ms, then one per power of two up to 2^18 ms (about four
@@ -219,6 +255,10 @@ impl Stats {
         self.queued_bytes += o.queued_bytes;
         self.pong_rtt.merge(&o.pong_rtt);
         self.snapshot_ms = self.snapshot_ms.max(o.snapshot_ms);
+        self.tls_handshakes += o.tls_handshakes;
+        for (k, v) in &o.tls_failures {
+            *self.tls_failures.entry(*k).or_default() += v;
+        }
     }
 
     /// Total handshakes refused.

@@ -23,7 +23,16 @@ impl Shard {
             last_read_ms: conn.last_read_ms,
             ping_sent_ms: conn.ping_sent_ms,
         };
+        #[cfg(feature = "tls")]
+        let tls_handshaking = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
         match deadline::expire(passed, live, now, &self.timeouts) {
+            #[cfg(feature = "tls")]
+            Expiry::HandshakeTimeout if tls_handshaking => {
+                // Nothing can be said in plain HTTP inside a handshake that did not finish.
+                self.count_tls(super::stats::TlsFailure::HandshakeTimeout);
+                log::debug!("shard {}: connection {key}: TLS handshake timed out", self.index);
+                self.kill(key);
+            }
             Expiry::HandshakeTimeout => {
                 *self.stats.rejected.entry(RejectReason::Timeout).or_default() += 1;
                 self.answer_and_close(key, &HttpResponse::text(408, "handshake timeout\n"));

@@ -5,6 +5,8 @@ mod bench;
 mod check;
 mod logger;
 mod serve;
+#[cfg(feature = "tls")]
+mod serve_tls;
 mod supervisor;
 
 use clap::{Parser, Subcommand};

@@ -118,6 +118,9 @@ pub struct Args {
     /// Internal: this process is worker I of a supervisor.
     #[arg(long, hide = true)]
     worker_index: Option<u32>,
+    #[cfg(feature = "tls")]
+    #[command(flatten)]
+    tls: crate::serve_tls::TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -214,6 +217,10 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         config.bridge = Some(c10k::bridge::redis::RedisBridge::new(url, &args.redis_prefix)?);
     }
+    #[cfg(feature = "tls")]
+    let tls = args.tls.apply(&mut config)?;
+    #[cfg(not(feature = "tls"))]
+    let tls: Option<Tls> = None;
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", args.addr);
     let wrap = Wrap {
         healthz: args.healthz,
@@ -236,6 +243,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 .map_err(bind_error)?,
                 &args,
                 &worker,
+                tls.clone(),
             )
         }
         _ if args.defer_path.is_some() => Err("--defer-path is for --mode echo".to_owned()),
@@ -243,16 +251,19 @@ pub fn run(args: Args) -> Result<(), String> {
             Server::bind(config, move |_| wrap.around(apps::Echo)).map_err(bind_error)?,
             &args,
             &worker,
+            tls.clone(),
         ),
         Mode::Pubsub => serve(
             Server::bind(config, move |_| wrap.around(apps::PubSub)).map_err(bind_error)?,
             &args,
             &worker,
+            tls.clone(),
         ),
         Mode::Chat => serve(
             Server::bind(config, move |_| wrap.around(apps::Chat)).map_err(bind_error)?,
             &args,
             &worker,
+            tls.clone(),
         ),
     }
 }
@@ -274,18 +285,31 @@ impl Wrap {
     }
 }
 
-/// Runs a bound server until a signal drains it.
-fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Result<(), String> {
+/// The TLS settings reloaded on SIGHUP.
+#[cfg(feature = "tls")]
+type Tls = std::sync::Arc<c10k::tls::TlsConfig>;
+#[cfg(not(feature = "tls"))]
+type Tls = ();
+
+/// Runs a bound server until a signal drains it (SIGHUP reloads the TLS certificates).
+fn serve<H: c10k::Handler>(
+    server: Server<H>,
+    args: &Args,
+    worker: &str,
+    tls: Option<Tls>,
+) -> Result<(), String> {
     let handle = server.handle();
     let shards = handle.shards();
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGUSR1,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let on_signal = handle.clone();
     let index = args.worker_index;
+    let secure = tls.is_some();
     std::thread::Builder::new()
         .name("c10k-signals".into())
         .spawn(move || {
@@ -294,6 +318,16 @@ fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Resu
             for sig in signals.forever() {
                 if sig == signal_hook::consts::SIGUSR1 {
                     print_stats(&on_signal.stats(), index);
+                    continue;
+                }
+                if sig == signal_hook::consts::SIGHUP {
+                    #[cfg(feature = "tls")]
+                    match tls.as_deref() {
+                        Some(tls) => crate::serve_tls::reload(tls),
+                        None => log::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    let _ = &tls;
                     continue;
                 }
                 count += 1;
@@ -307,8 +341,16 @@ fn serve<H: c10k::Handler>(server: Server<H>, args: &Args, worker: &str) -> Resu
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    let (scheme, page) = if secure && handle.tls_addr().is_none() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    if let Some(a) = handle.tls_addr() {
+        println!("c10k listening on wss://{a}/ (TLS)");
+    }
     println!(
-        "c10k listening on ws://{}/ ({} shard{}, mode {}); open http://{}/ in a browser",
+        "c10k listening on {scheme}://{}/ ({} shard{}, mode {}); open {page}://{}/ in a browser",
         handle.local_addr(),
         shards,
         if shards == 1 { "" } else { "s" },
@@ -365,6 +407,7 @@ fn print_stats(s: &c10k::Stats, worker: Option<u32>) {
         ("deliveries", s.deliveries),
         ("topics", s.topics),
         ("deflated", s.deflated),
+        ("tls_handshakes", s.tls_handshakes),
     ] {
         let _ = write!(j, ",\"{k}\":{v}");
     }
