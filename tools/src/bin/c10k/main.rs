@@ -1,8 +1,9 @@
-//! The `c10k` command line: `serve` runs a server; more commands come with the load generator
-//! and the conformance checker.
+//! The `c10k` command line: `serve` runs a server, `bench` generates load, `check` runs the
+//! conformance suite, `fuzz` fuzzes a server's frame handling.
 
 mod bench;
 mod check;
+mod fuzz;
 mod logger;
 mod serve;
 mod supervisor;
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::Args),
     /// Run the RFC 6455 conformance suite against a WebSocket echo server.
     Check(check::Args),
+    /// Fuzz a WebSocket echo server with generated frame sequences, judged by the protocol core.
+    Fuzz(fuzz::Args),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     if let Err(e) = result {
         eprintln!("c10k: {e}");
