@@ -79,8 +79,9 @@ impl Grammar {
                 frames.push(close_frame(rng, 1000, b""));
             }
         }
-        let (bytes, _) = encode_frames(&frames);
-        let cuts = cuts(rng, head.len() + bytes.len());
+        let (bytes, ends) = encode_frames(&frames);
+        let starts: Vec<usize> = std::iter::once(0).chain(ends).map(|e| head.len() + e).collect();
+        let cuts = cuts(rng, head.len() + bytes.len(), &starts);
         Sequence {
             opening,
             frames,
@@ -242,7 +243,8 @@ fn close_frame(rng: &mut Rng, code: u16, reason: &[u8]) -> Frame {
 /// A Close frame: empty, a valid code, an invalid one, with a reason valid or not, long or not.
 fn close(rng: &mut Rng, out: &mut Vec<Frame>) {
     let reason_len: usize = *rng.pick(&[0, 0, 1, 10, 60, 123, 124]);
-    let reason = if rng.chance(15) {
+    let bad_reason = rng.chance(15);
+    let reason = if bad_reason {
         let mut r = text(rng, reason_len.saturating_sub(4));
         let at = rng.below(r.len() + 1);
         let bad = rng.pick(&BAD_UTF8);
@@ -254,7 +256,8 @@ fn close(rng: &mut Rng, out: &mut Vec<Frame>) {
     let f = match rng.below(10) {
         0 => close_frame(rng, 0, b""),
         1 => Frame::new(8, vec![0x03], mask(rng)),
-        2 | 3 => {
+        // One fault at a time: a bad code with a good reason (with both, either code is right).
+        2 | 3 if !bad_reason => {
             let code = *rng.pick(&BAD_CODES);
             close_frame(rng, code, &reason)
         }
@@ -364,7 +367,8 @@ fn compressed(rng: &mut Rng, out: &mut Vec<Frame>) {
     let (op, plain) = Grammar { max_message: None }.message(rng);
     let plain = if rng.chance(10) {
         let mut t = plain;
-        t.extend_from_slice(*rng.pick(&BAD_UTF8));
+        let bad: &[u8] = BAD_UTF8[rng.below(BAD_UTF8.len())];
+        t.extend_from_slice(bad);
         t
     } else {
         plain
@@ -424,12 +428,24 @@ fn deflate(plain: &[u8]) -> Vec<u8> {
     plain.to_vec()
 }
 
-/// Where a stream of `len` bytes is cut into writes.
-fn cuts(rng: &mut Rng, len: usize) -> Vec<Cut> {
+/// Bytes written one at a time around a frame boundary, in the "every byte" cuts.
+const BYTE_WINDOW: usize = 16;
+
+/// Where a stream of `len` bytes is cut into writes: not at all, at a few random positions, or
+/// at every byte of a window around one of the `starts` of the frames (and of the request): a
+/// header read one byte at a time.
+fn cuts(rng: &mut Rng, len: usize, starts: &[usize]) -> Vec<Cut> {
     let mut at: Vec<usize> = match rng.below(100) {
         0..=44 => Vec::new(),
         45..=89 => (0..rng.range(1, 6)).map(|_| rng.range(1, len.max(1))).collect(),
-        _ => (1..len.min(80)).collect(),
+        _ => {
+            let from = starts
+                .get(rng.below(starts.len()))
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(2);
+            (from.max(1)..(from + BYTE_WINDOW).min(len)).collect()
+        }
     };
     at.sort_unstable();
     at.dedup();
@@ -477,7 +493,7 @@ mod tests {
         let mut rng = Rng::new(9);
         for len in [1, 2, 50, 1000] {
             for _ in 0..100 {
-                let c = cuts(&mut rng, len);
+                let c = cuts(&mut rng, len, &[0, len / 2, len]);
                 assert!(c.windows(2).all(|w| w[0].at < w[1].at));
                 assert!(c.iter().all(|c| c.at > 0 && c.at < len));
             }

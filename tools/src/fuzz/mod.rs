@@ -159,7 +159,9 @@ pub fn run(target: &Target, options: &Options, mut progress: impl FnMut(&Progres
             if finding.outcome.kind == "unreachable" {
                 continue;
             }
-            minimize(&mut one, options, finding, seq);
+            if !minimize(&mut one, options, finding, seq) {
+                continue;
+            }
             let path = dir.join(finding.file_name(options.seed));
             let replay = Replay {
                 max_message: options.max_message,
@@ -179,9 +181,16 @@ pub fn run(target: &Target, options: &Options, mut progress: impl FnMut(&Progres
     })
 }
 
-/// Shrinks a finding's sequence while the same verdict, kind and cause come back.
-fn minimize(driver: &mut Driver, options: &Options, finding: &mut Finding, seq: &mut Sequence) {
+/// Shrinks a finding's sequence while the same verdict, kind and cause come back. False when
+/// the sequence, run alone, does not show the finding again (it came from load or timing): it is
+/// then neither minimized nor saved.
+fn minimize(driver: &mut Driver, options: &Options, finding: &mut Finding, seq: &mut Sequence) -> bool {
     let want = &finding.outcome;
+    let again = driver.run_one(seq);
+    if (again.verdict, again.kind, &again.cause) != (want.verdict, want.kind, &want.cause) {
+        finding.reproduced = Some(again);
+        return false;
+    }
     let deadline = Instant::now() + options.shrink_time;
     let before = seq.frames.len();
     let (small, used) = shrink::shrink(seq, options.shrink_attempts, |candidate| {
@@ -198,6 +207,7 @@ fn minimize(driver: &mut Driver, options: &Options, finding: &mut Finding, seq: 
         finding.outcome = confirmed;
         *seq = small;
     }
+    true
 }
 
 /// Runs a replay file's sequence once against `target`.

@@ -15,6 +15,7 @@
 //! one) may be found invalid at the fragment that makes it so or at its end (the rest of the
 //! message is then sent, and the pings in it may be answered or not).
 
+use c10k::proto::HandshakeError;
 use c10k::proto::deflate::{DeflatePool, Negotiated};
 use c10k::proto::error::Error;
 use c10k::proto::handshake::{HeadLimits, parse_request};
@@ -48,6 +49,8 @@ pub struct Expect {
     pub end: End,
     /// Why this alternative is allowed when it is not the core's own answer.
     pub note: Option<&'static str>,
+    /// Silence until the time bound is allowed, not ideal (NON-STRICT), for this reason.
+    pub may_stall: Option<&'static str>,
 }
 
 /// How the connection must end.
@@ -100,6 +103,20 @@ pub enum HandshakeWant {
     Accept,
     /// An invalid one: this status (another error status is allowed, not ideal).
     Reject(u16),
+    /// A version other than 13: 426, or 101 from a server that also speaks that version
+    /// (RFC 6455 section 4.4 lets a server support several).
+    OtherVersion,
+}
+
+impl HandshakeWant {
+    /// The HTTP error status that refuses the request; `None` for a valid one.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            HandshakeWant::Accept => None,
+            HandshakeWant::Reject(s) => Some(s),
+            HandshakeWant::OtherVersion => Some(426),
+        }
+    }
 }
 
 /// What the core answers to `head`.
@@ -107,6 +124,7 @@ pub fn handshake(head: &[u8]) -> HandshakeWant {
     match parse_request(head, &HeadLimits::default()) {
         Ok(Some(r)) if r.is_websocket() => HandshakeWant::Accept,
         Ok(_) => HandshakeWant::Reject(400),
+        Err(HandshakeError::UnsupportedVersion) => HandshakeWant::OtherVersion,
         Err(e) => HandshakeWant::Reject(e.status().unwrap_or(400)),
     }
 }
@@ -156,6 +174,16 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
             alternatives.push(lenient);
         }
     }
+    if let End::Fail { why, .. } = &alternatives[0].end
+        && *why == Error::LengthOverflow.reason()
+    {
+        // RFC 6455 5.2 says the top bit MUST be 0 without telling the receiver what to do: a
+        // server may take the length as it is and wait for 2^63 bytes (or refuse it as too big).
+        let mut waits = alternatives[0].clone();
+        waits.note = Some("a 64-bit length with its top bit set taken as a length");
+        waits.may_stall = Some("waits for the payload of a 64-bit length with its top bit set");
+        alternatives.push(waits);
+    }
     Expectation {
         send_len: bytes.len(),
         send_frames,
@@ -199,6 +227,7 @@ fn run(frames: &[Frame], max_message: Option<usize>, deflate: Option<Negotiated>
         optional_pongs: Vec::new(),
         end: End::Open,
         note: None,
+        may_stall: None,
     };
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -333,6 +362,8 @@ mod tests {
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(handshake(ok), HandshakeWant::Accept);
         let v8 = String::from_utf8_lossy(ok).replace("Version: 13", "Version: 8");
-        assert_eq!(handshake(v8.as_bytes()), HandshakeWant::Reject(426));
+        assert_eq!(handshake(v8.as_bytes()), HandshakeWant::OtherVersion);
+        let post = String::from_utf8_lossy(ok).replace("GET", "POST");
+        assert_eq!(handshake(post.as_bytes()), HandshakeWant::Reject(405));
     }
 }

@@ -57,6 +57,9 @@ pub struct Finding {
     pub minimized: Option<(usize, usize, usize)>,
     /// The saved replay file.
     pub file: Option<PathBuf>,
+    /// When the first sequence, run again alone, did something else: what it did (the finding
+    /// came from load or timing, and was not saved).
+    pub reproduced: Option<Outcome>,
 }
 
 impl Finding {
@@ -67,6 +70,7 @@ impl Finding {
             outcome,
             minimized: None,
             file: None,
+            reproduced: None,
         }
     }
 
@@ -106,6 +110,13 @@ impl Finding {
             "{:<10} {:<26} [{}] x{} (first: sequence {})\n{:<10} -> {}\n{:<10}    expected: {}",
             o.verdict, o.kind, o.cause, self.count, self.first, "", o.reason, "", o.expected
         );
+        if let Some(again) = &self.reproduced {
+            let _ = write!(
+                s,
+                "\n{:<10}    not saved: run again alone it gave {} {} (load or timing)",
+                "", again.verdict, again.kind
+            );
+        }
         if let Some(file) = &self.file {
             let _ = write!(s, "\n{:<10}    saved: {}", "", file.display());
             if let Some((before, after, tried)) = self.minimized {
@@ -147,6 +158,12 @@ impl Finding {
             Some(f) => json_string(out, &f.display().to_string()),
             None => out.push_str("null"),
         }
+        out.push_str(",\"reproduced\":");
+        out.push_str(if self.reproduced.is_some() {
+            "false"
+        } else {
+            "true"
+        });
         match self.minimized {
             Some((b, a, t)) => {
                 let _ = write!(
