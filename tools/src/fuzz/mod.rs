@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Everything but the driver is pure and tested without sockets: [`grammar`], [`oracle`],
-//! [`judge`], [`shrink`], [`replay`].
+//! [`judge`], [`shrink`], [`replay`](mod@replay).
 
 pub mod driver;
 pub mod grammar;
