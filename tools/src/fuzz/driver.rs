@@ -18,7 +18,7 @@ use slab::Slab;
 
 use super::judge::{Judge, Judges, Outcome};
 use super::oracle::{self, HandshakeWant};
-use super::sequence::{Sequence, deflate_policy, encode_frames, request};
+use super::sequence::{Sequence, deflate_policy, request};
 use crate::check::{Target, Verdict};
 
 /// How the driver runs sequences.
@@ -99,7 +99,8 @@ impl Driver {
             while more && self.conns.len() < self.parallel {
                 match next() {
                     Some((index, seq)) => {
-                        if let Err(outcome) = self.start(index, seq.clone()) {
+                        if let Err(failed) = self.start(index, seq) {
+                            let (outcome, seq) = *failed;
                             more &= on_done(index, &seq, outcome);
                         }
                     }
@@ -140,9 +141,14 @@ impl Driver {
         result.unwrap_or_else(|| unreachable_outcome("the sequence did not run".to_owned()))
     }
 
-    fn start(&mut self, index: u64, seq: Sequence) -> Result<(), Outcome> {
-        let mut socket = TcpStream::connect(self.target.addr)
-            .map_err(|e| unreachable_outcome(format!("cannot connect to {}: {e}", self.target.addr)))?;
+    fn start(&mut self, index: u64, seq: Sequence) -> Result<(), Box<(Outcome, Sequence)>> {
+        let mut socket = match TcpStream::connect(self.target.addr) {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("cannot connect to {}: {e}", self.target.addr);
+                return Err(Box::new((unreachable_outcome(why), seq)));
+            }
+        };
         let _ = socket.set_nodelay(true);
         let (head, expected) = request(&seq.opening, &self.target.host, &self.target.path);
         let want = oracle::handshake(&head);
@@ -150,10 +156,13 @@ impl Driver {
         let pauses: u64 = seq.cuts.iter().map(|c| u64::from(c.pause_us)).sum();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        self.poll
-            .registry()
-            .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| unreachable_outcome(format!("register: {e}")))?;
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            return Err(Box::new((unreachable_outcome(format!("register: {e}")), seq)));
+        }
         let mut c = Conn {
             index,
             seq,
@@ -257,8 +266,7 @@ fn unreachable_outcome(reason: String) -> Outcome {
 fn prepare_frames(c: &mut Conn, settings: &Settings, deflate: Option<c10k::proto::DeflateParams>) {
     let negotiated = deflate.map(|p| p.negotiated(Role::Server, &deflate_policy()));
     let expectation = oracle::expect(&c.seq.frames, settings.max_message, negotiated);
-    let (bytes, _) = encode_frames(&c.seq.frames[..expectation.send_frames]);
-    c.stream.extend_from_slice(&bytes[..expectation.send_len]);
+    c.stream.extend_from_slice(&expectation.bytes);
     c.frames_ready = true;
     c.judges = Some(Judges(
         expectation.alternatives.into_iter().map(Judge::new).collect(),
@@ -275,6 +283,12 @@ fn pump(c: &mut Conn) {
             c.head_len
         };
         if c.written >= limit {
+            if c.frames_ready
+                && let Some(j) = &mut c.judges
+            {
+                j.each(Judge::all_sent);
+                c.outcome = c.outcome.take().or_else(|| j.outcome());
+            }
             return;
         }
         while c.next_cut < c.seq.cuts.len() && c.seq.cuts[c.next_cut].at <= c.written {
@@ -300,7 +314,6 @@ fn pump(c: &mut Conn) {
             // The server closed: what it said is judged by the reading side.
             Err(_) => {
                 c.written = c.stream.len();
-                return;
             }
         }
     }
@@ -465,6 +478,12 @@ fn opening(c: &mut Conn, settings: &Settings) {
 }
 
 /// The server's frames, to the judges.
+///
+/// Only whole frames go to the client-role core, so that every frame starts at a boundary the
+/// driver knows: a Close frame, and a one-frame text message that is not UTF-8, are judged from
+/// their raw bytes (an invalid close code or an echo of invalid text is the server's fault to
+/// report, not an error that hides what it sent); anything else goes through the core, which
+/// reassembles fragments, inflates, and rejects what a client must reject.
 fn frames(c: &mut Conn) {
     let (Some(client), Some(judges)) = (&mut c.client, &mut c.judges) else {
         return;
@@ -472,60 +491,71 @@ fn frames(c: &mut Conn) {
     let mut pos = 0;
     let mut out = Vec::new();
     while c.outcome.is_none() {
-        // A Close frame is judged from its raw payload: an invalid code is the server's fault
-        // to report, not an error that hides what it sent.
-        if let Ok(Some((h, hl))) = decode_header(&c.inbuf[pos..])
-            && h.opcode == OpCode::Close
-            && h.mask.is_none()
-            && h.rsv == 0
-            && c.inbuf.len() - pos >= hl + h.len as usize
-        {
-            let payload = &c.inbuf[pos + hl..pos + hl + h.len as usize];
-            judges.each(|j| j.close(payload));
-            c.outcome = judges.outcome();
-            break;
-        }
-        // So is a one-frame text message that is not UTF-8: most likely the echo of text the
-        // server should have refused, which the judge can tell from a wrong echo.
-        if let Ok(Some((h, hl))) = decode_header(&c.inbuf[pos..])
-            && h.opcode == OpCode::Text
-            && h.fin
-            && h.mask.is_none()
-            && h.rsv == 0
-            && c.inbuf.len() - pos >= hl + h.len as usize
-            && std::str::from_utf8(&c.inbuf[pos + hl..pos + hl + h.len as usize]).is_err()
-        {
-            let payload = &c.inbuf[pos + hl..pos + hl + h.len as usize];
-            judges.each(|j| j.message(true, payload));
-            pos += hl + h.len as usize;
-            c.outcome = judges.outcome();
-            if c.outcome.is_none() {
-                judges.each(|j| j.invalid_frame("a text message that is not UTF-8"));
-                c.outcome = judges.outcome();
-            }
-            continue;
-        }
-        out.clear();
-        match client.read(&mut c.inbuf[pos..], &mut out) {
-            Ok(r) => {
-                let consumed = r.consumed;
-                match r.event {
-                    Some(Event::Message(Message::Text(t))) => judges.each(|j| j.message(true, t.as_bytes())),
-                    Some(Event::Message(Message::Binary(b))) => judges.each(|j| j.message(false, &b)),
-                    Some(Event::Pong(p)) => judges.each(|j| j.pong(p)),
-                    Some(Event::Ping(_)) | Some(Event::Close(_)) => {}
-                    None if consumed == 0 => break,
-                    None => {}
+        let rest = &c.inbuf[pos..];
+        let end = match decode_header(rest) {
+            Ok(None) => break,
+            Ok(Some((h, hl))) => {
+                let Some(end) = usize::try_from(h.len).ok().and_then(|n| n.checked_add(hl)) else {
+                    judges.each(|j| j.invalid_frame("a frame longer than the address space"));
+                    c.outcome = judges.outcome();
+                    break;
+                };
+                if rest.len() < end {
+                    break;
                 }
-                pos += consumed;
-                c.outcome = judges.outcome();
+                let raw = h.mask.is_none() && h.rsv == 0 && h.fin;
+                if raw && h.opcode == OpCode::Close {
+                    judges.each(|j| j.close(&rest[hl..end]));
+                    c.outcome = judges.outcome();
+                    break;
+                }
+                if raw
+                    && h.opcode == OpCode::Text
+                    && client.buffered() == 0
+                    && std::str::from_utf8(&rest[hl..end]).is_err()
+                {
+                    judges.each(|j| j.message(true, &rest[hl..end]));
+                    pos += end;
+                    c.outcome = judges.outcome();
+                    if c.outcome.is_none() {
+                        judges.each(|j| j.invalid_frame("a text message that is not UTF-8"));
+                        c.outcome = judges.outcome();
+                    }
+                    continue;
+                }
+                end
             }
-            Err(e) => {
-                let why = e.to_string();
-                judges.each(|j| j.invalid_frame(&why));
-                c.outcome = judges.outcome();
+            // The core reports what is wrong with the header.
+            Err(_) => rest.len(),
+        };
+        let frame = &mut c.inbuf[pos..pos + end];
+        let mut at = 0;
+        while c.outcome.is_none() {
+            out.clear();
+            match client.read(&mut frame[at..], &mut out) {
+                Ok(r) => {
+                    let consumed = r.consumed;
+                    match r.event {
+                        Some(Event::Message(Message::Text(t))) => {
+                            judges.each(|j| j.message(true, t.as_bytes()))
+                        }
+                        Some(Event::Message(Message::Binary(b))) => judges.each(|j| j.message(false, &b)),
+                        Some(Event::Pong(p)) => judges.each(|j| j.pong(p)),
+                        Some(Event::Ping(_)) | Some(Event::Close(_)) => {}
+                        None if consumed == 0 => break,
+                        None => {}
+                    }
+                    at += consumed;
+                    c.outcome = judges.outcome();
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    judges.each(|j| j.invalid_frame(&why));
+                    c.outcome = judges.outcome();
+                }
             }
         }
+        pos += end;
     }
     c.inbuf.drain(..pos.min(c.inbuf.len()));
 }

@@ -130,12 +130,12 @@ impl Grammar {
 
     /// A payload size: small, around the length encodings' edges, or around the limit.
     fn size(&self, rng: &mut Rng) -> usize {
-        match rng.below(100) {
-            0..=29 => rng.below(16),
-            30..=54 => rng.range(16, 300),
-            55..=69 => *rng.pick(&[124, 125, 126, 127, 128]),
-            70..=84 => rng.range(300, 5000),
-            85..=97 => *rng.pick(&[65534, 65535, 65536, 65537]),
+        match rng.below(200) {
+            0..=59 => rng.below(16),
+            60..=111 => rng.range(16, 300),
+            112..=141 => *rng.pick(&[124, 125, 126, 127, 128]),
+            142..=173 => rng.range(300, 5000),
+            174..=197 => *rng.pick(&[65534, 65535, 65536, 65537]),
             _ => match self.max_message {
                 Some(m) if m <= MAX_SENT_LIMIT => m - rng.below(2.min(m)),
                 _ => rng.range(65538, 128 << 10),

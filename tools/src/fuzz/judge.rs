@@ -67,20 +67,28 @@ pub struct Judge {
     expect: Expect,
     echoed: usize,
     ponged: usize,
+    /// Every byte of the sequence was written: a connection that nothing ends may be judged.
+    sent: bool,
     decided: Option<Outcome>,
 }
 
 impl Judge {
-    /// A judge of `expect`; already decided when nothing is expected and nothing ends it.
+    /// A judge of `expect`.
     pub fn new(expect: Expect) -> Self {
-        let mut j = Self {
+        Self {
             expect,
             echoed: 0,
             ponged: 0,
+            sent: false,
             decided: None,
-        };
-        j.check_complete();
-        j
+        }
+    }
+
+    /// Every byte was written: when nothing ends the connection, the judge decides PASS once
+    /// every answer is in (it may already be).
+    pub fn all_sent(&mut self) {
+        self.sent = true;
+        self.check_complete();
     }
 
     /// The outcome, once known.
@@ -130,7 +138,7 @@ impl Judge {
     }
 
     fn check_complete(&mut self) {
-        if self.expect.end == End::Open && self.missing_echoes() == 0 && !self.missing_pong() {
+        if self.sent && self.expect.end == End::Open && self.missing_echoes() == 0 && !self.missing_pong() {
             self.decide(Verdict::Pass, "pass", "");
         }
     }
@@ -473,7 +481,9 @@ mod tests {
         ));
         strict.timed_out(100);
         assert_eq!(strict.decided().unwrap().kind, "no-progress");
-        let lenient = Judge::new(expect(&[], &[], End::Open));
+        let mut lenient = Judge::new(expect(&[], &[], End::Open));
+        assert!(lenient.decided().is_none());
+        lenient.all_sent();
         let judges = Judges(vec![strict, lenient]);
         assert_eq!(judges.outcome().unwrap().verdict, Verdict::Pass);
     }

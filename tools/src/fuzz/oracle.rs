@@ -27,8 +27,8 @@ use super::sequence::{Frame, Len, encode_frames};
 /// bytes of the frame stream to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectation {
-    /// How many bytes of the frames' stream are written.
-    pub send_len: usize,
+    /// The bytes of the frames that are written.
+    pub bytes: Vec<u8>,
     /// How many frames those bytes hold (the rest is not sent).
     pub send_frames: usize,
     /// The allowed outcomes: the first is the core's own, the others are answers the RFC allows too.
@@ -132,7 +132,8 @@ pub fn handshake(head: &[u8]) -> HandshakeWant {
 /// The expectation for `frames`, sent to a server with the message limit `max_message`
 /// (`None`: unknown, taken as the core's default) and permessage-deflate as `deflate` says.
 pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Negotiated>) -> Expectation {
-    let (strict, stop) = run(frames, max_message, deflate);
+    let (mut bytes, ends) = encode_frames(frames);
+    let (strict, stop) = run(frames, &bytes, &ends, max_message, deflate);
     let send_frames = stop.map_or(frames.len(), |i| i + 1);
     let mut send_frames = send_frames;
     if let End::Fail { why, .. } = &strict.end {
@@ -154,7 +155,7 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
             .collect();
     }
     let sent = &frames[..send_frames];
-    let (bytes, _) = encode_frames(sent);
+    bytes.truncate(send_frames.checked_sub(1).map_or(0, |i| ends[i]));
     let mut alternatives = vec![strict];
     if sent.iter().any(Frame::non_minimal) {
         let minimal: Vec<Frame> = sent
@@ -167,7 +168,8 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
                 f
             })
             .collect();
-        let (mut lenient, _) = run(&minimal, max_message, deflate);
+        let (minimal_bytes, minimal_ends) = encode_frames(&minimal);
+        let (mut lenient, _) = run(&minimal, &minimal_bytes, &minimal_ends, max_message, deflate);
         lenient.note =
             Some("a non-minimal length taken as its value (RFC 6455 5.2 forbids it to senders only)");
         if !alternatives.contains(&lenient) {
@@ -185,7 +187,7 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
         alternatives.push(waits);
     }
     Expectation {
-        send_len: bytes.len(),
+        bytes,
         send_frames,
         alternatives,
     }
@@ -203,7 +205,13 @@ fn is_message_fault(why: &str) -> bool {
 
 /// Feeds the frames to a server-role connection; returns the expectation and the index of the
 /// frame at which the connection ended (Close or error), if it did.
-fn run(frames: &[Frame], max_message: Option<usize>, deflate: Option<Negotiated>) -> (Expect, Option<usize>) {
+fn run(
+    frames: &[Frame],
+    bytes: &[u8],
+    ends: &[usize],
+    max_message: Option<usize>,
+    deflate: Option<Negotiated>,
+) -> (Expect, Option<usize>) {
     let limit = max_message.unwrap_or(c10k::proto::conn::DEFAULT_MAX_MESSAGE_SIZE);
     let config = Config {
         max_frame_size: limit,
@@ -232,7 +240,8 @@ fn run(frames: &[Frame], max_message: Option<usize>, deflate: Option<Negotiated>
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
-        frame.encode(&mut pending);
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        pending.extend_from_slice(&bytes[start..ends[i]]);
         let mut pos = 0;
         loop {
             out.clear();
