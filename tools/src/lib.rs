@@ -7,4 +7,5 @@
 
 pub mod apps;
 pub mod check;
+pub mod fuzz;
 pub mod loadgen;

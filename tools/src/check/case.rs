@@ -34,10 +34,13 @@ pub enum Group {
     Handshake,
     /// permessage-deflate (RFC 7692): negotiation, compressed messages, bombs and bad data.
     Deflate,
+    /// Replay files saved by `c10k fuzz`, run as regression cases (`--regressions DIR`); not a
+    /// group of the built-in suite, so not in [`Group::ALL`].
+    Regression,
 }
 
 impl Group {
-    /// Every group, in running order.
+    /// Every group of the built-in suite, in running order.
     pub const ALL: [Group; 9] = [
         Group::Framing,
         Group::Ping,
@@ -62,6 +65,7 @@ impl Group {
             Group::Close => "close",
             Group::Handshake => "handshake",
             Group::Deflate => "deflate",
+            Group::Regression => "regress",
         }
     }
 
@@ -77,6 +81,7 @@ impl Group {
             Group::Close => "Closing handshake (5.5.1, 7)",
             Group::Handshake => "Opening handshake (4)",
             Group::Deflate => "permessage-deflate (RFC 7692)",
+            Group::Regression => "Fuzzer regressions (replay files)",
         }
     }
 }

@@ -52,6 +52,7 @@
 mod case;
 mod cases;
 mod deflate;
+mod regress;
 mod report;
 mod runner;
 
@@ -62,6 +63,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use case::{BIG_BOUND, Case, DEFAULT_BOUND, Group};
+pub use regress::{REGRESSION_BOUND, regression_files, regression_id, run_regression};
+pub(crate) use report::string as json_string;
 pub use report::{CaseResult, Counts, Report};
 
 use c10k::client::{ClientError, WsUrl};

@@ -207,7 +207,7 @@ fn field(out: &mut String, name: &str, value: &str) {
 }
 
 /// A JSON string literal.
-fn string(out: &mut String, s: &str) {
+pub(crate) fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use c10k_tools::check::{self, Group, Options, Target, Verdict};
@@ -33,6 +34,10 @@ pub struct Args {
     /// Print only the cases that did not pass (and the summary).
     #[arg(long)]
     failures_only: bool,
+    /// Also run the replay files (`*.replay`) of this directory, saved by `c10k fuzz`, as
+    /// regression cases `regress.NAME`. Without --cases, only they run.
+    #[arg(long, value_name = "DIR")]
+    regressions: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -46,8 +51,26 @@ pub fn run(args: Args) -> Result<(), String> {
         max_message: args.max_message,
         timeout_scale: args.timeout_scale,
     };
-    let cases = check::select(check::cases(&options), args.cases.as_deref());
-    if cases.is_empty() {
+    let cases = match (&args.regressions, &args.cases) {
+        (Some(_), None) => Vec::new(),
+        _ => check::select(check::cases(&options), args.cases.as_deref()),
+    };
+    let regressions: Vec<PathBuf> = match &args.regressions {
+        Some(dir) => check::regression_files(dir)
+            .map_err(|e| format!("--regressions {}: {e}", dir.display()))?
+            .into_iter()
+            .filter(|p| {
+                args.cases.as_deref().is_none_or(|pat| {
+                    let id = check::regression_id(p);
+                    pat.split(',')
+                        .map(str::trim)
+                        .any(|p| id == p || id.starts_with(&format!("{p}.")))
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if cases.is_empty() && regressions.is_empty() {
         return Err(format!(
             "no case matches {:?} (try utf8, close.2, 5.*)",
             args.cases.unwrap_or_default()
@@ -59,7 +82,10 @@ pub fn run(args: Args) -> Result<(), String> {
         for c in &cases {
             let _ = writeln!(out, "{:<16} [{}] {}", c.id, c.section, c.description);
         }
-        let _ = writeln!(out, "{} cases", cases.len());
+        for p in &regressions {
+            let _ = writeln!(out, "{:<16} [fuzz] {}", check::regression_id(p), p.display());
+        }
+        let _ = writeln!(out, "{} cases", cases.len() + regressions.len());
         return Ok(());
     }
     let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
@@ -67,7 +93,7 @@ pub fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot connect to {} ({}): {e}", args.url, target.addr))?;
 
     let mut group: Option<Group> = None;
-    let report = check::run(&target, &cases, &options, |r| {
+    let mut print = |r: &check::CaseResult| {
         if args.json {
             return;
         }
@@ -79,7 +105,13 @@ pub fn run(args: Args) -> Result<(), String> {
         if !args.failures_only || r.verdict != Verdict::Pass {
             let _ = writeln!(out, "{}", r.line());
         }
-    });
+    };
+    let mut report = check::run(&target, &cases, &options, &mut print);
+    for path in &regressions {
+        let r = check::run_regression(&target, path, &options);
+        print(&r);
+        report.results.push(r);
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = write!(out, "{}", report.to_json());

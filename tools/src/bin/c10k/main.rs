@@ -1,8 +1,9 @@
 //! The `c10k` command line: `serve` runs a server (or a supervisor of worker processes), `bench`
-//! the load generator, `check` the conformance suite.
+//! the load generator, `check` the conformance suite, `fuzz` fuzzes a server's frame handling.
 
 mod bench;
 mod check;
+mod fuzz;
 mod logger;
 mod serve;
 #[cfg(feature = "tls")]
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::Args),
     /// Run the RFC 6455 conformance suite against a WebSocket echo server.
     Check(check::Args),
+    /// Fuzz a WebSocket echo server with generated frame sequences, judged by the protocol core.
+    Fuzz(fuzz::Args),
 }
 
 fn main() {
@@ -50,6 +53,7 @@ fn main() {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     if let Err(e) = result {
         eprintln!("c10k: {e}");
