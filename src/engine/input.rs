@@ -38,25 +38,10 @@ impl Shard {
         }
         let mut budget = READ_BUDGET;
         loop {
-            let Some(conn) = self.conns.get_mut(key) else {
+            if !self.reads(key, scratch, read_closed) {
                 return ReadEnd::Done;
-            };
-            match conn.phase {
-                Phase::Closed => return ReadEnd::Done,
-                Phase::Lingering => {
-                    self.linger_read(key, scratch);
-                    return ReadEnd::Done;
-                }
-                // Waiting for the handler's decision: nothing more is read (what the client
-                // sends meanwhile waits in the kernel), but a client that leaves is gone.
-                Phase::Pending => {
-                    if read_closed {
-                        self.kill(key);
-                    }
-                    return ReadEnd::Done;
-                }
-                _ => {}
             }
+            let conn = &mut self.conns[key];
             let kept = conn.leftover.len();
             scratch[..kept].copy_from_slice(&conn.leftover);
             let space = scratch.len() - kept;
@@ -87,6 +72,29 @@ impl Shard {
                     return ReadEnd::Done;
                 }
             }
+        }
+    }
+
+    /// Whether connection `key` reads its socket now. What its phase does instead: nothing once
+    /// closed; lingering, drain and drop what comes; pending, read nothing (what the client sends
+    /// meanwhile waits in the kernel) but drop a client that left.
+    pub(super) fn reads(&mut self, key: usize, scratch: &mut [u8], read_closed: bool) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        match conn.phase {
+            Phase::Closed => false,
+            Phase::Lingering => {
+                self.linger_read(key, scratch);
+                false
+            }
+            Phase::Pending => {
+                if read_closed {
+                    self.kill(key);
+                }
+                false
+            }
+            Phase::Handshaking | Phase::Open | Phase::Flushing => true,
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::io::{self, Read};
 
-use super::conn::Phase;
 use super::handler::Handler;
 use super::input::{READ_BUDGET, ReadEnd};
 use super::shard::Shard;
@@ -35,23 +34,10 @@ impl Shard {
         }
         let mut budget = READ_BUDGET;
         let end = loop {
-            let Some(conn) = self.conns.get_mut(key) else {
+            if !self.reads(key, scratch, read_closed) {
                 break ReadEnd::Done;
-            };
-            match conn.phase {
-                Phase::Closed => break ReadEnd::Done,
-                Phase::Lingering => {
-                    self.linger_read(key, scratch);
-                    break ReadEnd::Done;
-                }
-                Phase::Pending => {
-                    if read_closed {
-                        self.kill(key);
-                    }
-                    break ReadEnd::Done;
-                }
-                _ => {}
             }
+            let conn = &mut self.conns[key];
             let Some(tls) = conn.tls.as_mut() else {
                 break ReadEnd::Done;
             };
