@@ -114,7 +114,7 @@ impl Shard {
                 b.unsubscribe(&name);
             }
         }
-        *mine = Memberships::new();
+        mine.clear();
     }
 
     /// The topics a connection subscribes to.

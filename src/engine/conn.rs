@@ -1,9 +1,12 @@
 //! One socket of a shard: its slab entry, and where it is in its life ([`Phase`]).
 
+use std::num::NonZeroU64;
+
 use mio::net::TcpStream;
 
 use super::deadline::Deadline;
 use super::queue::WriteQueue;
+use super::thin::ThinVec;
 use super::topics::Memberships;
 use super::wheel::TimerKey;
 use crate::proto::{CloseCode, Connection};
@@ -51,7 +54,16 @@ impl Phase {
     }
 }
 
-/// A socket of the shard: the connection's slab entry.
+/// The code to report when a connection goes: the peer's close code, or the code this end failed
+/// with; and the reason that came with it.
+#[derive(Debug)]
+pub(crate) struct Ending {
+    pub(crate) code: CloseCode,
+    pub(crate) reason: Option<Box<str>>,
+}
+
+/// A socket of the shard: the connection's slab entry. Its size is what every idle connection
+/// costs (with the timer-wheel node), so what is empty while idle is one pointer at most.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) socket: TcpStream,
@@ -61,15 +73,15 @@ pub(crate) struct Conn {
     /// opened).
     pub(crate) proto: Option<Connection>,
     /// Bytes of an unfinished frame header, control frame or handshake.
-    pub(crate) leftover: Vec<u8>,
+    pub(crate) leftover: ThinVec<u8>,
     pub(crate) queue: WriteQueue,
     pub(crate) timer: Option<(TimerKey, Deadline)>,
     pub(crate) last_read_ms: u64,
-    /// When the keep-alive ping was sent, while its answer is awaited.
-    pub(crate) ping_sent_ms: Option<u64>,
-    /// The code to report: the peer's close code, or the code this end failed with.
-    pub(crate) close_code: Option<CloseCode>,
-    pub(crate) close_reason: Option<Box<str>>,
+    /// When the keep-alive ping was sent, while its answer is awaited: milliseconds on the
+    /// shard's clock plus one (see [`Conn::ping_sent_ms`]), so that it fits in 8 bytes.
+    ping_sent: Option<NonZeroU64>,
+    /// How the connection ended, once that is known (boxed: an open connection pays a pointer).
+    pub(crate) ending: Option<Box<Ending>>,
     /// The topics this connection subscribes to (unallocated when none).
     pub(crate) topics: Memberships,
     /// Output scheduling, apart from the lifecycle: the last write did not take everything, so
@@ -90,19 +102,33 @@ impl Conn {
             phase: Phase::Handshaking,
             generation,
             proto: None,
-            leftover: Vec::new(),
+            leftover: ThinVec::new(),
             queue: WriteQueue::default(),
             timer: None,
             last_read_ms: now_ms,
-            ping_sent_ms: None,
-            close_code: None,
-            close_reason: None,
+            ping_sent: None,
+            ending: None,
             topics: Memberships::new(),
             blocked: false,
             dirty: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// When the keep-alive ping now awaited was sent (ms on the shard's clock).
+    pub(crate) fn ping_sent_ms(&self) -> Option<u64> {
+        self.ping_sent.map(|t| t.get() - 1)
+    }
+
+    /// Records the keep-alive ping sent at `at` (ms), or none awaited.
+    pub(crate) fn set_ping_sent_ms(&mut self, at: Option<u64>) {
+        self.ping_sent = at.and_then(|t| NonZeroU64::new(t.saturating_add(1)));
+    }
+
+    /// Records the code to report on close, and its reason.
+    pub(crate) fn end_with(&mut self, code: CloseCode, reason: Option<Box<str>>) {
+        self.ending = Some(Box::new(Ending { code, reason }));
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -129,5 +155,20 @@ impl Conn {
         if matches!(self.phase, Phase::Handshaking | Phase::Pending | Phase::Open) {
             self.phase = Phase::Flushing;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// What every connection costs in its slab entry: kept small on purpose (an idle connection
+    /// is this, a timer-wheel node and nothing on the heap). Grow it only knowingly.
+    #[test]
+    fn slab_entry_stays_small() {
+        use std::mem::size_of;
+        // The socket is 4 bytes in a release build (debug builds add a selector id).
+        let bound = (180 + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
+        let entry = size_of::<super::Conn>();
+        assert!(entry <= bound, "Conn is {entry} bytes, over {bound}");
+        assert!(size_of::<crate::proto::Connection>() <= 104);
     }
 }

@@ -27,11 +27,14 @@ impl Shard {
             self.stats.connections_open -= 1;
             // The peer's code, or the code this end failed the connection with; a closing
             // handshake this end started and the peer never answered is an abnormal closure.
-            let code = conn.close_code.unwrap_or(CloseCode::Abnormal);
+            let (code, reason) = conn
+                .ending
+                .take()
+                .map_or((CloseCode::Abnormal, None), |e| (e.code, e.reason));
             *self.stats.closes.entry(code.as_u16()).or_default() += 1;
             let id = self.id(key, &conn);
             drop(conn.socket);
-            let reason = conn.close_reason.unwrap_or_default();
+            let reason = reason.unwrap_or_default();
             let state = app.states.take(key);
             app.handler
                 .on_close(&mut Ctx { shard: self }, id, state, code, &reason);

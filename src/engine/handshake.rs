@@ -249,7 +249,7 @@ impl Shard {
         // The request and what followed it wait in `leftover`: read them again from the
         // shard's buffer, as if they had just arrived.
         let conn = &mut self.conns[key];
-        let kept = std::mem::take(&mut conn.leftover);
+        let kept = conn.leftover.take();
         scratch[..kept.len()].copy_from_slice(&kept);
         conn.phase = Phase::Handshaking;
         self.current = Some(key);

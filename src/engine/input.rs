@@ -136,8 +136,7 @@ impl Shard {
                 }
                 Err(e) => {
                     self.stats.protocol_errors += 1;
-                    conn.close_code = Some(e.close_code());
-                    conn.close_reason = Some(e.reason().into());
+                    conn.end_with(e.close_code(), Some(e.reason().into()));
                     log::debug!("shard {}: connection {key}: {e}", self.index);
                     pos = filled;
                 }
@@ -146,9 +145,9 @@ impl Shard {
         if let Some(conn) = self.conns.get_mut(key) {
             if !conn.is_closed() && pos < filled {
                 conn.leftover.extend_from_slice(&scratch[pos..filled]);
-            } else if conn.leftover.capacity() > 0 {
+            } else {
                 // An idle connection keeps no buffer.
-                conn.leftover = Vec::new();
+                conn.leftover.clear();
             }
         }
         self.flush_tx(key);
@@ -172,8 +171,10 @@ impl Shard {
             }
             Event::Close(frame) => {
                 if let Some(conn) = self.conns.get_mut(key) {
-                    conn.close_code = Some(frame.code);
-                    conn.close_reason = (!frame.reason.is_empty()).then(|| frame.reason.into());
+                    conn.end_with(
+                        frame.code,
+                        (!frame.reason.is_empty()).then(|| frame.reason.into()),
+                    );
                 }
             }
         }
@@ -184,7 +185,8 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if let Some(sent) = conn.ping_sent_ms.take() {
+        if let Some(sent) = conn.ping_sent_ms() {
+            conn.set_ping_sent_ms(None);
             self.stats.pong_rtt.record(self.now_ms.saturating_sub(sent));
         }
         let live = deadline::Liveness {

@@ -57,6 +57,7 @@ mod shard;
 mod state;
 mod stats;
 pub(crate) mod sys;
+mod thin;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

@@ -94,8 +94,10 @@ impl Shard {
             Backpressure::Close => {
                 self.stats.backpressure_closes += 1;
                 let conn = &mut self.conns[key];
-                conn.close_code = Some(CloseCode::PolicyViolation);
-                conn.close_reason = Some("write queue over its cap".into());
+                conn.end_with(
+                    CloseCode::PolicyViolation,
+                    Some("write queue over its cap".into()),
+                );
                 self.close_key(key, CloseCode::PolicyViolation, "back-pressure");
                 Err(SendError::Closing)
             }

@@ -31,8 +31,13 @@ impl Chunk {
     }
 }
 
+/// A connection's queue: one pointer, and nothing on the heap, while empty.
 #[derive(Debug, Default)]
-pub(crate) struct WriteQueue {
+pub(crate) struct WriteQueue(Option<Box<Pending>>);
+
+/// What a non-empty queue holds.
+#[derive(Debug, Default)]
+struct Pending {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     head: usize,
@@ -42,11 +47,11 @@ pub(crate) struct WriteQueue {
 impl WriteQueue {
     /// Bytes waiting.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.as_ref().map_or(0, |p| p.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_none()
     }
 
     /// Appends a copy of `bytes`.
@@ -54,14 +59,15 @@ impl WriteQueue {
         if bytes.is_empty() {
             return;
         }
-        self.len += bytes.len();
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut()
+        let p = self.0.get_or_insert_default();
+        p.len += bytes.len();
+        if let Some(Chunk::Owned(last)) = p.chunks.back_mut()
             && last.len() + bytes.len() <= COALESCE.max(last.capacity())
         {
             last.extend_from_slice(bytes);
             return;
         }
-        self.chunks.push_back(Chunk::Owned(bytes.to_vec()));
+        p.chunks.push_back(Chunk::Owned(bytes.to_vec()));
     }
 
     /// Appends a shared buffer without copying it.
@@ -69,31 +75,44 @@ impl WriteQueue {
         if bytes.is_empty() {
             return;
         }
-        self.len += bytes.len();
-        self.chunks.push_back(Chunk::Shared(Arc::clone(bytes)));
+        let p = self.0.get_or_insert_default();
+        p.len += bytes.len();
+        p.chunks.push_back(Chunk::Shared(Arc::clone(bytes)));
     }
 
-    /// Writes as much as the socket takes. Returns `Ok(true)` when the queue is empty.
+    /// Writes as much as the socket takes. Returns `Ok(true)` when the queue is empty (and
+    /// freed: an idle connection keeps no queue memory).
     pub(crate) fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
-        while self.len > 0 {
+        let Some(p) = self.0.as_mut() else {
+            return Ok(true);
+        };
+        while p.len > 0 {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
-            for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
+            for (i, c) in p.chunks.iter().take(MAX_IOV).enumerate() {
                 let b = c.bytes();
-                iov[i] = IoSlice::new(if i == 0 { &b[self.head..] } else { b });
+                iov[i] = IoSlice::new(if i == 0 { &b[p.head..] } else { b });
                 n += 1;
             }
             match w.write_vectored(&iov[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.consume(written),
+                Ok(written) => p.consume(written),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        self.0 = None;
         Ok(true)
     }
 
+    /// Drops everything (the connection is going away).
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Pending {
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
@@ -107,15 +126,6 @@ impl WriteQueue {
             self.head = 0;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() {
-            // An idle connection keeps no queue memory.
-            self.chunks = VecDeque::new();
-        }
-    }
-
-    /// Drops everything (the connection is going away).
-    pub(crate) fn clear(&mut self) {
-        *self = Self::default();
     }
 }
 
@@ -179,6 +189,7 @@ mod tests {
         want.extend_from_slice(b"shared world");
         assert_eq!(w.got, want);
         assert!(q.is_empty());
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.0.is_none(), "an emptied queue is freed");
+        assert_eq!(std::mem::size_of::<WriteQueue>(), std::mem::size_of::<usize>());
     }
 }

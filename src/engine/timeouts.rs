@@ -21,7 +21,7 @@ impl Shard {
         };
         let live = Liveness {
             last_read_ms: conn.last_read_ms,
-            ping_sent_ms: conn.ping_sent_ms,
+            ping_sent_ms: conn.ping_sent_ms(),
         };
         #[cfg(feature = "tls")]
         let tls_handshaking = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
@@ -41,7 +41,7 @@ impl Shard {
                 *self.stats.rejected.entry(RejectReason::Undecided).or_default() += 1;
                 let mut resp = HttpResponse::text(503, "no decision on the handshake in time\n");
                 resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
-                conn.leftover = Vec::new();
+                conn.leftover.clear();
                 self.answer_and_close(key, &resp);
             }
             Expiry::CloseTimeout => {
@@ -55,22 +55,22 @@ impl Shard {
                 self.kill(key);
             }
             Expiry::Ping { pong_by } => {
-                conn.ping_sent_ms = None;
+                conn.set_ping_sent_ms(None);
                 let mut frame = Vec::new();
                 if let Some(proto) = conn.proto.as_mut()
                     && proto.ping(b"", &mut frame).is_ok()
                 {
-                    conn.ping_sent_ms = Some(now);
+                    conn.set_ping_sent_ms(Some(now));
                     self.stats.pings_sent += 1;
                     self.write(key, &frame, &[]);
                     self.set_deadline(key, (pong_by, Deadline::Pong));
                 }
             }
             Expiry::Wait { at, deadline } => {
-                conn.ping_sent_ms = None;
+                conn.set_ping_sent_ms(None);
                 self.set_deadline(key, (at, deadline));
             }
-            Expiry::Idle => conn.ping_sent_ms = None,
+            Expiry::Idle => conn.set_ping_sent_ms(None),
         }
     }
 }

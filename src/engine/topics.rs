@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
+use super::thin::ThinVec;
+
 #[derive(Debug)]
 struct Topic {
     name: Arc<str>,
@@ -17,7 +19,7 @@ struct Topic {
 }
 
 /// A connection's side: the topics it is in, with its position in each.
-pub(crate) type Memberships = Vec<(u32, u32)>;
+pub(crate) type Memberships = ThinVec<(u32, u32)>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
@@ -119,7 +121,7 @@ mod tests {
     #[test]
     fn subscribe_and_leave_keep_positions_right() {
         let mut t = Topics::default();
-        let mut members: Vec<Memberships> = vec![Vec::new(); 5];
+        let mut members: Vec<Memberships> = vec![Memberships::new(); 5];
         for key in 0..5u32 {
             let change = t.subscribe(key, &mut members[key as usize], "room").unwrap();
             assert_eq!(change, if key == 0 { Change::First } else { Change::None });
@@ -133,7 +135,7 @@ mod tests {
         let (k, pos) = m.unwrap();
         moved(&mut members[k as usize], id, pos);
         assert_eq!(t.subscribers(id), &[0, 4, 2, 3]);
-        assert_eq!(members[4], vec![(id, 1)]);
+        assert_eq!(&members[4][..], &[(id, 1)]);
         for key in [4u32, 0, 3, 2] {
             let mut mine = std::mem::take(&mut members[key as usize]);
             let (change, m) = t.unsubscribe(key, &mut mine, id).unwrap();
@@ -141,7 +143,7 @@ mod tests {
                 moved(&mut members[k as usize], id, pos);
             }
             for (k, m) in members.iter().enumerate() {
-                for &(tid, pos) in m {
+                for &(tid, pos) in m.iter() {
                     assert_eq!(t.subscribers(tid)[pos as usize], k as u32);
                 }
             }

@@ -185,8 +185,8 @@ enum Closing {
 pub struct Connection {
     config: Config,
     role: Role,
-    /// Masking keys, client role only.
-    keys: Option<MaskSource>,
+    /// Masking keys, client role only (boxed again: a server connection pays one pointer).
+    keys: Option<Box<MaskSource>>,
     /// The frame being streamed into `buffer`.
     frame: Option<InFrame>,
     /// The kind of the message being assembled, if a message is open.
@@ -227,10 +227,10 @@ impl Connection {
 
     /// A client-side connection; `keys` supplies a fresh masking key for every frame sent.
     pub fn client(config: Config, keys: MaskSource) -> Self {
-        Self::new(Role::Client, config, Some(keys))
+        Self::new(Role::Client, config, Some(Box::new(keys)))
     }
 
-    fn new(role: Role, config: Config, keys: Option<MaskSource>) -> Self {
+    fn new(role: Role, config: Config, keys: Option<Box<MaskSource>>) -> Self {
         Self {
             config,
             role,

@@ -22,8 +22,9 @@ const INITIAL_RESERVE: usize = 64 << 10;
 pub(super) struct InFrame {
     remaining: u64,
     mask: Option<[u8; 4]>,
-    /// Payload bytes of this frame already read (for the mask phase).
-    done: u64,
+    /// Payload bytes of this frame already read, modulo 4: where in the key unmasking goes on.
+    /// (One byte, not a count: an idle connection keeps this struct.)
+    phase: u8,
     fin: bool,
 }
 
@@ -89,14 +90,14 @@ impl Connection {
                 let chunk = &mut buf[pos..pos + n];
                 pos += n;
                 if let Some(key) = frame.mask {
-                    apply_mask(chunk, key, frame.done as usize);
+                    apply_mask(chunk, key, usize::from(frame.phase));
                 }
                 self.take_payload(chunk)?;
                 let remaining = frame.remaining - n as u64;
                 if remaining > 0 {
                     self.frame = Some(InFrame {
                         remaining,
-                        done: frame.done + n as u64,
+                        phase: ((usize::from(frame.phase) + n) % 4) as u8,
                         ..frame
                     });
                     return Ok(Read {
@@ -211,7 +212,7 @@ impl Connection {
             self.frame = Some(InFrame {
                 remaining: header.len,
                 mask: header.mask,
-                done: 0,
+                phase: 0,
                 fin: header.fin,
             });
             if header.len == 0 {
