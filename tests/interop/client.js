@@ -1,11 +1,18 @@
 // Drives a c10k server with the Node `ws` client; exits non-zero on any failure.
 // Usage: node client.js ws://HOST:PORT/ [--compression]
+//        node client.js wss://HOST:PORT/ --ca CA.pem [--compression]
+// Over wss:// the server's certificate is verified against the CA in CA.pem (and its name
+// against HOST); first the script checks that the certificate is refused by a client trusting
+// only Node's own CAs, and by one trusting the test CA but expecting another name.
 'use strict';
 const WebSocket = require('ws');
 const crypto = require('crypto');
+const fs = require('fs');
 
 const url = process.argv[2];
 const compression = process.argv.includes('--compression');
+const caAt = process.argv.indexOf('--ca');
+const ca = caAt >= 0 ? fs.readFileSync(process.argv[caAt + 1]) : undefined;
 const failures = [];
 
 function check(name, cond, detail = '') {
@@ -13,9 +20,9 @@ function check(name, cond, detail = '') {
   else { failures.push(name); console.log(`FAIL ${name} ${detail}`); }
 }
 
-function open() {
+function open(tls = { ca }) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: compression, maxPayload: 0 });
+    const ws = new WebSocket(url, { perMessageDeflate: compression, maxPayload: 0, ...tls });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -23,8 +30,9 @@ function open() {
 
 function next(ws) {
   return new Promise((resolve, reject) => {
-    ws.once('message', (data, isBinary) => resolve({ data, isBinary }));
-    ws.once('close', (code) => reject(new Error(`closed ${code}`)));
+    const closed = (code) => reject(new Error(`closed ${code}`));
+    ws.once('message', (data, isBinary) => { ws.off('close', closed); resolve({ data, isBinary }); });
+    ws.once('close', closed);
   });
 }
 
@@ -55,9 +63,14 @@ async function echo() {
   check('binary', r.isBinary && r.data.equals(bin));
   r = await roundTrip(ws, Buffer.alloc(0));
   check('empty binary', r.isBinary && r.data.length === 0);
-  const big = crypto.randomBytes(1 << 20);
-  r = await roundTrip(ws, big);
-  check('1 MiB binary', r.data.equals(big));
+  for (const [size, name] of [[16 << 10, '16 KiB'], [1 << 20, '1 MiB']]) {
+    const big = crypto.randomBytes(size);
+    r = await roundTrip(ws, big);
+    check(`${name} binary`, r.isBinary && r.data.equals(big));
+    const text = 'x'.repeat(size);
+    r = await roundTrip(ws, text);
+    check(`${name} text`, !r.isBinary && r.data.toString() === text);
+  }
   // ws compresses messages of 1 KiB and more (its default threshold).
   for (const size of [1 << 10, 64 << 10, 1 << 20]) {
     const text = jsonText(size);
@@ -97,6 +110,18 @@ async function closeCodes() {
   }
 }
 
+// A connection that must fail the certificate check, with a verification error.
+async function refused(name, tls) {
+  try {
+    (await open(tls)).terminate();
+    check(name, false, 'it connected');
+  } catch (e) {
+    const verification = /CERT|VERIFY|SIGNATURE|ALTNAME|ISSUER/.test(String(e.code));
+    check(name, verification, `${e.code}: ${e.message}`);
+    console.log(`     (${e.code})`);
+  }
+}
+
 async function concurrent(n = 200) {
   const one = async (i) => {
     const ws = await open();
@@ -116,6 +141,10 @@ async function concurrent(n = 200) {
 (async () => {
   const timer = setTimeout(() => { console.log('FAIL timeout'); process.exit(1); }, 120000);
   try {
+    if (ca) {
+      await refused('a client without the test CA refuses the certificate', {});
+      await refused('a client with the test CA refuses it for another name', { ca, servername: 'other.test' });
+    }
     await echo();
     await closeCodes();
     await concurrent();

@@ -1,10 +1,16 @@
 """Drives a c10k server with the Python `websockets` client; exits non-zero on any failure.
 
 Usage: client.py ws://HOST:PORT/ [--compression]
+       client.py wss://HOST:PORT/ --ca CA.pem [--compression]
+
+Over wss:// the server's certificate is verified against the CA in CA.pem (and its name against
+HOST); first the script checks that the certificate is refused by a client trusting only the
+system's CAs, and by one trusting the test CA but expecting another name.
 """
 
 import asyncio
 import os
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -12,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 failures = []
 COMPRESSION = "--compression" in sys.argv
+CA = sys.argv[sys.argv.index("--ca") + 1] if "--ca" in sys.argv else None
 
 
 def check(name, cond, detail=""):
@@ -41,12 +48,13 @@ async def echo(url, kwargs):
         check("binary", await ws.recv() == b"\x00\x01\x02\xff")
         await ws.send(b"")
         check("empty binary", await ws.recv() == b"")
-        big = os.urandom(1 << 20)
-        await ws.send(big)
-        check("1 MiB binary", await ws.recv() == big)
-        big_text = "x" * (1 << 20)
-        await ws.send(big_text)
-        check("1 MiB text", await ws.recv() == big_text)
+        for size, name in ((16 << 10, "16 KiB"), (1 << 20, "1 MiB")):
+            big = os.urandom(size)
+            await ws.send(big)
+            check(f"{name} binary", await ws.recv() == big)
+            big_text = "x" * size
+            await ws.send(big_text)
+            check(f"{name} text", await ws.recv() == big_text)
         for size in (1 << 10, 64 << 10, 1 << 20):
             text = json_text(size)
             await ws.send(text)
@@ -90,10 +98,28 @@ async def concurrent(url, kwargs, n=200):
           f"{next((r for r in results if r is not True), None)!r}")
 
 
+async def refused(name, url, **kwargs):
+    """A connection that must fail the certificate check."""
+    try:
+        async with connect(url, compression=None, **kwargs):
+            check(name, False, "it connected")
+    except ssl.SSLCertVerificationError as e:
+        check(name, True)
+        print(f"     ({e.verify_message})", flush=True)
+
+
 async def main():
     url = sys.argv[1]
     # The default of the websockets client is to offer permessage-deflate.
     kwargs = {} if COMPRESSION else {"compression": None}
+    if CA:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the name
+        context.load_verify_locations(CA)
+        await refused("a client without the test CA refuses the certificate", url,
+                      ssl=ssl.create_default_context())
+        await refused("a client with the test CA refuses it for another name", url,
+                      ssl=context, server_hostname="other.test")
+        kwargs["ssl"] = context
     await echo(url, kwargs)
     await close_codes(url, kwargs)
     await concurrent(url, kwargs)

@@ -8,11 +8,19 @@
 //   node pages.js life URL SIZE SEED GENS SHOTS
 //                                           the canvas shows the board of the generation the
 //                                           page names, for GENS generations
+//   node pages.js refused URL SHOTS         an https:// page the browser must refuse for its
+//                                           certificate: it does not load, nothing opens
+//
+// `--trust-cert CERT.pem` anywhere after the mode makes the browser accept the certificate with
+// that certificate's key (a leaf made by the test) and no other: Chromium's
+// --ignore-certificate-errors-spki-list with the SHA-256 of its SubjectPublicKeyInfo, which holds
+// only for the profile it is given with (the fresh one made here). Certificates are still checked.
 //
 // On a failure, a screenshot of each page is written to SHOTS-1.png, SHOTS-2.png, ...
 // Prints `ok ...` / `FAIL ...` lines, then `all passed` or `failures`; exits non-zero on failure.
 'use strict';
 const { chromium } = require('playwright-core');
+const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -47,6 +55,13 @@ async function lines(page, selector) {
 async function echo(pages, url) {
   const page = await pages.open(url);
   if (!check('status shows open', await until(async () => (await page.locator('#status').innerText()) === 'open'))) return;
+  const { protocol, host } = new URL(url);
+  if (protocol === 'https:') {
+    // The page over https says where its socket went (c10k serve's page does; the example's
+    // page, plain only, does not).
+    check(`the log says the page connected to wss://${host}/`, (await lines(page, '#log')).includes(`connected to wss://${host}/`),
+      JSON.stringify(await lines(page, '#log')));
+  }
   const sent = ['hello from the form', 'κόσμε 𝄞', 'third message'];
   for (const [i, text] of sent.entries()) {
     await page.locator('#text').fill(text);
@@ -103,6 +118,29 @@ async function chat(pages, url1, url2) {
       check(`${name}'s page shows ${who}'s ${count} messages once each, in order`, JSON.stringify(got) === JSON.stringify(want), JSON.stringify(got));
     }
   }
+}
+
+// An https:// page whose certificate the browser must refuse: the navigation fails with a
+// certificate error, so the page's script never runs and its socket never opens.
+async function refused(browser, url) {
+  const page = await browser.newPage();
+  let error = null;
+  try {
+    await page.goto(url, { timeout: 30000 });
+  } catch (e) {
+    error = String(e).split('\n')[0];
+  }
+  check(`GET ${url} fails on the certificate`, error && /net::ERR_CERT_/.test(error), error || 'it loaded');
+  console.log(`     (${error})`);
+  const status = await page.locator('#status').count() ? await page.locator('#status').innerText() : null;
+  check('the page is not there, nothing opened', status === null, `status: ${status}`);
+}
+
+/// The value of Chromium's --ignore-certificate-errors-spki-list for a PEM certificate: the
+/// base64 SHA-256 of its SubjectPublicKeyInfo.
+function spkiHash(file) {
+  const spki = new crypto.X509Certificate(fs.readFileSync(file)).publicKey.export({ type: 'spki', format: 'der' });
+  return crypto.createHash('sha256').update(spki).digest('base64');
 }
 
 // The life example's first board (tools/examples/life/main.rs, `initial`): xorshift64 from
@@ -193,13 +231,17 @@ async function life(pages, url, n, seed, want) {
 
 (async () => {
   const [mode, ...args] = process.argv.slice(2);
+  const trustAt = args.indexOf('--trust-cert');
+  const trusted = trustAt >= 0 ? args.splice(trustAt, 2)[1] : null;
   const shots = args.pop();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c10k-pages-'));
+  const flags = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+  if (trusted) flags.push(`--ignore-certificate-errors-spki-list=${spkiHash(trusted)}`);
   const browser = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
+    args: flags,
   });
   const opened = [];
   const pages = {
@@ -215,6 +257,7 @@ async function life(pages, url, n, seed, want) {
     if (mode === 'echo') await echo(pages, args[0]);
     else if (mode === 'chat') await chat(pages, args[0], args[1]);
     else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]));
+    else if (mode === 'refused') await refused(browser, args[0]);
     else check(`known mode ${mode}`, false);
   } catch (e) {
     check('no error', false, String(e));

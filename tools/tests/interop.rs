@@ -2,22 +2,32 @@
 //! clients and headless Chromium against `c10k serve`, and c10k's client against a Python
 //! `websockets` server and a tokio-tungstenite server; each pair also with permessage-deflate
 //! on where the peer supports it, the server's `deflated` counter (SIGUSR1 statistics) showing
-//! that compressed messages really went out.
+//! that compressed messages really went out. The same peers over wss:// (TLS), each trusting a
+//! test CA made here and checking that a client without it refuses the certificate:
+//! their clients against `c10k serve --tls-cert ... --tls-key ...`, and c10k's client against
+//! their servers. (Chromium over https and wss is in `pages.rs`; a plain request on the TLS port
+//! is in the engine's `tests/engine_tls.rs`.)
 //!
 //! The peers are installed by `.ci/setup` (the README's test command runs it). A missing peer
 //! fails its test (see `common/needs.rs` for skipping instead).
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use c10k::client::{Client, ClientConfig, Received};
+use c10k::client::{Client, ClientConfig, ClientError, Received, WsUrl};
 use c10k::proto::{CloseCode, DeflateConfig, MessageKind};
+use c10k::tls::{Trust, client_config, rustls};
 use needs::{needed as peer, node_modules, python, root};
+use pki::Pki;
 
 #[path = "common/needs.rs"]
 mod needs;
+#[path = "common/pki.rs"]
+mod pki;
 
 struct Server(Child);
 
@@ -91,7 +101,7 @@ impl Served {
             .expect("c10k serve did not print its address");
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
+            .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
         Self { server, url, lines }
@@ -225,7 +235,7 @@ fn chromium_exchanges_compressed_messages_with_c10k_serve() {
 
 /// The exchange c10k's client runs against a third-party echo server.
 fn exercise_client(url: &str) {
-    exercise_client_with(url, &ClientConfig::default());
+    exercise_client_with(url, &ClientConfig::default(), CloseCode::Application(4000));
 }
 
 /// About `n` bytes of JSON-like text.
@@ -243,7 +253,8 @@ fn json_text(n: usize) -> String {
     s
 }
 
-fn exercise_client_with(url: &str, config: &ClientConfig) {
+/// The exchange, ended by a close with `close` that the server must echo.
+fn exercise_client_with(url: &str, config: &ClientConfig, close: CloseCode) {
     let mut c = Client::connect_with(url, config).unwrap();
     if config.deflate.is_some() {
         let agreed = c.deflate().expect("the server declined permessage-deflate");
@@ -260,9 +271,14 @@ fn exercise_client_with(url: &str, config: &ClientConfig) {
     assert_eq!(c.recv_message().unwrap(), Received::Text("κόσμε 𝄞".into()));
     c.send_binary(&[0, 1, 2, 255]).unwrap();
     assert_eq!(c.recv_message().unwrap(), Received::Binary(vec![0, 1, 2, 255]));
-    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7) as u8).collect();
-    c.send_binary(&big).unwrap();
-    assert_eq!(c.recv_message().unwrap(), Received::Binary(big));
+    for n in [16u32 << 10, 1 << 20] {
+        let big: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+        c.send_binary(&big).unwrap();
+        assert_eq!(c.recv_message().unwrap(), Received::Binary(big));
+        let text = json_text(n as usize);
+        c.send_text(&text).unwrap();
+        assert_eq!(c.recv_message().unwrap(), Received::Text(text));
+    }
     c.send_fragmented(MessageKind::Text, "fragmented".as_bytes(), 3)
         .unwrap();
     assert_eq!(c.recv_message().unwrap(), Received::Text("fragmented".into()));
@@ -283,9 +299,9 @@ fn exercise_client_with(url: &str, config: &ClientConfig) {
     for i in 0..100 {
         assert_eq!(c.recv_message().unwrap(), Received::Text(format!("m{i}")));
     }
-    c.close(CloseCode::Application(4000), "bye").unwrap();
+    c.close(close, "bye").unwrap();
     match c.recv_message().unwrap() {
-        Received::Close(code, _) => assert_eq!(code, CloseCode::Application(4000)),
+        Received::Close(code, _) => assert_eq!(code, close),
         other => panic!("expected the close echo, got {other:?}"),
     }
     assert!(c.connection().is_closed());
@@ -323,7 +339,11 @@ fn c10k_client_with_compression_against_python_websockets_server() {
         deflate: Some(DeflateConfig::default()),
         ..ClientConfig::default()
     };
-    exercise_client_with(&format!("ws://127.0.0.1:{port}/"), &config);
+    exercise_client_with(
+        &format!("ws://127.0.0.1:{port}/"),
+        &config,
+        CloseCode::Application(4000),
+    );
 }
 
 #[test]
@@ -338,4 +358,111 @@ fn c10k_client_against_tokio_tungstenite_server() {
         "listening",
     );
     exercise_client(&format!("ws://127.0.0.1:{port}/"));
+}
+
+// ---- over TLS (wss://) ----
+
+/// A path as a command-line argument.
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temporary path")
+}
+
+/// Runs a peer client script over wss:// against `c10k serve --tls-cert ... --tls-key ...` (TLS
+/// on its one address, a certificate for 127.0.0.1 and localhost signed by a test CA), the
+/// script trusting that CA with `--ca`. Then, on the server's side: every WebSocket handshake came
+/// over a completed TLS handshake and none other did (the script's refused connections did not
+/// finish theirs), and connections ended with a clean 1000.
+fn wss_exchange(script: &mut Command) {
+    let pki = Pki::new("interop-client");
+    let leaf = pki.leaf("server", &["localhost", "127.0.0.1"]);
+    let served = Served::start(&["--tls-cert", arg(&leaf.cert), "--tls-key", arg(&leaf.key)]);
+    assert!(served.url.starts_with("wss://"), "{}", served.url);
+    run_script(script.arg(&served.url).arg("--ca").arg(pki.ca()));
+    let tls = served.stat("tls_handshakes");
+    let ws = served.stat("handshakes");
+    assert!(ws >= 200, "{ws} WebSocket handshakes");
+    assert_eq!(tls, ws, "TLS handshakes against WebSocket handshakes");
+    assert!(served.stat("1000") >= 1, "no connection ended with 1000");
+}
+
+#[test]
+fn python_websockets_client_over_wss_against_c10k_serve() {
+    if !peer(&python(), "the Python websockets venv") {
+        return;
+    }
+    wss_exchange(Command::new(python()).arg(root().join("tests/interop/client.py")));
+}
+
+#[test]
+fn node_ws_client_over_wss_against_c10k_serve() {
+    if !peer(&node_modules().join("ws"), "the Node ws package") {
+        return;
+    }
+    wss_exchange(Command::new("node").arg(root().join("tests/interop/client.js")));
+}
+
+/// Client settings for wss:// that trust the CA in `ca`.
+fn trusting(ca: &Path) -> ClientConfig {
+    ClientConfig {
+        tls: Some(client_config(Trust::CaFile(ca)).unwrap()),
+        ..ClientConfig::default()
+    }
+}
+
+/// Whether a connect failed on the server's certificate (rustls refused it).
+fn refused_certificate(r: Result<Client, ClientError>) -> bool {
+    match r {
+        Err(ClientError::Io(e)) => matches!(
+            e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+            Some(rustls::Error::InvalidCertificate(_))
+        ),
+        _ => false,
+    }
+}
+
+/// c10k's client over wss:// against a peer echo server started by `cmd PORT --tls CERT KEY`
+/// (a certificate for 127.0.0.1 and localhost signed by a test CA): refused when trusting another
+/// CA or expecting another name, then the exchange of the plaintext tests, closed with 1000.
+fn client_over_wss(cmd: &mut Command) {
+    let pki = Pki::new("interop-server");
+    let leaf = pki.leaf("server", &["localhost", "127.0.0.1"]);
+    let port = free_port();
+    let (_server, _) = spawn(
+        cmd.arg(port.to_string())
+            .arg("--tls")
+            .arg(&leaf.cert)
+            .arg(&leaf.key),
+        "listening",
+    );
+    let url = format!("wss://127.0.0.1:{port}/");
+    let stranger = Pki::new("interop-stranger");
+    let r = Client::connect_with(&url, &trusting(stranger.ca()));
+    assert!(
+        refused_certificate(r),
+        "a certificate of an untrusted CA was not refused"
+    );
+    let other_name = WsUrl::parse(&format!("wss://other.test:{port}/")).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let r = Client::handshake(tcp, &other_name, &trusting(pki.ca()));
+    assert!(
+        refused_certificate(r),
+        "a certificate for another name was not refused"
+    );
+    exercise_client_with(&url, &trusting(pki.ca()), CloseCode::Normal);
+}
+
+#[test]
+fn c10k_client_over_wss_against_python_websockets_server() {
+    if !peer(&python(), "the Python websockets venv") {
+        return;
+    }
+    client_over_wss(Command::new(python()).arg(root().join("tests/interop/echo_server.py")));
+}
+
+#[test]
+fn c10k_client_over_wss_against_node_ws_server() {
+    if !peer(&node_modules().join("ws"), "the Node ws package") {
+        return;
+    }
+    client_over_wss(Command::new("node").arg(root().join("tests/interop/echo_server.js")));
 }

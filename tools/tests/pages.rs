@@ -3,11 +3,15 @@
 //! and of `examples/echo.rs` (type, send, see the echo in the log), the chat page on two nodes
 //! joined by Redis (`c10k serve --mode chat` and the chat example: two people in one room see
 //! each other's messages, in order), and the Game of Life page at two sizes (the canvas shows
-//! the board of each generation the page names, and the counters agree).
+//! the board of each generation the page names, and the counters agree). The echo page also over
+//! https from `c10k serve --tls-cert ...`, talking wss, in a browser told to accept the test
+//! certificate's key and no other, and refused by a browser not told so.
 //!
 //! A page that shows nothing fails its test. A failing run leaves screenshots of its pages in
 //! the target directory, under `test-artifacts/`.
 
+#[path = "common/pki.rs"]
+mod pki;
 #[path = "common/procs.rs"]
 mod procs;
 
@@ -17,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use pki::{Leaf, Pki};
 use procs::{Proc, Serve, free_port, needs};
 
 /// A binary of an example of either package: tests run from target/<profile>/deps, examples are
@@ -118,6 +123,57 @@ fn echo_page_of_c10k_serve_shows_the_echo_of_what_is_typed() {
     let server = Serve::start(&["-q"]);
     let page = server.url.replacen("ws://", "http://", 1);
     run_pages("echo", &[&page], "echo_serve");
+}
+
+/// `c10k serve` speaking TLS on its address (https and wss) with a certificate for 127.0.0.1 and
+/// localhost signed by a test CA; returns the page's `https://` URL too.
+fn serve_tls(pki: &Pki) -> (Serve, Leaf, String) {
+    let leaf = pki.leaf("server", &["localhost", "127.0.0.1"]);
+    let cert = leaf.cert.to_str().unwrap();
+    let key = leaf.key.to_str().unwrap();
+    let server = Serve::start(&["-q", "--tls-cert", cert, "--tls-key", key]);
+    assert!(server.url.starts_with("wss://"), "{}", server.url);
+    let page = server.url.replacen("wss://", "https://", 1);
+    (server, leaf, page)
+}
+
+#[test]
+fn echo_page_over_https_talks_wss_in_a_browser_that_accepts_the_test_certificate() {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let pki = Pki::new("pages-tls");
+    let (server, leaf, page) = serve_tls(&pki);
+    let cert = leaf.cert.to_str().unwrap();
+    run_pages("echo", &[&page, "--trust-cert", cert], "echo_serve_tls");
+    // The page came over TLS, and so did its socket: one WebSocket handshake, on a TLS one.
+    let stats = server.stats();
+    assert_eq!(stats.get("handshakes"), 1, "{}", stats.0);
+    assert!(stats.get("tls_handshakes") >= 2, "{}", stats.0);
+}
+
+#[test]
+fn echo_page_over_https_is_refused_by_a_browser_not_told_to_accept_the_certificate() {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let pki = Pki::new("pages-tls-refused");
+    let (server, _leaf, page) = serve_tls(&pki);
+    // No trust at all, then trust in another key of the same CA: both refused.
+    run_pages("refused", &[&page], "echo_serve_tls_untrusted");
+    let other = pki.leaf("other", &["localhost", "127.0.0.1"]);
+    let cert = other.cert.to_str().unwrap();
+    run_pages(
+        "refused",
+        &[&page, "--trust-cert", cert],
+        "echo_serve_tls_other_key",
+    );
+    let stats = server.stats();
+    assert_eq!(stats.get("tls_handshakes"), 0, "{}", stats.0);
+    assert_eq!(stats.get("handshakes"), 0, "{}", stats.0);
+    assert_eq!(stats.get("http_requests"), 0, "{}", stats.0);
 }
 
 #[test]
