@@ -32,10 +32,14 @@ def stop(p):
         p.wait()
 
 
-def bench(args, pid, port):
-    """One `c10k bench ARGS --json` on CPU 1 against the server on `port`; its report."""
+def bench(args, pid, port, tls_ca=None):
+    """One `c10k bench ARGS --json` on CPU 1 against the server on `port`; its report. Over
+    wss:// when `tls_ca` is the PEM file of the CA that the server's certificate is checked against."""
+    scheme = "wss" if tls_ca else "ws"
     cmd = ["taskset", "-c", "1", C10K, "bench"] + args + [
-        "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(pid), "--json"]
+        "--url", f"{scheme}://127.0.0.1:{port}/", "--server-pid", str(pid), "--json"]
+    if tls_ca:
+        cmd += ["--tls-ca", tls_ca]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
     if line is None:

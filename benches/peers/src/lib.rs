@@ -1,19 +1,28 @@
-//! Shared plumbing for the peer servers: command line, listening socket, accept loop and
-//! shutdown on SIGINT/SIGTERM. Each binary supplies only its per-connection handler.
+//! Shared plumbing for the peer servers: command line, listening socket, accept loop, TLS
+//! (wss) and shutdown on SIGINT/SIGTERM. Each binary supplies only its per-connection
+//! [`Handler`].
 //!
 //! Every server runs on a tokio current-thread runtime (one core), binds with `SO_REUSEADDR`
 //! and a backlog of 4096, sets `TCP_NODELAY` on accepted sockets, prints exactly one line
 //! `listening on ADDR` to stdout once it accepts connections, and logs nothing per message.
+//! With `--tls-cert FILE --tls-key FILE` it speaks wss on the same address instead of ws: each
+//! accepted socket's task does the TLS handshake (tokio-rustls, see [`tls`]) and then runs the
+//! same handler over the TLS stream.
 
 pub mod smoke;
+pub mod tls;
 
 use std::future::Future;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+pub use tls::TlsFiles;
 
 /// Listen backlog for every peer server.
 pub const BACKLOG: u32 = 4096;
@@ -22,44 +31,87 @@ pub const BACKLOG: u32 = 4096;
 /// that the large-message benchmarks send.
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
-/// Parses `--addr HOST:PORT` (or `--addr=HOST:PORT`) from the process arguments.
-///
-/// Returns `Err(exit code)` after printing usage for `--help` or a bad argument.
-pub fn parse_addr(program: &str, default_addr: &str) -> Result<SocketAddr, ExitCode> {
-    parse_addr_from(program, default_addr, std::env::args().skip(1))
+/// A stream a handler can serve: a TCP socket, or a TLS stream over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// What a peer server does with each accepted connection, plain or TLS alike.
+pub trait Handler: Send + Sync + 'static {
+    /// Serves one connection until it ends. `tls` says whether `stream` is a TLS stream, for a
+    /// library whose own TLS example sets something differently.
+    fn handle<S: Stream>(&self, stream: S, tls: bool) -> impl Future<Output = ()> + Send + 'static;
 }
 
-fn parse_addr_from(
+/// The command line of a peer server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `--addr HOST:PORT`.
+    pub addr: SocketAddr,
+    /// `--tls-cert FILE --tls-key FILE`: serve wss instead of ws.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Parses the process arguments: `--addr HOST:PORT` (or `--addr=HOST:PORT`), and
+/// `--tls-cert FILE --tls-key FILE` (both or neither).
+///
+/// Returns `Err(exit code)` after printing usage for `--help` or a bad argument.
+pub fn parse_options(program: &str, default_addr: &str) -> Result<Options, ExitCode> {
+    parse_options_from(program, default_addr, std::env::args().skip(1))
+}
+
+fn parse_options_from(
     program: &str,
     default_addr: &str,
     args: impl IntoIterator<Item = String>,
-) -> Result<SocketAddr, ExitCode> {
-    let usage = format!("usage: {program} [--addr HOST:PORT]   (default {default_addr})");
+) -> Result<Options, ExitCode> {
+    let usage = format!(
+        "usage: {program} [--addr HOST:PORT] [--tls-cert FILE --tls-key FILE]\n  \
+         --addr      where to listen (default {default_addr})\n  \
+         --tls-cert  certificate chain, PEM (leaf first): serve wss instead of ws\n  \
+         --tls-key   its private key, PEM (PKCS#8, RSA or EC)"
+    );
+    let bad = |why: String| {
+        eprintln!("{program}: {why}\n{usage}");
+        ExitCode::from(2)
+    };
     let mut addr = default_addr.to_string();
+    let (mut cert, mut key) = (None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if name == "-h" || name == "--help" {
             println!("{usage}");
             return Err(ExitCode::SUCCESS);
-        } else if arg == "--addr" {
-            match args.next() {
-                Some(v) => addr = v,
-                None => {
-                    eprintln!("{program}: --addr needs a value\n{usage}");
-                    return Err(ExitCode::from(2));
-                }
-            }
-        } else if let Some(v) = arg.strip_prefix("--addr=") {
-            addr = v.to_string();
-        } else {
-            eprintln!("{program}: unknown argument {arg:?}\n{usage}");
-            return Err(ExitCode::from(2));
+        }
+        let slot = match name.as_str() {
+            "--addr" => None,
+            "--tls-cert" => Some(&mut cert),
+            "--tls-key" => Some(&mut key),
+            _ => return Err(bad(format!("unknown argument {arg:?}"))),
+        };
+        let Some(value) = inline.or_else(|| args.next()) else {
+            return Err(bad(format!("{name} needs a value")));
+        };
+        match slot {
+            None => addr = value,
+            Some(slot) => *slot = Some(std::path::PathBuf::from(value)),
         }
     }
-    resolve(&addr).map_err(|e| {
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => return Err(bad("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(bad("--tls-key needs --tls-cert".into())),
+    };
+    let addr = resolve(&addr).map_err(|e| {
         eprintln!("{program}: bad address {addr:?}: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    Ok(Options { addr, tls })
 }
 
 /// Resolves `HOST:PORT` to its first socket address (`localhost:9002` works too).
@@ -95,18 +147,24 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-/// Runs a peer server: parses `--addr`, builds a current-thread runtime, binds, prints
-/// `listening on ADDR`, and spawns `handle(stream)` for every accepted connection until
+/// Runs a peer server: parses the command line, builds a current-thread runtime, binds,
+/// prints `listening on ADDR`, and spawns `handler.handle(stream)` for every accepted
+/// connection (after the TLS handshake, in the connection's task, with `--tls-cert`) until
 /// SIGINT/SIGTERM, then returns (dropping the runtime ends every connection task).
-pub fn serve<F, Fut>(program: &str, default_addr: &str, mut handle: F) -> ExitCode
-where
-    F: FnMut(TcpStream) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let addr = match parse_addr(program, default_addr) {
-        Ok(a) => a,
+pub fn serve<H: Handler>(program: &str, default_addr: &str, handler: H) -> ExitCode {
+    let options = match parse_options(program, default_addr) {
+        Ok(o) => o,
         Err(code) => return code,
     };
+    let acceptor = match options.tls.as_ref().map(tls::acceptor).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{program}: TLS: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = options.addr;
+    let handler = Arc::new(handler);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -135,7 +193,7 @@ where
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(handle(stream));
+                        spawn(stream, &handler, acceptor.as_ref());
                     }
                     Err(e) => {
                         // Out of descriptors and the like: back off briefly instead of spinning.
@@ -148,24 +206,61 @@ where
     })
 }
 
+/// One task per connection: the handler over the socket, or over TLS once the handshake is
+/// done (a failed handshake just ends the task, as a failed WebSocket upgrade does).
+fn spawn<H: Handler>(stream: TcpStream, handler: &Arc<H>, acceptor: Option<&tokio_rustls::TlsAcceptor>) {
+    match acceptor {
+        None => {
+            tokio::spawn(handler.handle(stream, false));
+        }
+        Some(acceptor) => {
+            let accept = acceptor.accept(stream);
+            let handler = Arc::clone(handler);
+            tokio::spawn(async move {
+                if let Ok(stream) = accept.await {
+                    handler.handle(stream, true).await;
+                }
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn parse(v: &[&str]) -> Result<Options, ExitCode> {
+        parse_options_from("p", "127.0.0.1:9002", v.iter().map(|s| s.to_string()))
     }
 
     #[test]
     fn addr_default_and_overrides() {
-        let a = parse_addr_from("p", "127.0.0.1:9002", args(&[])).unwrap();
-        assert_eq!(a, "127.0.0.1:9002".parse().unwrap());
-        let a = parse_addr_from("p", "127.0.0.1:9002", args(&["--addr", "0.0.0.0:1234"])).unwrap();
-        assert_eq!(a, "0.0.0.0:1234".parse().unwrap());
-        let a = parse_addr_from("p", "127.0.0.1:9002", args(&["--addr=[::1]:80"])).unwrap();
-        assert_eq!(a, "[::1]:80".parse().unwrap());
-        assert!(parse_addr_from("p", "127.0.0.1:9002", args(&["--addr"])).is_err());
-        assert!(parse_addr_from("p", "127.0.0.1:9002", args(&["--bogus"])).is_err());
-        assert!(parse_addr_from("p", "127.0.0.1:9002", args(&["--addr", "nope"])).is_err());
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.addr, "127.0.0.1:9002".parse().unwrap());
+        assert_eq!(a.tls, None);
+        let a = parse(&["--addr", "0.0.0.0:1234"]).unwrap();
+        assert_eq!(a.addr, "0.0.0.0:1234".parse().unwrap());
+        let a = parse(&["--addr=[::1]:80"]).unwrap();
+        assert_eq!(a.addr, "[::1]:80".parse().unwrap());
+        assert!(parse(&["--addr"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let a = parse(&["--tls-cert", "c.pem", "--addr", "127.0.0.1:1", "--tls-key=k.pem"]).unwrap();
+        assert_eq!(a.addr, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            a.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-cert"]).is_err());
+        assert!(parse(&["--tls-certs=c.pem"]).is_err());
     }
 }

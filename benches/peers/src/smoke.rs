@@ -3,22 +3,30 @@
 //! They make sure each server is fit to be measured: echoes are exact (text, binary, empty,
 //! 1 MiB, 16 MiB, fragmented, pipelined, many connections at once), pings get pongs, the
 //! close handshake completes and the server then closes TCP; and that the fan-out server
-//! delivers `pub:` messages to every subscriber and nothing else.
+//! delivers `pub:` messages to every subscriber and nothing else. Over wss (a [`Target`] made
+//! with [`Target::wss`]) the same checks run over TLS, with the server's certificate verified,
+//! and [`tls_checks`] adds what the TLS settings must be.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::Stream;
 
 pub type Result<T = ()> = std::result::Result<T, String>;
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Client = WebSocketStream<Box<dyn Stream>>;
 
 /// Every single step (connect, one send, one receive) must finish within this.
 const STEP: Duration = Duration::from_secs(20);
@@ -38,15 +46,89 @@ async fn step<T, E: std::fmt::Display>(
     }
 }
 
+/// The server the checks connect to: its address, and for wss what the client trusts.
+#[derive(Clone)]
+pub struct Target {
+    addr: SocketAddr,
+    tls: Option<TlsTarget>,
+}
+
+#[derive(Clone)]
+struct TlsTarget {
+    ca: PathBuf,
+    name: ServerName<'static>,
+    connector: TlsConnector,
+}
+
+impl Target {
+    /// Plain `ws://` at `addr`.
+    pub fn ws(addr: SocketAddr) -> Target {
+        Target { addr, tls: None }
+    }
+
+    /// `wss://` at `addr`: the server's certificate must be valid for `name` (a DNS name or an
+    /// IP address) and issued by a CA in the PEM file `ca`. TLS 1.3 or 1.2, ALPN `http/1.1`.
+    pub fn wss(addr: SocketAddr, name: &str, ca: &Path) -> Result<Target> {
+        let name = ServerName::try_from(name.to_string()).map_err(|e| err("server name", e))?;
+        let config = crate::tls::client_config(ca, crate::tls::all_versions())?;
+        Ok(Target {
+            addr,
+            tls: Some(TlsTarget {
+                ca: ca.to_path_buf(),
+                name,
+                connector: TlsConnector::from(config),
+            }),
+        })
+    }
+
+    /// The URL the WebSocket handshake asks for.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// A TCP connection (`TCP_NODELAY`), with the TLS handshake done for wss.
+    async fn dial(&self, ctx: &str) -> Result<Box<dyn Stream>> {
+        match &self.tls {
+            None => Ok(Box::new(tcp(self.addr, ctx).await?)),
+            Some(tls) => Ok(Box::new(tls_dial(self.addr, tls, &tls.connector, ctx).await?)),
+        }
+    }
+}
+
+async fn tcp(addr: SocketAddr, ctx: &str) -> Result<TcpStream> {
+    let s = step(ctx, TcpStream::connect(addr)).await?;
+    s.set_nodelay(true).map_err(|e| err(ctx, e))?;
+    Ok(s)
+}
+
+async fn tls_dial(
+    addr: SocketAddr,
+    tls: &TlsTarget,
+    connector: &TlsConnector,
+    ctx: &str,
+) -> Result<TlsStream<TcpStream>> {
+    let s = tcp(addr, ctx).await?;
+    step(
+        &format!("{ctx}: TLS handshake"),
+        connector.connect(tls.name.clone(), s),
+    )
+    .await
+}
+
 /// Opens a client connection that accepts messages as large as the servers do.
-pub async fn connect(addr: SocketAddr) -> Result<Client> {
+pub async fn connect(target: &Target) -> Result<Client> {
+    handshake(target, target.dial("connect").await?).await
+}
+
+/// The WebSocket handshake over an open stream.
+async fn handshake(target: &Target, stream: Box<dyn Stream>) -> Result<Client> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(crate::MAX_MESSAGE_SIZE))
         .max_frame_size(Some(crate::MAX_MESSAGE_SIZE));
-    let url = format!("ws://{addr}/");
     let (ws, _) = step(
         "connect",
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+        tokio_tungstenite::client_async_with_config(target.url(), stream, Some(config)),
     )
     .await?;
     Ok(ws)
@@ -126,10 +208,17 @@ async fn close_handshake(mut ws: Client, ctx: &str) -> Result {
         Message::Close(Some(f)) if f.code == CloseCode::Normal => {}
         other => return Err(format!("{ctx}: expected a close reply with 1000, got {other:?}")),
     }
-    // The server must then close the TCP connection.
+    // The server must then close the TCP connection. Over TLS, neither peer library sends
+    // close_notify first (it drops the stream), which rustls reports as an unexpected EOF:
+    // after the close handshake that is still the end of the connection.
     match step(ctx, async { Ok::<_, String>(ws.next().await) }).await? {
         None => Ok(()),
         Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)) => Ok(()),
+        Some(Err(tokio_tungstenite::tungstenite::Error::Io(e)))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(())
+        }
         Some(other) => Err(format!(
             "{ctx}: expected the connection to end after close, got {other:?}"
         )),
@@ -137,8 +226,8 @@ async fn close_handshake(mut ws: Client, ctx: &str) -> Result {
 }
 
 /// The full echo check list.
-pub async fn echo_checks(addr: SocketAddr) -> Result {
-    let mut ws = connect(addr).await?;
+pub async fn echo_checks(target: &Target) -> Result {
+    let mut ws = connect(target).await?;
     expect_echo(&mut ws, Message::text("hello"), "text echo").await?;
     expect_echo(&mut ws, Message::text(""), "empty text echo").await?;
     expect_echo(
@@ -206,8 +295,9 @@ pub async fn echo_checks(addr: SocketAddr) -> Result {
     // Many connections at once, interleaved on the server's single core.
     let mut tasks = Vec::new();
     for c in 0..32u64 {
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
-            let mut ws = connect(addr).await?;
+            let mut ws = connect(&target).await?;
             for i in 0..20u64 {
                 let m = Message::binary(pattern(64 + (i as usize) * 97, c * 100 + i + 1));
                 expect_echo(&mut ws, m, "concurrent echo").await?;
@@ -219,14 +309,16 @@ pub async fn echo_checks(addr: SocketAddr) -> Result {
         t.await.map_err(|e| err("concurrent task", e))??;
     }
 
-    fragmented_echo_is_one_frame(addr).await
+    fragmented_echo_is_one_frame(target).await
 }
 
-/// Over a raw socket: a message sent as three fragments must come back as a single frame
-/// (FIN set, text opcode, whole payload), i.e. the server reassembles before echoing.
-pub async fn fragmented_echo_is_one_frame(addr: SocketAddr) -> Result {
+/// Over a raw socket (or raw TLS stream): a message sent as three fragments must come back as
+/// a single frame (FIN set, text opcode, whole payload), i.e. the server reassembles before
+/// echoing.
+pub async fn fragmented_echo_is_one_frame(target: &Target) -> Result {
     let ctx = "raw fragmented echo";
-    let mut s = step(ctx, TcpStream::connect(addr)).await?;
+    let addr = target.addr;
+    let mut s = target.dial(ctx).await?;
     let req = format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -275,10 +367,10 @@ pub async fn fragmented_echo_is_one_frame(addr: SocketAddr) -> Result {
 }
 
 /// The fan-out check list.
-pub async fn broadcast_checks(addr: SocketAddr) -> Result {
-    let mut a = connect(addr).await?;
-    let mut b = connect(addr).await?;
-    let mut c = connect(addr).await?;
+pub async fn broadcast_checks(target: &Target) -> Result {
+    let mut a = connect(target).await?;
+    let mut b = connect(target).await?;
+    let mut c = connect(target).await?;
 
     // Not a `pub:` message: delivered to nobody.
     send(&mut a, Message::text("hello"), "plain send").await?;
@@ -322,4 +414,35 @@ pub async fn broadcast_checks(addr: SocketAddr) -> Result {
     }
     close_handshake(a, "close a").await?;
     close_handshake(c, "close c").await
+}
+
+/// What a wss target's TLS settings must be: a client offering only TLS 1.3, then one offering
+/// only TLS 1.2, each gets that version and ALPN `http/1.1`, and one echo and the close
+/// handshake over it.
+pub async fn tls_checks(target: &Target) -> Result {
+    let Some(tls) = &target.tls else {
+        return Err("tls checks: the target is ws://, not wss://".into());
+    };
+    for (version, name) in [
+        (&rustls::version::TLS13, "TLS 1.3"),
+        (&rustls::version::TLS12, "TLS 1.2"),
+    ] {
+        let ctx = format!("{name} only");
+        let connector = TlsConnector::from(crate::tls::client_config(&tls.ca, &[version])?);
+        let stream = tls_dial(target.addr, tls, &connector, &ctx).await?;
+        let (_, conn) = stream.get_ref();
+        if conn.protocol_version() != Some(version.version) {
+            return Err(format!("{ctx}: negotiated {:?}", conn.protocol_version()));
+        }
+        if conn.alpn_protocol() != Some(b"http/1.1") {
+            return Err(format!(
+                "{ctx}: ALPN {:?}, expected http/1.1",
+                conn.alpn_protocol().map(String::from_utf8_lossy)
+            ));
+        }
+        let mut ws = handshake(target, Box::new(stream)).await?;
+        expect_echo(&mut ws, Message::text(format!("over {name}")), &ctx).await?;
+        close_handshake(ws, &ctx).await?;
+    }
+    Ok(())
 }

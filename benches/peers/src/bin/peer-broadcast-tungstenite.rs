@@ -10,21 +10,23 @@
 //! channel. No batching, no shared encoded frame (each client's writer frames the payload
 //! itself), no back-pressure (a slow reader's queue grows without limit), one flush per
 //! message. It is the baseline the fan-out benchmark compares against, not a design to copy.
+//!
+//! With `--tls-cert`/`--tls-key` the same handler runs over a tokio-rustls stream (wss).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use c10k_peers::{Handler, Stream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Registry = Arc<Mutex<HashMap<u64, UnboundedSender<Message>>>>;
 
-async fn handle(stream: TcpStream, id: u64, registry: Registry) {
+async fn handle<S: Stream>(stream: S, id: u64, registry: Registry) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(c10k_peers::MAX_MESSAGE_SIZE))
         .max_frame_size(Some(c10k_peers::MAX_MESSAGE_SIZE));
@@ -60,11 +62,23 @@ async fn handle(stream: TcpStream, id: u64, registry: Registry) {
     let _ = writer.await;
 }
 
+#[derive(Default)]
+struct Broadcast {
+    registry: Registry,
+    next_id: AtomicU64,
+}
+
+impl Handler for Broadcast {
+    fn handle<S: Stream>(&self, stream: S, _tls: bool) -> impl Future<Output = ()> + Send + 'static {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        handle(stream, id, Arc::clone(&self.registry))
+    }
+}
+
 fn main() -> ExitCode {
-    let registry: Registry = Arc::default();
-    let next_id = AtomicU64::new(0);
-    c10k_peers::serve("peer-broadcast-tungstenite", "127.0.0.1:9004", move |stream| {
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        handle(stream, id, registry.clone())
-    })
+    c10k_peers::serve(
+        "peer-broadcast-tungstenite",
+        "127.0.0.1:9004",
+        Broadcast::default(),
+    )
 }

@@ -5,14 +5,17 @@
 //!
 //! The loop is the library's own echo pattern (`split` + `forward`): replies are queued and
 //! flushed whenever no more input is ready, so pipelined messages share a write.
+//!
+//! With `--tls-cert`/`--tls-key` the same handler runs over a tokio-rustls stream: the library
+//! takes any async stream, and a TLS one is what its documentation points to for wss.
 
 use std::process::ExitCode;
 
+use c10k_peers::{Handler, Stream};
 use futures_util::{StreamExt, TryStreamExt, future};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-async fn handle(stream: TcpStream) {
+async fn handle<S: Stream>(stream: S) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(c10k_peers::MAX_MESSAGE_SIZE))
         .max_frame_size(Some(c10k_peers::MAX_MESSAGE_SIZE));
@@ -27,6 +30,14 @@ async fn handle(stream: TcpStream) {
         .await;
 }
 
+struct Echo;
+
+impl Handler for Echo {
+    fn handle<S: Stream>(&self, stream: S, _tls: bool) -> impl Future<Output = ()> + Send + 'static {
+        handle(stream)
+    }
+}
+
 fn main() -> ExitCode {
-    c10k_peers::serve("peer-tungstenite", "127.0.0.1:9002", handle)
+    c10k_peers::serve("peer-tungstenite", "127.0.0.1:9002", Echo)
 }
