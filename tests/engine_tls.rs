@@ -8,55 +8,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c10k::TlsFailure;
 use c10k::client::{Client, ClientConfig, ClientError, Received, WsUrl};
-use c10k::tls::{CertFiles, CertSources, TlsConfig, Trust, client_config};
+use c10k::tls::{CertSources, TlsConfig, Trust, client_config};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-/// A CA and certificates it signed, as PEM files in a directory of their own.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-}
-
-impl Pki {
-    fn new(tag: &str) -> (Self, Issuer<'static, KeyPair>) {
-        let dir = std::env::temp_dir().join(format!("c10k-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, cert.pem()).unwrap();
-        (Self { dir, ca }, Issuer::new(params, key))
-    }
-
-    /// A leaf certificate (ECDSA P-256) for `names`, signed by the CA, written as `stem`.
-    fn leaf(&self, issuer: &Issuer<'static, KeyPair>, stem: &str, names: &[&str]) -> CertFiles {
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        let cert = params.signed_by(&key, issuer).unwrap();
-        let files = CertFiles {
-            cert: self.dir.join(format!("{stem}.pem")),
-            key: self.dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A server with a plain listener and a TLS one beside it.
 fn tls_server(tls: Arc<TlsConfig>, tweak: impl FnOnce(&mut c10k::ServerConfig)) -> c10k::ServerHandle {
