@@ -15,6 +15,7 @@ use std::time::Duration;
 use c10k::TlsFailure;
 use c10k::client::{Client, ClientConfig, ClientError, Received, WsUrl};
 use c10k::tls::{CertSources, TlsConfig, Trust, client_config};
+use common::pki::Pki;
 use common::*;
 
 /// A server with a plain listener and a TLS one beside it.

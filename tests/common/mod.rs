@@ -10,10 +10,8 @@ use c10k::proto::Message;
 use c10k::{ConnId, Ctx, Handler, HttpResponse, Server, ServerConfig, ServerHandle};
 
 #[cfg(feature = "tls")]
-mod pki;
+pub mod pki;
 mod wire;
-#[cfg(feature = "tls")]
-pub use pki::Pki;
 pub use wire::{frame, try_read_frame};
 
 /// Echoes every message to its sender; serves a page at `/` and 404 elsewhere.

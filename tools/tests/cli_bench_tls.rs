@@ -81,7 +81,16 @@ fn echo_rate_hold_and_testecho_run_over_wss_with_every_echo_right() {
         "echo",
         &url,
         &ca,
-        &["-c", "20", "--duration", "1s", "--warmup", "0.2s", "--in-flight", "2"],
+        &[
+            "-c",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0.2s",
+            "--in-flight",
+            "2",
+        ],
     );
     assert_eq!(count(&json, "connected"), 20, "{json}");
     assert!(count(&json, "messages") > 0, "{json}");
@@ -91,7 +100,17 @@ fn echo_rate_hold_and_testecho_run_over_wss_with_every_echo_right() {
         "echo",
         &url,
         &ca,
-        &["-c", "4", "--duration", "0.5s", "--warmup", "0s", "--payload", "40000", "--binary"],
+        &[
+            "-c",
+            "4",
+            "--duration",
+            "0.5s",
+            "--warmup",
+            "0s",
+            "--payload",
+            "40000",
+            "--binary",
+        ],
     );
     assert!(count(&json, "messages") > 0, "{json}");
     let json = bench_ok(
@@ -121,7 +140,16 @@ fn echo_rate_hold_and_testecho_run_over_wss_with_every_echo_right() {
         "echo",
         &url,
         &ca,
-        &["-c", "10", "--duration", "0.5s", "--warmup", "0s", "--processes", "2"],
+        &[
+            "-c",
+            "10",
+            "--duration",
+            "0.5s",
+            "--warmup",
+            "0s",
+            "--processes",
+            "2",
+        ],
     );
     assert_eq!(count(&json, "connected"), 10, "{json}");
     assert!(count(&json, "messages") > 0, "{json}");
@@ -149,7 +177,15 @@ fn connect_makes_full_handshakes_unless_asked_to_resume() {
         "connect",
         &url,
         &ca,
-        &["-c", "20", "--max-pending", "1", "--tls-resume", "--processes", "2"],
+        &[
+            "-c",
+            "20",
+            "--max-pending",
+            "1",
+            "--tls-resume",
+            "--processes",
+            "2",
+        ],
     );
     assert_eq!(count(&json, "connected"), 20, "{json}");
     assert_eq!(count(&json, "tls_resumed"), 18, "{json}");
@@ -189,7 +225,16 @@ fn fanout_and_slowloris_run_over_wss() {
         "slowloris",
         &url,
         &ca,
-        &["-c", "5", "--duration", "2.5s", "--warmup", "0s", "--delay", "200ms"],
+        &[
+            "-c",
+            "5",
+            "--duration",
+            "2.5s",
+            "--warmup",
+            "0s",
+            "--delay",
+            "200ms",
+        ],
     );
     assert!(count(&json, "completed") >= 5, "{json}");
     stop(server);
@@ -200,7 +245,10 @@ fn wss_needs_a_trust_and_an_untrusted_certificate_fails_each_connection() {
     let (server, url, _ca) = tls_serve("bench-trust", &[]);
     let (ok, text) = bench_text(&["echo", "--url", &url, "-c", "2"]);
     assert!(!ok, "{text}");
-    assert!(text.contains("wss:// needs --tls-ca FILE or --insecure"), "{text}");
+    assert!(
+        text.contains("wss:// needs --tls-ca FILE or --insecure"),
+        "{text}"
+    );
     // A CA that did not sign the server's certificate: each connection fails its handshake,
     // counted as an error with the reason.
     let (other, _) = Pki::new("bench-trust-other");

@@ -265,19 +265,34 @@ fn serve_processes_with_tls_shares_one_tls_port_and_reloads_every_worker_on_sigh
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     // One TLS line for the supervisor, then its usual line.
     assert!(
-        tls_line.starts_with("c10k listening on wss://127.0.0.1:") && tls_line.trim_end().ends_with("/ (TLS)"),
+        tls_line.starts_with("c10k listening on wss://127.0.0.1:")
+            && tls_line.trim_end().ends_with("/ (TLS)"),
         "{tls_line:?}"
     );
     assert!(line.contains("(2 processes x 1 shard, mode echo)"), "{line:?}");
     let url = tls_line.split_whitespace().nth(3).unwrap().to_owned();
-    let port: u16 = url.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     // Port 0 was made one port, the same for both workers.
     let workers = wait_for_children(sup.id(), 2, |_| true);
     for &w in &workers {
         assert!(listens_on(w, port), "worker {w} does not listen on {port}");
     }
     let connect = |ca: &std::path::Path, n: &str| {
-        procs::bench(&["connect", "--url", &url, "--tls-ca", ca.to_str().unwrap(), "-c", n])
+        procs::bench(&[
+            "connect",
+            "--url",
+            &url,
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "-c",
+            n,
+        ])
     };
     let (ok, json) = connect(&old.ca, "20");
     assert!(ok && field(&json, "connected") == "20", "{json}");
@@ -294,7 +309,10 @@ fn serve_processes_with_tls_shares_one_tls_port_and_reloads_every_worker_on_sigh
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("workers that reloaded: {reloaded:?}"));
         if line.contains("SIGHUP: TLS certificates reloaded") {
-            let worker = line.split_whitespace().find(|w| w.starts_with("worker=")).map(str::to_owned);
+            let worker = line
+                .split_whitespace()
+                .find(|w| w.starts_with("worker="))
+                .map(str::to_owned);
             reloaded.insert(worker.unwrap_or_else(|| panic!("no worker in {line:?}")));
         }
     }

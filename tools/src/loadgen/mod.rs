@@ -123,7 +123,11 @@ fn run_inner(
     #[cfg(feature = "tls")]
     let (tls_name, publish_tls_name) = (
         tls_name(opts, &url)?,
-        publish_url.as_ref().map(|u| tls_name(opts, u)).transpose()?.flatten(),
+        publish_url
+            .as_ref()
+            .map(|u| tls_name(opts, u))
+            .transpose()?
+            .flatten(),
     );
     #[cfg(not(feature = "tls"))]
     if let Some(u) = std::iter::once(&url).chain(&publish_url).find(|u| u.secure) {

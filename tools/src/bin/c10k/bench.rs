@@ -163,14 +163,7 @@ pub fn run(args: Args) -> Result<(), String> {
         Which::Fanout => Scenario::Fanout,
         Which::Slowloris => Scenario::Slowloris,
     };
-    // What the load processes of a --processes run are told to trust.
-    let mut trust: Vec<std::ffi::OsString> = Vec::new();
-    #[cfg(feature = "tls")]
-    if let Some(ca) = &args.tls.tls_ca {
-        trust.extend(["--tls-ca".into(), ca.into()]);
-    } else if args.tls.insecure {
-        trust.push("--insecure".into());
-    }
+    let trust = trust_args(&args);
     #[cfg(feature = "tls")]
     let tls = {
         let main = args.tls.config_for(&args.url)?;
@@ -265,6 +258,19 @@ pub fn run(args: Args) -> Result<(), String> {
             report.errors, report.wrong_echoes
         ))
     }
+}
+
+/// What the load processes of a --processes run are told to trust (wss): `--tls-ca FILE` or
+/// `--insecure`, as this process was.
+fn trust_args(args: &Args) -> Vec<std::ffi::OsString> {
+    #[cfg(feature = "tls")]
+    if let Some(ca) = &args.tls.tls_ca {
+        return vec!["--tls-ca".into(), ca.into()];
+    } else if args.tls.insecure {
+        return vec!["--insecure".into()];
+    }
+    let _ = args;
+    Vec::new()
 }
 
 /// The gate of a coordinated process: say how many connections are open, wait for the go.

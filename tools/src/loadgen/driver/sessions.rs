@@ -39,7 +39,10 @@ impl Sessions {
     /// Runs `f` on what is known of `name`, if anything.
     fn with<T>(&self, name: &ServerName<'_>, f: impl FnOnce(&mut Server) -> Option<T>) -> Option<T> {
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        servers.iter_mut().find(|(n, _)| n == name).and_then(|(_, s)| f(s))
+        servers
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, s)| f(s))
     }
 
     /// Runs `f` on what is known of `name`, made known first (forgetting the server learnt

@@ -204,7 +204,9 @@ impl Driver {
     /// Bytes of the server's answer (decrypted, on a wss connection): its status line, then
     /// the rest, ignored. Returns false if the connection failed.
     pub(super) fn slowloris_input(&mut self, key: usize, input: &[u8]) -> bool {
-        let Some(c) = self.conns.get_mut(key) else { return false };
+        let Some(c) = self.conns.get_mut(key) else {
+            return false;
+        };
         if c.phase != Phase::Trickling {
             // The rest of the answer.
             return true;

@@ -60,7 +60,10 @@ impl LoadClient {
             "{}, {}, {}",
             name(tls.protocol_version().map(|v| format!("{v:?}"))),
             name(tls.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()))),
-            name(tls.negotiated_key_exchange_group().map(|g| format!("{:?}", g.name()))),
+            name(
+                tls.negotiated_key_exchange_group()
+                    .map(|g| format!("{:?}", g.name()))
+            ),
         ))
     }
 
@@ -80,7 +83,9 @@ impl Driver {
     /// Connection `key` is connected: starts its TLS if it is a wss connection (the ClientHello
     /// leaves with the next flush). Returns false if the connection failed.
     pub(super) fn start_tls(&mut self, key: usize) -> bool {
-        let Some(c) = self.conns.get_mut(key) else { return false };
+        let Some(c) = self.conns.get_mut(key) else {
+            return false;
+        };
         let publisher = c.index == 0 && self.shared.opts.scenario == Scenario::Fanout;
         let name = match self.shared.publish_addr {
             Some(_) if publisher => &self.shared.publish_tls_name,
@@ -137,8 +142,7 @@ impl Driver {
         if rx.is_empty() {
             rx = vec![0; TLS_READ];
         }
-        loop {
-            let Some(c) = self.conns.get_mut(key) else { break };
+        while let Some(c) = self.conns.get_mut(key) {
             if c.phase == Phase::Connecting {
                 break;
             }
@@ -164,7 +168,9 @@ impl Driver {
     fn tls_input(&mut self, key: usize, scratch: &mut [u8], mut input: &[u8]) -> bool {
         let fin = input.is_empty();
         loop {
-            let Some(c) = self.conns.get_mut(key) else { return false };
+            let Some(c) = self.conns.get_mut(key) else {
+                return false;
+            };
             let Some(tls) = c.tls.as_mut() else { return false };
             // rustls takes at most a few KiB at a time: hand it the rest on the next turn.
             let took = if input.is_empty() {
@@ -212,7 +218,9 @@ impl Driver {
     fn tls_plaintext(&mut self, key: usize, scratch: &mut [u8]) -> bool {
         let slowloris = self.shared.opts.scenario == Scenario::Slowloris;
         loop {
-            let Some(c) = self.conns.get_mut(key) else { return false };
+            let Some(c) = self.conns.get_mut(key) else {
+                return false;
+            };
             let Some(tls) = c.tls.as_mut() else { return false };
             let kept = if slowloris { 0 } else { c.leftover.len() };
             if kept >= scratch.len() {
