@@ -172,7 +172,7 @@ impl Driver {
                 return false;
             };
             let Some(tls) = c.tls.as_mut() else { return false };
-            // rustls takes at most a few KiB at a time: hand it the rest on the next turn.
+            // rustls takes at most a few KiB at a time: the rest goes in on the next pass.
             let took = if input.is_empty() {
                 0
             } else {
@@ -206,7 +206,7 @@ impl Driver {
                 return self.conns.contains(key);
             }
             if took == 0 {
-                self.fail(key, "TLS: input after close_notify".to_owned());
+                self.fail(key, "TLS: rustls took none of the input".to_owned());
                 return false;
             }
         }
