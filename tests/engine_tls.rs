@@ -8,55 +8,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c10k::TlsFailure;
 use c10k::client::{Client, ClientConfig, ClientError, Received, WsUrl};
-use c10k::tls::{CertFiles, CertSources, TlsConfig, Trust, client_config};
+use c10k::tls::{CertSources, TlsConfig, Trust, client_config};
+use common::pki::Pki;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-/// A CA and certificates it signed, as PEM files in a directory of their own.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-}
-
-impl Pki {
-    fn new(tag: &str) -> (Self, Issuer<'static, KeyPair>) {
-        let dir = std::env::temp_dir().join(format!("c10k-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, cert.pem()).unwrap();
-        (Self { dir, ca }, Issuer::new(params, key))
-    }
-
-    /// A leaf certificate (ECDSA P-256) for `names`, signed by the CA, written as `stem`.
-    fn leaf(&self, issuer: &Issuer<'static, KeyPair>, stem: &str, names: &[&str]) -> CertFiles {
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        let cert = params.signed_by(&key, issuer).unwrap();
-        let files = CertFiles {
-            cert: self.dir.join(format!("{stem}.pem")),
-            key: self.dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A server with a plain listener and a TLS one beside it.
 fn tls_server(tls: Arc<TlsConfig>, tweak: impl FnOnce(&mut c10k::ServerConfig)) -> c10k::ServerHandle {
@@ -87,10 +47,10 @@ fn wait_failure(h: &c10k::ServerHandle, why: TlsFailure) {
 }
 
 fn one_cert(tag: &str) -> (Pki, Arc<TlsConfig>) {
-    let (pki, issuer) = Pki::new(tag);
-    let leaf = pki.leaf(&issuer, "leaf", &["localhost", "127.0.0.1"]);
+    let pki = Pki::new(tag);
+    let leaf = pki.leaf("leaf", &["localhost", "127.0.0.1"]);
     let tls = TlsConfig::from_files(CertSources {
-        default: leaf,
+        default: leaf.files(),
         sni: Vec::new(),
     })
     .unwrap();
@@ -102,7 +62,7 @@ fn echo_over_wss_beside_the_plain_listener() {
     let (pki, tls) = one_cert("echo");
     let h = tls_server(tls, |_| {});
     let tls_addr = h.tls_addr().unwrap();
-    let mut c = wss_client(tls_addr, &pki.ca).unwrap();
+    let mut c = wss_client(tls_addr, pki.ca()).unwrap();
     let big: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
     for m in [b"hello".to_vec(), Vec::new(), vec![7u8; 100_000], big] {
         c.send_binary(&m).unwrap();
@@ -124,20 +84,20 @@ fn echo_over_wss_beside_the_plain_listener() {
 
 #[test]
 fn sni_picks_the_certificate_and_a_reload_keeps_open_connections() {
-    let (pki, issuer) = Pki::new("sni");
-    let default = pki.leaf(&issuer, "default", &["localhost"]);
-    let other = pki.leaf(&issuer, "other", &["other.test"]);
+    let pki = Pki::new("sni");
+    let default = pki.leaf("default", &["localhost"]);
+    let other = pki.leaf("other", &["other.test"]);
     let tls = Arc::new(
         TlsConfig::from_files(CertSources {
-            default: default.clone(),
-            sni: vec![("other.test".into(), other)],
+            default: default.files(),
+            sni: vec![("other.test".into(), other.files())],
         })
         .unwrap(),
     );
     let h = tls_server(Arc::clone(&tls), |_| {});
     let addr = h.tls_addr().unwrap();
     let config = ClientConfig {
-        tls: Some(client_config(Trust::CaFile(&pki.ca)).unwrap()),
+        tls: Some(client_config(Trust::CaFile(pki.ca())).unwrap()),
         ..ClientConfig::default()
     };
     let url = WsUrl::parse(&format!("wss://other.test:{}/", addr.port())).unwrap();
@@ -147,19 +107,19 @@ fn sni_picks_the_certificate_and_a_reload_keeps_open_connections() {
 
     // A new CA and certificate in the same files, then a reload: the open connection goes on,
     // new handshakes get the new certificate.
-    let mut old = wss_client(addr, &pki.ca).unwrap();
-    let (pki2, issuer2) = Pki::new("sni-new");
-    let fresh = pki2.leaf(&issuer2, "default", &["localhost"]);
+    let mut old = wss_client(addr, pki.ca()).unwrap();
+    let pki2 = Pki::new("sni-new");
+    let fresh = pki2.leaf("default", &["localhost"]);
     std::fs::copy(&fresh.cert, &default.cert).unwrap();
     std::fs::copy(&fresh.key, &default.key).unwrap();
     tls.reload().unwrap();
     old.send_text("still here").unwrap();
     assert_eq!(old.recv_message().unwrap(), Received::Text("still here".into()));
     assert!(
-        wss_client(addr, &pki.ca).is_err(),
+        wss_client(addr, pki.ca()).is_err(),
         "the old CA must not verify the new certificate"
     );
-    let mut new = wss_client(addr, &pki2.ca).unwrap();
+    let mut new = wss_client(addr, pki2.ca()).unwrap();
     new.send_text("new").unwrap();
     assert_eq!(new.recv_message().unwrap(), Received::Text("new".into()));
     stop(&h);
@@ -200,7 +160,7 @@ fn a_bad_record_after_the_handshake_gets_an_alert() {
     let (pki, tls) = one_cert("badrec");
     let h = tls_server(tls, |_| {});
     let addr = h.tls_addr().unwrap();
-    let config = client_config(Trust::CaFile(&pki.ca)).unwrap();
+    let config = client_config(Trust::CaFile(pki.ca())).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let mut s = rustls::StreamOwned::new(conn, raw(addr));
@@ -237,7 +197,7 @@ fn a_stalled_handshake_is_cut_at_the_handshake_timeout() {
 fn a_client_that_leaves_without_close_notify_is_counted() {
     let (pki, tls) = one_cert("notify");
     let h = tls_server(tls, |_| {});
-    let mut c = wss_client(h.tls_addr().unwrap(), &pki.ca).unwrap();
+    let mut c = wss_client(h.tls_addr().unwrap(), pki.ca()).unwrap();
     c.send_text("x").unwrap();
     c.recv_message().unwrap();
     // The TCP connection ends under the TLS session.
@@ -250,13 +210,13 @@ fn a_client_that_leaves_without_close_notify_is_counted() {
 #[test]
 fn a_client_that_refuses_the_certificate_is_counted() {
     let (pki, tls) = one_cert("refused");
-    let (other, _) = Pki::new("refused-other");
+    let other = Pki::new("refused-other");
     let h = tls_server(tls, |_| {});
-    assert!(wss_client(h.tls_addr().unwrap(), &other.ca).is_err());
+    assert!(wss_client(h.tls_addr().unwrap(), other.ca()).is_err());
     wait_failure(&h, TlsFailure::PeerAlert);
     assert_eq!(failures(&h, TlsFailure::BadRecord), 0);
     // The server goes on serving.
-    let mut c = wss_client(h.tls_addr().unwrap(), &pki.ca).unwrap();
+    let mut c = wss_client(h.tls_addr().unwrap(), pki.ca()).unwrap();
     c.send_text("after").unwrap();
     assert_eq!(c.recv_message().unwrap(), Received::Text("after".into()));
     stop(&h);
@@ -269,7 +229,7 @@ fn tls_alone_on_the_main_address() {
     config.tls = Some(tls);
     let h = start(config, |_| Echo);
     assert_eq!(h.tls_addr(), None);
-    let mut c = wss_client(h.local_addr(), &pki.ca).unwrap();
+    let mut c = wss_client(h.local_addr(), pki.ca()).unwrap();
     c.send_text("only tls").unwrap();
     assert_eq!(c.recv_message().unwrap(), Received::Text("only tls".into()));
     stop(&h);

@@ -6,7 +6,10 @@ use std::ops::{Deref, DerefMut};
 /// A `Vec<T>` behind one nullable pointer: 8 bytes in the slab entry instead of 24, and nothing
 /// on the heap while empty.
 #[derive(Debug, Clone)]
-#[expect(clippy::box_collection, reason = "the box is the point: one pointer in place of three words")]
+#[expect(
+    clippy::box_collection,
+    reason = "the box is the point: one pointer in place of three words"
+)]
 pub(crate) struct ThinVec<T>(Option<Box<Vec<T>>>);
 
 impl<T> Default for ThinVec<T> {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use c10k::proto::Message;
 use c10k::{ConnId, Ctx, Handler, HttpResponse, Server, ServerConfig, ServerHandle};
 
+#[cfg(feature = "tls")]
+pub mod pki;
 mod wire;
 pub use wire::{frame, try_read_frame};
 

@@ -1,6 +1,9 @@
 //! `c10k serve --processes` (a supervisor and its workers) and `c10k bench --processes` (one run
 //! spread over load processes), run as a user would run them.
 
+#[cfg(feature = "tls")]
+#[path = "../../tests/common/pki.rs"]
+mod pki;
 #[path = "common/procs.rs"]
 mod procs;
 
@@ -199,6 +202,129 @@ fn serve_processes_answers_echo_from_both_workers_and_drains_on_sigterm() {
         workers.iter().all(|&w| gone(w)),
         "workers left behind: {workers:?}"
     );
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port`.
+#[cfg(feature = "tls")]
+fn listens_on(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local address, state (0A: listening), inode.
+            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")).then(|| f[9].to_owned())
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| {
+                let l = l.to_string_lossy();
+                inodes.iter().any(|i| l == format!("socket:[{i}]"))
+            })
+        })
+    })
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn serve_processes_with_tls_shares_one_tls_port_and_reloads_every_worker_on_sighup() {
+    let old = pki::Pki::new("sup-old");
+    let new = pki::Pki::new("sup-new");
+    let first = old.leaf("first", &["127.0.0.1"]);
+    let second = new.leaf("second", &["127.0.0.1"]);
+    // The files the server is given, rewritten before the SIGHUP.
+    let (cert, key) = (old.dir().join("live.pem"), old.dir().join("live.key"));
+    std::fs::copy(&first.cert, &cert).unwrap();
+    std::fs::copy(&first.key, &key).unwrap();
+    let mut sup = Supervisor(
+        Command::new(env!("CARGO_BIN_EXE_c10k"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--tls-addr", "127.0.0.1:0"])
+            .args(["--processes", "2", "--shards", "1", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (log_tx, log) = std::sync::mpsc::channel();
+    let err = BufReader::new(sup.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut out = BufReader::new(sup.stdout.take().unwrap());
+    let (mut tls_line, mut line) = (String::new(), String::new());
+    out.read_line(&mut tls_line).unwrap();
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    // One TLS line for the supervisor, then its usual line.
+    assert!(
+        tls_line.starts_with("c10k listening on wss://127.0.0.1:")
+            && tls_line.trim_end().ends_with("/ (TLS)"),
+        "{tls_line:?}"
+    );
+    assert!(line.contains("(2 processes x 1 shard, mode echo)"), "{line:?}");
+    let url = tls_line.split_whitespace().nth(3).unwrap().to_owned();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Port 0 was made one port, the same for both workers.
+    let workers = wait_for_children(sup.id(), 2, |_| true);
+    for &w in &workers {
+        assert!(listens_on(w, port), "worker {w} does not listen on {port}");
+    }
+    let connect = |ca: &std::path::Path, n: &str| {
+        procs::bench(&[
+            "connect",
+            "--url",
+            &url,
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "-c",
+            n,
+        ])
+    };
+    let (ok, json) = connect(old.ca(), "20");
+    assert!(ok && field(&json, "connected") == "20", "{json}");
+
+    std::fs::copy(&second.cert, &cert).unwrap();
+    std::fs::copy(&second.key, &key).unwrap();
+    signal(sup.id(), "-HUP");
+    // Every worker says it reloaded.
+    let mut reloaded = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reloaded.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = log
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("workers that reloaded: {reloaded:?}"));
+        if line.contains("SIGHUP: TLS certificates reloaded") {
+            let worker = line
+                .split_whitespace()
+                .find(|w| w.starts_with("worker="))
+                .map(str::to_owned);
+            reloaded.insert(worker.unwrap_or_else(|| panic!("no worker in {line:?}")));
+        }
+    }
+    // New handshakes use the new certificate, whichever worker takes them.
+    let (ok, json) = connect(new.ca(), "20");
+    assert!(ok && field(&json, "connected") == "20", "{json}");
+    let (ok, json) = connect(old.ca(), "10");
+    assert!(!ok && field(&json, "errors") == "10", "{json}");
+
+    signal(sup.id(), "-TERM");
+    let status = wait_exit(&mut sup, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exited with {status}");
 }
 
 #[test]

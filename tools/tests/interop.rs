@@ -26,7 +26,7 @@ use pki::Pki;
 
 #[path = "common/needs.rs"]
 mod needs;
-#[path = "common/pki.rs"]
+#[path = "../../tests/common/pki.rs"]
 mod pki;
 
 struct Server(Child);

@@ -10,7 +10,7 @@
 //! A page that shows nothing fails its test. A failing run leaves screenshots of its pages in
 //! the target directory, under `test-artifacts/`.
 
-#[path = "common/pki.rs"]
+#[path = "../../tests/common/pki.rs"]
 mod pki;
 #[path = "common/procs.rs"]
 mod procs;

@@ -6,7 +6,8 @@
 //!
 //! The loop and each connection's lifecycle are in `client`; the payloads in `payload`; opening
 //! connections (the connect scenario) in `connect`; and each other scenario in its own file:
-//! `echo`, `rate`, `hold`, `testecho`, `fanout`, `slowloris`.
+//! `echo`, `rate`, `hold`, `testecho`, `fanout`, `slowloris`. A `wss://` connection's TLS is in
+//! `tls`.
 
 mod client;
 mod connect;
@@ -15,8 +16,14 @@ mod fanout;
 mod hold;
 mod payload;
 mod rate;
+#[cfg(feature = "tls")]
+mod sessions;
 mod slowloris;
 mod testecho;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub(in crate::loadgen) use tls::server_name;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -67,6 +74,12 @@ pub(super) struct RunState {
     pub published: AtomicU64,
     /// Each thread's count of messages received in the window, for the timeline.
     pub progress: Vec<super::timeline::Progress>,
+    /// wss: the name the server's certificate must have (None: `ws://`).
+    #[cfg(feature = "tls")]
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// fanout: the same for `publish_addr`.
+    #[cfg(feature = "tls")]
+    pub publish_tls_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 /// What a thread measured.
@@ -87,6 +100,10 @@ pub(super) struct ThreadResult {
     pub max_lag_ns: u64,
     pub error_samples: Vec<String>,
     pub completed_clients: u64,
+    /// wss: connections that resumed a TLS session.
+    pub tls_resumed: u64,
+    /// wss: what the first connection's TLS agreed on (empty before).
+    pub tls_params: String,
 }
 
 /// One thread of the load generator: its connections, its poll, and what it measured.
@@ -118,6 +135,12 @@ pub(super) struct Driver {
     parked: Vec<(usize, usize)>,
     /// permessage-deflate state lent to this thread's connections while they compress or inflate.
     pool: DeflatePool,
+    /// wss: this thread's TLS settings (its own session cache when it resumes).
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// wss: the ciphertext read buffer (allocated at the first TLS read).
+    #[cfg(feature = "tls")]
+    tls_rx: Vec<u8>,
 }
 
 impl Driver {
@@ -137,7 +160,15 @@ impl Driver {
             max_lag_ns: 0,
             error_samples: Vec::new(),
             completed_clients: 0,
+            tls_resumed: 0,
+            tls_params: String::new(),
         };
+        #[cfg(feature = "tls")]
+        let tls = shared
+            .opts
+            .tls
+            .as_ref()
+            .map(|base| tls::thread_config(base, shared.opts.tls_resume));
         Ok(Self {
             shared,
             thread,
@@ -158,6 +189,10 @@ impl Driver {
             events: Events::with_capacity(1024),
             parked: Vec::new(),
             pool: DeflatePool::new(),
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            tls_rx: Vec::new(),
         })
     }
 

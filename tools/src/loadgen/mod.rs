@@ -20,6 +20,10 @@
 //!   replaced by a new one until the end of the window. Run it next to an echo or rate run to see
 //!   what the attack costs the well-behaved clients.
 //!
+//! A `wss://` URL runs every scenario over TLS (rustls, with the settings of `tls`): the
+//! handshake latency then includes the TLS handshake, full ones unless `tls_resume` is set, and
+//! the report says how many handshakes resumed a session.
+//!
 //! With `deflate`, every connection offers permessage-deflate and sends its messages compressed
 //! (each thread keeps one [`DeflatePool`](c10k::proto::DeflatePool), as a server shard does);
 //! `payload_kind` JSON-like text makes the ratio a realistic one.
@@ -48,7 +52,7 @@ use std::time::{Duration, Instant};
 use c10k::client::WsUrl;
 
 pub use multi::run_processes;
-pub use options::{FanoutProtocol, Options, PayloadKind, Scenario, parse_sources};
+pub use options::{DEFAULT_MAX_PENDING, FanoutProtocol, Options, PayloadKind, Scenario, parse_sources};
 pub use report::{Percentiles, Report, ServerCpu, add_buckets, histogram_buckets, latency_histogram};
 
 /// How many file descriptors a run of `connections` needs beyond the connections themselves.
@@ -112,6 +116,26 @@ fn run_inner(
 ) -> Result<Report, String> {
     let url = WsUrl::parse(&opts.url).map_err(|e| e.to_string())?;
     let addr = url.socket_addr().map_err(|e| e.to_string())?;
+    let publish_url = match opts.publish_url.as_deref() {
+        Some(u) => Some(WsUrl::parse(u).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    #[cfg(feature = "tls")]
+    let (tls_name, publish_tls_name) = (
+        tls_name(opts, &url)?,
+        publish_url
+            .as_ref()
+            .map(|u| tls_name(opts, u))
+            .transpose()?
+            .flatten(),
+    );
+    #[cfg(not(feature = "tls"))]
+    if let Some(u) = std::iter::once(&url).chain(&publish_url).find(|u| u.secure) {
+        return Err(format!(
+            "wss://{}:{}: this build has no TLS (the tls feature)",
+            u.host, u.port
+        ));
+    }
     check_fd_limit(opts.connections)?;
     let threads = opts.threads.clamp(1, opts.connections.max(1));
     let shared = Arc::new(driver::RunState {
@@ -120,12 +144,8 @@ fn run_inner(
             ..opts.clone()
         },
         addr,
-        publish_addr: match opts.publish_url.as_deref() {
-            Some(u) => Some(
-                WsUrl::parse(u)
-                    .and_then(|u| u.socket_addr())
-                    .map_err(|e| e.to_string())?,
-            ),
+        publish_addr: match &publish_url {
+            Some(u) => Some(u.socket_addr().map_err(|e| e.to_string())?),
             None => None,
         },
         host: url.host_header(),
@@ -141,6 +161,10 @@ fn run_inner(
         epoch: Instant::now(),
         published: std::sync::atomic::AtomicU64::new(u64::MAX),
         progress: (0..threads).map(|_| timeline::Progress::default()).collect(),
+        #[cfg(feature = "tls")]
+        tls_name,
+        #[cfg(feature = "tls")]
+        publish_tls_name,
     });
     let rss_before = opts
         .server_pid
@@ -167,6 +191,7 @@ fn run_inner(
         binary: opts.binary,
         threads,
         saturated: "neither",
+        tls: url.secure,
         ..Report::default()
     };
     let (mut cpu_start, mut cpu_end) = (ServerCpu::default(), ServerCpu::default());
@@ -260,6 +285,10 @@ fn run_inner(
         report.late_sends += r.late_sends;
         report.max_send_lag_us = report.max_send_lag_us.max(r.max_lag_ns as f64 / 1000.0);
         report.completed += r.completed_clients;
+        report.tls_resumed += r.tls_resumed;
+        if report.tls_params.is_empty() {
+            report.tls_params.clone_from(&r.tls_params);
+        }
         for e in &r.error_samples {
             if report.error_samples.len() < 10 {
                 report.error_samples.push(e.clone());
@@ -285,4 +314,20 @@ fn run_inner(
     report.server_rss_before = rss_before;
     report.set_bytes_per_connection();
     Ok(report)
+}
+
+/// wss: the name `url`'s server must have a certificate for (None for `ws://`); the settings
+/// must be there.
+#[cfg(feature = "tls")]
+fn tls_name(opts: &Options, url: &WsUrl) -> Result<Option<rustls::pki_types::ServerName<'static>>, String> {
+    if !url.secure {
+        return Ok(None);
+    }
+    if opts.tls.is_none() {
+        return Err(format!(
+            "wss://{}:{}: TLS settings are needed (Options::tls; c10k bench: --tls-ca FILE or --insecure)",
+            url.host, url.port
+        ));
+    }
+    driver::server_name(&url.host).map(Some)
 }

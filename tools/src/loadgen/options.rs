@@ -1,7 +1,13 @@
 //! What a run is asked to do: the scenario, its options, and what the messages contain.
 
 use std::net::IpAddr;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The most connections of one load thread waiting for their connect or handshake at once,
+/// unless the options say otherwise.
+pub const DEFAULT_MAX_PENDING: usize = 512;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +78,7 @@ impl Scenario {
 pub struct Options {
     /// The scenario.
     pub scenario: Scenario,
-    /// `ws://host:port/path`.
+    /// `ws://host:port/path`, or `wss://` (which needs `tls`).
     pub url: String,
     /// Number of connections.
     pub connections: usize,
@@ -102,6 +108,10 @@ pub struct Options {
     pub rounds: u32,
     /// Time allowed to open all connections.
     pub connect_timeout: Duration,
+    /// The most connections of one load thread waiting for their TCP connect or their
+    /// handshake at once (at least 1): how hard connects come (the connect scenario's
+    /// concurrency).
+    pub max_pending: usize,
     /// fanout: how the server is asked to subscribe and publish.
     pub fanout_protocol: FanoutProtocol,
     /// hold: at the end, every connection sends one message and waits for its echo (counted in
@@ -119,6 +129,15 @@ pub struct Options {
     pub publish_url: Option<String>,
     /// What the messages contain.
     pub payload_kind: PayloadKind,
+    /// The client's TLS settings for `wss://` URLs (see [`c10k::tls::client_config`]): required
+    /// when the URL (or `publish_url`) is `wss://`, unused otherwise. Each thread takes a copy
+    /// with its own session resumption setting ([`Options::tls_resume`]).
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// wss: resume TLS sessions (each thread keeps the tickets its connections got, and later
+    /// connections of the thread use them). Off, every connection makes a full handshake.
+    #[cfg(feature = "tls")]
+    pub tls_resume: bool,
 }
 
 impl Default for Options {
@@ -140,12 +159,17 @@ impl Default for Options {
             delay: Duration::from_secs(60),
             rounds: 3,
             connect_timeout: Duration::from_secs(60),
+            max_pending: DEFAULT_MAX_PENDING,
             fanout_protocol: FanoutProtocol::Topics,
             final_echo: false,
             first_echo: false,
             deflate: false,
             publish_url: None,
             payload_kind: PayloadKind::Pattern,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_resume: false,
         }
     }
 }

@@ -38,6 +38,15 @@ pub fn parameters(opts: &Options, processes: usize) -> Vec<(&'static str, String
             ),
         ),
     ];
+    #[cfg(feature = "tls")]
+    if opts.url.starts_with("wss://") {
+        let resume = if opts.tls_resume {
+            "session resumption on (one cache per load thread)"
+        } else {
+            "full handshakes (no session resumption)"
+        };
+        rows.push(("TLS", resume.to_owned()));
+    }
     match opts.scenario {
         Scenario::Echo => rows.push(("in flight per connection", opts.in_flight.to_string())),
         Scenario::Rate | Scenario::Fanout => rows.push(("rate", format!("{} msg/s", opts.rate))),

@@ -37,6 +37,13 @@ pub struct Report {
     pub handshake_latency: Percentiles,
     /// Handshakes per second (connect).
     pub handshakes_per_s: f64,
+    /// The connections spoke TLS (`wss://`): their handshakes include a TLS handshake.
+    pub tls: bool,
+    /// wss: the handshakes that resumed a TLS session (the others were full TLS handshakes).
+    pub tls_resumed: u64,
+    /// wss: what TLS agreed on (version, cipher suite, key exchange group), as one
+    /// connection saw it.
+    pub tls_params: String,
     /// Seconds from the start until every connection was open (or had failed).
     pub connect_s: f64,
     /// Connections still open at the end (hold, echo, rate).
@@ -100,6 +107,21 @@ impl Report {
         );
         if self.scenario != "testecho" {
             let _ = writeln!(s, "time to connect     {:.2} s", self.connect_s);
+        }
+        if self.tls && self.scenario == "slowloris" {
+            let _ = writeln!(s, "TLS                 wss (the request trickles inside TLS)");
+        } else if self.tls {
+            let _ = writeln!(
+                s,
+                "TLS                 {} of {} handshakes resumed a session ({})",
+                self.tls_resumed,
+                self.connected,
+                if self.tls_params.is_empty() {
+                    "none completed"
+                } else {
+                    &self.tls_params
+                }
+            );
         }
         match self.scenario {
             "connect" => {
@@ -217,7 +239,7 @@ impl Report {
                 "{{\"scenario\":\"{}\",\"connections\":{},\"connected\":{},\"peak_concurrent\":{},",
                 "\"payload\":{},\"binary\":{},\"window_s\":{:.3},\"messages\":{},\"messages_per_s\":{:.1},",
                 "\"bytes_per_s\":{:.1},\"latency\":{},\"handshake_latency\":{},\"handshakes_per_s\":{:.1},",
-                "\"connect_s\":{:.3},",
+                "\"tls\":{},\"tls_resumed\":{},\"tls_params\":{},\"connect_s\":{:.3},",
                 "\"survivors\":{},\"completed\":{},\"errors\":{},\"wrong_echoes\":{},\"error_samples\":[{}],",
                 "\"late_sends\":{},\"max_send_lag_us\":{:.1},",
                 "\"server_cpu_us\":{},\"server_cpu_us_per_msg\":{},\"server_cores\":{},",
@@ -238,6 +260,9 @@ impl Report {
             pct(&self.latency),
             pct(&self.handshake_latency),
             self.handshakes_per_s,
+            self.tls,
+            self.tls_resumed,
+            json_string(&self.tls_params),
             self.connect_s,
             self.survivors,
             self.completed,

@@ -15,7 +15,7 @@ pub struct Args {
     /// What to measure.
     #[arg(value_enum)]
     scenario: Which,
-    /// Server URL.
+    /// Server URL: ws://, or wss:// (TLS; with --tls-ca or --insecure).
     #[arg(long, default_value = "ws://127.0.0.1:9001/")]
     url: String,
     /// Number of connections (testecho: clients).
@@ -61,6 +61,11 @@ pub struct Args {
     /// Time allowed to open every connection.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// The most connections of one load thread waiting for their connect or handshake at once
+    /// (connect: the concurrency of the handshakes).
+    #[arg(long, default_value_t = loadgen::DEFAULT_MAX_PENDING as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_pending: u64,
     /// hold: at the end, every connection sends one message and must get its echo.
     #[arg(long)]
     final_echo: bool,
@@ -102,6 +107,14 @@ pub struct Args {
     /// Internal: include the recorded histogram buckets in the JSON report.
     #[arg(long, hide = true)]
     json_histograms: bool,
+    #[cfg(feature = "tls")]
+    #[command(flatten)]
+    tls: crate::tls_client::TlsClientArgs,
+    /// wss: resume TLS sessions (each load thread keeps the tickets its connections got). By
+    /// default every connection makes a full TLS handshake.
+    #[cfg(feature = "tls")]
+    #[arg(long)]
+    tls_resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +163,18 @@ pub fn run(args: Args) -> Result<(), String> {
         Which::Fanout => Scenario::Fanout,
         Which::Slowloris => Scenario::Slowloris,
     };
+    let trust = trust_args(&args);
+    #[cfg(feature = "tls")]
+    let tls = {
+        let main = args.tls.config_for(&args.url)?;
+        match main {
+            Some(c) => Some(c),
+            None => match args.publish_url.as_deref() {
+                Some(u) => args.tls.config_for(u)?,
+                None => None,
+            },
+        }
+    };
     let opts = Options {
         scenario,
         url: args.url,
@@ -175,6 +200,7 @@ pub fn run(args: Args) -> Result<(), String> {
         }),
         rounds: args.rounds,
         connect_timeout: args.connect_timeout,
+        max_pending: usize::try_from(args.max_pending).unwrap_or(usize::MAX),
         fanout_protocol: match args.fanout_protocol {
             Protocol::Topics => loadgen::FanoutProtocol::Topics,
             Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
@@ -187,12 +213,18 @@ pub fn run(args: Args) -> Result<(), String> {
             Kind::Pattern => loadgen::PayloadKind::Pattern,
             Kind::Json => loadgen::PayloadKind::Json,
         },
+        #[cfg(feature = "tls")]
+        tls,
+        #[cfg(feature = "tls")]
+        tls_resume: args.tls_resume,
     };
     if args.processes > 1 && scenario == Scenario::Fanout {
         return Err("fanout measures one publisher's messages: it runs in one process".to_owned());
     }
     let report = if args.processes > 1 {
-        loadgen::run_processes(&opts, args.processes as usize, &mut child_command)?
+        loadgen::run_processes(&opts, args.processes as usize, &mut |_, o| {
+            child_command(o, &trust)
+        })?
     } else if args.coordinated {
         loadgen::run_coordinated(&opts, &mut wait_for_go)?
     } else {
@@ -228,6 +260,19 @@ pub fn run(args: Args) -> Result<(), String> {
     }
 }
 
+/// What the load processes of a --processes run are told to trust (wss): `--tls-ca FILE` or
+/// `--insecure`, as this process was.
+fn trust_args(args: &Args) -> Vec<std::ffi::OsString> {
+    #[cfg(feature = "tls")]
+    if let Some(ca) = &args.tls.tls_ca {
+        return vec!["--tls-ca".into(), ca.into()];
+    } else if args.tls.insecure {
+        return vec!["--insecure".into()];
+    }
+    let _ = args;
+    Vec::new()
+}
+
 /// The gate of a coordinated process: say how many connections are open, wait for the go.
 fn wait_for_go(open: u64) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
@@ -245,8 +290,9 @@ fn wait_for_go(open: u64) -> Result<(), String> {
 
 /// The command line of one process of a `--processes` run: this program, `bench`, and the
 /// child's options. Every field of [`Options`] but the server's pid (the coordinator measures the
-/// server itself) is forwarded here: a new option must be added here too.
-fn child_command(_process: usize, o: &Options) -> Command {
+/// server itself) is forwarded here: a new option must be added here too. The TLS settings go
+/// as the options they were made from (`trust`: --tls-ca FILE or --insecure).
+fn child_command(o: &Options, trust: &[std::ffi::OsString]) -> Command {
     let secs = |d: Duration| format!("{}s", d.as_secs_f64());
     let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "c10k".into()));
     match log::max_level() {
@@ -273,6 +319,7 @@ fn child_command(_process: usize, o: &Options) -> Command {
         .args(["--delay", &secs(o.delay)])
         .args(["--rounds", &o.rounds.to_string()])
         .args(["--connect-timeout", &secs(o.connect_timeout)])
+        .args(["--max-pending", &o.max_pending.to_string()])
         .args(["--coordinated", "--json-histograms"]);
     if o.binary {
         cmd.arg("--binary");
@@ -287,6 +334,11 @@ fn child_command(_process: usize, o: &Options) -> Command {
         cmd.arg("--deflate");
     }
     cmd.args(["--payload-kind", o.payload_kind.name()]);
+    cmd.args(trust);
+    #[cfg(feature = "tls")]
+    if o.tls_resume {
+        cmd.arg("--tls-resume");
+    }
     if !o.sources.is_empty() {
         let list: Vec<String> = o.sources.iter().map(ToString::to_string).collect();
         cmd.args(["--source", &list.join(",")]);

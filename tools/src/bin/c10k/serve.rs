@@ -169,9 +169,17 @@ pub fn run(args: Args) -> Result<(), String> {
         if args.pin && processes > 1 {
             log::warn!("--pin with --processes: every worker pins its shard i to CPU i");
         }
+        // Certificates that do not load are said once, here, rather than by every worker.
+        #[cfg(feature = "tls")]
+        args.tls.apply(&mut ServerConfig::default())?;
+        #[cfg(feature = "tls")]
+        let tls_addr = args.tls.addr();
+        #[cfg(not(feature = "tls"))]
+        let tls_addr = None;
         return supervisor::run(supervisor::Plan {
             processes: processes as usize,
             addr: args.addr,
+            tls_addr,
             // The workers' lame-duck period comes before their drain.
             drain_timeout: args.drain_grace + args.drain_timeout,
         });

@@ -42,6 +42,11 @@ fn parse_sni(s: &str) -> Result<(String, CertFiles), String> {
 }
 
 impl TlsArgs {
+    /// The TLS listener's address beside the plain one (`--tls-addr`).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     /// Loads the certificates into `config`; returns the settings to reload on SIGHUP.
     pub fn apply(&self, config: &mut ServerConfig) -> Result<Option<Arc<TlsConfig>>, String> {
         let (Some(cert), Some(key)) = (self.tls_cert.clone(), self.tls_key.clone()) else {

@@ -2,21 +2,26 @@
 //!
 //! One process may hold only so many file descriptors; P processes hold P times as many. Each
 //! worker is this program run again (never a `fork` of this threaded process) with the same
-//! arguments minus `--processes`, the concrete `--addr`, and the hidden `--worker-index I`; it
-//! also finds I in the environment as `C10K_WORKER` (and P as `C10K_WORKERS`). Every worker binds the address with
-//! SO_REUSEPORT, as the shards of one process already do, so the kernel spreads connections over
-//! all the shards of all the workers.
+//! arguments minus `--processes`, the concrete `--addr` (and `--tls-addr`), and the hidden
+//! `--worker-index I`; it also finds I in the environment as `C10K_WORKER` (and P as
+//! `C10K_WORKERS`). Every worker binds the addresses with SO_REUSEPORT, as the shards of one
+//! process already do, so the kernel spreads connections over all the shards of all the workers.
+//! The TLS options (`--tls-cert`, `--tls-key`, `--tls-sni`) reach every worker unchanged.
 //!
 //! The protocol between the supervisor and a worker is the worker's life and its stdout:
 //!
-//! - With port 0, the supervisor first binds a socket to learn a free port, closes it, and hands
-//!   the concrete address to every worker (another program could take the port in between; the
-//!   workers then fail to bind and the supervisor gives up).
-//! - A worker is ready when it prints its `c10k listening on ws://...` line. Once all are, the
-//!   supervisor prints one line of the same shape, `c10k listening on ws://ADDR/ (P processes x N
-//!   shards, mode ...)`. A worker that exits before that ends the start-up with an error: a
-//!   worker that cannot start once will not start on a retry.
+//! - With port 0 (`--addr`, and `--tls-addr` likewise), the supervisor first binds a socket to
+//!   learn a free port, closes it, and hands the concrete address to every worker (another
+//!   program could take the port in between; the workers then fail to bind and the supervisor
+//!   gives up).
+//! - A worker is ready when it prints its `c10k listening on ws://...` line (`wss://` when its
+//!   main address speaks TLS; with `--tls-addr`, the `c10k listening on wss://TLS_ADDR/ (TLS)`
+//!   line comes first). Once all are, the supervisor prints lines of the same shape: the TLS
+//!   line if there is one, then `c10k listening on ws://ADDR/ (P processes x N shards, mode
+//!   ...)`. A worker that exits before that ends the start-up with an error: a worker that cannot
+//!   start once will not start on a retry.
 //! - SIGUSR1 is forwarded to every worker, which prints its statistics (relayed like any line).
+//! - SIGHUP is forwarded to every worker, which reloads its TLS certificates.
 //! - SIGINT or SIGTERM is forwarded to every worker, which drains gracefully; the supervisor waits
 //!   for them (at most the drain timeout plus a grace period, then SIGKILL) and exits 0 when all
 //!   exited cleanly. A second SIGINT or SIGTERM kills the workers and exits at once (130).
@@ -36,7 +41,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 /// First pause before restarting a worker that died.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -62,6 +67,8 @@ pub struct Plan {
     pub processes: usize,
     /// The address every worker listens on (port 0: a free one, chosen here).
     pub addr: SocketAddr,
+    /// The TLS listener's address beside it, if any (port 0: a free one, chosen here).
+    pub tls_addr: Option<SocketAddr>,
     /// Each worker's drain timeout, to bound the wait for them.
     pub drain_timeout: Duration,
 }
@@ -102,16 +109,16 @@ struct Supervisor {
 
 /// Runs the supervisor until a signal stops it (Ok) or the workers keep dying (Err).
 pub fn run(mut plan: Plan) -> Result<(), String> {
-    if plan.addr.port() == 0 {
-        let probe = std::net::TcpListener::bind(plan.addr)
-            .map_err(|e| format!("cannot find a free port on {}: {e}", plan.addr))?;
-        plan.addr = probe.local_addr().map_err(|e| e.to_string())?;
-    }
+    plan.addr = concrete(plan.addr)?;
+    plan.tls_addr = plan.tls_addr.map(concrete).transpose()?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut args = worker_args(std::env::args_os().skip(1).collect());
     args.extend(["--addr".into(), plan.addr.to_string().into()]);
+    if let Some(a) = plan.tls_addr {
+        args.extend(["--tls-addr".into(), a.to_string().into()]);
+    }
     let (tx, rx) = mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGUSR1])
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGUSR1, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let on_signal = tx.clone();
     std::thread::Builder::new()
@@ -154,16 +161,33 @@ pub fn run(mut plan: Plan) -> Result<(), String> {
     sup.supervise()
 }
 
-/// The supervisor's own arguments made into a worker's: without `--processes` and `--addr` (the
-/// caller appends the concrete address).
+/// `addr`, or with port 0 a free port found by binding it (and closing it again).
+fn concrete(addr: SocketAddr) -> Result<SocketAddr, String> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot find a free port on {addr}: {e}"))?;
+    probe.local_addr().map_err(|e| e.to_string())
+}
+
+/// The options the supervisor takes out of its own arguments (it passes each worker the
+/// concrete addresses instead).
+const NOT_FOR_WORKERS: [&str; 3] = ["--processes", "--addr", "--tls-addr"];
+
+/// The supervisor's own arguments made into a worker's: without `--processes`, `--addr` and
+/// `--tls-addr` (the caller appends the concrete addresses).
 fn worker_args(mut args: Vec<OsString>) -> Vec<OsString> {
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.drain(..);
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
-        if s == "--processes" || s == "--addr" {
+        if NOT_FOR_WORKERS.contains(&s.as_ref()) {
             it.next();
-        } else if !(s.starts_with("--processes=") || s.starts_with("--addr=")) {
+        } else if !NOT_FOR_WORKERS
+            .iter()
+            .any(|o| s.strip_prefix(o).is_some_and(|rest| rest.starts_with('=')))
+        {
             out.push(a);
         }
     }
@@ -227,10 +251,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Waits until every worker listens, then prints the one line scripts wait for.
+    /// Waits until every worker listens, then prints the line scripts wait for (after the TLS
+    /// listener's, if there is one).
     fn start_up(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut first_line = None;
+        let mut tls_line = None;
         while !self.workers.iter().all(|w| w.ready) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -242,7 +268,10 @@ impl Supervisor {
             }
             match self.rx.recv_timeout(left.min(TICK)) {
                 Ok(Event::Line(i, generation, line)) => {
-                    if generation == self.workers[i].generation && is_listening(&line) {
+                    let current = generation == self.workers[i].generation;
+                    if current && self.is_tls_listening(&line) {
+                        tls_line.get_or_insert(line);
+                    } else if current && is_listening(&line) {
                         self.workers[i].ready = true;
                         first_line.get_or_insert(line);
                     } else {
@@ -250,7 +279,7 @@ impl Supervisor {
                     }
                 }
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(Event::Signal(SIGUSR1)) => self.forward(SIGUSR1),
+                Ok(Event::Signal(sig @ (SIGUSR1 | SIGHUP))) => self.forward(sig),
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
@@ -258,6 +287,9 @@ impl Supervisor {
                 self.stop_all(SIGTERM);
                 return Err(format!("worker {i} {} during start-up", describe(status)));
             }
+        }
+        if let Some(line) = tls_line {
+            say(&line);
         }
         let line = first_line.unwrap_or_default();
         let p = self.workers.len();
@@ -280,8 +312,12 @@ impl Supervisor {
             let wait = next_restart.map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
             match self.rx.recv_timeout(wait) {
                 Ok(Event::Line(i, generation, line)) => {
+                    let tls_line = self.is_tls_listening(&line);
                     let w = &mut self.workers[i];
-                    if generation == w.generation && !w.ready && is_listening(&line) {
+                    let starting = generation == w.generation && !w.ready;
+                    if starting && tls_line {
+                        // Said once at the start already.
+                    } else if starting && is_listening(&line) {
                         w.ready = true;
                         log::info!("worker {i} (pid {}) is listening again", w.pid().unwrap_or(0));
                     } else {
@@ -289,7 +325,7 @@ impl Supervisor {
                     }
                 }
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(Event::Signal(SIGUSR1)) => self.forward(SIGUSR1),
+                Ok(Event::Signal(sig @ (SIGUSR1 | SIGHUP))) => self.forward(sig),
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
@@ -381,9 +417,18 @@ impl Supervisor {
         }
     }
 
+    /// Whether `line` is a worker's line about its TLS listener beside the main one
+    /// (`--tls-addr`), which comes before the line that says it is ready.
+    fn is_tls_listening(&self, line: &str) -> bool {
+        self.plan
+            .tls_addr
+            .is_some_and(|a| line.starts_with(&format!("c10k listening on wss://{a}/ ")))
+    }
+
     /// Passes a signal on to every worker that is listening (SIGUSR1: each prints its
-    /// statistics, and the line comes back through its stdout). One still starting may not have
-    /// its handlers yet, and the signal's default action would end it.
+    /// statistics, and the line comes back through its stdout; SIGHUP: each reloads its TLS
+    /// certificates). One still starting may not have its handlers yet, and the signal's default
+    /// action would end it; it reads the certificate files as they are when it starts anyway.
     fn forward(&self, sig: i32) {
         for w in self.workers.iter().filter(|w| w.ready) {
             if let Some(pid) = w.pid() {
@@ -463,8 +508,9 @@ fn describe(status: Option<ExitStatus>) -> String {
     })
 }
 
+/// Whether `line` is a worker's line that says it listens (on its main address, plain or TLS).
 fn is_listening(line: &str) -> bool {
-    line.starts_with("c10k listening on ws://")
+    line.starts_with("c10k listening on ws://") || line.starts_with("c10k listening on wss://")
 }
 
 /// Sends `sig` to a worker that has not been reaped yet (so its pid cannot belong to anyone else).
@@ -501,14 +547,29 @@ mod tests {
             "--processes=3",
             "--addr",
             "127.0.0.1:0",
+            "--tls-addr",
+            "127.0.0.1:0",
+            "--tls-addr=127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
             "--pin",
+            "--addressed",
         ]
         .iter()
         .map(OsString::from)
         .collect();
         assert_eq!(
             strs(&worker_args(args)),
-            ["-q", "serve", "--shards", "1", "--pin"]
+            [
+                "-q",
+                "serve",
+                "--shards",
+                "1",
+                "--tls-cert",
+                "c.pem",
+                "--pin",
+                "--addressed"
+            ]
         );
     }
 }

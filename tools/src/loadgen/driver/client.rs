@@ -56,6 +56,9 @@ pub(super) struct LoadClient {
     /// slowloris: the request bytes not sent yet, and when the next one goes.
     pub(super) trickle: Vec<u8>,
     pub(super) next_byte: Option<Instant>,
+    /// wss: the connection's TLS (None for `ws://`).
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Driver {
@@ -95,9 +98,14 @@ impl Driver {
                 }
                 return self.fail(key, format!("connect: {e}"));
             }
+            #[cfg(feature = "tls")]
+            if !self.start_tls(key) {
+                return;
+            }
             if self.shared.opts.scenario == Scenario::Slowloris {
                 return self.start_trickle(key);
             }
+            let Some(c) = self.conns.get_mut(key) else { return };
             let mut k = [0u8; 16];
             k[..8].copy_from_slice(&self.rng.next().to_le_bytes());
             k[8..].copy_from_slice(&self.rng.next().to_le_bytes());
@@ -118,6 +126,10 @@ impl Driver {
 
     pub(super) fn flush(&mut self, key: usize) {
         let Some(c) = self.conns.get_mut(key) else { return };
+        #[cfg(feature = "tls")]
+        if c.tls.is_some() {
+            return self.flush_tls(key);
+        }
         while !c.out.is_empty() {
             match c.socket.write(&c.out) {
                 Ok(n) => {
@@ -138,6 +150,10 @@ impl Driver {
     }
 
     fn read_from(&mut self, key: usize, scratch: &mut [u8]) {
+        #[cfg(feature = "tls")]
+        if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
+            return self.read_tls(key, scratch);
+        }
         if self.shared.opts.scenario == Scenario::Slowloris {
             return self.read_slowloris(key, scratch);
         }
@@ -166,7 +182,7 @@ impl Driver {
         }
     }
 
-    fn on_eof(&mut self, key: usize) {
+    pub(super) fn on_eof(&mut self, key: usize) {
         let Some(c) = self.conns.get(key) else { return };
         if c.phase == Phase::Closing || c.proto.as_ref().is_some_and(|p| p.close_received()) {
             self.finish(key);
@@ -175,7 +191,7 @@ impl Driver {
         }
     }
 
-    fn process(&mut self, key: usize, scratch: &mut [u8], filled: usize, now: Instant) {
+    pub(super) fn process(&mut self, key: usize, scratch: &mut [u8], filled: usize, now: Instant) {
         let mut pos = 0;
         while pos < filled {
             let Some(c) = self.conns.get_mut(key) else { return };
@@ -257,6 +273,15 @@ impl Driver {
         let elapsed = now.duration_since(c.started).as_nanos() as u64;
         let _ = self.result.handshake_latency.record(elapsed.max(1));
         self.result.connected += 1;
+        #[cfg(feature = "tls")]
+        {
+            if c.tls_resumed() {
+                self.result.tls_resumed += 1;
+            }
+            if self.result.tls_params.is_empty() {
+                self.result.tls_params = c.tls_params().unwrap_or_default();
+            }
+        }
         let open = self.shared.open_now.fetch_add(1, Ordering::Relaxed) + 1;
         let before = self.shared.peak.fetch_max(open, Ordering::Relaxed);
         self.shared.settled.fetch_add(1, Ordering::Release);
@@ -333,6 +358,8 @@ impl Driver {
     /// Removes a connection that ended well.
     pub(super) fn finish(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {
+            #[cfg(feature = "tls")]
+            c.close_notify();
             let _ = self.poll.registry().deregister(&mut c.socket);
             if matches!(c.phase, Phase::Open | Phase::Trickling | Phase::Answered) {
                 self.shared.open_now.fetch_sub(1, Ordering::Relaxed);

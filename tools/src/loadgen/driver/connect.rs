@@ -13,9 +13,6 @@ use super::client::{LoadClient, Phase};
 use super::{Driver, sys};
 use crate::loadgen::Scenario;
 
-/// The most connections waiting for their TCP connect or their handshake at once.
-pub(super) const MAX_PENDING_CONNECTS: usize = 512;
-
 impl Driver {
     /// Opens every connection this thread has (the handshake included), as fast as allowed;
     /// those not open by `deadline` fail.
@@ -28,7 +25,7 @@ impl Driver {
                 .any(|(_, c)| c.phase == Phase::Open && !c.subscribed))
             && Instant::now() < deadline
         {
-            self.open_more(MAX_PENDING_CONNECTS);
+            self.open_more(self.shared.opts.max_pending);
             self.turn(Some(Duration::from_millis(50)));
         }
         let stuck: Vec<usize> = self
@@ -49,7 +46,10 @@ impl Driver {
         self.conns.iter().any(|(_, c)| f(c.phase))
     }
 
+    /// Starts connecting more clients, while fewer than `max_pending` (at least 1) wait for
+    /// their connect or handshake.
     pub(super) fn open_more(&mut self, max_pending: usize) {
+        let max_pending = max_pending.max(1);
         let mut pending = self
             .conns
             .iter()
@@ -112,6 +112,8 @@ impl Driver {
             subscribed: false,
             trickle: Vec::new(),
             next_byte: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         });
         true
     }

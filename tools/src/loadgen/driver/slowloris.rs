@@ -8,6 +8,9 @@
 //! (`completed`), the time from connect to the 408 (`latency`), connections still trickling at
 //! the end (`survivors`). Any other answer, a close without an answer, an answered connection the
 //! server does not close, or a reset is an error.
+//!
+//! Over `wss://` the TLS handshake is made at once, and the request trickles inside it, one byte
+//! per TLS record: the server must answer the same 408, encrypted.
 
 use std::cmp::Reverse;
 use std::io::{self, Read, Write};
@@ -16,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use super::Driver;
 use super::client::Phase;
-use super::connect::MAX_PENDING_CONNECTS;
 
 /// Header lines sent after the start of the request, forever: the blank line that would end the
 /// head never comes.
@@ -36,7 +38,7 @@ impl Driver {
         while (!self.to_open.is_empty() || self.any_phase(|p| p == Phase::Connecting))
             && Instant::now() < deadline
         {
-            self.open_more(MAX_PENDING_CONNECTS);
+            self.open_more(self.shared.opts.max_pending);
             self.trickle_turn(Instant::now() + TURN);
         }
         let stuck: Vec<usize> = self
@@ -59,7 +61,7 @@ impl Driver {
         self.window = Some((t0, end));
         if !self.shared.abort.load(Ordering::Acquire) {
             while Instant::now() < end {
-                self.open_more(MAX_PENDING_CONNECTS);
+                self.open_more(self.shared.opts.max_pending);
                 self.trickle_turn(end);
             }
         }
@@ -114,7 +116,6 @@ impl Driver {
     }
 
     fn send_byte(&mut self, key: usize, at: Instant, now: Instant) {
-        let delay = self.shared.opts.delay;
         let Some(c) = self.conns.get_mut(key) else { return };
         // A wake-up of a connection that has left its slot since is not this one's.
         if c.phase != Phase::Trickling || c.next_byte != Some(at) {
@@ -122,6 +123,13 @@ impl Driver {
         }
         if c.trickle.is_empty() {
             c.trickle.extend_from_slice(FILLER);
+        }
+        #[cfg(feature = "tls")]
+        if c.tls.is_some() {
+            // One byte, one TLS record (kept by rustls until its handshake is done).
+            c.out.push(c.trickle.remove(0));
+            self.flush(key);
+            return self.next_byte(key, at, now);
         }
         match c.socket.write(&c.trickle[..1]) {
             Ok(1) => {
@@ -131,6 +139,13 @@ impl Driver {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => return self.fail(key, format!("write while trickling: {e}")),
         }
+        self.next_byte(key, at, now);
+    }
+
+    /// Schedules the next byte of connection `key`, whose byte due `at` went out `now`.
+    fn next_byte(&mut self, key: usize, at: Instant, now: Instant) {
+        let delay = self.shared.opts.delay;
+        let Some(c) = self.conns.get_mut(key) else { return };
         // After the first byte (sent at connect), each connection trickles at its own phase
         // within `delay`, as independent clients would, rather than in step with its connect
         // time: connects come in bursts, and bytes in step with them would make the attack (and
@@ -174,26 +189,11 @@ impl Driver {
             }
             match c.socket.read(scratch) {
                 Ok(0) => return self.slow_eof(key),
-                Ok(n) if c.phase == Phase::Trickling => {
-                    let keep = n.min(MAX_STATUS_LINE.saturating_sub(c.leftover.len()));
-                    c.leftover.extend_from_slice(&scratch[..keep]);
-                    let Some(eol) = c.leftover.windows(2).position(|w| w == b"\r\n") else {
-                        if c.leftover.len() >= MAX_STATUS_LINE {
-                            return self.fail(key, "an answer without a status line".to_owned());
-                        }
-                        continue;
-                    };
-                    let line = String::from_utf8_lossy(&c.leftover[..eol]).into_owned();
-                    if !line.starts_with("HTTP/1.1 408 ") {
-                        return self.fail(key, format!("expected a 408 answer, got {line:?}"));
+                Ok(n) => {
+                    if !self.slowloris_input(key, &scratch[..n]) {
+                        return;
                     }
-                    c.phase = Phase::Answered;
-                    c.leftover = Vec::new();
-                    let took = c.started.elapsed().as_nanos() as u64;
-                    let _ = self.result.latency.record(took.max(1));
                 }
-                // The rest of the answer.
-                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.fail(key, format!("read: {e}")),
@@ -201,7 +201,38 @@ impl Driver {
         }
     }
 
-    fn slow_eof(&mut self, key: usize) {
+    /// Bytes of the server's answer (decrypted, on a wss connection): its status line, then
+    /// the rest, ignored. Returns false if the connection failed.
+    pub(super) fn slowloris_input(&mut self, key: usize, input: &[u8]) -> bool {
+        let Some(c) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if c.phase != Phase::Trickling {
+            // The rest of the answer.
+            return true;
+        }
+        let keep = input.len().min(MAX_STATUS_LINE.saturating_sub(c.leftover.len()));
+        c.leftover.extend_from_slice(&input[..keep]);
+        let Some(eol) = c.leftover.windows(2).position(|w| w == b"\r\n") else {
+            if c.leftover.len() >= MAX_STATUS_LINE {
+                self.fail(key, "an answer without a status line".to_owned());
+                return false;
+            }
+            return true;
+        };
+        let line = String::from_utf8_lossy(&c.leftover[..eol]).into_owned();
+        if !line.starts_with("HTTP/1.1 408 ") {
+            self.fail(key, format!("expected a 408 answer, got {line:?}"));
+            return false;
+        }
+        c.phase = Phase::Answered;
+        c.leftover = Vec::new();
+        let took = c.started.elapsed().as_nanos() as u64;
+        let _ = self.result.latency.record(took.max(1));
+        true
+    }
+
+    pub(super) fn slow_eof(&mut self, key: usize) {
         let Some(c) = self.conns.get(key) else { return };
         if c.phase != Phase::Answered {
             return self.fail(key, "closed by the server without an answer".to_owned());

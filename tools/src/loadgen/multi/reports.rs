@@ -29,6 +29,11 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         out.messages_per_s += r.messages_per_s;
         out.bytes_per_s += r.bytes_per_s;
         out.handshakes_per_s += r.handshakes_per_s;
+        out.tls |= r.tls;
+        out.tls_resumed += r.tls_resumed;
+        if out.tls_params.is_empty() {
+            out.tls_params.clone_from(&r.tls_params);
+        }
         out.connect_s = out.connect_s.max(r.connect_s);
         out.survivors += r.survivors;
         out.completed += r.completed;
@@ -95,6 +100,13 @@ impl Report {
             messages_per_s: num("messages_per_s"),
             bytes_per_s: num("bytes_per_s"),
             handshakes_per_s: num("handshakes_per_s"),
+            tls: v.get("tls").and_then(json::Value::as_bool).unwrap_or(false),
+            tls_resumed: int("tls_resumed"),
+            tls_params: v
+                .get("tls_params")
+                .and_then(json::Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             connect_s: num("connect_s"),
             survivors: int("survivors"),
             completed: int("completed"),

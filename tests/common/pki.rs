@@ -2,7 +2,8 @@
 //! P-256), written as PEM files in a temporary directory of their own, removed when the [`Pki`]
 //! is dropped. Peers are told to trust the CA's file (or a leaf's key), never to skip checking.
 //!
-//! Included with `#[path = "common/pki.rs"] mod pki;`.
+//! Shared by the engine's tests (through `common`) and the tools' (with
+//! `#[path = "../../tests/common/pki.rs"] mod pki;`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,11 @@ impl Pki {
         }
     }
 
+    /// The directory that holds the files (removed with the [`Pki`]).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The CA's certificate (PEM): the file a client is told to trust.
     pub fn ca(&self) -> &Path {
         &self.ca
@@ -76,6 +82,16 @@ impl Pki {
         std::fs::write(&leaf.cert, cert.pem()).unwrap();
         std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
         leaf
+    }
+}
+
+impl Leaf {
+    /// The pair as the engine's TLS settings take it.
+    pub fn files(&self) -> c10k::tls::CertFiles {
+        c10k::tls::CertFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
     }
 }
 
