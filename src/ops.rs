@@ -117,7 +117,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         }
     };
     let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
-    let scalars: [Scalar; 23] = [
+    let scalars: [Scalar; 24] = [
         (
             "c10k_connections_open",
             "gauge",
@@ -154,6 +154,12 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             "counter",
             "TLS handshakes completed.",
             |s| s.tls_handshakes,
+        ),
+        (
+            "c10k_tls_resumed_total",
+            "counter",
+            "TLS handshakes completed that resumed an earlier session.",
+            |s| s.tls_resumed,
         ),
         (
             "c10k_http_requests_total",

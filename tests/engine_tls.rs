@@ -234,3 +234,43 @@ fn tls_alone_on_the_main_address() {
     assert_eq!(c.recv_message().unwrap(), Received::Text("only tls".into()));
     stop(&h);
 }
+
+/// Session tickets are stateless (the session travels inside the ticket): a ticket given out
+/// before 300 other handshakes, which would have turned a 256-session cache over, and before a
+/// certificate reload still resumes, and the server counts it.
+#[test]
+fn a_ticket_resumes_after_a_burst_and_a_reload() {
+    let (pki, tls) = one_cert("resume");
+    let h = tls_server(Arc::clone(&tls), |_| {});
+    let addr = h.tls_addr().unwrap();
+    // One client settings object: its session store keeps the tickets of its connections.
+    let keeper = ClientConfig {
+        tls: Some(client_config(Trust::CaFile(pki.ca())).unwrap()),
+        timeout: Some(Duration::from_secs(10)),
+        ..ClientConfig::default()
+    };
+    let url = format!("wss://localhost:{}/", addr.port());
+    let mut first = Client::connect_with(&url, &keeper).unwrap();
+    first.send_text("ticket").unwrap();
+    assert_eq!(first.recv_message().unwrap(), Received::Text("ticket".into()));
+    drop(first);
+    for _ in 0..300 {
+        // Fresh settings each time: full handshakes, each given tickets of its own.
+        let mut c = wss_client(addr, pki.ca()).unwrap();
+        c.send_text("x").unwrap();
+        assert_eq!(c.recv_message().unwrap(), Received::Text("x".into()));
+    }
+    tls.reload().unwrap();
+    let before = h.stats().tls_resumed;
+    assert_eq!(before, 0, "no handshake so far offered a ticket");
+    let mut again = Client::connect_with(&url, &keeper).unwrap();
+    again.send_text("resumed").unwrap();
+    assert_eq!(again.recv_message().unwrap(), Received::Text("resumed".into()));
+    let s = wait_stats(&h, Duration::from_secs(10), |s| s.tls_handshakes >= 302);
+    assert_eq!(
+        s.tls_resumed, 1,
+        "the old ticket resumed: {} handshakes",
+        s.tls_handshakes
+    );
+    stop(&h);
+}

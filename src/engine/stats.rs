@@ -149,6 +149,8 @@ pub struct Stats {
     pub snapshot_ms: u64,
     /// TLS handshakes completed.
     pub tls_handshakes: u64,
+    /// Of those, the handshakes that resumed an earlier session (a session ticket).
+    pub tls_resumed: u64,
     /// TLS connections that failed or ended badly, by cause.
     pub tls_failures: BTreeMap<TlsFailure, u64>,
 }
@@ -256,6 +258,7 @@ impl Stats {
         self.pong_rtt.merge(&o.pong_rtt);
         self.snapshot_ms = self.snapshot_ms.max(o.snapshot_ms);
         self.tls_handshakes += o.tls_handshakes;
+        self.tls_resumed += o.tls_resumed;
         for (k, v) in &o.tls_failures {
             *self.tls_failures.entry(*k).or_default() += v;
         }

@@ -89,6 +89,7 @@ impl Shard {
             if !tls.established && !tls.is_handshaking() {
                 tls.established = true;
                 self.stats.tls_handshakes += 1;
+                self.stats.tls_resumed += u64::from(tls.resumed());
             }
             if let Some(e) = opened.error {
                 let plain_http = opened.plain == 0 && pend == 0 && looks_like_http(&rx[..n]);

@@ -73,6 +73,8 @@ pub struct CertSources {
 pub struct TlsConfig {
     current: Mutex<Arc<rustls::ServerConfig>>,
     sources: Option<CertSources>,
+    /// The session ticket key of settings made from files, kept across reloads.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -93,16 +95,22 @@ impl TlsConfig {
         Self {
             current: Mutex::new(Arc::new(config)),
             sources: None,
+            ticketer: None,
         }
     }
 
     /// Settings from PEM files: the default certificate and those chosen by SNI; ALPN
-    /// `http/1.1`; TLS 1.2 and 1.3; the aws-lc-rs provider.
+    /// `http/1.1`; TLS 1.2 and 1.3; the aws-lc-rs provider; stateless session tickets (the
+    /// session is inside the ticket, encrypted with a key of this process that rotates every
+    /// 6 hours), so that resumption does not depend on a cache that a burst of handshakes turns
+    /// over. The ticket key survives [`TlsConfig::reload`].
     pub fn from_files(sources: CertSources) -> Result<Self, TlsError> {
-        let config = server_config(&sources)?;
+        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        let config = server_config(&sources, &ticketer)?;
         Ok(Self {
             current: Mutex::new(Arc::new(config)),
             sources: Some(sources),
+            ticketer: Some(ticketer),
         })
     }
 
@@ -120,10 +128,10 @@ impl TlsConfig {
     /// Reads the PEM files again (settings made by [`TlsConfig::from_files`]) and uses them for
     /// the connections accepted from now on. On error the settings in use stay.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let Some(sources) = self.sources.as_ref() else {
+        let (Some(sources), Some(ticketer)) = (self.sources.as_ref(), self.ticketer.as_ref()) else {
             return Ok(());
         };
-        let config = Arc::new(server_config(sources)?);
+        let config = Arc::new(server_config(sources, ticketer)?);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
@@ -134,7 +142,10 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn server_config(sources: &CertSources) -> Result<rustls::ServerConfig, TlsError> {
+fn server_config(
+    sources: &CertSources,
+    ticketer: &Arc<dyn rustls::server::ProducesTickets>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
     let default = Arc::new(certified_key(&sources.default, &provider)?);
     let mut by_name = HashMap::new();
@@ -150,6 +161,7 @@ fn server_config(sources: &CertSources) -> Result<rustls::ServerConfig, TlsError
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ticketer = Arc::clone(ticketer);
     Ok(config)
 }
 

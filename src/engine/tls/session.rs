@@ -71,6 +71,11 @@ impl Session {
         })
     }
 
+    /// Whether the handshake (once done) resumed an earlier session.
+    pub(crate) fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     /// Whether the TLS handshake is still going on.
     pub(crate) fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()

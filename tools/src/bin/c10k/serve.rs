@@ -416,6 +416,7 @@ fn print_stats(s: &c10k::Stats, worker: Option<u32>) {
         ("topics", s.topics),
         ("deflated", s.deflated),
         ("tls_handshakes", s.tls_handshakes),
+        ("tls_resumed", s.tls_resumed),
     ] {
         let _ = write!(j, ",\"{k}\":{v}");
     }
