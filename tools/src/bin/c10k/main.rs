@@ -10,7 +10,6 @@ mod serve;
 mod serve_tls;
 mod supervisor;
 #[cfg(feature = "tls")]
-#[allow(dead_code)] // bench and check take these options in the next commits
 mod tls_client;
 
 use clap::{Parser, Subcommand};
