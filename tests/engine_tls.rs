@@ -5,58 +5,20 @@
 #![cfg(feature = "tls")]
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c10k::TlsFailure;
 use c10k::client::{Client, ClientConfig, ClientError, Received, WsUrl};
-use c10k::tls::{CertFiles, CertSources, TlsConfig, Trust, client_config};
+use c10k::tls::{CertSources, TlsConfig, Trust, client_config};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-/// A CA and certificates it signed, as PEM files in a directory of their own.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-}
-
-impl Pki {
-    fn new(tag: &str) -> (Self, Issuer<'static, KeyPair>) {
-        let dir = std::env::temp_dir().join(format!("c10k-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, cert.pem()).unwrap();
-        (Self { dir, ca }, Issuer::new(params, key))
-    }
-
-    /// A leaf certificate (ECDSA P-256) for `names`, signed by the CA, written as `stem`.
-    fn leaf(&self, issuer: &Issuer<'static, KeyPair>, stem: &str, names: &[&str]) -> CertFiles {
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        let cert = params.signed_by(&key, issuer).unwrap();
-        let files = CertFiles {
-            cert: self.dir.join(format!("{stem}.pem")),
-            key: self.dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use pki::Pki;
 
 /// A server with a plain listener and a TLS one beside it.
 fn tls_server(tls: Arc<TlsConfig>, tweak: impl FnOnce(&mut c10k::ServerConfig)) -> c10k::ServerHandle {
@@ -234,7 +196,11 @@ fn thousands_of_tiny_records_in_one_read_are_all_opened() {
         s.read_exact(&mut b).unwrap();
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     // A 10,000-byte message sealed 7 bytes a record (about 1,400 records), written at once: one
     // read of the server's holds far more records than its steps per handshake flight.
     let message: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -248,7 +214,10 @@ fn thousands_of_tiny_records_in_one_read_are_all_opened() {
     s.sock.write_all(&records).unwrap();
     let mut echo = [0u8; 4];
     s.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, [0x81, 126, (10_000u16 >> 8) as u8, (10_000u16 & 0xff) as u8]);
+    assert_eq!(
+        echo,
+        [0x81, 126, (10_000u16 >> 8) as u8, (10_000u16 & 0xff) as u8]
+    );
     let mut payload = vec![0u8; message.len()];
     s.read_exact(&mut payload).unwrap();
     assert!(payload == message, "the echo differs");

@@ -191,7 +191,7 @@ pub fn json_object<'a>(json: &'a str, key: &str) -> &'a str {
 /// A `c10k serve` (or supervisor) started by a test.
 pub struct Serve {
     pub proc: Proc,
-    /// `ws://127.0.0.1:PORT/`.
+    /// `ws://127.0.0.1:PORT/` (`wss://` when `--addr` speaks TLS).
     pub url: String,
     pub addr: SocketAddr,
     stats: mpsc::Receiver<String>,
@@ -251,7 +251,9 @@ impl Serve {
                 let Ok(line) = line else { break };
                 if let Some(json) = line.strip_prefix("c10k stats ") {
                     let _ = stats_tx.send(json.to_owned());
-                } else if line.starts_with("c10k listening on ws://") {
+                } else if line.starts_with("c10k listening on ws") && !line.ends_with("(TLS)") {
+                    // The main listener (ws://, or wss:// when --addr speaks TLS); a --tls-addr
+                    // listener beside it has a line of its own, ending with "(TLS)".
                     let _ = line_tx.send(line);
                 } else {
                     out_log.lock().unwrap().push(line);
@@ -264,10 +266,11 @@ impl Serve {
         };
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
+            .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
         let addr = url
+            .trim_start_matches("wss://")
             .trim_start_matches("ws://")
             .trim_end_matches('/')
             .parse()
