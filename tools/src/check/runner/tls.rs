@@ -19,16 +19,17 @@
 //!   decrypting what the server sends, so the server's own writes drain and it cannot wedge the
 //!   two directions against each other.
 //!
-//! **Record order.** Records must reach the socket in the order rustls made them (their
-//! sequence numbers are in the AEAD nonce; TLS 1.2 counts them too). rustls keeps them in one
-//! queue; the records are taken out of it only under the lock and only by the writer, which
+//! **Record order.** Records must reach the socket in the order rustls made them (each is
+//! sealed with the next sequence number: one sent out of its turn does not decrypt). rustls keeps
+//! them in one queue; the records are taken out of it only under the lock and only by the writer, which
 //! writes each batch completely (or fails) before it takes the next. So the bytes on the
 //! socket are the queue's, in order, whoever made them.
 //!
 //! **Records the reader's side makes** (a fatal alert after a bad record, the reply to a key
 //! update, the refusal of a renegotiation) stay in that queue; the reader thread only tells the
-//! writer (an event on the channel it hands frames over), and never blocks on anything. The
-//! writer sends them when it wakes for that event, or before its own next records, which come
+//! writer (an event on the channel it hands frames over, once for records that were not waiting
+//! yet), and never blocks on anything. The writer sends them when it wakes for that event (it
+//! waits for the server's frames on that channel), or before its own next records, which come
 //! after them in the queue anyway. A writer that is blocked on a server that does not read
 //! delays them, as it delays its own: they are behind its bytes in any order that is right.
 //!
@@ -38,9 +39,9 @@
 //! # How the server's end looks over TLS
 //!
 //! The end of the server's stream is its close_notify, or a TCP FIN without one: both are "the
-//! server closed the connection" for the checker, as for browsers (a missing close_notify is not
-//! a truncation a WebSocket can suffer from: its own Close frame ends the data). A fatal alert
-//! from the server is a reset; records that do not parse or decrypt are garbage.
+//! server closed the connection" for the checker, as for browsers (a WebSocket tells a clean end
+//! by its own Close frame; a frame cut short by the FIN is judged as over plain TCP). A fatal
+//! alert from the server is a reset; records that do not parse or decrypt are garbage.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
