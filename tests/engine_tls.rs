@@ -179,6 +179,51 @@ fn a_bad_record_after_the_handshake_gets_an_alert() {
 }
 
 #[test]
+fn thousands_of_tiny_records_in_one_read_are_all_opened() {
+    let (pki, tls) = one_cert("tiny");
+    let h = tls_server(tls, |_| {});
+    let addr = h.tls_addr().unwrap();
+    let config = client_config(Trust::CaFile(pki.ca())).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, raw(addr));
+    s.write_all(UPGRADE).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A 10,000-byte message sealed 7 bytes a record (about 1,400 records), written at once: one
+    // read of the server's holds far more records than its steps per handshake flight.
+    let message: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut records = Vec::new();
+    for piece in frame(true, 1, &message).chunks(7) {
+        s.conn.writer().write_all(piece).unwrap();
+        while s.conn.wants_write() {
+            s.conn.write_tls(&mut records).unwrap();
+        }
+    }
+    s.sock.write_all(&records).unwrap();
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(
+        echo,
+        [0x81, 126, (10_000u16 >> 8) as u8, (10_000u16 & 0xff) as u8]
+    );
+    let mut payload = vec![0u8; message.len()];
+    s.read_exact(&mut payload).unwrap();
+    assert!(payload == message, "the echo differs");
+    assert!(h.stats().tls_failures.is_empty(), "{:?}", h.stats());
+    stop(&h);
+}
+
+#[test]
 fn a_stalled_handshake_is_cut_at_the_handshake_timeout() {
     let (_pki, tls) = one_cert("stall");
     let h = tls_server(tls, |c| c.handshake_timeout = Duration::from_millis(300));

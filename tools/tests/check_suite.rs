@@ -5,6 +5,8 @@
 //! of closing is NON-STRICT, silence is FAIL, garbage is FAIL — and none of it makes the checker
 //! panic.
 
+#[path = "common/cases.rs"]
+mod cases;
 #[path = "common/procs.rs"]
 mod procs;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use c10k::proto::handshake::accept_key;
 use c10k_tools::check::{self, CaseResult, Options, Target, Verdict};
+use cases::{CASE_LIST, failures, pinned_ids};
 use procs::Serve;
 
 /// Starts `c10k serve` on a free port (killed when dropped, also when a test fails); returns it
@@ -34,22 +37,8 @@ fn run(url: &str, options: &Options, pattern: Option<&str>) -> (Vec<CaseResult>,
     (report.results, line)
 }
 
-/// The committed list of case ids (with the server's message limit given, so every case).
-const CASE_LIST: &str = "tools/tests/check_cases.txt";
-
 /// Set to rewrite [`CASE_LIST`] from the suite, after a change of cases made on purpose.
 const UPDATE_CASE_LIST: &str = "C10K_UPDATE_CHECK_CASES";
-
-fn pinned_ids() -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_cases.txt");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Cases that vanish, or appear, must do so on purpose: the suite's ids are compared with the
 /// committed list, exactly and in order.
@@ -91,16 +80,6 @@ fn the_case_list_is_the_committed_one() {
             }
         );
     }
-}
-
-/// The results that are not PASS, one or two lines each.
-fn failures(results: &[CaseResult]) -> String {
-    results
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(CaseResult::line)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

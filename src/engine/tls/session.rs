@@ -18,8 +18,11 @@ const RECORD_OVERHEAD: usize = 64;
 /// alert of its own (a handshake message over its size limit) before anything was encrypted.
 const DECODE_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50];
 /// The most states one call walks through (each handshake flight is a few records): bounds
-/// every loop over rustls' states.
+/// every loop over rustls' states, beside one step per record of the input (see
+/// [`Session::open`]).
 const MAX_STEPS: usize = 256;
+/// A TLS record header: every record read costs one step and consumes at least this much.
+const RECORD_HEADER: usize = 5;
 
 /// What [`Session::open`] did with the input.
 #[derive(Debug, Default)]
@@ -88,7 +91,11 @@ impl Session {
         debug_assert!(plain.len() >= input.len());
         let mut r = Opened::default();
         let out_start = out.len();
-        for _ in 0..MAX_STEPS {
+        // rustls hands out one application data record per call: a read of many small records
+        // (a client that writes a few bytes at a time) takes a step each, and all of them must be
+        // opened now; what is left is kept as an unfinished record, and no new read event comes
+        // for bytes already read.
+        for _ in 0..MAX_STEPS + input.len() / RECORD_HEADER {
             let UnbufferedStatus { mut discard, state } =
                 self.conn.process_tls_records(&mut input[r.consumed..]);
             let more = match state {

@@ -1,7 +1,8 @@
 //! A conformance suite for any WebSocket echo server, written from RFC 6455.
 //!
 //! The checker is a client that runs numbered cases against an echo server, each on a fresh TCP
-//! connection. It writes raw bytes — frames built with the core's [`encode_header`] and
+//! connection (TLS over it for a `wss://` target: [`Target::parse_with_tls`]; the cases are the
+//! same, their bytes go out as TLS records). It writes raw bytes — frames built with the core's [`encode_header`] and
 //! [`apply_mask`], or deliberately broken ones — and judges what the server does: echo, close
 //! with a code, drop the connection, answer with an HTTP status, or nothing within the case's
 //! time bound. Every case ends with a [`Verdict`]:
@@ -52,6 +53,7 @@
 mod case;
 mod cases;
 mod deflate;
+mod probe;
 mod regress;
 mod report;
 mod runner;
@@ -63,6 +65,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use case::{BIG_BOUND, Case, DEFAULT_BOUND, Group};
+pub use probe::probe;
 pub use regress::{REGRESSION_BOUND, regression_files, regression_id, run_regression};
 pub(crate) use report::string as json_string;
 pub use report::{CaseResult, Counts, Report};
@@ -95,17 +98,22 @@ impl Default for Options {
 impl Options {
     /// The bound of one connection of `case`.
     pub fn bound(&self, case: &Case) -> Duration {
+        self.bound_of(case.bound)
+    }
+
+    /// `bound` times the timeout scale.
+    pub fn bound_of(&self, bound: Duration) -> Duration {
         let scale = if self.timeout_scale.is_finite() && self.timeout_scale > 0.0 {
             self.timeout_scale
         } else {
             1.0
         };
-        case.bound.mul_f64(scale)
+        bound.mul_f64(scale)
     }
 }
 
 /// The server under test.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The address to connect to.
     pub addr: SocketAddr,
@@ -113,22 +121,102 @@ pub struct Target {
     pub host: String,
     /// The request target (path and query).
     pub path: String,
+    /// For `wss://`: the TLS client settings and the server's name; `None` for `ws://`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TargetTls>,
+}
+
+/// How a `wss://` target is reached: every connection runs a TLS handshake with these settings
+/// before the WebSocket opening handshake.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+pub struct TargetTls {
+    /// The client settings (whom to trust: see [`c10k::tls::client_config`]).
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The name the certificate must have, sent as SNI when it is a DNS name (an IP address is
+    /// not sent, as RFC 6066 3 says).
+    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 impl Target {
-    /// Parses and resolves a `ws://host:port/path` URL.
+    /// Parses and resolves a `ws://host:port/path` URL. A `wss://` URL needs TLS settings:
+    /// [`Target::parse_with_tls`].
     pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let url = WsUrl::parse(url)?;
+        let parsed = WsUrl::parse(url)?;
+        if parsed.secure {
+            return Err(ClientError::Url(format!(
+                "{url:?}: a wss:// URL needs TLS settings ({})",
+                if cfg!(feature = "tls") {
+                    "Target::parse_with_tls"
+                } else {
+                    "the tls feature"
+                }
+            )));
+        }
+        Self::resolve(&parsed)
+    }
+
+    /// Parses and resolves a `ws://` or `wss://` URL; `tls` (required for `wss://`, refused
+    /// for `ws://`) says whom a `wss://` target's certificate must be trusted by.
+    #[cfg(feature = "tls")]
+    pub fn parse_with_tls(
+        url: &str,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, ClientError> {
+        let parsed = WsUrl::parse(url)?;
+        let mut target = Self::resolve(&parsed)?;
+        target.tls = match (parsed.secure, tls) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(ClientError::Url(format!(
+                    "{url:?}: a ws:// URL takes no TLS settings"
+                )));
+            }
+            (true, None) => {
+                return Err(ClientError::Url(format!(
+                    "{url:?}: a wss:// URL needs TLS settings"
+                )));
+            }
+            (true, Some(config)) => {
+                let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| ClientError::Url(format!("{url:?}: {host}: {e}")))?;
+                Some(TargetTls { config, name })
+            }
+        };
+        Ok(target)
+    }
+
+    fn resolve(url: &WsUrl) -> Result<Self, ClientError> {
         Ok(Self {
             addr: url.socket_addr()?,
             host: url.host_header(),
             path: url.target.clone(),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Whether the target is reached over TLS (`wss://`).
+    #[cfg(feature = "tls")]
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether the target is reached over TLS (`wss://`): never without the `tls` feature.
+    #[cfg(not(feature = "tls"))]
+    pub fn is_tls(&self) -> bool {
+        false
     }
 
     /// The URL, for reports.
     pub fn url(&self) -> String {
-        format!("ws://{}{}", self.host, self.path)
+        format!(
+            "{}://{}{}",
+            if self.is_tls() { "wss" } else { "ws" },
+            self.host,
+            self.path
+        )
     }
 }
 
@@ -285,6 +373,13 @@ pub fn run(
     mut on_result: impl FnMut(&CaseResult),
 ) -> Report {
     let started = Instant::now();
+    // Over TLS, what was agreed goes in the report, from one handshake of its own.
+    let tls = target
+        .is_tls()
+        .then(|| match probe(target, options.bound_of(DEFAULT_BOUND)) {
+            Ok(agreed) => agreed.unwrap_or_else(|| "TLS".to_owned()),
+            Err(e) => format!("TLS (a first handshake failed: {e})"),
+        });
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         let r = run_case(target, case, options);
@@ -301,8 +396,16 @@ pub fn run(
             if skipped == 1 { "it needs" } else { "they need" }
         ));
     }
+    if let Some(agreed) = &tls {
+        notes.push(format!(
+            "over TLS ({agreed}): every connection ran a TLS handshake before its opening \
+             handshake; the server's close_notify, or a TCP FIN without one, is the server closing \
+             the connection, as browsers take it"
+        ));
+    }
     Report {
         target: target.url(),
+        tls,
         results,
         notes,
         elapsed: started.elapsed(),

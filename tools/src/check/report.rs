@@ -124,6 +124,9 @@ impl Counts {
 pub struct Report {
     /// The URL checked.
     pub target: String,
+    /// For a `wss://` URL: the TLS version, cipher suite and ALPN protocol agreed (or why a
+    /// first handshake failed); `None` for `ws://`.
+    pub tls: Option<String>,
     /// One result per case, in running order.
     pub results: Vec<CaseResult>,
     /// Cases left out, and why.
@@ -161,11 +164,16 @@ impl Report {
         map.into_iter().collect()
     }
 
-    /// One JSON object: target, cases, notes, per-group counts and the summary.
+    /// One JSON object: target, TLS (or null), cases, notes, per-group counts and the summary.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(self.results.len() * 300);
         out.push('{');
         field(&mut out, "target", &self.target);
+        out.push_str(",\"tls\":");
+        match &self.tls {
+            Some(agreed) => string(&mut out, agreed),
+            None => out.push_str("null"),
+        }
         out.push_str(",\"cases\":[");
         for (i, r) in self.results.iter().enumerate() {
             if i > 0 {

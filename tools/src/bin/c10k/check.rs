@@ -2,16 +2,19 @@
 //! echo server.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use c10k_tools::check::{self, Group, Options, Target, Verdict};
 
+#[cfg(feature = "tls")]
+use crate::tls_client::TlsClientArgs;
+
 /// Options of `c10k check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The echo server to check: ws://HOST:PORT/PATH.
+    /// The echo server to check: ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH (every case over
+    /// TLS; give --tls-ca FILE or --insecure).
     url: String,
     /// Run only the cases whose id or RFC section matches: a prefix (`utf8`, `close.2`) or a glob
     /// (`5.*`, `*.1`); several separated by commas.
@@ -38,6 +41,9 @@ pub struct Args {
     /// regression cases `regress.NAME`. Without --cases, only they run.
     #[arg(long, value_name = "DIR")]
     regressions: Option<PathBuf>,
+    #[cfg(feature = "tls")]
+    #[command(flatten)]
+    tls: TlsClientArgs,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -88,9 +94,10 @@ pub fn run(args: Args) -> Result<(), String> {
         let _ = writeln!(out, "{} cases", cases.len() + regressions.len());
         return Ok(());
     }
-    let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
-    TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
-        .map_err(|e| format!("cannot connect to {} ({}): {e}", args.url, target.addr))?;
+    let target = target(&args)?;
+    // Before hundreds of cases fail for one reason: nothing listens, the certificate is refused,
+    // TLS on one side only.
+    let tls = check::probe(&target, Duration::from_secs(5)).map_err(|e| format!("{}: {e}", args.url))?;
 
     let mut group: Option<Group> = None;
     let mut print = |r: &check::CaseResult| {
@@ -133,9 +140,10 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         let _ = writeln!(
             out,
-            "{} against {} in {:.1} s",
+            "{} against {}{} in {:.1} s",
             report.summary_line(),
             report.target,
+            tls.map_or_else(String::new, |agreed| format!(" over {agreed}")),
             report.elapsed.as_secs_f64()
         );
     }
@@ -147,4 +155,13 @@ pub fn run(args: Args) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The target of the URL, with the TLS settings --tls-ca or --insecure give for `wss://`.
+fn target(args: &Args) -> Result<Target, String> {
+    #[cfg(feature = "tls")]
+    let target = Target::parse_with_tls(&args.url, args.tls.config_for(&args.url)?);
+    #[cfg(not(feature = "tls"))]
+    let target = Target::parse(&args.url);
+    target.map_err(|e| e.to_string())
 }

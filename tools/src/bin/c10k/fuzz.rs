@@ -55,6 +55,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    if args.url.starts_with("wss://") {
+        return Err(format!(
+            "{}: c10k fuzz speaks ws:// only (its driver has no TLS)",
+            args.url
+        ));
+    }
     let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
     TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
         .map_err(|e| format!("cannot connect to {} ({}): {e}", args.url, target.addr))?;

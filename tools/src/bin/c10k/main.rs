@@ -10,7 +10,6 @@ mod serve;
 mod serve_tls;
 mod supervisor;
 #[cfg(feature = "tls")]
-#[allow(dead_code)] // check takes these options in the next commit
 mod tls_client;
 
 use clap::{Parser, Subcommand};

@@ -2,12 +2,11 @@
 //! that offers permessage-deflate; and the verdicts on the server's HTTP answer, which need the
 //! parsed head they read.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use c10k::proto::handshake::{self, ClientRequest, HeadLimits};
 
-use super::transport::{is_timeout, read_until, write_until};
+use super::wire::{Wire, is_timeout};
 use super::{Run, ms};
 use crate::check::Target;
 use crate::check::Verdict;
@@ -23,11 +22,10 @@ const MAX_HEAD: usize = 64 << 10;
 pub(super) fn open(
     target: &Target,
     how: &Open,
-    stream: &TcpStream,
+    stream: &Wire,
     deadline: Instant,
     run: &mut Run,
 ) -> Option<(Vec<u8>, Option<Codec>)> {
-    let mut writer = stream;
     match how {
         Open::Standard => {
             let mut key = [0u8; 16];
@@ -48,7 +46,7 @@ pub(super) fn open(
                 }
             };
             let started = Instant::now();
-            if let Err(e) = write_until(&mut writer, &out, deadline) {
+            if let Err(e) = stream.write_until(&out, deadline) {
                 run.fail(format!("cannot send the upgrade request: {e}"));
                 return None;
             }
@@ -67,7 +65,7 @@ pub(super) fn open(
                         return None;
                     }
                 }
-                match read_until(stream, &mut chunk, deadline) {
+                match stream.read_until(&mut chunk, deadline) {
                     Ok(0) => {
                         run.saw("dropped the connection during the handshake");
                         run.fail("the server closed the connection instead of answering the upgrade");
@@ -96,7 +94,7 @@ pub(super) fn open(
         Open::Raw { request, chunk, want } => {
             let started = Instant::now();
             for piece in request.chunks((*chunk).max(1)) {
-                if let Err(e) = write_until(&mut writer, piece, deadline) {
+                if let Err(e) = stream.write_until(piece, deadline) {
                     // The server may have answered and closed already; read what it said.
                     run.saw(format!("write failed: {}", e.kind()));
                     break;
@@ -112,7 +110,7 @@ pub(super) fn open(
 
 /// Reads and parses the response head; the bytes after it come back with it.
 fn read_head(
-    stream: &TcpStream,
+    stream: &Wire,
     deadline: Instant,
     want: &HttpWant,
     started: Instant,
@@ -127,7 +125,7 @@ fn read_head(
         if buf.len() > MAX_HEAD {
             break Err("a response head over 64 KiB".to_owned());
         }
-        match read_until(stream, &mut chunk, deadline) {
+        match stream.read_until(&mut chunk, deadline) {
             Ok(0) => break Err("dropped".to_owned()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if is_timeout(&e) => break Err("timeout".to_owned()),
@@ -156,7 +154,7 @@ fn read_head(
 fn open_deflate(
     target: &Target,
     offers: &[String],
-    stream: &TcpStream,
+    stream: &Wire,
     deadline: Instant,
     run: &mut Run,
 ) -> Option<(Vec<u8>, Option<Codec>)> {
@@ -188,7 +186,7 @@ fn open_deflate(
         offered: Vec::new(),
     };
     let started = Instant::now();
-    if let Err(e) = write_until(&mut &*stream, &out, deadline) {
+    if let Err(e) = stream.write_until(&out, deadline) {
         run.fail(format!("cannot send the upgrade request: {e}"));
         return None;
     }

@@ -9,19 +9,26 @@
 //!
 //! One concern per file, in the order a script meets them:
 //!
+//! - [`wire`]: the connection's byte stream, plain TCP or TLS over it, with the deadline every
+//!   read and write is held to;
+//! - [`tls`]: the TLS handshake, and one TLS connection shared by the writer and the reader
+//!   thread (`wss://`);
 //! - [`handshake`]: the opening handshake (a standard upgrade, a raw request, or an upgrade that
 //!   offers permessage-deflate) and the verdicts on the server's HTTP answer;
-//! - [`transport`]: the socket, the reader thread, writes split at byte positions, and the
-//!   deadline every read and write is held to;
+//! - [`transport`]: the stream for writing, the reader thread, and writes split at byte
+//!   positions;
 //! - [`script`]: the interpreter of a script's steps (write, send, expect, close, fail);
 //! - [`verdict`]: what happened compared with what the case expects, and how it is described.
 
 mod handshake;
 mod script;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod verdict;
+mod wire;
 
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::check::Target;
@@ -29,6 +36,7 @@ use crate::check::Verdict;
 use crate::check::case::{Open, Script};
 use script::Interpreter;
 use transport::Transport;
+use wire::Wire;
 
 /// The outcome of one script.
 #[derive(Debug, Clone)]
@@ -94,8 +102,16 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> R
         }
     };
     let _ = stream.set_nodelay(true);
-    let Some((leftover, codec)) = handshake::open(target, &script.open, &stream, deadline, &mut run) else {
-        let _ = stream.shutdown(Shutdown::Both);
+    let wire = match open_wire(target, stream, deadline) {
+        Ok(w) => w,
+        Err(why) => {
+            run.saw(why.clone());
+            run.fail(why);
+            return run;
+        }
+    };
+    let Some((leftover, codec)) = handshake::open(target, &script.open, &wire, deadline, &mut run) else {
+        wire.close();
         return run;
     };
     if matches!(script.open, Open::Deflate { requires: true, .. }) && codec.is_none() {
@@ -104,10 +120,10 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> R
              did not run"
                 .to_owned(),
         );
-        let _ = stream.shutdown(Shutdown::Both);
+        wire.close();
         return run;
     }
-    let transport = match Transport::start(stream, leftover, deadline) {
+    let transport = match Transport::start(wire, leftover, deadline) {
         Ok(t) => t,
         Err(e) => {
             run.fail(format!("cannot start reading: {e}"));
@@ -123,6 +139,47 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> R
     }
     interpreter.finish();
     run
+}
+
+/// The connection's byte stream: the socket itself, or TLS over it after a handshake (whose
+/// failure is why the script cannot run).
+fn open_wire(target: &Target, stream: TcpStream, deadline: Instant) -> Result<Wire, String> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &target.tls {
+        return tls::connect(stream, tls, deadline).map(Wire::Tls);
+    }
+    let _ = (target, deadline);
+    Ok(Wire::Plain(stream))
+}
+
+/// The agreed TLS parameters of a connection to `target` (`None` for `ws://`), or why there
+/// are none: one TLS handshake, for reports and for a clear error before a run.
+pub(crate) fn tls_session(target: &Target, within: Duration) -> Result<Option<String>, String> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &target.tls {
+        let deadline = Instant::now() + within;
+        let stream = TcpStream::connect_timeout(&target.addr, within)
+            .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
+        let _ = stream.set_nodelay(true);
+        let session = tls::connect(stream, tls, deadline)?;
+        let agreed = session.describe();
+        session.close();
+        return Ok(Some(agreed));
+    }
+    let _ = (target, within);
+    Ok(None)
+}
+
+/// Whether the server at `target`'s address speaks TLS (answers a ClientHello with TLS records).
+#[cfg(feature = "tls")]
+pub(crate) fn speaks_tls(target: &Target, within: Duration) -> bool {
+    tls::answers_tls(target.addr, within)
+}
+
+/// Whether the server at `target`'s address speaks TLS: not known without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn speaks_tls(_: &Target, _: Duration) -> bool {
+    false
 }
 
 /// A duration for humans: `0.4 ms`, `12 ms`, `2.5 s`.

@@ -1,11 +1,12 @@
-//! The transport of one script: the socket for writing, a reader thread that turns the server's
+//! The transport of one script: the stream for writing, a reader thread that turns the server's
 //! bytes into frames, and the deadline that bounds every read and write.
 //!
 //! Writing never waits on reading: the reader thread hands each frame over with its arrival time,
-//! so a server may answer while a large message is still going out.
+//! so a server may answer while a large message is still going out. Over TLS the reader thread
+//! may also ask the writer to send records of its own (see [`super::tls`]); that request comes
+//! on the same channel and is served while the script waits for the server.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -14,16 +15,17 @@ use c10k::proto::frame::{OpCode, decode_header};
 use c10k::proto::mask::apply_mask;
 
 use super::Run;
+use super::wire::{Source, Wire, is_timeout};
 use crate::check::case::wire;
 
 /// The largest server frame the reader accepts (a server echoing 16 MiB stays well below).
 const MAX_RX_FRAME: u64 = 64 << 20;
 
-/// An open connection's transport: the socket for writing, the reader thread's events for
+/// An open connection's transport: the stream for writing, the reader thread's events for
 /// reading, and the script's deadline.
 pub(super) struct Transport {
-    stream: TcpStream,
-    events: Receiver<(Instant, Rx)>,
+    wire: Wire,
+    events: Receiver<Event>,
     reader: Option<JoinHandle<()>>,
     deadline: Instant,
     /// When the last write finished.
@@ -33,16 +35,18 @@ pub(super) struct Transport {
 }
 
 impl Transport {
-    /// Starts the reader thread on a clone of `stream`; `leftover` (the bytes that followed the
+    /// Starts the reader thread on `wire`'s source; `leftover` (the bytes that followed the
     /// response head) is read first.
-    pub(super) fn start(stream: TcpStream, leftover: Vec<u8>, deadline: Instant) -> io::Result<Self> {
-        let read_half = stream.try_clone()?;
+    pub(super) fn start(wire: Wire, leftover: Vec<u8>, deadline: Instant) -> io::Result<Self> {
+        let source = wire.source()?;
+        // Records the opening handshake's reads left to send go out before the reader starts.
+        wire.flush(deadline)?;
         let (tx, rx) = mpsc::channel();
         let reader = thread::Builder::new()
             .name("c10k-check-reader".into())
-            .spawn(move || read_frames(read_half, leftover, &tx))?;
+            .spawn(move || read_frames(source, leftover, &tx))?;
         Ok(Self {
-            stream,
+            wire,
             events: rx,
             reader: Some(reader),
             deadline,
@@ -64,7 +68,7 @@ impl Transport {
 
     /// Ends the connection and the reader thread.
     pub(super) fn finish(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.wire.close();
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -80,7 +84,7 @@ impl Transport {
         for piece in bytes.chunks(chunk.max(1)) {
             // The server's answer to these bytes cannot come before they start to go out.
             self.last_write = Instant::now();
-            if let Err(e) = write_until(&mut &self.stream, piece, self.deadline) {
+            if let Err(e) = self.wire.write_until(piece, self.deadline) {
                 self.write_failed = true;
                 run.saw(format!(
                     "{} after {} of {} bytes were written",
@@ -101,23 +105,41 @@ impl Transport {
     /// Answers a ping, unless writing has failed.
     pub(super) fn pong(&mut self, payload: &[u8]) {
         if !self.write_failed {
-            let _ = (&self.stream).write_all(&wire::pong(payload));
+            let _ = self.wire.write_until(&wire::pong(payload), self.deadline);
         }
     }
 
     /// The next thing the reader thread saw, waiting until `until`; past it, what already arrived
-    /// still counts.
+    /// still counts. Records the reader thread asks to send go out on the way.
     pub(super) fn next(&self, until: Instant) -> Result<(Instant, Rx), RecvTimeoutError> {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            self.events.try_recv().map_err(|e| match e {
-                TryRecvError::Empty => RecvTimeoutError::Timeout,
-                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            })
-        } else {
-            self.events.recv_timeout(left)
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let event = if left.is_zero() {
+                self.events.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                self.events.recv_timeout(left)
+            }?;
+            match event {
+                Event::Rx(at, rx) => return Ok((at, rx)),
+                // A failure here shows as the reader's own end (the server reset or closed).
+                Event::Flush if !self.write_failed => {
+                    let _ = self.wire.flush(self.deadline);
+                }
+                Event::Flush => {}
+            }
         }
     }
+}
+
+/// What the reader thread hands over.
+enum Event {
+    /// What it saw, and when.
+    Rx(Instant, Rx),
+    /// Records wait to be sent (TLS): the writer's side sends them.
+    Flush,
 }
 
 /// What the reader thread saw.
@@ -137,19 +159,16 @@ pub(super) struct RxFrame {
     pub(super) payload: Vec<u8>,
 }
 
-/// The reader thread: frames from the socket, each with its arrival time, until EOF or error.
-fn read_frames(mut stream: TcpStream, mut buf: Vec<u8>, tx: &Sender<(Instant, Rx)>) {
-    let mut chunk = vec![0u8; 64 << 10];
+/// The reader thread: frames from the source, each with its arrival time, until the stream ends.
+fn read_frames(mut source: Box<dyn Source>, mut buf: Vec<u8>, tx: &Sender<Event>) {
+    let rx = |rx: Rx| Event::Rx(Instant::now(), rx);
     let mut pos = 0;
     loop {
         loop {
             match decode_header(&buf[pos..]) {
                 Ok(Some((h, hl))) => {
                     if h.len > MAX_RX_FRAME {
-                        let _ = tx.send((
-                            Instant::now(),
-                            Rx::Invalid(format!("sent a frame of {} bytes", h.len)),
-                        ));
+                        let _ = tx.send(rx(Rx::Invalid(format!("sent a frame of {} bytes", h.len))));
                         return;
                     }
                     let total = hl + h.len as usize;
@@ -168,13 +187,13 @@ fn read_frames(mut stream: TcpStream, mut buf: Vec<u8>, tx: &Sender<(Instant, Rx
                         masked: h.mask.is_some(),
                         payload,
                     };
-                    if tx.send((Instant::now(), Rx::Frame(frame))).is_err() {
+                    if tx.send(rx(Rx::Frame(frame))).is_err() {
                         return;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.send((Instant::now(), Rx::Invalid(format!("sent an invalid frame: {e}"))));
+                    let _ = tx.send(rx(Rx::Invalid(format!("sent an invalid frame: {e}"))));
                     return;
                 }
             }
@@ -183,44 +202,13 @@ fn read_frames(mut stream: TcpStream, mut buf: Vec<u8>, tx: &Sender<(Instant, Rx
             buf.drain(..pos);
             pos = 0;
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                let _ = tx.send((Instant::now(), Rx::Eof));
-                return;
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = tx.send((Instant::now(), Rx::Reset(e.kind().to_string())));
-                return;
-            }
+        let fill = source.fill(&mut buf);
+        if fill.flush && tx.send(Event::Flush).is_err() {
+            return;
+        }
+        if let Some(end) = fill.end {
+            let _ = tx.send(rx(end));
+            return;
         }
     }
-}
-
-pub(super) fn write_until(stream: &mut &TcpStream, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::ErrorKind::TimedOut.into());
-    }
-    stream.set_write_timeout(Some(left))?;
-    stream.write_all(bytes)
-}
-
-pub(super) fn read_until(mut stream: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::ErrorKind::TimedOut.into());
-    }
-    stream.set_read_timeout(Some(left))?;
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
-pub(super) fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
