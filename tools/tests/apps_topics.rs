@@ -5,7 +5,9 @@
 mod common;
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use c10k::client::{Client, Received};
 use c10k::proto::MessageKind;
@@ -123,8 +125,12 @@ fn a_slow_subscriber_is_closed_by_policy_and_does_not_hold_the_others_back() {
         s.topics == 1 && s.connections_open == 2
     });
     // Publish until the policy closes the slow one (the kernel's socket buffers absorb a few
-    // megabytes first), bounded at 60 MB; then an end marker.
+    // megabytes first), bounded at 60 MB; then an end marker. The publisher stays within 1,000
+    // messages of what the fast subscriber has read, so that a loaded machine that starves this
+    // test's reader cannot make the fast subscriber slow too.
     let h2 = h.clone();
+    let got = Arc::new(AtomicUsize::new(0));
+    let read = Arc::clone(&got);
     let publisher = std::thread::spawn(move || {
         let mut p = pubsub_client(addr, "/");
         let payload = "x".repeat(1000);
@@ -136,6 +142,10 @@ fn a_slow_subscriber_is_closed_by_policy_and_does_not_hold_the_others_back() {
             }
             if h2.stats().backpressure_closes >= 1 {
                 break;
+            }
+            let waited = Instant::now();
+            while read.load(Ordering::Relaxed) + 1000 < sent && waited.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         p.send_text("pub feed end").unwrap();
@@ -149,6 +159,7 @@ fn a_slow_subscriber_is_closed_by_policy_and_does_not_hold_the_others_back() {
             other => panic!("{other:?}"),
         }
         i += 1;
+        got.store(i, Ordering::Relaxed);
     }
     let sent = publisher.join().unwrap();
     assert_eq!(i, sent, "the fast subscriber got every message");
