@@ -36,6 +36,14 @@ fn wss_client(addr: SocketAddr, ca: &Path) -> Result<Client, ClientError> {
     Client::connect_with(&format!("wss://localhost:{}/", addr.port()), &config)
 }
 
+/// A rustls client stream to `addr` for `localhost`, trusting `pki`'s CA (for writing raw records).
+fn rustls_stream(addr: SocketAddr, pki: &Pki) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let config = client_config(Trust::CaFile(pki.ca())).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    rustls::StreamOwned::new(conn, raw(addr))
+}
+
 fn failures(h: &c10k::ServerHandle, why: TlsFailure) -> u64 {
     h.stats().tls_failures.get(&why).copied().unwrap_or(0)
 }
@@ -160,10 +168,7 @@ fn a_bad_record_after_the_handshake_gets_an_alert() {
     let (pki, tls) = one_cert("badrec");
     let h = tls_server(tls, |_| {});
     let addr = h.tls_addr().unwrap();
-    let config = client_config(Trust::CaFile(pki.ca())).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, raw(addr));
+    let mut s = rustls_stream(addr, &pki);
     while s.conn.is_handshaking() {
         s.conn.complete_io(&mut s.sock).unwrap();
     }
@@ -183,10 +188,7 @@ fn thousands_of_tiny_records_in_one_read_are_all_opened() {
     let (pki, tls) = one_cert("tiny");
     let h = tls_server(tls, |_| {});
     let addr = h.tls_addr().unwrap();
-    let config = client_config(Trust::CaFile(pki.ca())).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, raw(addr));
+    let mut s = rustls_stream(addr, &pki);
     s.write_all(UPGRADE).unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
