@@ -27,7 +27,7 @@ use c10k::proto::handshake::accept_key;
 use c10k::tls::rustls;
 use c10k::tls::{Trust, client_config};
 use c10k_tools::check::{self, CaseResult, Options, Target, Verdict};
-use cases::{CASE_LIST, failures, pinned_ids};
+use cases::{assert_whole_suite_passed, failures};
 use pki::{Leaf, Pki};
 use procs::{EXE, Serve};
 use rustls::pki_types::pem::PemObject;
@@ -79,21 +79,7 @@ fn every_case_passes_over_wss_against_c10k_serve_with_tls() {
     let stats = server.stats();
     drop(server);
     let line = report.summary_line();
-    let bad = failures(&report.results);
-    assert!(bad.is_empty(), "{line}\n{bad}");
-    let ran: Vec<&str> = report.results.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(
-        ran,
-        pinned_ids(),
-        "the cases that ran are not those of {CASE_LIST}"
-    );
-    assert_eq!(
-        line,
-        format!(
-            "{n} cases: {n} PASS, 0 SKIPPED, 0 NON-STRICT, 0 FAIL",
-            n = report.results.len()
-        )
-    );
+    assert_whole_suite_passed(&report.results, &line);
     // It was TLS, every connection of it, and the report says so.
     assert_eq!(report.target, target.url());
     assert!(report.target.starts_with("wss://localhost:"), "{}", report.target);

@@ -30,3 +30,23 @@ pub fn failures(results: &[CaseResult]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Asserts that every pinned case ran, in order, and passed, and that the summary `line` says
+/// so.
+pub fn assert_whole_suite_passed(results: &[CaseResult], line: &str) {
+    let bad = failures(results);
+    assert!(bad.is_empty(), "{line}\n{bad}");
+    let ran: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ran,
+        pinned_ids(),
+        "the cases that ran are not those of {CASE_LIST}"
+    );
+    assert_eq!(
+        line,
+        format!(
+            "{n} cases: {n} PASS, 0 SKIPPED, 0 NON-STRICT, 0 FAIL",
+            n = results.len()
+        )
+    );
+}
