@@ -370,6 +370,37 @@ fn server_shutdown_joins_after_drain_timeout_even_if_a_client_never_answers() {
     assert_eq!(st.closes.get(&1006), Some(&1));
 }
 
+#[test]
+fn a_drain_waits_for_a_close_answer_past_the_close_timeout_until_the_drain_timeout() {
+    // A drain of many connections on a busy machine: answers come late. The close timeout must
+    // not cut them off while the operator's drain budget lasts.
+    let events = Events::default();
+    let probe = Probe::new(&events);
+    let close_timeout = Duration::from_millis(200);
+    let mut config = quick_config();
+    config.ping_interval = Some(Duration::from_secs(30));
+    config.close_timeout = close_timeout;
+    config.drain_timeout = Duration::from_secs(20);
+    let h = start(config, move |_| probe.clone());
+    let mut late = raw_open(h.local_addr());
+    events.wait_open(1);
+    h.shutdown();
+    assert_eq!(read_close_code(&mut late), 1001);
+    std::thread::sleep(close_timeout * 3);
+    // Still open past the close timeout: the answer is taken and the server closes after it.
+    late.write_all(&close_frame(1001, "")).unwrap();
+    assert!(closed_by_server(&mut late));
+    h.join();
+    let st = h.stats();
+    assert_eq!(st.closes.get(&1001), Some(&1), "{st:#?}");
+    assert_eq!(
+        st.closes.get(&1006),
+        None,
+        "dropped at the close timeout: {st:#?}"
+    );
+    assert_eq!(st.close_timeouts, 0);
+}
+
 // ---- peers that vanish ----
 
 #[test]

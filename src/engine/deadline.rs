@@ -119,10 +119,15 @@ pub(crate) fn pending(current: Option<Deadline>) -> Option<Deadline> {
     }
 }
 
-/// The deadline after the 101: the first keep-alive, `jitter` later than the interval, or none.
-pub(crate) fn opened(now: u64, t: &Timeouts, jitter: u64) -> Option<(u64, Deadline)> {
+/// The deadline after the 101: the first keep-alive, or none. It comes `phase` (below the
+/// interval, drawn at random per connection) before a whole interval: the pings of connections
+/// opened together (a million in a minute, a fleet reconnecting) then spread over the whole
+/// interval instead of following in a burst, and stay spread, since each later ping comes an
+/// interval after the last input. A first ping a little early costs a few bytes; one later
+/// than the interval could cost the connection (a load balancer's idle timeout).
+pub(crate) fn opened(now: u64, t: &Timeouts, phase: u64) -> Option<(u64, Deadline)> {
     t.ping_interval
-        .map(|interval| (now + interval + jitter, Deadline::Keepalive))
+        .map(|interval| (now + interval - phase % interval.max(1), Deadline::Keepalive))
 }
 
 /// A pong arrived while waiting for `current`: a connection that was waiting for its pong is
@@ -134,6 +139,13 @@ pub(crate) fn ponged(current: Option<Deadline>, live: Liveness, t: &Timeouts) ->
         (Some(Deadline::Pong), Some(interval)) => Some((live.last_read_ms + interval, Deadline::Keepalive)),
         _ => None,
     }
+}
+
+/// The deadline of the closing handshake a graceful drain starts at `now`: the peer may answer
+/// until the drain ends at `drain_end` (the operator's budget for the whole drain, which a
+/// million closes on a busy machine can need), and has at least the close timeout.
+pub(crate) fn drain_close_by(now: u64, drain_end: u64, t: &Timeouts) -> (u64, Deadline) {
+    (drain_end.max(now + t.close), Deadline::Closing)
 }
 
 /// The deadline of a closing step that starts at `now`: a Close frame sent, the last bytes
@@ -260,5 +272,25 @@ mod tests {
             expire(Deadline::Closing, live(0, None), 3_000, &T),
             Expiry::CloseTimeout
         );
+    }
+
+    #[test]
+    fn the_first_keepalive_falls_anywhere_in_the_first_interval_never_after_it() {
+        assert_eq!(opened(1_000, &T, 0), Some((31_000, Deadline::Keepalive)));
+        assert_eq!(opened(1_000, &T, 29_999), Some((1_001, Deadline::Keepalive)));
+        assert_eq!(opened(1_000, &T, 45_000), Some((16_000, Deadline::Keepalive)));
+        // Phases drawn over a whole interval put the pings of a burst all over it.
+        let firsts: Vec<u64> = (0..30).map(|i| opened(0, &T, i * 1_000).unwrap().0).collect();
+        assert!(firsts.iter().all(|&at| at > 0 && at <= 30_000));
+        assert_eq!(firsts.iter().max(), Some(&30_000));
+        assert_eq!(firsts.iter().min(), Some(&1_000));
+    }
+
+    #[test]
+    fn a_drain_lets_the_close_take_until_its_end_and_never_less_than_the_close_timeout() {
+        // The drain ends long after the close timeout: the peer has until then.
+        assert_eq!(drain_close_by(1_000, 60_000, &T), (60_000, Deadline::Closing));
+        // A drain that ends sooner (or is over) still leaves the close timeout.
+        assert_eq!(drain_close_by(1_000, 1_500, &T), (3_000, Deadline::Closing));
     }
 }

@@ -2,6 +2,7 @@
 //! `on_close`), the lame-duck period and the drain of a graceful shutdown.
 
 use super::conn::Phase;
+use super::deadline;
 use super::handler::{Ctx, Handler};
 use super::shard::{Shard, Timer};
 use super::state::App;
@@ -64,8 +65,9 @@ impl Shard {
         self.wheel.arm(at, Timer::Grace);
     }
 
-    /// Stops accepting and sends 1001 Going Away to every open connection; connections still
-    /// in their handshake are dropped.
+    /// Stops accepting and sends 1001 Going Away to every open connection, which may answer
+    /// until the drain timeout (even past the close timeout); connections still in their
+    /// handshake are dropped.
     pub(super) fn begin_drain(&mut self) {
         if self.draining {
             return;
@@ -93,6 +95,7 @@ impl Shard {
                 None => self.kill(key),
                 Some(p) if !p.close_sent() => {
                     self.close_key(key, CloseCode::GoingAway, "server shutting down");
+                    self.set_deadline(key, deadline::drain_close_by(self.now_ms, at, &self.timeouts));
                     self.after_io(key);
                 }
                 Some(_) => {}
