@@ -46,7 +46,9 @@ pub struct ServerConfig {
     /// and closed). Each connection gets up to an eighth more, at random, so that a burst of
     /// connections does not time out in one burst.
     pub handshake_timeout: Duration,
-    /// Silence after which the server pings a connection; `None` turns pings off.
+    /// Silence after which the server pings a connection; `None` turns pings off. A new
+    /// connection's first ping comes at a random point of its first interval, so that the pings
+    /// of connections opened together spread over the whole interval.
     pub ping_interval: Option<Duration>,
     /// Time allowed for an answer to the server's ping before the connection is dropped (1006).
     pub pong_timeout: Duration,

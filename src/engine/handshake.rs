@@ -290,8 +290,8 @@ impl Shard {
         self.stats.connections_open += 1;
         self.stats.handshakes += 1;
         let id = self.id(key, &self.conns[key]);
-        let jitter = self.timeouts.ping_interval.map_or(0, |i| self.jitter(i));
-        match deadline::opened(self.now_ms, &self.timeouts, jitter) {
+        let phase = self.timeouts.ping_interval.map_or(0, |i| self.phase(i));
+        match deadline::opened(self.now_ms, &self.timeouts, phase) {
             Some(d) => self.set_deadline(key, d),
             None => self.cancel_deadline(key),
         }

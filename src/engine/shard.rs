@@ -188,10 +188,16 @@ impl Shard {
     }
 
     /// Up to an eighth of `ms`, drawn at random: connections that arrive in a burst (a
-    /// reconnecting fleet, an attack) then reach their first ping or their handshake deadline
-    /// spread over time, not all in the same tick of the wheel.
+    /// reconnecting fleet, an attack) then reach their handshake deadline spread over time, not
+    /// all in the same tick of the wheel.
     pub(super) fn jitter(&mut self, ms: u64) -> u64 {
         self.random() % (ms / 8 + 1)
+    }
+
+    /// A point in a period of `ms`, drawn at random (below `ms`): where a new connection's
+    /// keep-alive pings fall in the ping interval.
+    pub(super) fn phase(&mut self, ms: u64) -> u64 {
+        self.random() % ms.max(1)
     }
 
     fn random(&mut self) -> u64 {

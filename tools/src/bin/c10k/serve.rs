@@ -39,7 +39,8 @@ pub struct Args {
     /// Time allowed for the handshake (e.g. 10s, 500ms), plus up to an eighth at random per connection.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     handshake_timeout: Duration,
-    /// Ping a connection after this much silence; 0 turns pings off.
+    /// Ping a connection after this much silence; 0 turns pings off. A new connection's first
+    /// ping comes at a random point of its first interval (pings of a burst spread evenly).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     ping_interval: Duration,
     /// Drop a connection that does not answer a ping within this time.
