@@ -301,3 +301,84 @@ fn deflate_runs_compress_every_message_and_fail_when_the_server_declines() {
     );
     stop(server);
 }
+
+/// The end of a hold run with `--server-drain`: the load side sends the server SIGTERM once the
+/// final echoes are in, every connection gets 1001 and is closed by the server, and the server
+/// (here a supervisor of two workers) exits by itself. The pings the clients got are counted by
+/// second.
+#[test]
+fn hold_ends_with_the_servers_drain_and_counts_every_1001_and_the_pings() {
+    for (serve_args, bench_args, n) in [
+        (
+            &["--processes", "2", "--ping-interval", "1s"][..],
+            &["--processes", "2"][..],
+            300u64,
+        ),
+        (
+            &["--shards", "1", "--ping-interval", "1s"][..],
+            &["--threads", "2"][..],
+            100,
+        ),
+    ] {
+        let (mut server, url) = serve(serve_args);
+        let pid = server.pid().to_string();
+        let conns = n.to_string();
+        let mut args = vec![
+            "hold",
+            "--url",
+            &url,
+            "-c",
+            &conns,
+            "--duration",
+            "2500ms",
+            "--warmup",
+            "0s",
+            "--final-echo",
+            "--server-drain",
+            "--server-pid",
+            &pid,
+            "--json",
+        ];
+        args.extend(bench_args);
+        let (ok, out) = bench(&args);
+        assert!(ok, "{out}");
+        let json = out.lines().find(|l| l.starts_with('{')).unwrap();
+        assert_eq!(procs::json_u64(json, "going_away"), Some(n), "{json}");
+        assert_eq!(
+            procs::json_u64(json, "messages"),
+            Some(n),
+            "the final echoes: {json}"
+        );
+        assert_eq!(procs::json_u64(json, "errors"), Some(0), "{json}");
+        assert!(procs::json_f64(json, "drain_started_unix").is_some(), "{json}");
+        // Every connection was pinged at least once in 2.5 s of 1 s intervals.
+        let pings = json
+            .split("\"pings_per_s\":[")
+            .nth(1)
+            .unwrap()
+            .split("]]")
+            .next()
+            .unwrap();
+        let total: u64 = pings
+            .split("],[")
+            .map(|pair| {
+                pair.trim_matches(['[', ']'])
+                    .split(',')
+                    .nth(1)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum();
+        assert!(total >= n, "{total} pings for {n} connections: {json}");
+        let status = server.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "the server exited with {status}");
+    }
+}
+
+#[test]
+fn the_servers_drain_needs_the_servers_pid() {
+    let (ok, out) = bench(&["hold", "--url", "ws://127.0.0.1:9/", "-c", "1", "--server-drain"]);
+    assert!(!ok);
+    assert!(out.contains("server's pid"), "{out}");
+}

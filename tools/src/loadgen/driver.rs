@@ -10,6 +10,9 @@
 //! `tls`.
 
 mod client;
+mod drain;
+pub(super) use drain::DRAIN_WAIT_MAX;
+pub(super) use hold::FINAL_ECHO_WAIT;
 mod connect;
 mod echo;
 mod fanout;
@@ -26,7 +29,7 @@ mod tls;
 pub(in crate::loadgen) use tls::server_name;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +58,10 @@ pub(super) struct RunState {
     /// Met by every thread and the coordinator when the load may start (after the gate of a
     /// coordinated run).
     pub go: Barrier,
+    /// The server's drain (hold, `server_drain`): met once every thread has its final echoes,
+    /// and again once the server has been told to drain.
+    pub echoed: Barrier,
+    pub drain: Barrier,
     /// A coordinated run: nothing closes on purpose before `released` (testecho holds finished
     /// clients), and the "clients are connected!" line is the coordinator's.
     pub coordinated: bool,
@@ -104,6 +111,12 @@ pub(super) struct ThreadResult {
     pub tls_resumed: u64,
     /// wss: what the first connection's TLS agreed on (empty before).
     pub tls_params: String,
+    /// The server's drain: connections closed with 1001, and the time from the drain's start
+    /// to the last close.
+    pub going_away: u64,
+    pub drain: Duration,
+    /// Keep-alive pings received, by Unix second.
+    pub pings: BTreeMap<u64, u64>,
 }
 
 /// One thread of the load generator: its connections, its poll, and what it measured.
@@ -118,6 +131,13 @@ pub(super) struct Driver {
     result: ThreadResult,
     /// Global indices of the clients this thread still has to open, in order.
     to_open: VecDeque<usize>,
+    /// Connections waiting for their TCP connect or their handshake (kept as they change, so
+    /// that a turn of the ramp costs the same with 20 or 20,000 connections open).
+    pending: usize,
+    /// Messages sent and not echoed yet, over all connections.
+    unanswered: usize,
+    /// The server is draining: its 1001 closes are expected.
+    draining: bool,
     /// testecho: (when, key) of the next send of each waiting client.
     wakeups: BinaryHeap<Reverse<(Instant, usize)>>,
     window: Option<(Instant, Instant)>,
@@ -162,6 +182,9 @@ impl Driver {
             completed_clients: 0,
             tls_resumed: 0,
             tls_params: String::new(),
+            going_away: 0,
+            drain: Duration::ZERO,
+            pings: BTreeMap::new(),
         };
         #[cfg(feature = "tls")]
         let tls = shared
@@ -179,6 +202,9 @@ impl Driver {
             rng: FastRng(seed | 1),
             result,
             to_open: clients.into(),
+            pending: 0,
+            unanswered: 0,
+            draining: false,
             wakeups: BinaryHeap::new(),
             window: None,
             sending: false,
@@ -266,7 +292,7 @@ impl Driver {
             drain = self.send_final_echoes();
         }
         let drain_end = Instant::now() + drain;
-        while self.conns.iter().any(|(_, c)| !c.inflight.is_empty()) && Instant::now() < drain_end {
+        while self.unanswered > 0 && Instant::now() < drain_end {
             self.turn(Some(Duration::from_millis(50)));
         }
         let missing: Vec<(usize, usize)> = self
@@ -279,6 +305,14 @@ impl Driver {
             self.fail(key, format!("{n} messages never echoed"));
         }
         self.result.survivors = self.conns.iter().filter(|(_, c)| c.phase == Phase::Open).count() as u64;
+        if opts.scenario == Scenario::Hold && opts.server_drain {
+            // The coordinator tells the server to drain once every thread is here.
+            self.shared.echoed.wait();
+            self.shared.drain.wait();
+            if !self.shared.abort.load(Ordering::Acquire) {
+                return self.await_drain();
+            }
+        }
         self.close_all();
     }
 }

@@ -54,6 +54,7 @@ use c10k::client::WsUrl;
 pub use multi::run_processes;
 pub use options::{DEFAULT_MAX_PENDING, FanoutProtocol, Options, PayloadKind, Scenario, parse_sources};
 pub use report::{Percentiles, Report, ServerCpu, add_buckets, histogram_buckets, latency_histogram};
+pub use sys::signal;
 
 /// How many file descriptors a run of `connections` needs beyond the connections themselves.
 const FD_MARGIN: u64 = 64;
@@ -89,31 +90,59 @@ pub fn check_fd_limit(connections: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a process of a coordinated run waits for its coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Every connection is open or has failed; the run goes on (warm-up, window) at the go.
+    Connected,
+    /// hold with the server's drain: the final echoes are in; the connections wait for the
+    /// server's 1001 once the coordinator has told the server to stop.
+    Echoed,
+}
+
+impl Stage {
+    /// The word a coordinated process prints, before the number of connections open.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Echoed => "echoed",
+        }
+    }
+
+    /// The line the coordinator answers with.
+    pub fn answer(self) -> &'static str {
+        match self {
+            Self::Connected => "go",
+            Self::Echoed => "drain",
+        }
+    }
+}
+
+/// A coordinated process's gate: told the stage and the connections open, returns when the
+/// coordinator says so (an error: the coordinator is gone).
+pub type Gate<'a> = &'a mut dyn FnMut(Stage, u64) -> Result<(), String>;
+
 /// Runs a scenario and returns its report. Bounded in time: it returns even if the server hangs.
 pub fn run(opts: &Options) -> Result<Report, String> {
     run_inner(opts, None)
 }
 
 /// Runs a scenario as one process of several ([`run_processes`]): once every connection is open
-/// (or has failed), `gate` is called with the number open, and the run goes on (warm-up, window,
-/// testecho's last closes) only when it returns. An error from `gate` (the coordinator is gone)
-/// closes the connections and ends the run with that error.
+/// (or has failed), `gate` is called with [`Stage::Connected`] and the number open, and the run
+/// goes on (warm-up, window, testecho's last closes) only when it returns. With the server's
+/// drain (hold), it is called again with [`Stage::Echoed`] once the final echoes are in, and the
+/// connections wait for the server's 1001 when it returns. An error from `gate` (the
+/// coordinator is gone) closes the connections and ends the run with that error.
 ///
 /// While the gate is closed nothing closes a connection on purpose: testecho clients that have
 /// finished their rounds stay open until it returns, so the counts given to the gates of every
 /// process were open at the same time. The "N clients are connected!" line is the coordinator's
 /// to print.
-pub fn run_coordinated(
-    opts: &Options,
-    gate: &mut dyn FnMut(u64) -> Result<(), String>,
-) -> Result<Report, String> {
+pub fn run_coordinated(opts: &Options, gate: Gate<'_>) -> Result<Report, String> {
     run_inner(opts, Some(gate))
 }
 
-fn run_inner(
-    opts: &Options,
-    mut gate: Option<&mut dyn FnMut(u64) -> Result<(), String>>,
-) -> Result<Report, String> {
+fn run_inner(opts: &Options, mut gate: Option<Gate<'_>>) -> Result<Report, String> {
     let url = WsUrl::parse(&opts.url).map_err(|e| e.to_string())?;
     let addr = url.socket_addr().map_err(|e| e.to_string())?;
     let publish_url = match opts.publish_url.as_deref() {
@@ -137,6 +166,12 @@ fn run_inner(
         ));
     }
     check_fd_limit(opts.connections)?;
+    if opts.server_drain && (opts.scenario != Scenario::Hold || (gate.is_none() && opts.server_pid.is_none()))
+    {
+        return Err(
+            "the server's drain ends a hold run, and needs the server's pid to send it SIGTERM".to_owned(),
+        );
+    }
     let threads = opts.threads.clamp(1, opts.connections.max(1));
     let shared = Arc::new(driver::RunState {
         opts: Options {
@@ -152,6 +187,8 @@ fn run_inner(
         target: url.target.clone(),
         connected: Barrier::new(threads + 1),
         go: Barrier::new(threads + 1),
+        echoed: Barrier::new(threads + 1),
+        drain: Barrier::new(threads + 1),
         coordinated: gate.is_some(),
         released: AtomicBool::new(false),
         abort: AtomicBool::new(false),
@@ -208,7 +245,7 @@ fn run_inner(
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            gate_error = gate(shared.open_now.load(Ordering::Acquire) as u64).err();
+            gate_error = gate(Stage::Connected, shared.open_now.load(Ordering::Acquire) as u64).err();
             if gate_error.is_some() {
                 shared.abort.store(true, Ordering::Release);
             }
@@ -223,7 +260,7 @@ fn run_inner(
                 shared.peak.load(Ordering::Relaxed) as f64 / window.as_secs_f64().max(1e-9);
         }
         if let Some(gate) = gate.as_mut() {
-            gate_error = gate(shared.open_now.load(Ordering::Acquire) as u64).err();
+            gate_error = gate(Stage::Connected, shared.open_now.load(Ordering::Acquire) as u64).err();
             if gate_error.is_some() {
                 shared.abort.store(true, Ordering::Release);
             }
@@ -257,6 +294,24 @@ fn run_inner(
             cpu_end = ServerCpu::sample(opts.server_pid);
             self_end = procfs::sample(None);
         }
+        if opts.server_drain && gate_error.is_none() {
+            // Every thread has its final echoes: now the server drains.
+            shared.echoed.wait();
+            let open = shared.open_now.load(Ordering::Acquire) as u64;
+            let told = match (gate.as_mut(), opts.server_pid) {
+                (Some(gate), _) => gate(Stage::Echoed, open),
+                (None, Some(pid)) => {
+                    report.drain_started_unix = Some(unix_now());
+                    signal(pid, libc::SIGTERM).map_err(|e| format!("cannot tell the server to drain: {e}"))
+                }
+                (None, None) => Err("no server to drain".to_owned()),
+            };
+            if let Err(e) = told {
+                gate_error = Some(e);
+                shared.abort.store(true, Ordering::Release);
+            }
+            shared.drain.wait();
+        }
     }
     let mut results = Vec::with_capacity(threads);
     for h in handles {
@@ -273,6 +328,7 @@ fn run_inner(
 
     let mut latency = latency_histogram();
     let mut hs = latency_histogram();
+    let mut pings = std::collections::BTreeMap::new();
     for r in &results {
         let _ = latency.add(&r.latency);
         let _ = hs.add(&r.handshake_latency);
@@ -286,6 +342,15 @@ fn run_inner(
         report.max_send_lag_us = report.max_send_lag_us.max(r.max_lag_ns as f64 / 1000.0);
         report.completed += r.completed_clients;
         report.tls_resumed += r.tls_resumed;
+        report.going_away = opts
+            .server_drain
+            .then(|| report.going_away.unwrap_or(0) + r.going_away);
+        report.drain_s = opts
+            .server_drain
+            .then(|| report.drain_s.unwrap_or(0.0).max(r.drain.as_secs_f64()));
+        for (&second, &n) in &r.pings {
+            *pings.entry(second).or_insert(0) += n;
+        }
         if report.tls_params.is_empty() {
             report.tls_params.clone_from(&r.tls_params);
         }
@@ -295,6 +360,7 @@ fn run_inner(
             }
         }
     }
+    report.pings_per_s = pings.into_iter().collect();
     report.peak_concurrent = shared.peak.load(Ordering::Relaxed) as u64;
     report.latency = Percentiles::of(&latency);
     report.handshake_latency = Percentiles::of(&hs);
@@ -314,6 +380,13 @@ fn run_inner(
     report.server_rss_before = rss_before;
     report.set_bytes_per_connection();
     Ok(report)
+}
+
+/// Now, in seconds since the Unix epoch.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// wss: the name `url`'s server must have a certificate for (None for `ws://`); the settings

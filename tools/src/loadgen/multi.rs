@@ -21,7 +21,10 @@
 //! 4. Each child starts its warm-up and window at the go, and ends by printing its report as one
 //!    JSON line that includes its histograms' recorded buckets. The coordinator samples the
 //!    server's CPU time over the same warm-up and window, measured from the same go.
-//! 5. The coordinator sums the counts and rates, merges the buckets (so the percentiles are exact,
+//! 5. hold with the server's drain: each child, its final echoes in, prints `echoed K` and waits
+//!    for a line on stdin; when every child has, the coordinator sends the server SIGTERM and
+//!    writes `drain` to every child, whose connections then wait for the server's 1001.
+//! 6. The coordinator sums the counts and rates, merges the buckets (so the percentiles are exact,
 //!    not averages of percentiles), and divides the server's CPU time by the summed message count.
 //!
 //! Every wait is bounded: a child that does not speak in time is killed and counted as an error.
@@ -37,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use c10k::client::WsUrl;
 
-use super::{Options, Report, Scenario, ServerCpu, procfs, timeline};
+use super::driver::{DRAIN_WAIT_MAX, FINAL_ECHO_WAIT};
+use super::{Options, Report, Scenario, ServerCpu, Stage, procfs, timeline};
 
 pub use reports::merge;
 
@@ -52,6 +56,7 @@ const CHILD_CLOSE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 enum Said {
     Connected(usize, u64),
+    Echoed(usize, u64),
     Report(usize, String),
     Exited(usize),
 }
@@ -61,6 +66,7 @@ struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     connected: Option<u64>,
+    echoed: Option<u64>,
     report: Option<String>,
     exited: bool,
 }
@@ -108,6 +114,9 @@ pub fn run_processes(
     processes: usize,
     command: &mut dyn FnMut(usize, &Options) -> Command,
 ) -> Result<Report, String> {
+    if opts.server_drain && opts.server_pid.is_none() {
+        return Err("the server's drain needs the server's pid to send it SIGTERM".to_owned());
+    }
     let parts = child_options(opts, processes)?;
     let p = parts.len();
     // The children inherit this process's descriptor limit: check the largest share here, once.
@@ -151,6 +160,7 @@ pub fn run_processes(
             child,
             stdin,
             connected: None,
+            echoed: None,
             report: None,
             exited: false,
         });
@@ -176,12 +186,7 @@ pub fn run_processes(
         .map(|s| s.rss_bytes);
 
     // 2. Go, and measure the server over the same warm-up and window as the children.
-    for proc in &mut procs {
-        if let Some(mut stdin) = proc.stdin.take() {
-            // A child that is gone cannot read it; it is counted when its report is missing.
-            let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
-        }
-    }
+    tell_all(&mut procs, Stage::Connected);
     let t0 = Instant::now();
     let (mut cpu_start, mut cpu_end, mut window) = (ServerCpu::default(), ServerCpu::default(), None);
     let mut timeline = Vec::new();
@@ -209,20 +214,42 @@ pub fn run_processes(
         cpu_end = ServerCpu::sample(opts.server_pid);
     }
 
-    // 3. Every report.
+    // 3. The server's drain, once every child has its final echoes.
+    let mut drain_started = None;
+    if opts.server_drain {
+        let deadline = t0 + opts.warmup + opts.duration + FINAL_ECHO_WAIT + CHILD_GRACE;
+        late.extend(wait_for(&rx, &mut procs, deadline, |p| {
+            p.exited || p.echoed.is_some()
+        }));
+        drain_started = Some(super::unix_now());
+        if let Some(pid) = opts.server_pid
+            && let Err(e) = super::signal(pid, libc::SIGTERM)
+        {
+            kill_all(&mut procs);
+            return Err(format!("cannot tell the server (pid {pid}) to drain: {e}"));
+        }
+        tell_all(&mut procs, Stage::Echoed);
+    }
+
+    // 4. Every report.
     let run_bound = match opts.scenario {
         Scenario::TestEcho => connect_bound,
         Scenario::Connect => Duration::ZERO,
         _ => opts.warmup + opts.duration,
     };
-    let deadline = Instant::now().max(t0 + run_bound) + CHILD_CLOSE + CHILD_GRACE;
+    let drain_bound = if opts.server_drain {
+        DRAIN_WAIT_MAX
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now().max(t0 + run_bound) + drain_bound + CHILD_CLOSE + CHILD_GRACE;
     late.extend(wait_for(&rx, &mut procs, deadline, |p| p.exited));
     let mut statuses = Vec::with_capacity(p);
     for proc in &mut procs {
         statuses.push(proc.child.wait().map_err(|e| e.to_string())?);
     }
 
-    // 4. The merge.
+    // 5. The merge.
     let mut reports = Vec::with_capacity(p);
     let mut missing = Vec::new();
     for (i, proc) in procs.iter().enumerate() {
@@ -275,18 +302,33 @@ pub fn run_processes(
         report.server_rss_after = rss_after;
     }
     report.set_bytes_per_connection();
+    report.drain_started_unix = drain_started;
     Ok(report)
+}
+
+/// Answers every child waiting at `stage` (a child that is gone cannot read it; it is counted
+/// when its report is missing).
+fn tell_all(procs: &mut [Proc], stage: Stage) {
+    for proc in procs {
+        if let Some(stdin) = proc.stdin.as_mut() {
+            let _ = writeln!(stdin, "{}", stage.answer()).and_then(|()| stdin.flush());
+        }
+    }
 }
 
 /// Reads child `i`'s stdout until it ends.
 fn read_child(i: usize, out: std::process::ChildStdout, tx: &mpsc::Sender<Said>) {
     for line in BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        if let Some(k) = line
-            .strip_prefix("connected ")
-            .and_then(|k| k.trim().parse().ok())
-        {
+        let count = |stage: Stage| {
+            line.strip_prefix(stage.word())
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|k| k.trim().parse().ok())
+        };
+        if let Some(k) = count(Stage::Connected) {
             let _ = tx.send(Said::Connected(i, k));
+        } else if let Some(k) = count(Stage::Echoed) {
+            let _ = tx.send(Said::Echoed(i, k));
         } else if line.starts_with('{') {
             let _ = tx.send(Said::Report(i, line));
         } else {
@@ -309,6 +351,7 @@ fn wait_for(
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Said::Connected(i, k)) => procs[i].connected = Some(k),
+            Ok(Said::Echoed(i, k)) => procs[i].echoed = Some(k),
             Ok(Said::Report(i, r)) => procs[i].report = Some(r),
             Ok(Said::Exited(i)) => procs[i].exited = true,
             Err(mpsc::RecvTimeoutError::Timeout) => {

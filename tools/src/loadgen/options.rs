@@ -120,6 +120,12 @@ pub struct Options {
     /// hold: every connection exchanges one message as soon as it is open, before the server's
     /// memory is read (so that what a first message leaves behind is counted).
     pub first_echo: bool,
+    /// hold: at the end (after the final echoes), the server is sent SIGTERM (`server_pid`) and
+    /// every connection waits for the server's drain to close it with 1001 Going Away, instead
+    /// of closing itself; any other end is an error. Counted in [`Report::going_away`].
+    ///
+    /// [`Report::going_away`]: super::Report::going_away
+    pub server_drain: bool,
     /// Offer permessage-deflate (the default client policy: no context takeover either way);
     /// a server that declines it fails the connection. Messages are then sent compressed (from
     /// 64 bytes) and the echoes inflated, with one `DeflatePool` per thread.
@@ -163,6 +169,7 @@ impl Default for Options {
             fanout_protocol: FanoutProtocol::Topics,
             final_echo: false,
             first_echo: false,
+            server_drain: false,
             deflate: false,
             publish_url: None,
             payload_kind: PayloadKind::Pattern,

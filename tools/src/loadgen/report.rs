@@ -87,6 +87,15 @@ pub struct Report {
     pub handshake_hist: Vec<(u64, u64)>,
     /// The measured window interval by interval: messages, server and generator CPU time.
     pub timeline: Vec<Interval>,
+    /// hold with the server's drain: connections that got the server's Close 1001 (Going Away)
+    /// and closed cleanly; None when the run closed its connections itself.
+    pub going_away: Option<u64>,
+    /// hold with the server's drain: seconds from the SIGTERM to the last connection's close.
+    pub drain_s: Option<f64>,
+    /// hold with the server's drain: when the SIGTERM went, in seconds since the Unix epoch.
+    pub drain_started_unix: Option<f64>,
+    /// Keep-alive pings the connections received, second by second: (Unix second, pings).
+    pub pings_per_s: Vec<(u64, u64)>,
 }
 
 impl Report {
@@ -137,6 +146,23 @@ impl Report {
                         "final echoes        {} ({})",
                         self.messages,
                         fmt_pct(&self.latency)
+                    );
+                }
+                if let Some(n) = self.going_away {
+                    let _ = writeln!(
+                        s,
+                        "server's drain      {n} closed with 1001 Going Away, the last {:.1} s after the SIGTERM",
+                        self.drain_s.unwrap_or(0.0)
+                    );
+                }
+                if !self.pings_per_s.is_empty() {
+                    let counts: Vec<u64> = self.pings_per_s.iter().map(|&(_, n)| n).collect();
+                    let _ = writeln!(
+                        s,
+                        "pings received      {} over {} s (at most {} in one second)",
+                        counts.iter().sum::<u64>(),
+                        counts.len(),
+                        counts.iter().max().unwrap_or(&0)
                     );
                 }
             }
@@ -245,6 +271,7 @@ impl Report {
                 "\"server_cpu_us\":{},\"server_cpu_us_per_msg\":{},\"server_cores\":{},",
                 "\"server_busiest_thread\":{},\"generator_cores\":{:.3},\"threads\":{},",
                 "\"server_rss_before\":{},\"server_rss_after\":{},\"server_bytes_per_connection\":{},",
+                "\"going_away\":{},\"drain_s\":{},\"drain_started_unix\":{},\"pings_per_s\":{},",
                 "\"saturated\":\"{}\",\"timeline\":{}}}"
             ),
             self.scenario,
@@ -280,6 +307,10 @@ impl Report {
             opt(self.server_rss_before),
             opt(self.server_rss_after),
             opt(self.server_bytes_per_connection.map(|v| format!("{v:.1}"))),
+            opt(self.going_away),
+            opt(self.drain_s.map(|v| format!("{v:.3}"))),
+            opt(self.drain_started_unix.map(|v| format!("{v:.3}"))),
+            buckets_json(&self.pings_per_s),
             self.saturated,
             timeline_json(&self.timeline),
         )

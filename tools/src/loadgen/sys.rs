@@ -30,6 +30,22 @@ pub(crate) fn connect(addr: SocketAddr, source: Option<SocketAddr>) -> io::Resul
     Ok(mio::net::TcpStream::from_std(socket.into()))
 }
 
+/// Sends signal `sig` to process `pid` (the server, to drain it; a supervisor's worker).
+///
+/// The caller must know that `pid` still names the process it means: its own child not yet
+/// waited for, or a process it was told to measure.
+pub fn signal(pid: u32, sig: i32) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::other(format!("no such process id: {pid}")))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of this process.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: the descriptor is a valid open socket for the duration of the call, and the option
@@ -61,5 +77,20 @@ mod tests {
         let (_, peer) = l.accept().unwrap();
         assert_eq!(peer.ip().to_string(), "127.0.0.2");
         drop(s);
+    }
+
+    #[test]
+    fn signal_terminates_a_process_and_refuses_one_that_is_gone() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        signal(child.id(), libc::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        // Reaped: the pid names no process (pids are not reused this fast).
+        assert_eq!(
+            signal(child.id(), 0).unwrap_err().raw_os_error(),
+            Some(libc::ESRCH)
+        );
+        assert!(signal(u32::MAX, 0).is_err());
     }
 }

@@ -73,6 +73,10 @@ pub struct Args {
     /// memory is read.
     #[arg(long)]
     first_echo: bool,
+    /// hold: end with the server's drain: after the final echoes, send the server (--server-pid)
+    /// SIGTERM; every connection must get 1001 Going Away and be closed by the server.
+    #[arg(long)]
+    server_drain: bool,
     /// Offer permessage-deflate (no context takeover either way) and send messages compressed;
     /// a connection the server does not agree to compress fails.
     #[arg(long)]
@@ -207,6 +211,7 @@ pub fn run(args: Args) -> Result<(), String> {
         },
         final_echo: args.final_echo,
         first_echo: args.first_echo,
+        server_drain: args.server_drain,
         deflate: args.deflate,
         publish_url: args.publish_url,
         payload_kind: match args.payload_kind {
@@ -273,18 +278,20 @@ fn trust_args(args: &Args) -> Vec<std::ffi::OsString> {
     Vec::new()
 }
 
-/// The gate of a coordinated process: say how many connections are open, wait for the go.
-fn wait_for_go(open: u64) -> Result<(), String> {
+/// The gate of a coordinated process: say where it is and how many connections are open, wait
+/// for the coordinator's answer.
+fn wait_for_go(stage: loadgen::Stage, open: u64) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "connected {open}")
+    writeln!(out, "{} {open}", stage.word())
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot reach the coordinator: {e}"))?;
     drop(out);
     let mut line = String::new();
+    let answer = stage.answer();
     match std::io::stdin().lock().read_line(&mut line) {
-        Ok(n) if n > 0 && line.trim() == "go" => Ok(()),
-        Ok(_) => Err("the coordinator went away before the go".to_owned()),
-        Err(e) => Err(format!("cannot read the go: {e}")),
+        Ok(n) if n > 0 && line.trim() == answer => Ok(()),
+        Ok(_) => Err(format!("the coordinator went away before the {answer}")),
+        Err(e) => Err(format!("cannot read the {answer}: {e}")),
     }
 }
 
@@ -329,6 +336,9 @@ fn child_command(o: &Options, trust: &[std::ffi::OsString]) -> Command {
     }
     if o.first_echo {
         cmd.arg("--first-echo");
+    }
+    if o.server_drain {
+        cmd.arg("--server-drain");
     }
     if o.deflate {
         cmd.arg("--deflate");

@@ -515,14 +515,8 @@ fn is_listening(line: &str) -> bool {
 
 /// Sends `sig` to a worker that has not been reaped yet (so its pid cannot belong to anyone else).
 fn signal(pid: u32, sig: i32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) takes plain integers and touches no memory of this process; the pid is
-    // a child that has not been waited for, so it still names that child.
-    let rc = unsafe { libc::kill(pid, sig) };
-    if rc != 0 {
-        log::debug!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    if let Err(e) = c10k_tools::loadgen::signal(pid, sig) {
+        log::debug!("kill({pid}, {sig}): {e}");
     }
 }
 

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use c10k::proto::deflate::{DeflateConfig, DeflateParams};
 use c10k::proto::handshake::{self, ClientRequest, Expected, HeadLimits};
@@ -229,10 +229,24 @@ impl Driver {
                     }
                     self.on_echo(key, len, now);
                 }
-                Some(Event::Ping(_) | Event::Pong(_)) => {}
+                Some(Event::Ping(_)) => {
+                    // The core queued the pong; counted by second, to show how pings spread.
+                    let second = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    *self.result.pings.entry(second).or_insert(0) += 1;
+                }
+                Some(Event::Pong(_)) => {}
                 Some(Event::Close(frame)) => {
                     let phase = self.conns.get(key).map(|c| c.phase);
-                    if phase != Some(Phase::Closing) {
+                    if self.draining && phase == Some(Phase::Open) && frame.code == CloseCode::GoingAway {
+                        // The core queued the answer; the server closes the socket after it.
+                        self.result.going_away += 1;
+                        if let Some(c) = self.conns.get_mut(key) {
+                            c.phase = Phase::Closing;
+                        }
+                        self.shared.open_now.fetch_sub(1, Ordering::Relaxed);
+                    } else if phase != Some(Phase::Closing) {
                         return self.fail(
                             key,
                             format!("server closed with {} {:?}", frame.code, frame.reason),
@@ -254,6 +268,7 @@ impl Driver {
         self.rng.next();
         let Some(c) = self.conns.get_mut(key) else { return };
         c.phase = Phase::Open;
+        self.pending -= 1;
         let conn = Connection::client(
             proto::Config {
                 max_frame_size: usize::MAX >> 1,
@@ -358,6 +373,10 @@ impl Driver {
     /// Removes a connection that ended well.
     pub(super) fn finish(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {
+            if matches!(c.phase, Phase::Connecting | Phase::Handshaking) {
+                self.pending -= 1;
+            }
+            self.unanswered -= c.inflight.len();
             #[cfg(feature = "tls")]
             c.close_notify();
             let _ = self.poll.registry().deregister(&mut c.socket);

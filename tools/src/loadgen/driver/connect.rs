@@ -17,8 +17,10 @@ impl Driver {
     /// Opens every connection this thread has (the handshake included), as fast as allowed;
     /// those not open by `deadline` fail.
     pub(super) fn open_all(&mut self, deadline: Instant) {
+        // Scanning every connection is left for the end of the ramp (fan-out subscriptions and
+        // first echoes still on their way): it would make the ramp quadratic.
         while (!self.to_open.is_empty()
-            || self.any_phase(|p| matches!(p, Phase::Connecting | Phase::Handshaking))
+            || self.pending > 0
             || self
                 .conns
                 .iter()
@@ -50,16 +52,9 @@ impl Driver {
     /// their connect or handshake.
     pub(super) fn open_more(&mut self, max_pending: usize) {
         let max_pending = max_pending.max(1);
-        let mut pending = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Connecting | Phase::Handshaking))
-            .count();
-        while pending < max_pending {
+        while self.pending < max_pending {
             let Some(i) = self.to_open.pop_front() else { break };
-            if self.open(i) {
-                pending += 1;
-            }
+            self.open(i);
         }
     }
 
@@ -115,6 +110,7 @@ impl Driver {
             #[cfg(feature = "tls")]
             tls: None,
         });
+        self.pending += 1;
         true
     }
 }

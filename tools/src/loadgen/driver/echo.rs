@@ -60,6 +60,7 @@ impl Driver {
         let Some(sent) = c.inflight.pop_front() else {
             return self.fail(key, "an echo for a message that was not sent".to_owned());
         };
+        self.unanswered -= 1;
         if let Some((from, to)) = self.window
             && now >= from
             && now < to
@@ -97,6 +98,7 @@ impl Driver {
         }
         c.next_seq += 1;
         c.inflight.push_back(at);
+        self.unanswered += 1;
         self.result.sent += 1;
         self.flush(key);
     }

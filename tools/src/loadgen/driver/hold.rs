@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use super::Driver;
 use super::client::Phase;
 
+/// The longest wait for the final echoes.
+pub(in crate::loadgen) const FINAL_ECHO_WAIT: Duration = Duration::from_secs(30);
+
 impl Driver {
     /// hold with `final_echo`: every connection still open sends one message, whose echo is
     /// counted in the report. Returns how long to wait for the echoes.
@@ -22,6 +25,6 @@ impl Driver {
         for key in keys {
             self.send_next(key, Instant::now());
         }
-        Duration::from_secs(30)
+        FINAL_ECHO_WAIT
     }
 }

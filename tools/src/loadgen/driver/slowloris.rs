@@ -171,6 +171,7 @@ impl Driver {
         let connect_ns = now.duration_since(c.started).as_nanos() as u64;
         c.started = now;
         c.phase = Phase::Trickling;
+        self.pending -= 1;
         c.trickle = request.into_bytes();
         c.next_byte = Some(now);
         self.wakeups.push(Reverse((now, key)));

@@ -17,6 +17,7 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         ..Report::default()
     };
     let mut samples = Vec::new();
+    let mut pings = std::collections::BTreeMap::new();
     for (i, r) in parts {
         out.scenario = r.scenario;
         out.connections += r.connections;
@@ -47,7 +48,18 @@ pub fn merge(parts: &[(usize, Report)]) -> Result<Report, String> {
         add_buckets(&mut latency, &r.latency_hist)?;
         add_buckets(&mut handshake, &r.handshake_hist)?;
         timeline::add_messages(&mut out.timeline, &r.timeline);
+        if let Some(n) = r.going_away {
+            *out.going_away.get_or_insert(0) += n;
+        }
+        out.drain_s = match (out.drain_s, r.drain_s) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for &(second, n) in &r.pings_per_s {
+            *pings.entry(second).or_insert(0) += n;
+        }
     }
+    out.pings_per_s = pings.into_iter().collect();
     samples.truncate(MAX_ERROR_SAMPLES);
     out.error_samples = samples;
     out.latency = Percentiles::of(&latency);
@@ -125,6 +137,10 @@ impl Report {
             latency_hist: buckets("latency_hist")?,
             handshake_hist: buckets("handshake_hist")?,
             timeline: intervals(v.get("timeline"))?,
+            going_away: v.get("going_away").and_then(json::Value::as_u64),
+            drain_s: v.get("drain_s").and_then(json::Value::as_f64),
+            drain_started_unix: v.get("drain_started_unix").and_then(json::Value::as_f64),
+            pings_per_s: buckets("pings_per_s")?,
             ..Report::default()
         };
         for (hist, pct) in [
