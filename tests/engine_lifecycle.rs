@@ -85,6 +85,40 @@ fn server_keeps_client_that_answers_pings_for_several_intervals() {
 }
 
 #[test]
+fn first_pings_of_connections_opened_together_spread_over_the_second_half_interval() {
+    let events = Events::default();
+    let probe = Probe::new(&events);
+    let interval = Duration::from_secs(3);
+    let mut config = quick_config();
+    config.ping_interval = Some(interval);
+    config.pong_timeout = Duration::from_secs(10);
+    let h = start(config, move |_| probe.clone());
+    let opened = Instant::now();
+    let socks: Vec<_> = (0..16).map(|_| raw_open(h.local_addr())).collect();
+    let threads: Vec<_> = socks
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                let (_, op, _) = read_frame(&mut s);
+                assert_eq!(op, 0x9, "a ping first");
+                opened.elapsed()
+            })
+        })
+        .collect();
+    let mut at: Vec<Duration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    at.sort();
+    // Never in the first half of the interval (a delay only makes them later)...
+    assert!(at[0] + TICK >= interval / 2, "a ping {:?} after the open", at[0]);
+    // ... and not together: drawn over 1.5 s, sixteen pings within 100 ms of each other would
+    // take a stall of the whole window.
+    assert!(
+        at[15] - at[0] > Duration::from_millis(100),
+        "all pings together: {at:?}"
+    );
+    stop(&h);
+}
+
+#[test]
 fn server_pings_are_on_the_wire_and_a_pong_keeps_the_connection() {
     let events = Events::default();
     let probe = Probe::new(&events);

@@ -47,8 +47,8 @@ pub struct ServerConfig {
     /// connections does not time out in one burst.
     pub handshake_timeout: Duration,
     /// Silence after which the server pings a connection; `None` turns pings off. A new
-    /// connection's first ping comes at a random point of its first interval, so that the pings
-    /// of connections opened together spread over the whole interval.
+    /// connection's first ping comes at a random point of the second half of its first
+    /// interval, so that the pings of connections opened together spread out.
     pub ping_interval: Option<Duration>,
     /// Time allowed for an answer to the server's ping before the connection is dropped (1006).
     pub pong_timeout: Duration,

@@ -25,6 +25,9 @@ pub(crate) enum Deadline {
     /// The handler's decision on a complete request (left pending) must come by then: the same
     /// instant as the handshake's deadline, which still bounds the whole handshake.
     Decision,
+    /// The first keep-alive ping of a new connection, drawn early in its first interval: sent
+    /// then, whatever arrived since the open.
+    FirstPing,
     /// Ping the peer if it stays silent until then.
     Keepalive,
     /// The answer to a ping (or any byte) must arrive by then.
@@ -89,6 +92,12 @@ pub(crate) fn expire(deadline: Deadline, live: Liveness, now: u64, t: &Timeouts)
         Deadline::Handshake => Expiry::HandshakeTimeout,
         Deadline::Decision => Expiry::DecisionTimeout,
         Deadline::Closing => Expiry::CloseTimeout,
+        Deadline::FirstPing => match t.ping_interval {
+            None => Expiry::Idle,
+            Some(_) => Expiry::Ping {
+                pong_by: now + t.pong,
+            },
+        },
         Deadline::Pong if live.ping_sent_ms.is_some_and(|sent| live.last_read_ms <= sent) => {
             Expiry::PongTimeout
         }
@@ -119,15 +128,16 @@ pub(crate) fn pending(current: Option<Deadline>) -> Option<Deadline> {
     }
 }
 
-/// The deadline after the 101: the first keep-alive, or none. It comes `phase` (below the
-/// interval, drawn at random per connection) before a whole interval: the pings of connections
-/// opened together (a million in a minute, a fleet reconnecting) then spread over the whole
-/// interval instead of following in a burst, and stay spread, since each later ping comes an
-/// interval after the last input. A first ping a little early costs a few bytes; one later
-/// than the interval could cost the connection (a load balancer's idle timeout).
+/// The deadline after the 101: the first ping, or none. It comes `phase` (drawn at random per
+/// connection, up to half the ping interval; taken modulo the interval) before a whole interval,
+/// so between half an interval and an interval after the open: the pings of connections opened
+/// together (a million in a minute, a fleet reconnecting) spread over half an interval or more
+/// instead of following in a burst, and stay spread, since each later ping comes an interval
+/// after the last input. A first ping a little early costs a few bytes; one later than the
+/// interval could cost the connection (a load balancer's idle timeout).
 pub(crate) fn opened(now: u64, t: &Timeouts, phase: u64) -> Option<(u64, Deadline)> {
     t.ping_interval
-        .map(|interval| (now + interval - phase % interval.max(1), Deadline::Keepalive))
+        .map(|interval| (now + interval - phase % interval.max(1), Deadline::FirstPing))
 }
 
 /// A pong arrived while waiting for `current`: a connection that was waiting for its pong is
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn a_silent_connection_is_pinged_after_one_interval_then_dropped_without_answer() {
         let (at, d) = opened(0, &T, 0).unwrap();
-        assert_eq!((at, d), (30_000, Deadline::Keepalive));
+        assert_eq!((at, d), (30_000, Deadline::FirstPing));
         // Silent for the whole interval: ping, wait for the pong.
         let Expiry::Ping { pong_by } = expire(d, live(0, None), at, &T) else {
             panic!("expected a ping");
@@ -252,7 +262,7 @@ mod tests {
             ping_interval: None,
             ..T
         };
-        assert_eq!(opened(0, &t, 0), None);
+        assert_eq!(opened(0, &t, 7), None);
         assert_eq!(
             expire(Deadline::Keepalive, live(0, None), 99_000, &t),
             Expiry::Idle
@@ -276,14 +286,25 @@ mod tests {
 
     #[test]
     fn the_first_keepalive_falls_anywhere_in_the_first_interval_never_after_it() {
-        assert_eq!(opened(1_000, &T, 0), Some((31_000, Deadline::Keepalive)));
-        assert_eq!(opened(1_000, &T, 29_999), Some((1_001, Deadline::Keepalive)));
-        assert_eq!(opened(1_000, &T, 45_000), Some((16_000, Deadline::Keepalive)));
-        // Phases drawn over a whole interval put the pings of a burst all over it.
-        let firsts: Vec<u64> = (0..30).map(|i| opened(0, &T, i * 1_000).unwrap().0).collect();
-        assert!(firsts.iter().all(|&at| at > 0 && at <= 30_000));
-        assert_eq!(firsts.iter().max(), Some(&30_000));
-        assert_eq!(firsts.iter().min(), Some(&1_000));
+        let first = |now, phase| {
+            let (at, d) = opened(now, &T, phase).unwrap();
+            // When it fires the connection is pinged, even if input came since the open (at
+            // the shard's start too: no time before it is needed).
+            assert_eq!(
+                expire(d, live(now + 1, None), at, &T),
+                Expiry::Ping { pong_by: at + 5_000 }
+            );
+            at
+        };
+        assert_eq!(first(100_000, 0), 130_000);
+        assert_eq!(first(100_000, 15_000), 115_000);
+        assert_eq!(first(100_000, 45_000), 115_000);
+        // Phases drawn over half an interval put the pings of a burst all over its second half.
+        let firsts: Vec<u64> = (0..=15).map(|i| first(100_000, i * 1_000)).collect();
+        assert!(firsts.iter().all(|&at| at >= 115_000 && at <= 130_000));
+        assert_eq!(firsts.iter().max(), Some(&130_000));
+        assert_eq!(firsts.iter().min(), Some(&115_000));
+        assert_eq!(first(10, 15_000), 15_010);
     }
 
     #[test]

@@ -194,10 +194,12 @@ impl Shard {
         self.random() % (ms / 8 + 1)
     }
 
-    /// A point in a period of `ms`, drawn at random (below `ms`): where a new connection's
-    /// keep-alive pings fall in the ping interval.
+    /// Up to half of `ms`, drawn at random: how much earlier than a whole ping interval a new
+    /// connection's first ping comes (see `deadline::opened`). Not more than half, so
+    /// that a short-lived connection, or a client that reads only what it expects, sees no
+    /// ping in its first half interval.
     pub(super) fn phase(&mut self, ms: u64) -> u64 {
-        self.random() % ms.max(1)
+        self.random() % (ms / 2 + 1)
     }
 
     fn random(&mut self) -> u64 {

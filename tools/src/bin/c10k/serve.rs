@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     handshake_timeout: Duration,
     /// Ping a connection after this much silence; 0 turns pings off. A new connection's first
-    /// ping comes at a random point of its first interval (pings of a burst spread evenly).
+    /// ping comes at a random point of the second half of its first interval (to spread a burst).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     ping_interval: Duration,
     /// Drop a connection that does not answer a ping within this time.
