@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(first(100_000, 45_000), 115_000);
         // Phases drawn over half an interval put the pings of a burst all over its second half.
         let firsts: Vec<u64> = (0..=15).map(|i| first(100_000, i * 1_000)).collect();
-        assert!(firsts.iter().all(|&at| at >= 115_000 && at <= 130_000));
+        assert!(firsts.iter().all(|at| (115_000..=130_000).contains(at)));
         assert_eq!(firsts.iter().max(), Some(&130_000));
         assert_eq!(firsts.iter().min(), Some(&115_000));
         assert_eq!(first(10, 15_000), 15_010);
