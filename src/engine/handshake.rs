@@ -98,7 +98,7 @@ impl Shard {
             },
             None => None,
         };
-        let _ = socket.set_nodelay(true);
+        // TCP_NODELAY comes from the listener (see `sys::listener`).
         let key = self.conns.vacant_key();
         if let Err(e) =
             self.registry

@@ -6,18 +6,25 @@ use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-/// A non-blocking TCP connection attempt to `addr`, optionally from a source address.
+/// A non-blocking TCP connection attempt to `addr`, optionally from a source address, with
+/// TCP_NODELAY if `nodelay`.
 ///
 /// With a source address, IP_BIND_ADDRESS_NO_PORT lets the kernel pick the port at connect time
 /// for the full 4-tuple, so that 127.0.0.2, 127.0.0.3, ... each bring a fresh range of ephemeral
 /// ports towards the same server.
-pub(crate) fn connect(addr: SocketAddr, source: Option<SocketAddr>) -> io::Result<mio::net::TcpStream> {
+pub(crate) fn connect(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+    nodelay: bool,
+) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.set_tcp_nodelay(true)?;
+    if nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
     if let Some(src) = source {
         set_bind_address_no_port(&socket)?;
         socket.bind(&SockAddr::from(src))?;
@@ -73,7 +80,12 @@ mod tests {
     #[test]
     fn connect_from_a_chosen_source_address() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = connect(l.local_addr().unwrap(), Some("127.0.0.2:0".parse().unwrap())).unwrap();
+        let s = connect(
+            l.local_addr().unwrap(),
+            Some("127.0.0.2:0".parse().unwrap()),
+            true,
+        )
+        .unwrap();
         let (_, peer) = l.accept().unwrap();
         assert_eq!(peer.ip().to_string(), "127.0.0.2");
         drop(s);
