@@ -133,6 +133,11 @@ def main():
         print(f"pings received      by second over the last 30 s of the hold: min {min(counts)}, median "
               f"{sorted(counts)[15]}, max {max(counts)}; {sum(counts)} in all ({sum(counts) / 30:.0f}/s)")
         print(f"                    {' '.join(str(c) for c in counts)}")
+        if "rest_server_cores" in fig and sum(counts):
+            # The server's CPU over the same 30 s, per ping it sent (and pong it read).
+            per_ping = fig["rest_server_cores"] * 30 * 1e6 / sum(counts)
+            fig["rest_us_per_ping"] = per_ping
+            print(f"                    server CPU per ping (send, pong, timer): {per_ping:.1f} µs")
     # The drain: from the SIGTERM the load side sent.
     started = r.get("drain_started_unix")
     if started is not None:

@@ -78,8 +78,9 @@ impl Driver {
             if ev.is_writable() {
                 self.on_writable(key);
             }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                self.on_readable(key);
+            let closed = ev.is_read_closed() || ev.is_error();
+            if ev.is_readable() || closed {
+                self.on_readable(key, closed);
             }
         }
         self.events = events;
@@ -92,12 +93,8 @@ impl Driver {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => return self.fail(key, format!("connect: {e}")),
             }
-            if let Err(e) = c.socket.peer_addr() {
-                if e.kind() == io::ErrorKind::NotConnected {
-                    return; // Still in progress.
-                }
-                return self.fail(key, format!("connect: {e}"));
-            }
+            // Writable without an error: connected. (Were it a spurious wake-up, the write of
+            // the request would find the socket not connected yet and wait for the next one.)
             #[cfg(feature = "tls")]
             if !self.start_tls(key) {
                 return;
@@ -142,14 +139,16 @@ impl Driver {
         }
     }
 
-    fn on_readable(&mut self, key: usize) {
+    /// Reads what `key` has; `closed`: the peer closed its side (or the socket has an error),
+    /// so read until the end rather than stop at a short read.
+    fn on_readable(&mut self, key: usize, closed: bool) {
         // The read buffer is lent out while its messages are checked against `self`.
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.read_from(key, &mut scratch);
+        self.read_from(key, &mut scratch, closed);
         self.scratch = scratch;
     }
 
-    fn read_from(&mut self, key: usize, scratch: &mut [u8]) {
+    fn read_from(&mut self, key: usize, scratch: &mut [u8], closed: bool) {
         #[cfg(feature = "tls")]
         if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
             return self.read_tls(key, scratch);
@@ -172,8 +171,13 @@ impl Driver {
                 Ok(n) => {
                     c.leftover.clear();
                     let now = Instant::now();
+                    let drained = n < scratch.len() - kept && !closed;
                     self.process(key, scratch, kept + n, now);
                     self.flush(key);
+                    if drained {
+                        // A short read emptied the socket: the next bytes bring a new edge.
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
