@@ -360,18 +360,25 @@ impl Driver {
         // The server closes each connection after its Close reply; many thousands take it a
         // while on a busy machine. Wait as long as closes keep coming (5 s without one is a
         // server that stopped), up to a minute in all.
+        self.await_closes(CLOSE_STALL, CLOSE_WAIT_MAX);
+        let left: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in left {
+            self.fail(key, "server did not close after the close handshake".to_owned());
+        }
+    }
+
+    /// Runs the loop while the server closes connections: until none is left, or none closed
+    /// for `stall`, or `max` has passed. Returns the time from the start to the last close.
+    pub(super) fn await_closes(&mut self, stall: Duration, max: Duration) -> Duration {
         let start = Instant::now();
         let (mut left, mut progress) = (self.conns.len(), start);
-        while !self.conns.is_empty() && progress.elapsed() < CLOSE_STALL && start.elapsed() < CLOSE_WAIT_MAX {
+        while !self.conns.is_empty() && progress.elapsed() < stall && start.elapsed() < max {
             self.turn(Some(Duration::from_millis(50)));
             if self.conns.len() < left {
                 (left, progress) = (self.conns.len(), Instant::now());
             }
         }
-        let left: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in left {
-            self.fail(key, "server did not close after the close handshake".to_owned());
-        }
+        progress.duration_since(start)
     }
 
     /// Removes a connection that ended well.

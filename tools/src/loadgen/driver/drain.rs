@@ -1,7 +1,7 @@
 //! The end of a hold run with the server's drain: the server, told to stop, closes every
 //! connection with 1001 Going Away; each must get it, answer it, and see the server close.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Driver;
 use super::client::Phase;
@@ -16,15 +16,7 @@ impl Driver {
     /// the time to the last close. A connection still open after the wait is an error.
     pub(super) fn await_drain(&mut self) {
         self.draining = true;
-        let start = Instant::now();
-        let (mut left, mut progress) = (self.conns.len(), start);
-        while !self.conns.is_empty() && progress.elapsed() < DRAIN_STALL && start.elapsed() < DRAIN_WAIT_MAX {
-            self.turn(Some(Duration::from_millis(50)));
-            if self.conns.len() < left {
-                (left, progress) = (self.conns.len(), Instant::now());
-            }
-        }
-        self.result.drain = progress.duration_since(start);
+        self.result.drain = self.await_closes(DRAIN_STALL, DRAIN_WAIT_MAX);
         let left: Vec<(usize, Phase)> = self.conns.iter().map(|(k, c)| (k, c.phase)).collect();
         for (key, phase) in left {
             let what = if phase == Phase::Closing {
