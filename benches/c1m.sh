@@ -29,7 +29,8 @@
 # Environment: SERVER_PROCS, LOAD_PROCS (default: one per PER_PROC connections), PER_PROC (19000),
 # SOURCES (default: one per 20,000 connections), HOLD (60s), PORT (9300), MAX_PENDING (per load
 # process, 64), SAMPLE_EVERY (10), KEEP (a directory to keep the raw samples and reports in),
-# NETNS (0: run in the current network namespace).
+# NETNS (0: run in the current network namespace), LIMITS (keep: change no kernel setting),
+# C10K_BIN (a c10k binary to run instead of building target/release/c10k).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,9 +85,11 @@ restore_sysctls() {
   done
   SAVED=()
 }
-# set KEY VALUE: only ever raises (a machine tuned higher keeps its setting).
+# set KEY VALUE: only ever raises (a machine tuned higher keeps its setting). LIMITS=keep leaves
+# every setting as it is (a small run, or a machine set up by hand).
 raise() {
   local key=$1 want=$2 now
+  [ "${LIMITS:-raise}" = keep ] && return
   now=$(tr '\t' ' ' < "/proc/sys/$key")
   if [ "$key" = net/ipv4/ip_local_port_range ]; then
     [ "$now" = "$want" ] && return
@@ -121,7 +124,7 @@ if [ -z "${C1M_INSIDE:-}" ] && [ "${NETNS:-1}" != 0 ]; then
   trap 'exit 130' INT TERM
   raise net/ipv4/tcp_child_ehash_entries "$buckets"
   raise_global
-  cargo build -q --release --bin c10k
+  [ -n "${C10K_BIN:-}" ] || cargo build -q --release --bin c10k
   set +e
   unshare -n env C1M_INSIDE=1 bash "$0" "$@"
   status=$?
@@ -134,7 +137,7 @@ else
   raise_global
 fi
 
-BIN=${CARGO_TARGET_DIR:-target}/release/c10k
+BIN=${C10K_BIN:-${CARGO_TARGET_DIR:-target}/release/c10k}
 TMP=$(mktemp -d)
 SUP=
 BG=()
@@ -152,7 +155,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ -n "${C1M_INSIDE:-}" ] || cargo build -q --release --bin c10k
+[ -n "${C1M_INSIDE:-}" ] || [ -n "${C10K_BIN:-}" ] || cargo build -q --release --bin c10k
 
 # The namespace's own settings (the current namespace's with NETNS=0).
 raise net/ipv4/ip_local_port_range "1024 65535"

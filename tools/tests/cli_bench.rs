@@ -382,3 +382,43 @@ fn the_servers_drain_needs_the_servers_pid() {
     assert!(!ok);
     assert!(out.contains("server's pid"), "{out}");
 }
+
+/// benches/c1m.sh end to end at a small size, with the kernel's settings as they are (no root
+/// needed, nothing on the machine changes) and this build's binary: the script starts the server
+/// and the load side, proves every connection from the server's /metrics, has each answer an
+/// echo, drains the server and says every client got 1001.
+#[test]
+fn the_c1m_script_proves_a_small_run_from_the_servers_side() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let port = procs::free_port().to_string();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("benches/c1m.sh"))
+        .arg("3000")
+        .current_dir(&root)
+        .env("C10K_BIN", procs::EXE)
+        .env("LIMITS", "keep")
+        .env("NETNS", "0")
+        .env("HOLD", "3s")
+        .env("PER_PROC", "1000")
+        .env("SOURCES", "1")
+        .env("SAMPLE_EVERY", "1")
+        .env("PORT", &port)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "3000 asked, 3000 connected, 3000 open at once, 3000 still open after the 3 s hold",
+        "c10k_connections_open summed over 3 workers: 3000 to 3000",
+        "final echoes        3000 of 3000",
+        "3000 of 3000 clients got 1001 Going Away",
+        "server exit status 0",
+        "errors              0 []",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+}

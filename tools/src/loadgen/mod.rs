@@ -12,7 +12,9 @@
 //!   which corrects for coordinated omission;
 //! - `connect`: opens N connections as fast as allowed: handshakes/s and handshake latency;
 //! - `hold`: opens N connections and holds them idle; survivors, and server memory per connection
-//!   (with `final_echo`, every connection answers one echo at the end);
+//!   (with `final_echo`, every connection answers one echo at the end; with `server_drain`, the
+//!   server is then sent SIGTERM and every connection must get its 1001); the keep-alive pings
+//!   received are counted second by second;
 //! - `testecho`: the classic C10k scenario: N clients on a ramp, each sending a message after a
 //!   delay and reading its echo, three times, then leaving.
 //! - `slowloris`: N connections that send a handshake request one byte per `--delay` and never
