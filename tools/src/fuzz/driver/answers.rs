@@ -3,13 +3,13 @@
 
 use c10k::proto::frame::{OpCode, decode_header};
 use c10k::proto::handshake::{self, HeadLimits};
-use c10k::proto::{Config, Connection, Event, Message, Role};
+use c10k::proto::{Config, Connection, Event, Message};
 
 use super::{Conn, Settings, prepare_frames, pump};
 use crate::check::Verdict;
 use crate::fuzz::judge::Outcome;
 use crate::fuzz::oracle::HandshakeWant;
-use crate::fuzz::sequence::{Mutation, deflate_policy};
+use crate::fuzz::sequence::Mutation;
 
 /// The server's answer to the request.
 pub(super) fn opening(c: &mut Conn, settings: &Settings) {
@@ -34,7 +34,10 @@ pub(super) fn opening(c: &mut Conn, settings: &Settings) {
                     let client = Connection::client(config, Box::new(|| [0; 4]));
                     #[cfg(feature = "deflate")]
                     let client = match deflate {
-                        Some(p) => client.with_deflate(p.negotiated(Role::Client, &deflate_policy())),
+                        Some(p) => client.with_deflate(p.negotiated(
+                            c10k::proto::Role::Client,
+                            &crate::fuzz::sequence::deflate_policy(),
+                        )),
                         None => client,
                     };
                     c.client = Some(client);
