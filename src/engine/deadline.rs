@@ -3,13 +3,12 @@
 //! passes `now` (milliseconds since it started), so the rules are tested with a virtual clock.
 //!
 //! ```text
-//!   accept ──► Handshake ──101──► Keepalive ◄──────────────┐
-//!               │   │ pending        │ silent a whole        │ pong, or any input
-//!               │   └► Decision ─101─┘                       │
-//!               │ passed: 408 (Decision passed: 503)         │
-//!                 ▼                  ▼ interval: ping        │
-//!               (close)             Pong ────────────────────┘
-//!                                    │ passed with no byte since the ping: drop (1006)
+//!   accept ──► Handshake ──101──► FirstPing ── ½ to 1 interval after the open: ping ──┐
+//!               │   │ pending        ▲                                                 ▼
+//!               │   └► Decision ─101─┘                 Keepalive ── silent a whole ──► Pong
+//!               │ passed: 408 (Decision passed: 503)       ▲        interval: ping     │
+//!               ▼                                          └──── pong, or any input ───┤
+//!             (close)                   passed with no byte since the ping: drop (1006) ┘
 //!   close sent / last bytes ──► Closing ── passed: drop
 //! ```
 
@@ -285,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_keepalive_falls_anywhere_in_the_first_interval_never_after_it() {
+    fn the_first_ping_falls_in_the_second_half_of_the_first_interval_never_after_it() {
         let first = |now, phase| {
             let (at, d) = opened(now, &T, phase).unwrap();
             // When it fires the connection is pinged, even if input came since the open (at
