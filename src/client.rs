@@ -1,7 +1,7 @@
 //! A blocking WebSocket client over the same sans-I/O core: for tools, tests and interop.
 //!
 //! It opens one TCP connection (`ws://`, or `wss://` with the `tls` feature and
-//! [`ClientConfig::tls`]), performs the opening handshake with a random
+//! `ClientConfig::tls`), performs the opening handshake with a random
 //! key, and then sends and receives whole messages. Masking keys come from the operating system's
 //! CSPRNG, drawn in batches so that a key costs no system call most of the time. With
 //! [`ClientConfig::deflate`] it offers permessage-deflate, checks the server's answer, and

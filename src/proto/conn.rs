@@ -36,7 +36,7 @@
 //!
 //! # permessage-deflate
 //!
-//! A connection given the agreed parameters ([`Connection::with_deflate`], feature `deflate`)
+//! A connection given the agreed parameters (`Connection::with_deflate`, feature `deflate`)
 //! accepts RSV1 on the first frame of a data message, inflates such a message as its bytes arrive
 //! (the size limit applies to the inflated bytes, text is validated as it is inflated) and
 //! delivers it owned; uncompressed messages keep the zero-copy path. [`Connection::send_with`]

@@ -149,7 +149,7 @@ impl DeflateParams {
 }
 
 /// permessage-deflate as agreed, from one end's point of view: what a connection needs to
-/// compress and decompress ([`Connection::with_deflate`](crate::proto::Connection::with_deflate)).
+/// compress and decompress (`Connection::with_deflate`, feature `deflate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     /// The parameters of the agreement, as the server's answer states them.
