@@ -299,6 +299,25 @@ impl Connection {
         self.buffer.len()
     }
 
+    /// Heap this connection holds beyond itself: the room reserved for the message being
+    /// assembled (inflated bytes included), and zlib state while it holds some (an estimate,
+    /// [`COMPRESSOR_BYTES`](super::deflate::COMPRESSOR_BYTES) and
+    /// [`DECOMPRESSOR_BYTES`](super::deflate::DECOMPRESSOR_BYTES)). 0 when idle without
+    /// context takeover. A server charges it against its memory budget.
+    pub fn held(&self) -> usize {
+        #[cfg(feature = "deflate")]
+        let zlib = self.deflate.as_ref().map_or(0, |d| d.held());
+        #[cfg(not(feature = "deflate"))]
+        let zlib = 0;
+        self.buffer.capacity() + zlib
+    }
+
+    /// Whether a data message is being received: a frame of it or the message itself is
+    /// unfinished. A server bounds how long that may last.
+    pub fn in_message(&self) -> bool {
+        self.message.is_some() || self.frame.is_some()
+    }
+
     /// The permessage-deflate parameters in force, if the extension was agreed.
     #[cfg(feature = "deflate")]
     pub fn deflate(&self) -> Option<&Negotiated> {

@@ -165,6 +165,30 @@ impl Connection {
         Ok(())
     }
 
+    /// Fails the connection for a reason of this end's own, not a protocol error: a limit of
+    /// the server (a message too slow, control frames too fast, memory). As on a protocol
+    /// error (RFC 6455 section 7.1.7), the Close frame with `code` is written unless a Close
+    /// frame was sent already, the message being received is dropped (its buffer freed at
+    /// once), and input is ignored from then on; [`Connection::should_close_tcp`] says to
+    /// close once the frame is out. `reason` is cut to what a Close frame carries.
+    pub fn abort(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) {
+        let was_open = self.closing == Closing::Open;
+        self.closing = Closing::Failed;
+        self.frame = None;
+        self.message = None;
+        self.buffer = Vec::new();
+        if was_open && code.is_sendable() {
+            let mut cut = reason.len().min(MAX_CLOSE_REASON);
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let mut payload = [0u8; 2 + MAX_CLOSE_REASON];
+            payload[..2].copy_from_slice(&code.as_u16().to_be_bytes());
+            payload[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
+            self.write_frame(OpCode::Close, true, &payload[..2 + cut], out);
+        }
+    }
+
     fn check_open(&self) -> Result<(), InvalidSend> {
         if self.closing != Closing::Open {
             Err(InvalidSend::Closed)

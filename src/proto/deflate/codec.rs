@@ -350,6 +350,13 @@ impl DeflateState {
         self.compressor.is_some() || self.decompressor.is_some()
     }
 
+    /// Bytes of zlib state held now, as estimated by [`super::COMPRESSOR_BYTES`] and
+    /// [`super::DECOMPRESSOR_BYTES`].
+    pub(crate) fn held(&self) -> usize {
+        usize::from(self.compressor.is_some()) * super::COMPRESSOR_BYTES
+            + usize::from(self.decompressor.is_some()) * super::DECOMPRESSOR_BYTES
+    }
+
     /// Starts receiving a compressed message: borrows a decompressor unless one is owned.
     pub(crate) fn begin_message(&mut self, pool: &mut DeflatePool) {
         self.inflating = true;
