@@ -117,7 +117,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         }
     };
     let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
-    let scalars: [Scalar; 24] = [
+    let scalars: [Scalar; 30] = [
         (
             "c10k_connections_open",
             "gauge",
@@ -248,10 +248,76 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             "Broadcast frames queued for subscribers.",
             |s| s.deliveries,
         ),
+        (
+            "c10k_memory_budget_bytes",
+            "gauge",
+            "The shard's share of the memory budget.",
+            |s| s.memory.budget,
+        ),
+        (
+            "c10k_overload_pauses_total",
+            "counter",
+            "Times the shard stopped accepting because it neared its share of the memory budget.",
+            |s| s.overload_pauses,
+        ),
+        (
+            "c10k_overload_closes_total",
+            "counter",
+            "Connections closed (1013) because the shard was over its share of the memory budget.",
+            |s| s.overload_closes,
+        ),
+        (
+            "c10k_message_timeouts_total",
+            "counter",
+            "Connections failed (1008) for a message not completed within the message timeout.",
+            |s| s.message_timeouts,
+        ),
+        (
+            "c10k_control_rate_closes_total",
+            "counter",
+            "Connections failed (1008) for control frames over the rate limit.",
+            |s| s.control_rate_closes,
+        ),
+        (
+            "c10k_topic_limit_refusals_total",
+            "counter",
+            "Subscriptions refused for the per-connection topic limit.",
+            |s| s.topic_limit_refusals,
+        ),
     ];
     for (name, kind, help, v) in scalars {
         family(Family { name, kind, help }, &one(v));
     }
+    family(
+        Family {
+            name: "c10k_inbox_drops_total",
+            kind: "counter",
+            help: "Commands from other threads refused because the shard's inbox was full.",
+        },
+        &one(|s| s.inbox_drops),
+    );
+    family(
+        Family {
+            name: "c10k_memory_bytes",
+            kind: "gauge",
+            help: "Bytes held for peers, by kind (see docs/security.md).",
+        },
+        &|s| {
+            let m = &s.memory;
+            [
+                ("queued", m.queued),
+                ("messages", m.messages),
+                ("input", m.input),
+                ("tls", m.tls),
+                ("topics", m.topics),
+                ("inbox", m.inbox),
+                ("shared", m.shared),
+            ]
+            .iter()
+            .map(|(k, v)| (format!("kind=\"{k}\""), *v))
+            .collect()
+        },
+    );
     family(
         Family {
             name: "c10k_handshakes_rejected_total",
@@ -261,7 +327,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         &|s| {
             s.rejected
                 .iter()
-                .map(|(r, n)| (format!("reason=\"{}\"", format!("{r:?}").to_lowercase()), *n))
+                .map(|(r, n)| (format!("reason=\"{}\"", r.label()), *n))
                 .collect()
         },
     );
@@ -282,12 +348,19 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         Family {
             name: "c10k_closes_total",
             kind: "counter",
-            help: "Connections ended, by the close code reported to the handler.",
+            help: "Connections ended, by the close code reported to the handler (3xxx, 4xxx: any code of that range).",
         },
         &|s| {
             s.closes
                 .iter()
-                .map(|(c, n)| (format!("code=\"{c}\""), *n))
+                .map(|(c, n)| {
+                    let code = match c {
+                        3000 => "3xxx".to_owned(),
+                        4000 => "4xxx".to_owned(),
+                        c => c.to_string(),
+                    };
+                    (format!("code=\"{code}\""), *n)
+                })
                 .collect()
         },
     );
@@ -340,6 +413,9 @@ mod tests {
             ..Stats::default()
         };
         a.closes.insert(1000, 2);
+        a.closes.insert(crate::close_code_bucket(4321), 5);
+        a.memory.queued = 77;
+        a.rejected.insert(RejectReason::AddressLimit, 1);
         a.pong_rtt.record(0);
         a.pong_rtt.record(3);
         a.rejected.insert(RejectReason::Version, 1);
@@ -353,6 +429,11 @@ mod tests {
         assert!(text.contains("c10k_connections_open{shard=\"1\",worker=\"2\"} 4\n"));
         assert!(text.contains("c10k_messages_in_total{shard=\"0\",worker=\"2\"} 10\n"));
         assert!(text.contains("c10k_closes_total{shard=\"0\",worker=\"2\",code=\"1000\"} 2\n"));
+        assert!(text.contains("c10k_closes_total{shard=\"0\",worker=\"2\",code=\"4xxx\"} 5\n"));
+        assert!(text.contains("c10k_memory_bytes{shard=\"0\",worker=\"2\",kind=\"queued\"} 77\n"));
+        assert!(text.contains(
+            "c10k_handshakes_rejected_total{shard=\"0\",worker=\"2\",reason=\"address_limit\"} 1\n"
+        ));
         assert!(
             text.contains("c10k_handshakes_rejected_total{shard=\"0\",worker=\"2\",reason=\"version\"} 1\n")
         );

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use super::error::SendError;
 use super::id::ConnId;
+use super::memory::{Kind, SUBSCRIPTION_BYTES, SharedFrame, TOPIC_BYTES};
+use super::output::Flushed;
 use super::shard::Shard;
-use super::topics::{self, Change, Memberships};
+use super::topics::{Change, Memberships};
 use crate::proto::{self, MessageKind};
 #[cfg(feature = "deflate")]
 use crate::proto::{Connection, DeflatePool};
@@ -20,7 +22,7 @@ const BROADCAST_FLUSH: usize = 32 << 10;
 #[cfg(feature = "deflate")]
 #[derive(Default)]
 struct Deflated {
-    frames: [Option<Option<Arc<[u8]>>>; 8],
+    frames: [Option<Option<Arc<SharedFrame>>>; 8],
 }
 
 /// The frame to queue for a subscriber `p` that compresses this message: the shard's one
@@ -29,10 +31,12 @@ struct Deflated {
 #[cfg(feature = "deflate")]
 fn compressed_frame(
     p: &mut Connection,
-    frame: &Arc<[u8]>,
+    frame: &Arc<SharedFrame>,
     cache: &mut Deflated,
     pool: &mut DeflatePool,
-) -> Option<Arc<[u8]>> {
+    mem: &mut super::memory::Memory,
+    gauge: &Arc<super::memory::Gauge>,
+) -> Option<Arc<SharedFrame>> {
     let n = *p.deflate()?;
     let (opcode, payload) = proto::frame::split_frame(frame)?;
     if n.compress_context_takeover {
@@ -41,15 +45,18 @@ fn compressed_frame(
             _ => MessageKind::Binary,
         };
         let mut out = Vec::new();
-        p.send_with(kind, payload, &mut out, pool).ok()?;
-        return Some(Arc::from(out));
+        let held = p.held();
+        let sent = p.send_with(kind, payload, &mut out, pool);
+        mem.change(Kind::Messages, held, p.held());
+        sent.ok()?;
+        return Some(SharedFrame::new(out.into_boxed_slice(), gauge));
     }
     let bits = n.compress_window_bits.clamp(8, 15);
     cache.frames[usize::from(bits - 8)]
         .get_or_insert_with(|| {
             let mut out = Vec::new();
             proto::deflate::compress_frame(opcode, payload, bits, n.level, pool, &mut out);
-            (out.len() < frame.len()).then(|| Arc::from(out))
+            (out.len() < frame.len()).then(|| SharedFrame::new(out.into_boxed_slice(), gauge))
         })
         .clone()
 }
@@ -60,16 +67,25 @@ impl Shard {
         if conn.proto.is_none() {
             return Err(SendError::NotOpen);
         }
+        if conn.topics.len() >= self.config.max_topics
+            && self.topics.id(topic).is_none_or(|t| !self.topics.has(t, id.key))
+        {
+            self.stats.topic_limit_refusals += 1;
+            return Err(SendError::TooManyTopics);
+        }
         let key = id.key as usize;
         let conn = &mut self.conns[key];
         match self.topics.subscribe(key as u32, &mut conn.topics, topic) {
             None => Ok(false),
             Some(change) => {
-                if change == Change::First
-                    && let Some(b) = self.node.bridge()
-                {
-                    b.subscribe(topic);
+                self.mem.add(Kind::Topics, SUBSCRIPTION_BYTES);
+                if change == Change::First {
+                    self.mem.add(Kind::Topics, TOPIC_BYTES + topic.len());
+                    if let Some(b) = self.node.bridge() {
+                        b.subscribe(topic);
+                    }
                 }
+                self.watch_holder(key);
                 Ok(true)
             }
         }
@@ -81,40 +97,33 @@ impl Shard {
         let Some(tid) = self.topics.id(topic) else {
             return Ok(false);
         };
-        let mut mine = std::mem::take(&mut self.conns[key].topics);
-        let change = self.topics.unsubscribe(key as u32, &mut mine, tid);
-        self.conns[key].topics = mine;
-        if let Some((_, Some((k, pos)))) = change {
-            topics::moved(&mut self.conns[k as usize].topics, tid, pos);
-        }
-        if matches!(change, Some((Change::Last, _)))
-            && let Some(b) = self.node.bridge()
-        {
-            b.unsubscribe(topic);
-        }
+        let change = self
+            .topics
+            .unsubscribe(key as u32, &mut self.conns[key].topics, tid);
+        self.forget(change, topic);
         Ok(change.is_some())
     }
 
     /// Removes a departing connection from all its topics.
     pub(super) fn leave_all(&mut self, key: usize, mine: &mut Memberships) {
-        while let Some(&(tid, _)) = mine.last() {
-            let name = self.topics.name(tid).cloned();
+        while let Some(&tid) = mine.last() {
+            let name = self.topics.name(tid).cloned().unwrap_or_default();
             let change = self.topics.unsubscribe(key as u32, mine, tid);
-            if change.is_none() {
-                mine.pop();
-            }
-            if let Some((_, Some((k, pos)))) = change
-                && let Some(c) = self.conns.get_mut(k as usize)
-            {
-                topics::moved(&mut c.topics, tid, pos);
-            }
-            if matches!(change, Some((Change::Last, _)))
-                && let (Some(b), Some(name)) = (self.node.bridge(), name)
-            {
-                b.unsubscribe(&name);
+            self.forget(change, &name);
+        }
+    }
+
+    /// A subscription to `topic` ended with `change`: releases what it held, and tells the
+    /// bridge when the topic's last subscriber on this shard left.
+    fn forget(&mut self, change: Option<Change>, topic: &str) {
+        let Some(change) = change else { return };
+        self.mem.sub(Kind::Topics, SUBSCRIPTION_BYTES);
+        if change == Change::Last {
+            self.mem.sub(Kind::Topics, TOPIC_BYTES + topic.len());
+            if let Some(b) = self.node.bridge() {
+                b.unsubscribe(topic);
             }
         }
-        mine.clear();
     }
 
     /// The topics a connection subscribes to.
@@ -122,7 +131,7 @@ impl Shard {
         self.entry(id)
             .into_iter()
             .flat_map(|c| c.topics.iter())
-            .filter_map(|&(t, _)| self.topics.name(t).cloned())
+            .filter_map(|&t| self.topics.name(t).cloned())
     }
 
     /// Subscribers of `topic` on this shard.
@@ -144,7 +153,7 @@ impl Shard {
     /// Queues an encoded frame for every subscriber of `topic` on this shard; the queues are
     /// written at the end of the loop turn, so that a burst of publishes costs one write per
     /// subscriber. Returns the number of deliveries.
-    pub(super) fn deliver(&mut self, topic: &str, frame: &Arc<[u8]>) -> usize {
+    pub(super) fn deliver(&mut self, topic: &str, frame: &Arc<SharedFrame>) -> usize {
         let Some(tid) = self.topics.id(topic) else {
             return 0;
         };
@@ -154,11 +163,13 @@ impl Shard {
         let mut over = Vec::new();
         #[cfg(feature = "deflate")]
         let mut deflated = Deflated::default();
+        #[cfg(feature = "deflate")]
+        let gauge = self.node.shared_gauge();
         for i in 0..self.topics.subscribers(tid).len() {
             let key = self.topics.subscribers(tid)[i] as usize;
-            if self.current == Some(key) && !self.tx.is_empty() {
+            if self.cork.gathered(key) > 0 {
                 // Keep the order of what this connection was already sent.
-                self.flush_tx(key);
+                self.flush_cork(key);
             }
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
@@ -175,7 +186,8 @@ impl Shard {
             #[cfg(feature = "deflate")]
             let frame = match conn.proto.as_mut() {
                 Some(p) if p.compresses(payload_len) => {
-                    match compressed_frame(p, frame, &mut deflated, &mut self.deflate) {
+                    match compressed_frame(p, frame, &mut deflated, &mut self.deflate, &mut self.mem, &gauge)
+                    {
                         Some(f) => {
                             compressed = f;
                             &compressed
@@ -185,14 +197,8 @@ impl Shard {
                 }
                 _ => frame,
             };
-            #[cfg(feature = "tls")]
-            if conn.tls.is_some() {
-                // Records are per connection: the shared frame is encrypted for this one.
-                let frame = Arc::clone(frame);
-                self.write(key, &frame, &[]);
-                delivered += 1;
-                continue;
-            }
+            // The plaintext frame is queued shared on every transport: a TLS connection makes
+            // its records from it as its socket takes them.
             conn.queue.push_shared(frame);
             delivered += 1;
             if conn.blocked {
@@ -201,15 +207,13 @@ impl Shard {
             if conn.queue.len() >= BROADCAST_FLUSH.min(cap / 2) {
                 // A burst is being published: write now rather than let a reader that keeps up
                 // run into the cap before the end of the turn.
-                match conn.queue.flush(&mut conn.socket) {
-                    Ok(true) => {}
-                    Ok(false) => conn.blocked = true,
-                    Err(_) => {
-                        self.kill(key);
-                        continue;
-                    }
+                if self.flush_queue(key) != Flushed::Blocked {
+                    continue;
                 }
             }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
             if !conn.dirty && !conn.queue.is_empty() && !conn.blocked {
                 conn.dirty = true;
                 self.dirty.push(key);
@@ -234,11 +238,7 @@ impl Shard {
             if conn.is_closed() || conn.blocked || conn.queue.is_empty() {
                 continue;
             }
-            match conn.queue.flush(&mut conn.socket) {
-                Ok(true) => self.after_io(key),
-                Ok(false) => conn.blocked = true,
-                Err(_) => self.kill(key),
-            }
+            self.flush_queue(key);
         }
     }
 }

@@ -61,12 +61,42 @@ pub struct ServerConfig {
     /// 503, so that load balancers take it out of rotation before it stops accepting. Zero (the
     /// default) drains at once.
     pub drain_grace: Duration,
-    /// Cap on the bytes queued for one connection.
+    /// Cap on the bytes queued for one connection: every byte, pongs, Close frames and TLS
+    /// records included, and a shared broadcast frame counted whole for each queue holding it.
     pub max_queued_bytes: usize,
     /// Policy past the cap.
     pub backpressure: Backpressure,
     /// Size of each shard's read buffer.
     pub read_buffer: usize,
+    /// The memory the server may hold for its peers, in bytes, shared evenly by its shards:
+    /// messages being assembled (inflated bytes included), write queues, unfinished input, TLS
+    /// sessions, commands queued between threads. Near its share a shard stops accepting, then
+    /// closes the connections holding the most with 1013 (see `docs/security.md`). Default:
+    /// half of the machine's memory or of its control group's limit, whichever is smaller
+    /// ([`default_memory_budget`]).
+    pub memory_budget: usize,
+    /// Time allowed for a data message from its first byte to its last; an unfinished message
+    /// past it fails the connection with 1008.
+    pub message_timeout: Duration,
+    /// Control frames (pings and pongs) a connection may send per second of the shard's clock;
+    /// past it, the connection is closed with 1008. At most 65,535.
+    pub control_frame_rate: u32,
+    /// Connections one shard may hold in their handshake (request not complete, or left
+    /// pending for a decision); beyond it, a new connection is answered 503 at once (closed
+    /// at once on a TLS listener, where no HTTP can be said before the TLS handshake).
+    pub max_handshakes: usize,
+    /// Connections one client address may hold on the server (every shard together); beyond
+    /// it, a new connection from that address is answered 503 at once. `None`: no limit.
+    pub max_connections_per_address: Option<usize>,
+    /// Topics one connection may subscribe to; past it, [`Ctx::subscribe`] fails with
+    /// [`SendError::TooManyTopics`](crate::SendError::TooManyTopics).
+    ///
+    /// [`Ctx::subscribe`]: crate::Ctx::subscribe
+    pub max_topics: usize,
+    /// Bytes of commands other threads may queue for one shard (messages to send, publishes,
+    /// decisions); past it, a send from another thread is refused and a publish is dropped for
+    /// that shard (counted in [`Stats::inbox_drops`](crate::Stats::inbox_drops)).
+    pub max_inbox_bytes: usize,
     /// Pause before accepting again after the process ran out of file descriptors.
     pub accept_backoff: Duration,
     /// A link to other nodes' topics (for example through a pub/sub broker).
@@ -104,6 +134,23 @@ pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1 << 20;
 pub const DEFAULT_READ_BUFFER: usize = 64 << 10;
 /// Default listen backlog.
 pub const DEFAULT_BACKLOG: i32 = 4096;
+/// Default message timeout: 60 s from a message's first byte to its last.
+pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default control frames per second per connection: 256.
+pub const DEFAULT_CONTROL_FRAME_RATE: u32 = 256;
+/// Default connections in their handshake per shard: 4,096.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 4096;
+/// Default topics per connection: 1,024.
+pub const DEFAULT_MAX_TOPICS: usize = 1024;
+/// Default bytes queued by other threads for one shard: 64 MiB.
+pub const DEFAULT_MAX_INBOX_BYTES: usize = 64 << 20;
+
+/// The default memory budget of a server: half of the memory this process may use (the smaller
+/// of the machine's memory and its control group's limit).
+pub fn default_memory_budget() -> usize {
+    super::memory::default_budget() as usize
+}
+
 /// Default pause after EMFILE/ENFILE: 100 ms.
 pub const DEFAULT_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -125,6 +172,13 @@ impl Default for ServerConfig {
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             backpressure: Backpressure::Close,
             read_buffer: DEFAULT_READ_BUFFER,
+            memory_budget: default_memory_budget(),
+            message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+            control_frame_rate: DEFAULT_CONTROL_FRAME_RATE,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_connections_per_address: None,
+            max_topics: DEFAULT_MAX_TOPICS,
+            max_inbox_bytes: DEFAULT_MAX_INBOX_BYTES,
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
             bridge: None,
             deflate: None,

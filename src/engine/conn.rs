@@ -1,13 +1,17 @@
-//! One socket of a shard: its slab entry, and where it is in its life ([`Phase`]).
+//! One socket of a shard: its slab entry, and where it is in its life ([`Phase`]). The phase
+//! changes only through the methods here (`pend`, `open`, `flush_then_close`, `linger`, `kill`):
+//! the rest of the engine asks, it never assigns.
 
 use std::num::NonZeroU64;
 
 use mio::net::TcpStream;
 
 use super::deadline::Deadline;
+use super::memory::{Kind, Memory};
 use super::queue::WriteQueue;
 use super::thin::ThinVec;
 use super::topics::Memberships;
+use super::transport::Transport;
 use super::wheel::TimerKey;
 use crate::proto::{CloseCode, Connection};
 
@@ -67,19 +71,27 @@ pub(crate) struct Ending {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) socket: TcpStream,
-    pub(crate) phase: Phase,
+    /// How bytes travel on the socket: as they are, or in TLS records.
+    pub(crate) transport: Transport,
+    phase: Phase,
     pub(crate) generation: u32,
     /// The protocol state; `None` until the handshake succeeded (and for connections that never
     /// opened).
     pub(crate) proto: Option<Connection>,
-    /// Bytes of an unfinished frame header, control frame or handshake.
-    pub(crate) leftover: ThinVec<u8>,
+    /// Bytes of an unfinished frame header, control frame or handshake (charged as
+    /// `Kind::Input`: change it through [`Conn::keep_input`] and [`Conn::drop_input`]).
+    leftover: ThinVec<u8>,
     pub(crate) queue: WriteQueue,
     pub(crate) timer: Option<(TimerKey, Deadline)>,
+    /// The deadline of the message being received, armed while one is unfinished.
+    pub(crate) message_timer: Option<TimerKey>,
     pub(crate) last_read_ms: u64,
     /// When the keep-alive ping was sent, while its answer is awaited: milliseconds on the
     /// shard's clock plus one (see [`Conn::ping_sent_ms`]), so that it fits in 8 bytes.
     ping_sent: Option<NonZeroU64>,
+    /// Control frames received in the current second of the shard's clock: the second's low 16
+    /// bits, then the count (see [`Conn::count_control`]).
+    control: u32,
     /// How the connection ended, once that is known (boxed: an open connection pays a pointer).
     pub(crate) ending: Option<Box<Ending>>,
     /// The topics this connection subscribes to (unallocated when none).
@@ -90,46 +102,82 @@ pub(crate) struct Conn {
     /// Output scheduling: listed in the shard's dirty list, its queue is written at the end of
     /// the loop turn.
     pub(crate) dirty: bool,
-    /// The TLS state of a connection accepted on the TLS listener (`None`: plain, one pointer).
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<Box<super::tls::Session>>,
+    /// Listed among the shard's large holders of memory (see `memory::BIG_HOLDER`).
+    pub(crate) big: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(socket: TcpStream, generation: u32, now_ms: u64) -> Self {
+    pub(crate) fn new(socket: TcpStream, transport: Transport, generation: u32, now_ms: u64) -> Self {
         Self {
             socket,
+            transport,
             phase: Phase::Handshaking,
             generation,
             proto: None,
             leftover: ThinVec::new(),
             queue: WriteQueue::default(),
             timer: None,
+            message_timer: None,
             last_read_ms: now_ms,
             ping_sent: None,
+            control: 0,
             ending: None,
             topics: Memberships::new(),
             blocked: false,
             dirty: false,
-            #[cfg(feature = "tls")]
-            tls: None,
+            big: false,
         }
     }
 
-    /// When the keep-alive ping now awaited was sent (ms on the shard's clock).
-    pub(crate) fn ping_sent_ms(&self) -> Option<u64> {
-        self.ping_sent.map(|t| t.get() - 1)
+    // ---- the lifecycle: the only places the phase changes ----
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
     }
 
-    /// Records the keep-alive ping sent at `at` (ms), or none awaited.
-    pub(crate) fn set_ping_sent_ms(&mut self, at: Option<u64>) {
-        self.ping_sent = at.and_then(|t| NonZeroU64::new(t.saturating_add(1)));
+    /// The handler decides later: read nothing until it does.
+    pub(crate) fn pend(&mut self) {
+        debug_assert_eq!(self.phase, Phase::Handshaking);
+        self.phase = Phase::Pending;
     }
 
-    /// Records the code to report on close, and its reason.
-    pub(crate) fn end_with(&mut self, code: CloseCode, reason: Option<Box<str>>) {
-        self.ending = Some(Box::new(Ending { code, reason }));
+    /// The decision came: its request is read again, as if it had just arrived.
+    pub(crate) fn resume_handshake(&mut self) {
+        debug_assert_eq!(self.phase, Phase::Pending);
+        self.phase = Phase::Handshaking;
     }
+
+    /// The 101 was written: frames flow, under `proto`.
+    pub(crate) fn open(&mut self, proto: Connection) {
+        debug_assert!(matches!(self.phase, Phase::Handshaking));
+        self.proto = Some(proto);
+        self.phase = Phase::Open;
+    }
+
+    /// Write what is queued, then close: the answer or the last frame is the last output.
+    pub(crate) fn flush_then_close(&mut self) {
+        if matches!(self.phase, Phase::Handshaking | Phase::Pending | Phase::Open) {
+            self.phase = Phase::Flushing;
+        }
+    }
+
+    /// The write side is shut: read and drop input until the peer's FIN.
+    pub(crate) fn linger(&mut self) {
+        debug_assert!(!self.is_closed());
+        self.phase = Phase::Lingering;
+    }
+
+    /// The connection is gone: drops its queue (releasing what it held). False if it already was.
+    pub(crate) fn kill(&mut self, mem: &mut Memory) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.phase = Phase::Closed;
+        self.queue.clear(mem);
+        true
+    }
+
+    // ---- what the rest of the engine asks ----
 
     pub(crate) fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -150,25 +198,116 @@ impl Conn {
         self.timer.map(|(_, d)| d)
     }
 
-    /// Write what is queued, then close: the answer or the last frame is the last output.
-    pub(crate) fn flush_then_close(&mut self) {
-        if matches!(self.phase, Phase::Handshaking | Phase::Pending | Phase::Open) {
-            self.phase = Phase::Flushing;
+    /// When the keep-alive ping now awaited was sent (ms on the shard's clock).
+    pub(crate) fn ping_sent_ms(&self) -> Option<u64> {
+        self.ping_sent.map(|t| t.get() - 1)
+    }
+
+    /// Records the keep-alive ping sent at `at` (ms), or none awaited.
+    pub(crate) fn set_ping_sent_ms(&mut self, at: Option<u64>) {
+        self.ping_sent = at.and_then(|t| NonZeroU64::new(t.saturating_add(1)));
+    }
+
+    /// Records the code to report on close, and its reason.
+    pub(crate) fn end_with(&mut self, code: CloseCode, reason: Option<Box<str>>) {
+        self.ending = Some(Box::new(Ending { code, reason }));
+    }
+
+    /// Counts a control frame received at `now_ms`; false once more than `limit` arrived within
+    /// the same second of the shard's clock.
+    pub(crate) fn count_control(&mut self, now_ms: u64, limit: u32) -> bool {
+        let second = ((now_ms / 1000) & 0xffff) as u32;
+        let count = if self.control >> 16 == second {
+            (self.control & 0xffff).saturating_add(1).min(0xffff)
+        } else {
+            1
+        };
+        self.control = (second << 16) | count;
+        count <= limit
+    }
+
+    // ---- the bytes it holds ----
+
+    /// The unfinished input kept from the last read.
+    pub(crate) fn input(&self) -> &[u8] {
+        &self.leftover
+    }
+
+    /// Keeps `bytes` (appended to what is kept) for the next read.
+    pub(crate) fn keep_input(&mut self, bytes: &[u8], mem: &mut Memory) {
+        mem.add(Kind::Input, bytes.len());
+        self.leftover.extend_from_slice(bytes);
+    }
+
+    /// Takes the kept input out (to be read again).
+    pub(crate) fn take_input(&mut self, mem: &mut Memory) -> Vec<u8> {
+        mem.sub(Kind::Input, self.leftover.len());
+        self.leftover.take()
+    }
+
+    /// Drops the kept input (an idle connection keeps no buffer).
+    pub(crate) fn drop_input(&mut self, mem: &mut Memory) {
+        mem.sub(Kind::Input, self.leftover.len());
+        self.leftover.clear();
+    }
+
+    /// Everything the connection holds now: what the overload manager weighs.
+    pub(crate) fn held(&self) -> usize {
+        self.queue.owned()
+            + self.leftover.len()
+            + self.proto.as_ref().map_or(0, Connection::held)
+            + self.transport.held()
+            + self.topics.len() * super::memory::SUBSCRIPTION_BYTES
+    }
+
+    /// Releases everything the connection held (it is being removed).
+    pub(crate) fn release(&mut self, mem: &mut Memory) {
+        self.queue.clear(mem);
+        self.drop_input(mem);
+        if let Some(p) = self.proto.as_mut() {
+            mem.sub(Kind::Messages, p.held());
         }
+        self.transport.release(mem);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// What every connection costs in its slab entry: kept small on purpose (an idle connection
     /// is this, a timer-wheel node and nothing on the heap). Grow it only knowingly.
     #[test]
     fn slab_entry_stays_small() {
         use std::mem::size_of;
-        // The socket is 4 bytes in a release build (debug builds add a selector id).
-        let bound = (180 + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
+        // The socket is 4 bytes in a release build (debug builds add a selector id). The
+        // control-frame count and the message deadline took the last 8 (from 184 bytes).
+        let bound = (188 + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
         let entry = size_of::<super::Conn>();
         assert!(entry <= bound, "Conn is {entry} bytes, over {bound}");
         assert!(size_of::<crate::proto::Connection>() <= 104);
+    }
+
+    #[test]
+    fn control_frames_are_counted_per_second_of_the_clock() {
+        let socket = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            TcpStream::from_std(s)
+        };
+        let mut c = Conn::new(socket, Transport::Plain, 1, 0);
+        for _ in 0..3 {
+            assert!(c.count_control(5_000, 3));
+        }
+        assert!(
+            !c.count_control(5_999, 3),
+            "the fourth within one second is over a limit of 3"
+        );
+        assert!(c.count_control(6_000, 3), "a new second starts a new count");
+        // A count that saturates stays over the limit.
+        for _ in 0..70_000 {
+            c.count_control(7_000, 3);
+        }
+        assert!(!c.count_control(7_500, 3));
     }
 }

@@ -1,11 +1,11 @@
 //! The end of connections and of the shard: removing closed sockets (the handler hears
 //! `on_close`), the lame-duck period and the drain of a graceful shutdown.
 
-use super::conn::Phase;
 use super::deadline;
 use super::handler::{Ctx, Handler};
 use super::shard::{Shard, Timer};
 use super::state::App;
+use super::stats::close_code_bucket;
 use crate::proto::CloseCode;
 
 impl Shard {
@@ -17,12 +17,25 @@ impl Shard {
                 continue;
             };
             let _ = self.registry.deregister(&mut conn.socket);
-            if let Some((t, _)) = conn.timer.take() {
+            for t in [conn.timer.take().map(|(t, _)| t), conn.message_timer.take()]
+                .into_iter()
+                .flatten()
+            {
                 self.wheel.cancel(t);
+            }
+            conn.release(&mut self.mem);
+            if conn.big {
+                self.big.retain(|&k| k != key);
+            }
+            if let Some(ip) = self.addresses.remove(&key) {
+                self.node.release(ip);
             }
             self.leave_all(key, &mut conn.topics);
             if conn.proto.is_none() {
                 self.stats.handshaking -= 1;
+                // It may have been waiting for a decision when it went.
+                let id = self.id(key, &conn);
+                self.node.set_pending(id, false);
                 continue;
             }
             self.stats.connections_open -= 1;
@@ -32,7 +45,11 @@ impl Shard {
                 .ending
                 .take()
                 .map_or((CloseCode::Abnormal, None), |e| (e.code, e.reason));
-            *self.stats.closes.entry(code.as_u16()).or_default() += 1;
+            *self
+                .stats
+                .closes
+                .entry(close_code_bucket(code.as_u16()))
+                .or_default() += 1;
             let id = self.id(key, &conn);
             drop(conn.socket);
             let reason = reason.unwrap_or_default();
@@ -106,12 +123,9 @@ impl Shard {
     /// The drain timeout passed: close every connection left.
     pub(super) fn drain_timed_out(&mut self) {
         self.drain_timer = None;
-        for (key, conn) in self.conns.iter_mut() {
-            if conn.phase != Phase::Closed {
-                conn.phase = Phase::Closed;
-                conn.queue.clear();
-                self.dead.push(key);
-            }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.kill(key);
         }
     }
 

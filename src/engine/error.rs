@@ -16,6 +16,9 @@ pub enum SendError {
     Protocol(proto::InvalidSend),
     /// The back-pressure policy dropped the message (the queue is over its cap).
     Dropped,
+    /// The connection subscribes to as many topics as it may
+    /// ([`ServerConfig::max_topics`](crate::ServerConfig::max_topics)).
+    TooManyTopics,
 }
 
 impl From<proto::InvalidSend> for SendError {
@@ -35,6 +38,7 @@ impl std::fmt::Display for SendError {
             Self::Closing => f.write_str("connection is closing"),
             Self::Protocol(e) => write!(f, "{e}"),
             Self::Dropped => f.write_str("message dropped: write queue over its cap"),
+            Self::TooManyTopics => f.write_str("too many topics for one connection"),
         }
     }
 }

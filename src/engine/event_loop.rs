@@ -14,7 +14,7 @@ use super::config::ServerConfig;
 use super::handler::{Ctx, Handler};
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox};
 use super::input::ReadEnd;
-use super::node::{Node, ServerHandle};
+use super::node::{Node, NodeLimits, ServerHandle};
 use super::shard::{Shard, Timer};
 use super::state::App;
 use super::stats::Stats;
@@ -76,11 +76,15 @@ pub(crate) fn bind(config: Arc<ServerConfig>) -> io::Result<(ServerHandle, Vec<B
             (None, Some(listener))
         };
         let poll = Poll::new()?;
-        let (inbox, mailbox) = Inbox::new(poll.registry(), WAKER)?;
+        let (inbox, mailbox) = Inbox::new(poll.registry(), WAKER, config.max_inbox_bytes)?;
         inboxes.push(inbox);
         parts.push((poll, listener, tls_listener, mailbox));
     }
-    let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr, tls_addr));
+    let limits = NodeLimits {
+        memory_budget: config.memory_budget as u64,
+        per_address: config.max_connections_per_address,
+    };
+    let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr, tls_addr, limits));
     let bound = parts
         .into_iter()
         .enumerate()
@@ -206,7 +210,8 @@ impl<H: Handler> EventLoop<H> {
                     TLS_LISTENER => self.shard.accept(true),
                     WAKER => self.drain_inbox(),
                     Token(key) => {
-                        if ev.is_writable() && self.shard.on_writable(key) {
+                        if ev.is_writable() {
+                            self.shard.on_writable(key);
                             self.shard.notify_drained(&mut self.app);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -220,6 +225,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.expire_timers();
             self.shard.flush_dirty();
+            self.shard.relieve_memory();
             self.shard.reap(&mut self.app);
             self.shard.notify_drained(&mut self.app);
             if self.shard.finished() {
@@ -277,6 +283,7 @@ impl<H: Handler> EventLoop<H> {
             let shard = &mut self.shard;
             match timer {
                 Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),
+                Timer::Message { key, generation } => shard.message_overdue(key as usize, generation),
                 Timer::App(token) => self.app.handler.on_timer(&mut Ctx { shard }, token),
                 Timer::AcceptResume => shard.resume_accepting(),
                 Timer::Grace => shard.begin_drain(),

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::io;
+use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -17,6 +18,7 @@ use super::shard::{Shard, Timer};
 use super::state::App;
 use super::stats::RejectReason;
 use super::sys;
+use super::transport::Transport;
 use crate::proto::handshake::{self, Accept, Request};
 use crate::proto::{self, Connection, DeflateParams};
 
@@ -28,14 +30,20 @@ pub(super) enum Handshake {
     Done,
     /// Accepted; frames start after this many bytes.
     Open(usize),
-    /// The handler decides later: keep the request and what follows, read nothing more.
-    Pending,
+    /// The handler decides later: keep the request (this many bytes) and what follows, read
+    /// nothing more.
+    Pending(usize),
 }
+
+/// Bytes that may follow a request left pending (frames a client sent before the answer, which
+/// RFC 6455 section 4.1 says it must wait for): kept for the decision, and past this the
+/// request is answered 400.
+pub(super) const MAX_EARLY_DATA: usize = 16 << 10;
 
 impl Shard {
     /// Accepts every pending connection of the plain listener, or of the TLS one if `tls`.
     pub(super) fn accept(&mut self, tls: bool) {
-        if self.accept_paused || self.draining {
+        if self.accept_paused || self.overloaded || self.draining {
             return;
         }
         loop {
@@ -44,7 +52,7 @@ impl Shard {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _)) => self.add(stream, tls),
+                Ok((stream, peer)) => self.add(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if sys::is_per_connection_accept_error(&e) => self.stats.accept_errors += 1,
@@ -85,18 +93,35 @@ impl Shard {
         self.accept(true);
     }
 
-    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
-    fn add(&mut self, mut socket: TcpStream, tls: bool) {
-        #[cfg(feature = "tls")]
-        let session = match self.config.tls.as_ref().filter(|_| tls) {
-            Some(config) => match super::tls::Session::new(config.current()) {
-                Ok(s) => Some(Box::new(s)),
-                Err(e) => {
-                    log::error!("shard {}: cannot start a TLS session: {e}", self.index);
-                    return;
-                }
-            },
-            None => None,
+    /// Takes an accepted socket in: a new connection in its handshake, or, past a limit, one
+    /// that is answered 503 at once (closed at once on the TLS listener, where no HTTP can be
+    /// said before a TLS handshake).
+    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, tls: bool) {
+        let refused = if self.stats.handshaking as usize >= self.config.max_handshakes {
+            Some((
+                RejectReason::Busy,
+                "server busy: too many handshakes in progress\n",
+            ))
+        } else if !self.node.admit(peer.ip()) {
+            Some((
+                RejectReason::AddressLimit,
+                "too many connections from your address\n",
+            ))
+        } else {
+            None
+        };
+        if let Some((why, _)) = refused
+            && tls
+        {
+            *self.stats.rejected.entry(why).or_default() += 1;
+            return;
+        }
+        let transport = match self.transport_for(tls) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("shard {}: cannot start a TLS session: {e}", self.index);
+                return self.forget_address(refused.is_none(), peer);
+            }
         };
         // TCP_NODELAY comes from the listener (see `sys::listener`).
         let key = self.conns.vacant_key();
@@ -105,20 +130,41 @@ impl Shard {
                 .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
         {
             log::warn!("shard {}: cannot register a connection: {e}", self.index);
-            return;
+            return self.forget_address(refused.is_none(), peer);
         }
         let generation = self.next_generation();
-        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-        let mut conn = Conn::new(socket, generation, self.now_ms);
-        #[cfg(feature = "tls")]
-        {
-            conn.tls = session;
+        transport.charge(&mut self.mem);
+        self.conns
+            .insert(Conn::new(socket, transport, generation, self.now_ms));
+        if refused.is_none() && self.node.limits_addresses() {
+            self.addresses.insert(key, peer.ip());
         }
-        self.conns.insert(conn);
         let jitter = self.jitter(self.timeouts.handshake);
         self.set_deadline(key, deadline::accepted(self.now_ms, &self.timeouts, jitter));
         self.stats.accepted += 1;
         self.stats.handshaking += 1;
+        if let Some((why, body)) = refused {
+            *self.stats.rejected.entry(why).or_default() += 1;
+            let mut resp = HttpResponse::text(503, body);
+            resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
+            self.answer_and_close(key, &resp);
+        }
+    }
+
+    /// The transport of a socket accepted on the plain listener, or on the TLS one if `tls`.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn transport_for(&self, tls: bool) -> Result<Transport, String> {
+        #[cfg(feature = "tls")]
+        return Transport::accepted(self.config.tls.as_deref().filter(|_| tls));
+        #[cfg(not(feature = "tls"))]
+        Ok(Transport::Plain)
+    }
+
+    /// A socket admitted for its address did not become a connection after all.
+    fn forget_address(&mut self, admitted: bool, peer: SocketAddr) {
+        if admitted {
+            self.node.release(peer.ip());
+        }
     }
 
     /// Handles the start of `input`, the bytes of connection `key` in its handshake.
@@ -128,7 +174,7 @@ impl Shard {
             Ok(Some(req)) => req,
             Err(e) => {
                 *self.stats.rejected.entry(RejectReason::of(&e)).or_default() += 1;
-                handshake::write_error_response(&e, &mut self.tx);
+                handshake::write_error_response(&e, self.cork.buf());
                 self.flush_then_close(key);
                 return Handshake::Done;
             }
@@ -166,12 +212,14 @@ impl Shard {
                 return Handshake::Done;
             }
             Decision::Pending => {
+                let id = self.id(key, &self.conns[key]);
+                self.node.set_pending(id, true);
                 let conn = &mut self.conns[key];
-                conn.phase = Phase::Pending;
+                conn.pend();
                 if let (Some((t, _)), Some(d)) = (conn.timer, deadline::pending(conn.deadline())) {
                     conn.timer = Some((t, d));
                 }
-                return Handshake::Pending;
+                return Handshake::Pending(req.head_len());
             }
             Decision::Accept {
                 protocol,
@@ -199,7 +247,7 @@ impl Shard {
             protocol: protocol.as_deref(),
             headers: &headers,
         };
-        if let Err(e) = handshake::write_accept(req, &accept, &mut self.tx) {
+        if let Err(e) = handshake::write_accept(req, &accept, self.cork.buf()) {
             log::error!(
                 "shard {}: the handler's handshake answer is invalid: {e}",
                 self.index
@@ -229,16 +277,16 @@ impl Shard {
         let Some(conn) = self.entry(id) else {
             return DecisionOutcome::Gone;
         };
-        if conn.phase != Phase::Pending {
+        if conn.phase() != Phase::Pending {
             return DecisionOutcome::NotPending;
         }
         let key = id.key as usize;
+        self.node.set_pending(id, false);
         let Ok(decision) = decision.downcast::<Decision<H::State>>() else {
             log::error!(
                 "shard {}: a decision for connection {id} carries a state of another type than the handler's",
                 self.index
             );
-            self.conns[key].phase = Phase::Handshaking;
             self.answer_and_close(key, &HttpResponse::text(500, "internal error\n"));
             return DecisionOutcome::WrongState;
         };
@@ -246,13 +294,13 @@ impl Shard {
             // Still pending: nothing changes.
             return DecisionOutcome::Applied;
         }
-        // The request and what followed it wait in `leftover`: read them again from the
-        // shard's buffer, as if they had just arrived.
+        // The request and what followed it wait in the connection's kept input: read them again
+        // from the shard's buffer, as if they had just arrived.
         let conn = &mut self.conns[key];
-        let kept = conn.leftover.take();
+        let kept = conn.take_input(&mut self.mem);
         scratch[..kept.len()].copy_from_slice(&kept);
-        conn.phase = Phase::Handshaking;
-        self.current = Some(key);
+        conn.resume_handshake();
+        self.cork.begin(key);
         let end = match handshake::parse_request(&scratch[..kept.len()], &self.config.head_limits) {
             Ok(Some(req)) => self.apply(app, key, &req, *decision),
             // It parsed when it arrived: this cannot happen; answer as for any bad request.
@@ -268,6 +316,9 @@ impl Shard {
             }
             _ => 0,
         };
+        // Whatever was gathered (the 101 or the answer) goes out before the frames that followed.
+        self.flush_cork(key);
+        self.cork.end();
         self.process(app, scratch, key, rest);
         DecisionOutcome::Applied
     }
@@ -275,7 +326,13 @@ impl Shard {
     /// The handshake of `key` succeeded, with permessage-deflate if `deflate` was agreed.
     #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
     fn open(&mut self, key: usize, deflate: Option<DeflateParams>) -> ConnId {
-        let proto = Connection::server(self.config.protocol);
+        // Pings are answered by the shard (`Shard::pong`), which owes at most one pong in a row
+        // to a peer whose socket does not keep up.
+        let config = crate::proto::Config {
+            auto_pong: false,
+            ..self.config.protocol
+        };
+        let proto = Connection::server(config);
         #[cfg(feature = "deflate")]
         let proto = match (deflate, self.config.deflate.as_ref()) {
             (Some(params), Some(policy)) => {
@@ -283,9 +340,7 @@ impl Shard {
             }
             _ => proto,
         };
-        let conn = &mut self.conns[key];
-        conn.proto = Some(proto);
-        conn.phase = Phase::Open;
+        self.conns[key].open(proto);
         self.stats.handshaking -= 1;
         self.stats.connections_open += 1;
         self.stats.handshakes += 1;

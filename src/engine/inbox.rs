@@ -4,16 +4,24 @@
 //! no wake-up is pending ([`Inbox::post`]); the shard clears the pending flag before it takes
 //! the queued commands ([`Inbox::drain`]), so that a command posted while it drains brings a new
 //! wake-up instead of waiting for the next one.
+//!
+//! The inbox is bounded in bytes ([`ServerConfig::max_inbox_bytes`]): a producer charges what a
+//! command carries before queueing it, the shard releases it when it takes it, and a command
+//! that would go past the bound is refused ([`Full`]) and counted, never queued. A shutdown and
+//! a request for statistics are never refused (they carry nothing).
+//!
+//! [`ServerConfig::max_inbox_bytes`]: super::ServerConfig::max_inbox_bytes
 
 use std::any::Any;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use mio::{Registry, Token};
 
 use super::id::ConnId;
+use super::memory::{Gauge, SharedFrame};
 use super::stats::Stats;
 use crate::proto::{CloseCode, MessageKind};
 
@@ -33,7 +41,7 @@ pub(crate) enum Command {
     /// A frame published on `topic` elsewhere (another shard, another thread, another node).
     Publish {
         topic: Arc<str>,
-        frame: Arc<[u8]>,
+        frame: Arc<SharedFrame>,
     },
     /// The decision on a handshake that was left pending: a `Decision<H::State>`, boxed so that
     /// the inbox does not depend on the handler's type.
@@ -44,6 +52,39 @@ pub(crate) enum Command {
     },
     Shutdown,
     Stats(mpsc::Sender<Stats>),
+}
+
+/// What a command costs the inbox it waits in: what it carries, and a fixed part for itself.
+const COMMAND_BYTES: usize = 64;
+
+impl Command {
+    fn cost(&self) -> usize {
+        COMMAND_BYTES
+            + match self {
+                Self::Send { data, .. } => data.len(),
+                Self::Close { reason, .. } => reason.len(),
+                // The frame is shared; charged here too while it waits, so that a shard that
+                // does not keep up cannot be sent frames without bound.
+                Self::Publish { topic, frame } => topic.len() + frame.len(),
+                // The state it carries is the handler's: counted as a small one.
+                Self::Decide { .. } => 256,
+                Self::Shutdown | Self::Stats(_) => 0,
+            }
+    }
+
+    /// Commands that carry nothing and must not be lost.
+    fn always(&self) -> bool {
+        matches!(self, Self::Shutdown | Self::Stats(_))
+    }
+}
+
+/// Why a command was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The shard is gone.
+    Gone,
+    /// The shard's inbox is full.
+    Full,
 }
 
 /// What became of a decision sent with [`ServerHandle::decide`](crate::ServerHandle::decide).
@@ -59,6 +100,9 @@ pub enum DecisionOutcome {
     NotPending,
     /// The decision's state is not the handler's `State` type: the client was answered 500.
     WrongState,
+    /// The shard's inbox was full: nothing was done (decide again, or the handshake times out
+    /// with 503).
+    Busy,
 }
 
 /// Where the outcome of a decision arrives; dropping it is fine.
@@ -88,39 +132,67 @@ pub(crate) struct Inbox {
     tx: mpsc::Sender<Command>,
     waker: mio::Waker,
     woken: AtomicBool,
+    /// Bytes of the commands waiting, charged by producers, released by the shard.
+    bytes: Arc<Gauge>,
+    cap: usize,
+    /// Commands refused because the inbox was full.
+    refused: AtomicU64,
 }
 
 /// The shard's own end of its inbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     rx: mpsc::Receiver<Command>,
+    bytes: Arc<Gauge>,
 }
 
 impl Inbox {
-    /// An inbox whose waker wakes the poll of `registry` with `token`.
-    pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<(Self, Mailbox)> {
+    /// An inbox of at most `cap` bytes whose waker wakes the poll of `registry` with `token`.
+    pub(crate) fn new(registry: &Registry, token: Token, cap: usize) -> io::Result<(Self, Mailbox)> {
         let (tx, rx) = mpsc::channel();
+        let bytes = Arc::new(Gauge::default());
         let inbox = Self {
             tx,
             waker: mio::Waker::new(registry, token)?,
             woken: AtomicBool::new(false),
+            bytes: Arc::clone(&bytes),
+            cap,
+            refused: AtomicU64::new(0),
         };
-        Ok((inbox, Mailbox { rx }))
+        Ok((inbox, Mailbox { rx, bytes }))
     }
 
-    /// Queues a command and wakes the shard unless a wake-up is already pending. False if the
-    /// shard is gone.
-    pub(crate) fn post(&self, cmd: Command) -> bool {
-        let sent = self.tx.send(cmd).is_ok();
-        if sent && !self.woken.swap(true, Ordering::AcqRel) {
+    /// The bytes waiting, as a gauge the shard's memory reads.
+    pub(crate) fn gauge(&self) -> Arc<Gauge> {
+        Arc::clone(&self.bytes)
+    }
+
+    /// Commands refused so far because the inbox was full.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Queues a command and wakes the shard unless a wake-up is already pending.
+    pub(crate) fn post(&self, cmd: Command) -> Result<(), Refused> {
+        let cost = cmd.cost();
+        if !cmd.always() && self.bytes.bytes() as usize + cost > self.cap {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
+        self.bytes.add(cost);
+        if self.tx.send(cmd).is_err() {
+            self.bytes.sub(cost);
+            return Err(Refused::Gone);
+        }
+        if !self.woken.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
-        sent
+        Ok(())
     }
 
     /// On the shard's thread, after a wake-up: every command queued so far.
     pub(crate) fn drain<'a>(&self, mailbox: &'a Mailbox) -> impl Iterator<Item = Command> + 'a {
         self.woken.store(false, Ordering::Release);
-        mailbox.rx.try_iter()
+        mailbox.rx.try_iter().inspect(|cmd| mailbox.bytes.sub(cmd.cost()))
     }
 }

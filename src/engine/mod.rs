@@ -40,6 +40,7 @@
 mod broadcast;
 mod config;
 mod conn;
+mod cork;
 mod deadline;
 mod decision;
 mod drain;
@@ -50,8 +51,10 @@ mod handshake;
 mod id;
 mod inbox;
 mod input;
+mod memory;
 mod node;
 mod output;
+mod overload;
 mod queue;
 mod shard;
 mod state;
@@ -61,15 +64,15 @@ mod thin;
 mod timeouts;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
-#[cfg(feature = "tls")]
-mod tls_io;
 mod topics;
+mod transport;
 mod wheel;
 
 pub use self::config::{
-    Backpressure, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
-    DEFAULT_READ_BUFFER, ServerConfig,
+    Backpressure, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONTROL_FRAME_RATE,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOX_BYTES,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_TOPICS, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, ServerConfig, default_memory_budget,
 };
 pub use self::decision::{Decision, HttpResponse};
 pub use self::error::SendError;
@@ -78,4 +81,4 @@ pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub use self::node::{Bridge, ServerHandle};
-pub use self::stats::{RejectReason, RttHistogram, Stats, TlsFailure};
+pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

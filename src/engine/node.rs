@@ -4,15 +4,17 @@
 //! Fan-out of a publish happens in one place, [`Node::publish`]: the frame is encoded once into
 //! one shared allocation and posted to the shards that did not deliver it themselves.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::decision::Decision;
 use super::id::ConnId;
-use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt};
+use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
+use super::memory::{Gauge, Memory, SharedFrame};
 use super::stats::Stats;
 use crate::proto::{self, CloseCode, MessageKind};
 
@@ -46,6 +48,9 @@ struct Slot {
     published: Mutex<Stats>,
     /// The statistics of a shard that stopped.
     final_stats: Mutex<Option<Stats>>,
+    /// The connections whose handshake waits for a decision from another thread (locked when
+    /// one starts or stops waiting, and when another thread asks).
+    pending: Mutex<HashSet<ConnId>>,
 }
 
 /// What the shards of one server share.
@@ -57,6 +62,19 @@ pub(crate) struct Node {
     /// The TLS listener's address, when it has one of its own.
     tls_addr: Option<SocketAddr>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Bytes of broadcast frames alive in any queue or inbox of the node.
+    shared: Arc<Gauge>,
+    /// The memory budget of the whole node.
+    budget: u64,
+    /// Connections per client address, when they are limited (taken at accept and close only).
+    addresses: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
+}
+
+/// The limits a node enforces across its shards.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeLimits {
+    pub(crate) memory_budget: u64,
+    pub(crate) per_address: Option<usize>,
 }
 
 impl Node {
@@ -65,6 +83,7 @@ impl Node {
         bridge: Option<Arc<dyn Bridge>>,
         local_addr: SocketAddr,
         tls_addr: Option<SocketAddr>,
+        limits: NodeLimits,
     ) -> Self {
         let slots = inboxes
             .into_iter()
@@ -72,6 +91,7 @@ impl Node {
                 inbox,
                 published: Mutex::new(Stats::default()),
                 final_stats: Mutex::new(None),
+                pending: Mutex::new(HashSet::new()),
             })
             .collect();
         Self {
@@ -80,7 +100,89 @@ impl Node {
             local_addr,
             tls_addr,
             threads: Mutex::new(Vec::new()),
+            shared: Arc::new(Gauge::default()),
+            budget: limits.memory_budget,
+            addresses: limits.per_address.map(|n| (n, Mutex::new(HashMap::new()))),
         }
+    }
+
+    /// The memory account of shard `shard`: its share of the budget, its inbox, its part of the
+    /// shared frames.
+    pub(crate) fn memory(&self, shard: usize) -> Memory {
+        let shards = self.slots.len().max(1);
+        Memory::new(
+            self.budget / shards as u64,
+            Arc::clone(&self.shared),
+            self.slots[shard].inbox.gauge(),
+            shards,
+        )
+    }
+
+    /// Records whether the handshake of `id` waits for a decision.
+    pub(crate) fn set_pending(&self, id: ConnId, waiting: bool) {
+        if let Some(mut set) = self.slots.get(id.shard()).and_then(|s| s.pending.lock().ok()) {
+            if waiting {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+        }
+    }
+
+    fn is_pending(&self, id: ConnId) -> bool {
+        self.slots
+            .get(id.shard())
+            .and_then(|s| s.pending.lock().ok())
+            .is_some_and(|set| set.contains(&id))
+    }
+
+    /// The gauge of the frames shared by several queues (for a frame made on a shard).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn shared_gauge(&self) -> Arc<Gauge> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Commands refused by `shard`'s inbox so far because it was full.
+    pub(crate) fn inbox_refused(&self, shard: usize) -> u64 {
+        self.slots.get(shard).map_or(0, |s| s.inbox.refused())
+    }
+
+    /// Takes a connection from `ip` into account; false (nothing taken) when the address holds
+    /// its most connections already. Always true when connections per address are not limited.
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let Some((max, counts)) = &self.addresses else {
+            return true;
+        };
+        let Ok(mut counts) = counts.lock() else {
+            return true;
+        };
+        let n = counts.entry(ip).or_default();
+        if *n >= *max {
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection that [`Node::admit`] took is gone.
+    pub(crate) fn release(&self, ip: IpAddr) {
+        if let Some((_, counts)) = &self.addresses
+            && let Ok(mut counts) = counts.lock()
+            && let Some(n) = counts.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+
+    /// Whether connections per address are limited (the shard then remembers each one's).
+    pub(crate) fn limits_addresses(&self) -> bool {
+        self.addresses.is_some()
     }
 
     pub(crate) fn shards(&self) -> usize {
@@ -91,9 +193,9 @@ impl Node {
         self.bridge.as_deref()
     }
 
-    /// Queues a command for `shard` and wakes it. False if there is no such shard or it stopped.
-    pub(crate) fn post(&self, shard: usize, cmd: Command) -> bool {
-        self.slots.get(shard).is_some_and(|s| s.inbox.post(cmd))
+    /// Queues a command for `shard` and wakes it.
+    pub(crate) fn post(&self, shard: usize, cmd: Command) -> Result<(), Refused> {
+        self.slots.get(shard).ok_or(Refused::Gone)?.inbox.post(cmd)
     }
 
     /// On the thread of `shard`, after a wake-up: the commands queued for it.
@@ -111,13 +213,14 @@ impl Node {
         payload: &[u8],
         local: Option<usize>,
         from_bridge: bool,
-    ) -> Arc<[u8]> {
-        let frame: Arc<[u8]> = proto::frame::message_frame(kind, payload).collect();
+    ) -> Arc<SharedFrame> {
+        let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared);
         let others = (0..self.slots.len()).filter(|&i| Some(i) != local);
         if others.clone().next().is_some() {
             let name: Arc<str> = Arc::from(topic);
             for i in others {
-                self.post(
+                // A shard whose inbox is full misses this message (counted by its inbox).
+                let _ = self.post(
                     i,
                     Command::Publish {
                         topic: Arc::clone(&name),
@@ -198,10 +301,13 @@ impl ServerHandle {
         self.node.shards()
     }
 
-    /// Sends a message to a connection from any thread. Returns false if the shard is gone; a
-    /// message for a connection that closed meanwhile is dropped by the shard.
+    /// Sends a message to a connection from any thread. Returns false if the shard is gone or
+    /// its inbox is full ([`ServerConfig::max_inbox_bytes`](crate::ServerConfig::max_inbox_bytes));
+    /// a message for a connection that closed meanwhile is dropped by the shard.
     pub fn send(&self, id: ConnId, kind: MessageKind, data: Vec<u8>) -> bool {
-        self.node.post(id.shard(), Command::Send { id, kind, data })
+        self.node
+            .post(id.shard(), Command::Send { id, kind, data })
+            .is_ok()
     }
 
     /// Sends a text message from any thread.
@@ -235,22 +341,38 @@ impl ServerHandle {
             decision: Box::new(decision),
             receipt: tx.clone(),
         };
-        if !self.node.post(id.shard(), cmd) {
-            let _ = tx.try_send(DecisionOutcome::Gone);
+        match self.node.post(id.shard(), cmd) {
+            Ok(()) => {}
+            Err(Refused::Gone) => {
+                let _ = tx.try_send(DecisionOutcome::Gone);
+            }
+            Err(Refused::Full) => {
+                let _ = tx.try_send(DecisionOutcome::Busy);
+            }
         }
         receipt
     }
 
+    /// Whether the handshake of `id` still waits for a decision ([`Decision::Pending`]): false
+    /// once it was decided, answered 503 at the handshake timeout, or the client left. A worker
+    /// with a queue of decisions to make skips those that no longer wait (a call to an
+    /// authentication service for a client that is gone is wasted).
+    pub fn is_pending(&self, id: ConnId) -> bool {
+        self.node.is_pending(id)
+    }
+
     /// Closes a connection from any thread.
     pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> bool {
-        self.node.post(
-            id.shard(),
-            Command::Close {
-                id,
-                code,
-                reason: reason.to_owned(),
-            },
-        )
+        self.node
+            .post(
+                id.shard(),
+                Command::Close {
+                    id,
+                    code,
+                    reason: reason.to_owned(),
+                },
+            )
+            .is_ok()
     }
 
     /// Every shard's statistics, summed. Shards answer from their own thread; a shard that does
@@ -273,7 +395,7 @@ impl ServerHandle {
                 continue;
             }
             let (tx, rx) = mpsc::channel();
-            if node.post(shard, Command::Stats(tx)) {
+            if node.post(shard, Command::Stats(tx)).is_ok() {
                 pending.push((shard, rx));
             } else if let Some(s) = node.final_stats(shard) {
                 out.push(s);
@@ -294,7 +416,7 @@ impl ServerHandle {
     /// wait for their close replies up to the drain timeout, then close what is left.
     pub fn shutdown(&self) {
         for shard in 0..self.node.shards() {
-            self.node.post(shard, Command::Shutdown);
+            let _ = self.node.post(shard, Command::Shutdown);
         }
     }
 

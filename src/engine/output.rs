@@ -1,8 +1,8 @@
-//! Output: messages, pings and Close frames to a connection, gathered or written at once, queued
-//! past what the kernel takes, under the back-pressure policy; and the end of a socket (flush,
-//! shut the write side, linger, close).
-
-use std::io::{self, IoSlice, Read, Write};
+//! Output: the one write path. Messages, pings, pongs and Close frames to a connection are
+//! gathered (the cork, for the connection being read) or written at once through its
+//! transport; what the kernel does not take is queued, under the per-connection cap and the
+//! back-pressure policy; one flush routine writes a queue and says how it went. And the end of
+//! a socket: flush, shut the write side, linger, close.
 
 use super::config::Backpressure;
 use super::conn::Phase;
@@ -10,7 +10,9 @@ use super::deadline;
 use super::decision::HttpResponse;
 use super::error::SendError;
 use super::id::ConnId;
+use super::memory::{BIG_HOLDER, Kind};
 use super::shard::Shard;
+use super::transport::write_wire;
 use crate::proto::handshake;
 use crate::proto::{CloseCode, MessageKind};
 
@@ -22,6 +24,17 @@ const CORK_FLUSH: usize = 64 << 10;
 /// Buffers larger than this are not kept between compressed sends.
 const ZBUF_KEEP: usize = 256 << 10;
 
+/// How a flush of a connection's queue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flushed {
+    /// Everything was written.
+    Empty,
+    /// The socket took what it could; the rest waits for the writable edge.
+    Blocked,
+    /// The socket failed: the connection is gone.
+    Dead,
+}
+
 impl Shard {
     /// The slab key of the live connection behind `id`.
     fn lookup(&self, id: ConnId) -> Result<usize, SendError> {
@@ -32,9 +45,9 @@ impl Shard {
 
     pub(crate) fn send(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
         let key = self.lookup(id)?;
-        let corked = self.current == Some(key);
+        let corked = self.cork.holds(key);
         let conn = &self.conns[key];
-        match conn.phase {
+        match conn.phase() {
             Phase::Handshaking | Phase::Pending => return Err(SendError::NotOpen),
             Phase::Flushing | Phase::Lingering | Phase::Closed => return Err(SendError::Closing),
             Phase::Open => {}
@@ -45,30 +58,35 @@ impl Shard {
             return Err(SendError::Closing);
         }
         let cap = self.config.max_queued_bytes;
+        let gathered = self.cork.gathered(key);
         if corked
-            && !self.tx.is_empty()
-            && (payload.len() > CORK_MAX || self.tx.len() + payload.len() > CORK_FLUSH.min(cap))
+            && gathered > 0
+            && (payload.len() > CORK_MAX || gathered + payload.len() > CORK_FLUSH.min(cap))
         {
             // Keep what is gathered small: hand it to the kernel (or to the queue, where the
             // cap applies) before gathering more.
-            self.flush_tx(key);
+            self.flush_cork(key);
             if self.conns[key].is_closed() {
                 return Err(SendError::UnknownConnection);
             }
         }
-        let conn = &mut self.conns[key];
-        let gathered = if corked { self.tx.len() } else { 0 };
-        if conn.queue.len() + gathered > cap {
+        if self.conns[key].queue.len() + self.cork.gathered(key) > cap {
             return self.over_cap(key);
         }
+        let conn = &mut self.conns[key];
         let proto = conn.proto.as_mut().ok_or(SendError::NotOpen)?;
         if corked && payload.len() <= CORK_MAX {
-            proto.send_with(kind, payload, &mut self.tx, &mut self.deflate)?;
+            let held = proto.held();
+            let sent = proto.send_with(kind, payload, self.cork.buf(), &mut self.deflate);
+            self.mem.change(Kind::Messages, held, proto.held());
+            sent?;
         } else if proto.compresses(payload.len()) {
             let mut frame = std::mem::take(&mut self.zbuf);
+            let held = proto.held();
             let sent = proto.send_with(kind, payload, &mut frame, &mut self.deflate);
+            self.mem.change(Kind::Messages, held, proto.held());
             if sent.is_ok() {
-                self.write(key, &frame, &[]);
+                self.transmit(key, &frame, &[]);
             }
             frame.clear();
             if frame.capacity() <= ZBUF_KEEP {
@@ -77,7 +95,7 @@ impl Shard {
             sent?;
         } else {
             let (header, _) = proto.frame_header(kind, payload.len())?;
-            self.write(key, header.as_bytes(), payload);
+            self.transmit(key, header.as_bytes(), payload);
         }
         self.stats.messages_out += 1;
         self.stats.bytes_out += payload.len() as u64;
@@ -106,11 +124,41 @@ impl Shard {
 
     pub(crate) fn ping(&mut self, id: ConnId, payload: &[u8]) -> Result<(), SendError> {
         let key = self.lookup(id)?;
+        if self.conns[key].queue.len() + self.cork.gathered(key) > self.config.max_queued_bytes {
+            return self.over_cap(key);
+        }
         let mut frame = Vec::new();
         let proto = self.conns[key].proto.as_mut().ok_or(SendError::NotOpen)?;
         proto.ping(payload, &mut frame)?;
         self.write_ordered(key, &frame);
         Ok(())
+    }
+
+    /// Answers a ping of `key`: gathered with its other output while its socket keeps up;
+    /// while its queue waits for the socket, owed at the queue's tail, where the answer to a
+    /// later ping replaces it (at most one pong waits in a row).
+    pub(super) fn pong(&mut self, key: usize, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(proto) = conn.proto.as_mut() else {
+            return;
+        };
+        if !conn.queue.is_empty() {
+            let mut frame = Vec::with_capacity(2 + payload.len());
+            if proto.pong(payload, &mut frame).is_ok() {
+                conn.queue.owe_pong(&frame, &mut self.mem);
+            }
+            return;
+        }
+        if self.cork.holds(key) {
+            let _ = proto.pong(payload, self.cork.buf());
+            return;
+        }
+        let mut frame = Vec::with_capacity(2 + payload.len());
+        if proto.pong(payload, &mut frame).is_ok() {
+            self.transmit(key, &frame, &[]);
+        }
     }
 
     pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
@@ -135,98 +183,147 @@ impl Shard {
         self.set_deadline(key, deadline::close_by(self.now_ms, &self.timeouts));
     }
 
+    /// Fails connection `key` for breaking a limit of this end: its Close frame with `code`
+    /// (past the cap: one small frame), nothing more read or delivered, the message it was
+    /// sending dropped at once, and the socket closed once the frame is out (within the close
+    /// timeout).
+    pub(super) fn fail(&mut self, key: usize, code: CloseCode, reason: &'static str) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.end_with(code, Some(reason.into()));
+        let mut frame = Vec::new();
+        if let Some(proto) = conn.proto.as_mut() {
+            let held = proto.held();
+            proto.abort(code, reason, &mut frame);
+            self.mem.change(Kind::Messages, held, proto.held());
+        }
+        if !frame.is_empty() {
+            self.write_ordered(key, &frame);
+        }
+        self.flush_then_close(key);
+        if !self.cork.holds(key) {
+            self.after_io(key);
+        }
+    }
+
     /// Writes bytes after whatever was gathered for `key` so far.
     pub(super) fn write_ordered(&mut self, key: usize, bytes: &[u8]) {
-        if self.current == Some(key) {
-            self.tx.extend_from_slice(bytes);
+        if self.cork.holds(key) {
+            self.cork.buf().extend_from_slice(bytes);
         } else {
-            self.write(key, bytes, &[]);
+            self.transmit(key, bytes, &[]);
         }
     }
 
-    /// Writes `a` then `b` to the connection (encrypted first on a TLS connection).
-    pub(super) fn write(&mut self, key: usize, a: &[u8], b: &[u8]) {
-        #[cfg(feature = "tls")]
-        if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
-            return self.write_tls(key, a, b);
-        }
-        self.write_raw(key, a, b);
-    }
-
-    /// Writes `a` then `b` to the socket if nothing is queued, and queues what the kernel does
-    /// not take.
-    pub(super) fn write_raw(&mut self, key: usize, a: &[u8], b: &[u8]) {
+    /// The write path: `a` then `b` (plaintext) to connection `key`, through its transport at
+    /// once if nothing is queued, after what is queued otherwise.
+    pub(super) fn transmit(&mut self, key: usize, a: &[u8], b: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         if conn.is_closed() {
             return;
         }
-        if !conn.queue.is_empty() {
-            conn.queue.push_copy(a);
-            conn.queue.push_copy(b);
-            return;
-        }
-        let written = loop {
-            let res = if b.is_empty() {
-                conn.socket.write(a)
-            } else {
-                conn.socket.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            };
-            match res {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.kill(key),
-            }
-        };
-        if written < a.len() {
-            conn.queue.push_copy(&a[written..]);
-            conn.queue.push_copy(b);
+        let res = if conn.queue.is_empty() {
+            conn.transport.write_now(
+                &mut conn.socket,
+                a,
+                b,
+                &mut conn.queue,
+                &mut self.io,
+                &mut self.mem,
+            )
         } else {
-            conn.queue.push_copy(&b[written - a.len()..]);
+            conn.queue.push_copy(a, &mut self.mem);
+            conn.queue.push_copy(b, &mut self.mem);
+            Ok(())
+        };
+        if res.is_err() {
+            return self.kill(key);
         }
         conn.blocked = !conn.queue.is_empty();
+        self.watch_holder(key);
     }
 
-    /// Writes what was gathered in `tx` for `key`.
-    pub(super) fn flush_tx(&mut self, key: usize) {
-        if self.tx.is_empty() {
+    /// Writes the wire bytes the transport left in the shard's buffers (TLS records made while
+    /// reading, close_notify).
+    pub(super) fn write_wire_out(&mut self, key: usize) {
+        let wire = self.io.take_wire();
+        if !wire.is_empty()
+            && let Some(conn) = self.conns.get_mut(key)
+            && !conn.is_closed()
+        {
+            if write_wire(&mut conn.socket, &wire, &mut conn.queue, &mut self.mem).is_err() {
+                self.kill(key);
+            } else {
+                conn.blocked = !conn.queue.is_empty();
+            }
+        }
+        self.io.give_back(wire);
+    }
+
+    /// Writes what was gathered for `key`.
+    pub(super) fn flush_cork(&mut self, key: usize) {
+        if self.cork.gathered(key) == 0 {
             return;
         }
-        let tx = std::mem::take(&mut self.tx);
-        self.write(key, &tx, &[]);
-        self.tx = tx;
-        self.tx.clear();
+        let out = self.cork.take();
+        self.transmit(key, &out, &[]);
+        self.cork.restore(out);
     }
 
-    /// The socket is writable again: writes its queue. Returns true if the queue emptied while
-    /// the handler may still send: the connection is listed for `on_drain`.
-    pub(super) fn on_writable(&mut self, key: usize) -> bool {
+    /// The one flush of a connection's queue. A connection whose socket had blocked and whose
+    /// queue empties while it may still be sent to is listed for `on_drain`.
+    pub(super) fn flush_queue(&mut self, key: usize) -> Flushed {
         let Some(conn) = self.conns.get_mut(key) else {
-            return false;
+            return Flushed::Dead;
         };
-        conn.blocked = false;
-        if conn.is_closed() || conn.queue.is_empty() {
-            return false;
+        if conn.is_closed() {
+            return Flushed::Dead;
         }
-        match conn.queue.flush(&mut conn.socket) {
+        let was_blocked = conn.blocked;
+        match conn
+            .transport
+            .flush(&mut conn.socket, &mut conn.queue, &mut self.io, &mut self.mem)
+        {
             Ok(true) => {
-                let notify = conn.takes_messages();
-                if notify {
+                conn.blocked = false;
+                if was_blocked && conn.takes_messages() {
                     self.drained.push(key);
                 }
                 self.after_io(key);
-                notify
+                Flushed::Empty
             }
             Ok(false) => {
                 conn.blocked = true;
-                false
+                self.watch_holder(key);
+                Flushed::Blocked
             }
             Err(_) => {
                 self.kill(key);
-                false
+                Flushed::Dead
             }
+        }
+    }
+
+    /// The socket is writable again: writes its queue.
+    pub(super) fn on_writable(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|c| !c.queue.is_empty()) {
+            self.flush_queue(key);
+        } else if let Some(conn) = self.conns.get_mut(key) {
+            conn.blocked = false;
+        }
+    }
+
+    /// Lists `key` among the large holders of memory if it holds much now.
+    pub(super) fn watch_holder(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && !conn.big
+            && conn.held() >= BIG_HOLDER
+        {
+            conn.big = true;
+            self.big.push(key);
         }
     }
 
@@ -237,23 +334,23 @@ impl Shard {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        if let Err(e) = handshake::write_response(resp.status, &headers, &resp.body, &mut self.tx) {
+        if let Err(e) = handshake::write_response(resp.status, &headers, &resp.body, self.cork.buf()) {
             log::error!(
                 "shard {}: the handler's HTTP response is invalid: {e}",
                 self.index
             );
-            let _ = handshake::write_response(500, &[], b"internal error\n", &mut self.tx);
+            let _ = handshake::write_response(500, &[], b"internal error\n", self.cork.buf());
         }
         self.flush_then_close(key);
     }
 
     /// Answers a connection that is not being read (a deadline passed, a decision came from
-    /// another thread) and closes after the answer.
+    /// another thread, a limit refused it at accept) and closes after the answer.
     pub(super) fn answer_and_close(&mut self, key: usize, resp: &HttpResponse) {
-        self.current = Some(key);
+        self.cork.begin(key);
         self.respond(key, resp);
-        self.flush_tx(key);
-        self.current = None;
+        self.flush_cork(key);
+        self.cork.end();
         self.after_io(key);
     }
 
@@ -271,10 +368,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if matches!(conn.phase, Phase::Closed | Phase::Lingering) {
+        if matches!(conn.phase(), Phase::Closed | Phase::Lingering) {
             return;
         }
-        let over = conn.phase == Phase::Flushing || conn.proto.as_ref().is_some_and(|p| p.should_close_tcp());
+        let over =
+            conn.phase() == Phase::Flushing || conn.proto.as_ref().is_some_and(|p| p.should_close_tcp());
         if !over {
             if conn.proto.as_ref().is_some_and(|p| p.close_sent())
                 && let Some(d) = deadline::closing(conn.deadline(), self.now_ms, &self.timeouts)
@@ -284,21 +382,16 @@ impl Shard {
             }
             return;
         }
+        conn.flush_then_close();
         if !conn.queue.is_empty() {
-            conn.phase = Phase::Flushing;
             return;
         }
-        #[cfg(feature = "tls")]
+        // close_notify before the FIN (TLS); it may have to wait in the queue.
         if self.close_notify(key) {
-            // close_notify before the FIN; it may have to wait in the queue.
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.is_closed() {
-                return;
-            }
-            if !conn.queue.is_empty() {
-                conn.phase = Phase::Flushing;
+            if conn.is_closed() || !conn.queue.is_empty() {
                 return;
             }
         }
@@ -308,33 +401,28 @@ impl Shard {
         // Close the write side first and wait for the peer's FIN, so that the last bytes
         // (a close frame, an HTTP answer) are not lost to a reset.
         let _ = conn.socket.shutdown(std::net::Shutdown::Write);
-        conn.phase = Phase::Lingering;
+        conn.linger();
         self.set_deadline(key, deadline::close_by(self.now_ms, &self.timeouts));
     }
 
-    /// Reads and discards input from a socket whose write side is shut, until the peer closes.
-    pub(super) fn linger_read(&mut self, key: usize, scratch: &mut [u8]) {
+    /// Says close_notify to connection `key` if its transport has it (TLS, once); false for a
+    /// plain connection.
+    pub(super) fn close_notify(&mut self, key: usize) -> bool {
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
-        loop {
-            match conn.socket.read(scratch) {
-                Ok(0) => return self.kill(key),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.kill(key),
-            }
+        if !conn.transport.close_notify(&mut self.io) {
+            return false;
         }
+        self.write_wire_out(key);
+        true
     }
 
     /// The connection is gone (error, peer closed, deadline): removed at the end of the turn.
     pub(super) fn kill(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key)
-            && !conn.is_closed()
+            && conn.kill(&mut self.mem)
         {
-            conn.phase = Phase::Closed;
-            conn.queue.clear();
             self.dead.push(key);
         }
     }

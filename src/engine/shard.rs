@@ -9,6 +9,8 @@
 //!
 //! [`Ctx`]: super::handler::Ctx
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,11 +20,14 @@ use slab::Slab;
 
 use super::config::ServerConfig;
 use super::conn::Conn;
+use super::cork::Cork;
 use super::deadline::{Deadline, Timeouts};
 use super::id::ConnId;
+use super::memory::{Kind, Memory};
 use super::node::Node;
-use super::stats::Stats;
+use super::stats::{MemoryStats, Stats};
 use super::topics::Topics;
+use super::transport::IoBufs;
 use super::wheel::{TimerKey, Wheel};
 use crate::proto::DeflatePool;
 
@@ -31,11 +36,21 @@ use crate::proto::DeflatePool;
 /// [`Ctx::all_stats`]: super::handler::Ctx::all_stats
 pub(super) const PUBLISH_STATS_MS: u64 = 1000;
 
+/// TLS handshake reads a shard does per loop turn (each may cost a key exchange and a
+/// signature); connections past it wait for the next turn, so that a flood of ClientHellos
+/// delays the established connections by a bounded amount per turn.
+pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 16;
+
 /// What a timer of the wheel is for.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Timer {
     /// A connection's deadline (which one is in its `timer`).
     Conn {
+        key: u32,
+        generation: u32,
+    },
+    /// The deadline of the message a connection is receiving.
+    Message {
         key: u32,
         generation: u32,
     },
@@ -62,7 +77,10 @@ pub(crate) struct Shard {
     pub(super) listener: Option<TcpListener>,
     /// The TLS listener, when the server has one besides (or instead of) the plain one.
     pub(super) tls_listener: Option<TcpListener>,
+    /// Accepting is paused: the process ran out of descriptors (for `accept_backoff`).
     pub(super) accept_paused: bool,
+    /// Accepting is stopped: the shard nears its share of the memory budget.
+    pub(super) overloaded: bool,
     /// The timer that resumes accepting after a pause.
     pub(super) accept_timer: Option<TimerKey>,
     pub(super) conns: Slab<Conn>,
@@ -71,13 +89,11 @@ pub(crate) struct Shard {
     pub(super) dirty: Vec<usize>,
     pub(super) wheel: Wheel<Timer>,
     /// Output gathered for the connection whose input is being handled.
-    pub(super) tx: Vec<u8>,
+    pub(super) cork: Cork,
     /// zlib state lent to connections for one message at a time (permessage-deflate).
     pub(super) deflate: DeflatePool,
     /// A compressed frame for a connection other than the one being read.
     pub(super) zbuf: Vec<u8>,
-    /// The connection whose input is being handled: its small sends are gathered in `tx`.
-    pub(super) current: Option<usize>,
     pub(super) config: Arc<ServerConfig>,
     pub(super) timeouts: Timeouts,
     pub(super) stats: Stats,
@@ -99,17 +115,18 @@ pub(crate) struct Shard {
     pub(super) drain_timer: Option<TimerKey>,
     pub(super) last_accept_log_ms: Option<u64>,
     pub(super) node: Arc<Node>,
-    /// Ciphertext read from a TLS connection (allocated at its first read).
-    #[cfg(feature = "tls")]
-    pub(super) tls_rx: Vec<u8>,
-    /// Records to send to a TLS connection: handshake messages, alerts, encrypted frames.
-    #[cfg(feature = "tls")]
-    pub(super) tls_tx: Vec<u8>,
-    /// A frame header and the start of its payload joined into one record.
-    #[cfg(feature = "tls")]
-    pub(super) tls_join: Vec<u8>,
-    #[cfg(feature = "tls")]
+    /// The shard's buffers for transports that transform bytes (TLS).
+    pub(super) io: IoBufs,
     pub(super) last_tls_log_ms: Option<u64>,
+    /// The bytes held for peers, against the shard's share of the budget.
+    pub(super) mem: Memory,
+    /// Connections that held at least `memory::BIG_HOLDER` bytes when last looked at: the
+    /// candidates when the shard must shed memory (stale entries are dropped when looked at).
+    pub(super) big: Vec<usize>,
+    /// TLS handshake steps left in this loop turn (see [`TLS_HANDSHAKES_PER_TURN`]).
+    pub(super) tls_steps: usize,
+    /// The client address of each connection, when connections per address are limited.
+    pub(super) addresses: HashMap<usize, IpAddr>,
 }
 
 impl Shard {
@@ -127,15 +144,15 @@ impl Shard {
             listener,
             tls_listener,
             accept_paused: false,
+            overloaded: false,
             accept_timer: None,
             conns: Slab::new(),
             topics: Topics::default(),
             dirty: Vec::new(),
             wheel: Wheel::new(0),
-            tx: Vec::new(),
+            cork: Cork::default(),
             deflate: DeflatePool::new(),
             zbuf: Vec::new(),
-            current: None,
             timeouts: Timeouts::of(&config),
             config,
             stats: Stats::default(),
@@ -150,15 +167,13 @@ impl Shard {
             drain_timer: None,
             publish_timer: None,
             last_accept_log_ms: None,
+            mem: node.memory(index),
             node,
-            #[cfg(feature = "tls")]
-            tls_rx: Vec::new(),
-            #[cfg(feature = "tls")]
-            tls_tx: Vec::new(),
-            #[cfg(feature = "tls")]
-            tls_join: Vec::new(),
-            #[cfg(feature = "tls")]
+            io: IoBufs::default(),
             last_tls_log_ms: None,
+            big: Vec::new(),
+            tls_steps: 0,
+            addresses: HashMap::new(),
         }
     }
 
@@ -170,6 +185,7 @@ impl Shard {
     /// Reads the clock once per loop turn: every deadline of the turn is computed from it.
     pub(super) fn tick(&mut self) {
         self.now_ms = self.start.elapsed().as_millis() as u64;
+        self.tls_steps = TLS_HANDSHAKES_PER_TURN;
     }
 
     /// The time until the next timer, for the poll.
@@ -237,12 +253,7 @@ impl Shard {
 
     pub(crate) fn buffered_amount(&self, id: ConnId) -> Option<usize> {
         let conn = self.entry(id)?;
-        let gathered = if self.current == Some(id.key as usize) {
-            self.tx.len()
-        } else {
-            0
-        };
-        Some(conn.queue.len() + gathered)
+        Some(conn.queue.len() + self.cork.gathered(id.key as usize))
     }
 
     /// Arms the deadline `at` of connection `key`, replacing the one it had.
@@ -299,9 +310,19 @@ impl Shard {
             .count();
         s.timers = self.wheel.len().saturating_sub(own) as u64;
         s.deflated = self.deflate.compressed();
-        // One pass over the slab, reading each queue's own length: O(connections), once a second
-        // for the publication and once per metrics request.
-        s.queued_bytes = self.conns.iter().map(|(_, c)| c.queue.len() as u64).sum();
+        // Counters kept as the bytes come and go: a snapshot costs the same at any size.
+        s.queued_bytes = self.mem.held(Kind::Queued);
+        s.memory = MemoryStats {
+            queued: self.mem.held(Kind::Queued),
+            messages: self.mem.held(Kind::Messages),
+            input: self.mem.held(Kind::Input),
+            tls: self.mem.held(Kind::Tls),
+            topics: self.mem.held(Kind::Topics),
+            inbox: self.mem.inbox(),
+            shared: self.mem.shared(),
+            budget: self.mem.share(),
+        };
+        s.inbox_drops = self.node.inbox_refused(self.index);
         s.snapshot_ms = self.now_ms;
         s
     }

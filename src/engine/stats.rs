@@ -32,9 +32,38 @@ pub enum RejectReason {
     Timeout,
     /// A request left pending by the handler got no decision within the handshake timeout (503).
     Undecided,
+    /// The shard already held its most connections in their handshake
+    /// ([`ServerConfig::max_handshakes`](crate::ServerConfig::max_handshakes)): 503 at once.
+    Busy,
+    /// The client's address already held its most connections
+    /// ([`ServerConfig::max_connections_per_address`](crate::ServerConfig::max_connections_per_address)): 503 at once.
+    AddressLimit,
+    /// Data arrived after a request left pending, more than a handshake may keep (400).
+    EarlyData,
 }
 
 impl RejectReason {
+    /// The label used in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TooLarge => "toolarge",
+            Self::Malformed => "malformed",
+            Self::Method => "method",
+            Self::HttpVersion => "httpversion",
+            Self::Host => "host",
+            Self::Connection => "connection",
+            Self::Version => "version",
+            Self::Key => "key",
+            Self::Application => "application",
+            Self::Draining => "draining",
+            Self::Timeout => "timeout",
+            Self::Undecided => "undecided",
+            Self::Busy => "busy",
+            Self::AddressLimit => "address_limit",
+            Self::EarlyData => "early_data",
+        }
+    }
+
     pub(crate) fn of(e: &proto::HandshakeError) -> Self {
         use proto::HandshakeError as E;
         match e {
@@ -112,6 +141,8 @@ pub struct Stats {
     /// Message payload bytes sent.
     pub bytes_out: u64,
     /// Connections ended, by the code reported to [`Handler::on_close`](crate::Handler::on_close).
+    /// The codes a peer chooses freely are counted by range, so that their number stays small:
+    /// 3000-3999 under 3000, 4000-4999 under 4000 (see [`close_code_bucket`]).
     pub closes: BTreeMap<u16, u64>,
     /// Protocol errors that failed a connection.
     pub protocol_errors: u64,
@@ -138,9 +169,23 @@ pub struct Stats {
     /// Messages compressed with permessage-deflate; a broadcast compressed once for many
     /// subscribers counts once.
     pub deflated: u64,
-    /// Bytes waiting in the connections' write queues (what the kernel did not take yet) when
-    /// the snapshot was taken.
+    /// Bytes the connections' write queues own (what the kernel did not take yet, frames
+    /// shared by several queues aside: see [`MemoryStats::shared`]) when the snapshot was taken.
     pub queued_bytes: u64,
+    /// The memory held for peers, by kind, when the snapshot was taken.
+    pub memory: MemoryStats,
+    /// Times the shard stopped accepting because it neared its share of the memory budget.
+    pub overload_pauses: u64,
+    /// Connections closed (1013) because the shard was over its share of the memory budget.
+    pub overload_closes: u64,
+    /// Connections closed (1008) for sending control frames faster than the limit.
+    pub control_rate_closes: u64,
+    /// Connections failed (1008) for a message not completed within the message timeout.
+    pub message_timeouts: u64,
+    /// Subscriptions refused for the per-connection topic limit.
+    pub topic_limit_refusals: u64,
+    /// Commands from other threads refused or dropped because this shard's inbox was full.
+    pub inbox_drops: u64,
     /// Round-trip times of the keep-alive pings: from a ping sent to its pong read.
     pub pong_rtt: RttHistogram,
     /// The shard's clock when the snapshot was taken, in milliseconds since the shard started
@@ -153,6 +198,56 @@ pub struct Stats {
     pub tls_resumed: u64,
     /// TLS connections that failed or ended badly, by cause.
     pub tls_failures: BTreeMap<TlsFailure, u64>,
+}
+
+/// The bytes a shard holds for its peers, by what they are for (see `docs/security.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Write queues: copies of messages, pongs, Close frames, TLS records.
+    pub queued: u64,
+    /// Messages being assembled (inflated bytes included) and zlib state.
+    pub messages: u64,
+    /// Unfinished input: partial frames, request heads, unfinished TLS records.
+    pub input: u64,
+    /// TLS sessions (an estimate per connection).
+    pub tls: u64,
+    /// Subscriptions and topics (an estimate per subscription and per topic).
+    pub topics: u64,
+    /// Commands queued for the shard by other threads.
+    pub inbox: u64,
+    /// The shard's part of the frames shared by several queues (broadcasts).
+    pub shared: u64,
+    /// The shard's share of the memory budget.
+    pub budget: u64,
+}
+
+impl MemoryStats {
+    /// Everything held, shared frames included.
+    pub fn total(&self) -> u64 {
+        self.queued + self.messages + self.input + self.tls + self.topics + self.inbox + self.shared
+    }
+
+    fn merge(&mut self, o: &MemoryStats) {
+        self.queued += o.queued;
+        self.messages += o.messages;
+        self.input += o.input;
+        self.tls += o.tls;
+        self.topics += o.topics;
+        self.inbox += o.inbox;
+        self.shared += o.shared;
+        self.budget += o.budget;
+    }
+}
+
+/// The key under which a close code is counted in [`Stats::closes`]: the code itself, but 3000
+/// for any code of 3000-3999 and 4000 for any of 4000-4999 (codes a peer may choose freely).
+pub fn close_code_bucket(code: u16) -> u16 {
+    match code {
+        3000..=3999 => 3000,
+        4000..=4999 => 4000,
+        c => c,
+    }
 }
 
 /// Buckets of [`RttHistogram`]: under 1 ms, then one per power of two up to 2^18 ms (about four
@@ -255,6 +350,13 @@ impl Stats {
         self.topics += o.topics;
         self.deflated += o.deflated;
         self.queued_bytes += o.queued_bytes;
+        self.memory.merge(&o.memory);
+        self.overload_pauses += o.overload_pauses;
+        self.overload_closes += o.overload_closes;
+        self.control_rate_closes += o.control_rate_closes;
+        self.message_timeouts += o.message_timeouts;
+        self.topic_limit_refusals += o.topic_limit_refusals;
+        self.inbox_drops += o.inbox_drops;
         self.pong_rtt.merge(&o.pong_rtt);
         self.snapshot_ms = self.snapshot_ms.max(o.snapshot_ms);
         self.tls_handshakes += o.tls_handshakes;

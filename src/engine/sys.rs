@@ -113,6 +113,52 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The machine's physical memory, in bytes.
+pub(crate) fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf reads a system setting; it has no memory-safety preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+}
+
+/// The memory limit of this process's control group and its ancestors (cgroup v2 `memory.max`,
+/// or v1 `memory.limit_in_bytes`), the smallest one; `None` when there is none.
+pub(crate) fn cgroup_memory_limit() -> Option<u64> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut limit: Option<u64> = None;
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (root, file) = match controllers {
+            "" => ("/sys/fs/cgroup", "memory.max"),
+            c if c.split(',').any(|c| c == "memory") => ("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+            _ => continue,
+        };
+        // The group's own limit and every ancestor's: the tightest applies.
+        let mut dir = std::path::PathBuf::from(format!("{root}{path}"));
+        loop {
+            if let Some(v) = std::fs::read_to_string(dir.join(file))
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                // "max" (v2) does not parse; v1 says "no limit" with a number near 2^63.
+                .filter(|&v| v < 1 << 60)
+            {
+                limit = Some(limit.map_or(v, |l| l.min(v)));
+            }
+            if dir.as_os_str().len() <= root.len() || !dir.pop() {
+                break;
+            }
+        }
+    }
+    limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +186,15 @@ mod tests {
             accepted.nodelay().unwrap(),
             "the engine relies on it and sets it no more"
         );
+    }
+
+    #[test]
+    fn memory_sizes_are_readable_and_plausible() {
+        let m = physical_memory().unwrap();
+        assert!(m >= 64 << 20, "{m}");
+        if let Some(g) = cgroup_memory_limit() {
+            assert!(g > 0);
+        }
     }
 
     #[test]

@@ -40,13 +40,6 @@ impl<T> ThinVec<T> {
         value
     }
 
-    /// Removes the last element; frees the vector if it empties.
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        let value = self.0.as_mut()?.pop();
-        self.release_if_empty();
-        value
-    }
-
     /// Empties and frees the vector.
     pub(crate) fn clear(&mut self) {
         self.0 = None;
@@ -106,10 +99,9 @@ mod tests {
         assert_eq!(&v[..], &[(5, 6), (3, 4)]);
         v.iter_mut().for_each(|e| e.1 += 1);
         assert_eq!(v.last(), Some(&(3, 5)));
-        assert_eq!(v.pop(), Some((3, 5)));
+        assert_eq!(v.swap_remove(1), (3, 5));
         assert_eq!(v.swap_remove(0), (5, 7));
         assert!(v.0.is_none(), "emptied by swap_remove: freed");
-        assert_eq!(v.pop(), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::deadline::{self, Deadline, Expiry, Liveness};
 use super::decision::HttpResponse;
 use super::shard::Shard;
-use super::stats::RejectReason;
+use super::stats::{RejectReason, TlsFailure};
 
 impl Shard {
     /// The timer of connection `key` fired (unless the connection it was armed for is gone).
@@ -23,13 +23,11 @@ impl Shard {
             last_read_ms: conn.last_read_ms,
             ping_sent_ms: conn.ping_sent_ms(),
         };
-        #[cfg(feature = "tls")]
-        let tls_handshaking = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
+        let tls_handshaking = conn.transport.handshaking();
         match deadline::expire(passed, live, now, &self.timeouts) {
-            #[cfg(feature = "tls")]
             Expiry::HandshakeTimeout if tls_handshaking => {
                 // Nothing can be said in plain HTTP inside a handshake that did not finish.
-                self.count_tls(super::stats::TlsFailure::HandshakeTimeout);
+                self.count_tls(TlsFailure::HandshakeTimeout);
                 log::debug!("shard {}: connection {key}: TLS handshake timed out", self.index);
                 self.kill(key);
             }
@@ -41,11 +39,13 @@ impl Shard {
                 *self.stats.rejected.entry(RejectReason::Undecided).or_default() += 1;
                 let mut resp = HttpResponse::text(503, "no decision on the handshake in time\n");
                 resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
-                conn.leftover.clear();
+                conn.drop_input(&mut self.mem);
+                let id = self.id(key, &self.conns[key]);
+                self.node.set_pending(id, false);
                 self.answer_and_close(key, &resp);
             }
             Expiry::CloseTimeout => {
-                if conn.phase != super::conn::Phase::Lingering {
+                if conn.phase() != super::conn::Phase::Lingering {
                     self.stats.close_timeouts += 1;
                 }
                 self.kill(key);
@@ -62,7 +62,7 @@ impl Shard {
                 {
                     conn.set_ping_sent_ms(Some(now));
                     self.stats.pings_sent += 1;
-                    self.write(key, &frame, &[]);
+                    self.transmit(key, &frame, &[]);
                     self.set_deadline(key, (pong_by, Deadline::Pong));
                 }
             }

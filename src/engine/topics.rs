@@ -1,9 +1,12 @@
 //! A shard's topics: which of its connections subscribe to what.
 //!
 //! Topics are interned per shard: a name maps to a small id; a topic holds the slab keys of its
-//! subscribers in a vector (the fan-out loop walks it), and each connection keeps its
-//! `(topic, position)` pairs so that leaving is O(1) per topic (swap-remove, then fix the position
-//! of the one subscriber that moved). A topic with no subscribers left is forgotten.
+//! subscribers in a vector (the fan-out loop walks it), and each connection keeps the ids of its
+//! topics in a vector of its own (what leaving them all walks). One map from (topic,
+//! connection) to the two positions makes subscribing, unsubscribing and asking "is it
+//! subscribed" O(1) whatever the number of topics or subscribers: removal swaps the last
+//! element into the freed place of each vector and fixes that element's position in the map.
+//! A topic with no subscribers left is forgotten.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,13 +21,23 @@ struct Topic {
     subscribers: Vec<u32>,
 }
 
-/// A connection's side: the topics it is in, with its position in each.
-pub(crate) type Memberships = ThinVec<(u32, u32)>;
+/// A connection's side: the ids of the topics it is in.
+pub(crate) type Memberships = ThinVec<u32>;
+
+/// Where one subscription sits: its place in the topic's subscribers, and in the connection's
+/// memberships.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    in_topic: u32,
+    in_conn: u32,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
     ids: HashMap<Arc<str>, u32>,
     topics: Slab<Topic>,
+    /// Every subscription, by (topic id, connection key).
+    places: HashMap<(u32, u32), Place>,
 }
 
 /// What a change did to the topic as a whole (for a node-wide registry such as a broker bridge).
@@ -59,6 +72,11 @@ impl Topics {
         self.topics.len()
     }
 
+    /// Whether connection `key` subscribes to topic `id`.
+    pub(crate) fn has(&self, id: u32, key: u32) -> bool {
+        self.places.contains_key(&(id, key))
+    }
+
     /// Adds connection `key` (whose memberships are `mine`) to `name`. Returns `None` if it was
     /// already subscribed.
     pub(crate) fn subscribe(&mut self, key: u32, mine: &mut Memberships, name: &str) -> Option<Change> {
@@ -74,49 +92,65 @@ impl Topics {
                 (id, Change::First)
             }
         };
-        if mine.iter().any(|&(t, _)| t == id) {
+        if self.has(id, key) {
             return None;
         }
         let subs = &mut self.topics[id as usize].subscribers;
-        mine.push((id, subs.len() as u32));
+        let place = Place {
+            in_topic: subs.len() as u32,
+            in_conn: mine.len() as u32,
+        };
         subs.push(key);
+        mine.push(id);
+        self.places.insert((id, key), place);
         Some(change)
     }
 
-    /// Removes connection `key` from topic `id`. Returns `None` if it was not subscribed;
-    /// otherwise what happened to the topic, and the subscriber that took the freed place with
-    /// its new position, which the caller records with [`moved`].
-    pub(crate) fn unsubscribe(
-        &mut self,
-        key: u32,
-        mine: &mut Memberships,
-        id: u32,
-    ) -> Option<(Change, Option<(u32, u32)>)> {
-        let at = mine.iter().position(|&(t, _)| t == id)?;
-        let (_, pos) = mine.swap_remove(at);
+    /// Removes connection `key` (whose memberships are `mine`) from topic `id`. Returns `None`
+    /// if it was not subscribed, otherwise what happened to the topic.
+    pub(crate) fn unsubscribe(&mut self, key: u32, mine: &mut Memberships, id: u32) -> Option<Change> {
+        let place = self.places.remove(&(id, key))?;
+        // The connection's last topic takes the freed place in its memberships.
+        let at = place.in_conn as usize;
+        debug_assert_eq!(mine.get(at), Some(&id));
+        mine.swap_remove(at);
+        if let Some(&moved) = mine.get(at)
+            && let Some(p) = self.places.get_mut(&(moved, key))
+        {
+            p.in_conn = at as u32;
+        }
+        // The topic's last subscriber takes the freed place among its subscribers.
         let topic = &mut self.topics[id as usize];
-        debug_assert_eq!(topic.subscribers.get(pos as usize), Some(&key));
-        topic.subscribers.swap_remove(pos as usize);
-        let moved = topic.subscribers.get(pos as usize).map(|&k| (k, pos));
+        let at = place.in_topic as usize;
+        debug_assert_eq!(topic.subscribers.get(at), Some(&key));
+        topic.subscribers.swap_remove(at);
+        if let Some(&moved) = topic.subscribers.get(at)
+            && let Some(p) = self.places.get_mut(&(id, moved))
+        {
+            p.in_topic = at as u32;
+        }
         if topic.subscribers.is_empty() {
             let topic = self.topics.remove(id as usize);
             self.ids.remove(&topic.name);
-            return Some((Change::Last, None));
+            return Some(Change::Last);
         }
-        Some((Change::None, moved))
-    }
-}
-
-/// Records that a subscriber moved to position `pos` in topic `id`.
-pub(crate) fn moved(theirs: &mut Memberships, id: u32, pos: u32) {
-    if let Some(entry) = theirs.iter_mut().find(|(t, _)| *t == id) {
-        entry.1 = pos;
+        Some(Change::None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks every position the map records against the two vectors.
+    fn consistent(t: &Topics, members: &[Memberships]) {
+        for (&(id, key), p) in &t.places {
+            assert_eq!(t.subscribers(id)[p.in_topic as usize], key);
+            assert_eq!(members[key as usize][p.in_conn as usize], id);
+        }
+        let subscriptions: usize = members.iter().map(|m| m.len()).sum();
+        assert_eq!(t.places.len(), subscriptions);
+    }
 
     #[test]
     fn subscribe_and_leave_keep_positions_right() {
@@ -125,33 +159,61 @@ mod tests {
         for key in 0..5u32 {
             let change = t.subscribe(key, &mut members[key as usize], "room").unwrap();
             assert_eq!(change, if key == 0 { Change::First } else { Change::None });
+            t.subscribe(key, &mut members[key as usize], &format!("own-{key}"));
         }
         assert!(t.subscribe(2, &mut members[2], "room").is_none());
+        consistent(&t, &members);
         let id = t.id("room").unwrap();
-        // Remove 1: 4 moves into its place and must know it.
-        let mut mine = std::mem::take(&mut members[1]);
-        let (change, m) = t.unsubscribe(1, &mut mine, id).unwrap();
-        assert_eq!(change, Change::None);
-        let (k, pos) = m.unwrap();
-        moved(&mut members[k as usize], id, pos);
+        // Remove 1: 4 moves into its place among the subscribers.
+        assert_eq!(t.unsubscribe(1, &mut members[1], id), Some(Change::None));
         assert_eq!(t.subscribers(id), &[0, 4, 2, 3]);
-        assert_eq!(&members[4][..], &[(id, 1)]);
+        assert!(!t.has(id, 1) && t.has(id, 4));
+        consistent(&t, &members);
+        assert_eq!(
+            t.unsubscribe(1, &mut members[1], id),
+            None,
+            "not subscribed any more"
+        );
         for key in [4u32, 0, 3, 2] {
-            let mut mine = std::mem::take(&mut members[key as usize]);
-            let (change, m) = t.unsubscribe(key, &mut mine, id).unwrap();
-            if let Some((k, pos)) = m {
-                moved(&mut members[k as usize], id, pos);
-            }
-            for (k, m) in members.iter().enumerate() {
-                for &(tid, pos) in m.iter() {
-                    assert_eq!(t.subscribers(tid)[pos as usize], k as u32);
-                }
-            }
+            let change = t.unsubscribe(key, &mut members[key as usize], id).unwrap();
+            consistent(&t, &members);
             if key == 2 {
                 assert_eq!(change, Change::Last);
             }
         }
-        assert_eq!(t.len(), 0);
         assert!(t.id("room").is_none());
+        assert_eq!(t.len(), 5, "each connection's own topic is left");
+        for key in 0..5u32 {
+            let own = t.id(&format!("own-{key}")).unwrap();
+            assert_eq!(
+                t.unsubscribe(key, &mut members[key as usize], own),
+                Some(Change::Last)
+            );
+        }
+        assert_eq!(t.len(), 0);
+        assert!(t.places.is_empty());
+    }
+
+    #[test]
+    fn leaving_a_topic_in_the_middle_of_many_fixes_the_moved_one() {
+        let mut t = Topics::default();
+        let mut mine = Memberships::new();
+        for i in 0..10 {
+            t.subscribe(7, &mut mine, &format!("t{i}"));
+        }
+        let members = |m: &Memberships| {
+            let mut v = vec![Memberships::new(); 8];
+            v[7] = m.clone();
+            v
+        };
+        let t3 = t.id("t3").unwrap();
+        t.unsubscribe(7, &mut mine, t3);
+        consistent(&t, &members(&mine));
+        let t9 = t.id("t9").unwrap();
+        assert_eq!(mine[3], t9, "the last topic took the freed place");
+        while let Some(&id) = mine.last() {
+            t.unsubscribe(7, &mut mine, id);
+        }
+        assert_eq!(t.len(), 0);
     }
 }

@@ -6,6 +6,8 @@
 //! Keys carry a generation, so cancelling a timer that already fired is harmless even if its slab
 //! slot was reused.
 
+use std::num::NonZeroU32;
+
 use slab::Slab;
 
 /// Resolution of the wheel.
@@ -24,7 +26,8 @@ const LOOKAHEAD: u64 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerKey {
     index: u32,
-    generation: u32,
+    /// Never zero, so that an `Option<TimerKey>` takes no more room than the key.
+    generation: NonZeroU32,
 }
 
 #[derive(Debug)]
@@ -32,7 +35,7 @@ struct Node<T> {
     tick: u64,
     prev: u32,
     next: u32,
-    generation: u32,
+    generation: NonZeroU32,
     value: T,
 }
 
@@ -42,7 +45,7 @@ pub(crate) struct Wheel<T> {
     nodes: Slab<Node<T>>,
     /// The last tick whose timers were expired.
     current: u64,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 impl<T> Wheel<T> {
@@ -51,7 +54,7 @@ impl<T> Wheel<T> {
             heads: vec![NIL; SLOTS].into_boxed_slice(),
             nodes: Slab::new(),
             current: now_ms / TICK_MS,
-            generation: 0,
+            generation: NonZeroU32::MIN,
         }
     }
 
@@ -64,7 +67,7 @@ impl<T> Wheel<T> {
     /// fires at the next [`Wheel::expire`]).
     pub(crate) fn arm(&mut self, deadline_ms: u64, value: T) -> TimerKey {
         let tick = deadline_ms.div_ceil(TICK_MS).max(self.current + 1);
-        self.generation = self.generation.wrapping_add(1);
+        self.generation = self.generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         let slot = (tick % SLOTS as u64) as usize;
         let head = self.heads[slot];
         let index = self.nodes.insert(Node {
@@ -187,6 +190,11 @@ mod tests {
         assert_eq!(w.cancel(a), None);
         assert_eq!(w.cancel(c), None);
         assert_eq!(w.cancel(d), Some(4));
+    }
+
+    #[test]
+    fn an_optional_key_costs_no_more_than_a_key() {
+        assert_eq!(std::mem::size_of::<Option<TimerKey>>(), 8);
     }
 
     #[test]

@@ -46,8 +46,6 @@ pub(crate) struct Session {
     pub(crate) closed: bool,
     /// The peer's close_notify arrived.
     pub(crate) peer_closed: bool,
-    /// The handshake completed (counted once).
-    pub(crate) established: bool,
     /// Something was sent: from then on alerts may have to be encrypted, only rustls sends them.
     spoke: bool,
 }
@@ -69,7 +67,6 @@ impl Session {
             pending: Vec::new(),
             closed: false,
             peer_closed: false,
-            established: false,
             spoke: false,
         })
     }

@@ -1,0 +1,94 @@
+//! What a shard does when it nears its share of the memory budget, once per loop turn: the
+//! steps are decided by [`Memory::pressure`](super::memory::Memory::pressure); this carries them
+//! out. Stop accepting (listeners stay registered: the backlog holds new connections, the kernel
+//! refuses them once it is full), accept again when memory came back under the low mark; over
+//! the share, close the connections that hold the most until enough is freed.
+
+use super::memory::{BIG_HOLDER, Pressure};
+use super::shard::Shard;
+use crate::proto::CloseCode;
+
+impl Shard {
+    /// Acts on the shard's memory pressure: called at the end of every loop turn, O(1) unless
+    /// the shard is over its share.
+    pub(super) fn relieve_memory(&mut self) {
+        match self.mem.pressure(self.overloaded) {
+            Pressure::Normal => {
+                if self.overloaded {
+                    self.overloaded = false;
+                    log::info!(
+                        "shard {}: memory back under its mark, accepting again",
+                        self.index
+                    );
+                    self.accept(false);
+                    self.accept(true);
+                }
+            }
+            Pressure::Hold => {}
+            Pressure::Pause => self.stop_accepting(),
+            Pressure::Shed(need) => {
+                self.stop_accepting();
+                self.shed(need);
+            }
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        if self.overloaded {
+            return;
+        }
+        self.overloaded = true;
+        self.stats.overload_pauses += 1;
+        log::warn!(
+            "shard {}: {} bytes held of a {}-byte share of the memory budget: not accepting",
+            self.index,
+            self.mem.total(),
+            self.mem.share()
+        );
+    }
+
+    /// Closes the connections that hold the most, largest first, until `need` bytes are freed
+    /// or no connection holding at least `BIG_HOLDER` bytes is left. A connection whose
+    /// message is being assembled gets 1013 and its message buffer is freed at once; one with a
+    /// write queue (a reader that does not keep up, which a Close frame would only wait
+    /// behind) is dropped, its queue freed at the end of the turn.
+    fn shed(&mut self, need: u64) {
+        let mut big = std::mem::take(&mut self.big);
+        big.retain(|&key| match self.conns.get_mut(key) {
+            Some(c) if !c.is_closed() && c.held() >= BIG_HOLDER => true,
+            Some(c) => {
+                c.big = false;
+                false
+            }
+            None => false,
+        });
+        big.sort_unstable_by_key(|&key| std::cmp::Reverse(self.conns[key].held()));
+        let mut freed = 0u64;
+        let mut victims = 0;
+        while freed < need && victims < big.len() {
+            let key = big[victims];
+            victims += 1;
+            let held = self.conns[key].held() as u64;
+            self.stats.overload_closes += 1;
+            self.fail(key, CloseCode::TryAgainLater, "server over its memory budget");
+            if self.conns.get(key).is_some_and(|c| !c.queue.is_empty()) {
+                self.kill(key);
+            }
+            freed += held;
+        }
+        for &key in &big[..victims] {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.big = false;
+            }
+        }
+        self.big = big.split_off(victims);
+        if victims == 0 {
+            // Nothing large to close: not accepting is what protects the budget now.
+            return;
+        }
+        log::warn!(
+            "shard {}: over its share of the memory budget: closed the {victims} largest holders ({freed} bytes)",
+            self.index
+        );
+    }
+}
