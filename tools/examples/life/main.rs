@@ -189,6 +189,8 @@ fn main() {
         std::process::exit(2)
     });
     config.shards = 1;
+    // The page watches every cell: one topic each.
+    config.max_topics = config.max_topics.max(o.size * o.size);
     let page = PAGE.replace("{{size}}", &o.size.to_string());
     let handle = match Server::bind(config, move |_| Relay {
         pubsub: PubSub,

@@ -58,6 +58,30 @@ pub struct Args {
     /// What to do past the cap: close the connection with 1008, or drop the message.
     #[arg(long, value_enum, default_value_t = Policy::Close)]
     backpressure: Policy,
+    /// Memory the server may hold for its peers (e.g. 1GiB, 512MiB), shared by its shards (and
+    /// worker processes): near it a shard stops accepting, then closes the connections holding
+    /// the most with 1013. Default: half of the machine's or the control group's memory.
+    #[arg(long, value_parser = parse_bytes)]
+    memory_budget: Option<u64>,
+    /// Time allowed for a message from its first byte to its last (unfinished past it: 1008).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    message_timeout: Duration,
+    /// Control frames (pings, pongs) a connection may send per second (more: 1008).
+    #[arg(long, default_value_t = c10k::DEFAULT_CONTROL_FRAME_RATE,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    control_frame_rate: u32,
+    /// Connections a shard may hold in their handshake (more: 503 at once).
+    #[arg(long, default_value_t = c10k::DEFAULT_MAX_HANDSHAKES)]
+    max_handshakes: usize,
+    /// Connections one client address may hold (more: 503 at once); no limit by default.
+    #[arg(long)]
+    max_per_address: Option<usize>,
+    /// Topics one connection may subscribe to (pubsub mode: `sub` past it answers an error).
+    #[arg(long, default_value_t = c10k::DEFAULT_MAX_TOPICS)]
+    max_topics: usize,
+    /// Bytes other threads may queue for one shard (past it, their sends are refused).
+    #[arg(long, default_value_t = c10k::DEFAULT_MAX_INBOX_BYTES as u64, value_parser = parse_bytes)]
+    max_inbox: u64,
     /// Do not answer pings automatically.
     #[arg(long)]
     no_auto_pong: bool,
@@ -162,6 +186,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
+/// Parses a size in bytes: `1048576`, `64KiB`, `512MiB`, `1GiB` (also `K`, `M`, `G` for the
+/// same powers of 1024, and `KB`, `MB`, `GB` for powers of 1000).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("not a size: {s:?} (try 1GiB, 512MiB, 1048576)")),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("not a size: {s:?} (try 1GiB, 512MiB, 1048576)"))
+}
+
 pub fn run(args: Args) -> Result<(), String> {
     if let Some(processes) = args.processes {
         if args.worker_index.is_some() {
@@ -204,6 +250,21 @@ pub fn run(args: Args) -> Result<(), String> {
     config.drain_timeout = args.drain_timeout;
     config.drain_grace = args.drain_grace;
     config.max_queued_bytes = args.max_queued;
+    // The budget is the whole server's: a worker of a supervisor takes its part.
+    let workers = std::env::var("C10K_WORKERS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|_| args.worker_index.is_some())
+        .unwrap_or(1)
+        .max(1);
+    let budget = args.memory_budget.unwrap_or(c10k::default_memory_budget() as u64);
+    config.memory_budget = usize::try_from(budget / workers).unwrap_or(usize::MAX);
+    config.message_timeout = args.message_timeout;
+    config.control_frame_rate = args.control_frame_rate;
+    config.max_handshakes = args.max_handshakes;
+    config.max_connections_per_address = args.max_per_address;
+    config.max_topics = args.max_topics;
+    config.max_inbox_bytes = usize::try_from(args.max_inbox).unwrap_or(usize::MAX);
     config.backpressure = match args.backpressure {
         Policy::Close => Backpressure::Close,
         Policy::Drop => Backpressure::Drop,
@@ -446,4 +507,23 @@ fn snake(name: &str) -> String {
         out.push(c.to_ascii_lowercase());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert_eq!(parse_bytes("3MB"), Ok(3_000_000));
+        assert!(parse_bytes("1.5GiB").is_err());
+        assert!(parse_bytes("GiB").is_err());
+        assert!(parse_bytes("1TiB").is_err());
+        assert!(parse_bytes("99999999999999999999G").is_err());
+    }
 }
