@@ -454,7 +454,7 @@ fn supervisor_never_gives_up_on_a_crash_looping_worker_while_the_other_serves() 
         assert!(s.get("handshakes") > 0, "{}", s.0);
     }
     drop(clients);
-    // The supervisor's own counts, on SIGUSR1 (after the workers' statistics).
+    // The supervisor's own counts, printed on the same SIGUSR1 (in any order with the workers').
     let counts = wait_log(&sup, |l| l.starts_with("c10k supervisor "));
     assert_eq!(
         counts,
