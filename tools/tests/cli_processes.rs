@@ -1,6 +1,8 @@
 //! `c10k serve --processes` (a supervisor and its workers) and `c10k bench --processes` (one run
 //! spread over load processes), run as a user would run them.
 
+#[path = "common/echo_loop.rs"]
+mod echo_loop;
 #[cfg(feature = "tls")]
 #[path = "../../tests/common/pki.rs"]
 mod pki;
@@ -13,7 +15,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, Received};
-use procs::{bench_text as bench, bench_text_with_fd_limit, fd_hard_limit, with_fd_limit};
+use echo_loop::EchoLoop;
+use procs::{Serve, bench_text as bench, bench_text_with_fd_limit, fd_hard_limit, with_fd_limit};
 
 /// A supervisor started by a test; dropping it (a test that failed) kills it and its workers, so
 /// that nothing outlives the test run.
@@ -351,30 +354,117 @@ fn supervisor_restarts_a_worker_killed_with_sigkill() {
     assert!(status.success(), "supervisor exited with {status}");
 }
 
-#[test]
-fn supervisor_gives_up_when_workers_keep_dying() {
-    let (mut sup, _url) = supervisor();
-    let mut killed = HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = sup.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running after {} kills",
-            killed.len()
-        );
-        for w in children(sup.id()) {
-            if killed.insert(w) {
-                signal(w, "-KILL");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// The pid of the supervisor's child that is worker `index` (`C10K_WORKER` in its environment).
+fn worker_pid(sup: u32, index: usize) -> u32 {
+    let var = format!("C10K_WORKER={index}");
+    let is_it = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == var.as_bytes()))
     };
-    assert!(!status.success());
-    // Five deaths within a minute are restarted; the sixth is one too many.
-    assert_eq!(killed.len(), 6, "{killed:?}");
+    wait_for_children(sup, 1, is_it)[0]
+}
+
+/// Waits (at most 20 s) for a line of the server's log that satisfies `ok`, and returns it.
+fn wait_log(server: &Serve, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = server.log().into_iter().find(|l| ok(l)) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "not in the log: {:#?}", server.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The number after `(pid ` in a log line.
+fn pid_in(line: &str) -> u32 {
+    let at = line.find("(pid ").unwrap_or_else(|| panic!("no pid in {line:?}"));
+    line[at + 5..]
+        .split(')')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
+#[test]
+fn supervisor_never_gives_up_on_a_crash_looping_worker_while_the_other_serves() {
+    const KILLS: u64 = 8;
+    const CLIENTS: u64 = 2;
+    // Short pauses, so that eight deaths take seconds: 100 ms doubling to 400 ms.
+    let pauses = ["100ms", "200ms", "400ms"];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_c10k"));
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--processes",
+        "2",
+        "--shards",
+        "1",
+    ])
+    .env("C10K_RESTART_BACKOFF", "100ms,400ms");
+    let mut sup = Serve::start_command(cmd);
+    let echo = EchoLoop::start(&sup.url, CLIENTS as usize);
+    let mut pid = worker_pid(sup.pid(), 0);
+    let survivor = worker_pid(sup.pid(), 1);
+    // Echoes answered between a kill and the dead worker's return.
+    let mut answered_while_down = 0;
+    for k in 1..=KILLS {
+        let before = echo.answered();
+        signal(pid, "-KILL");
+        let died = wait_log(&sup, |l| l.contains(&format!("worker 0 (pid {pid}) exited")));
+        let pause = pauses[(k as usize - 1).min(pauses.len() - 1)];
+        assert!(
+            died.contains(&format!(
+                "death {k} of worker 0, {k} in all; restarting it in {pause}\""
+            )),
+            "{died}"
+        );
+        let back = wait_log(&sup, |l| {
+            l.contains(&format!("is listening again (deaths of worker 0 so far: {k})"))
+        });
+        answered_while_down += echo.answered() - before;
+        let new = pid_in(&back);
+        assert_ne!(new, pid, "{back}");
+        assert!(children(sup.pid()).contains(&new), "{back}");
+        assert!(
+            sup.proc.0.try_wait().unwrap().is_none(),
+            "the supervisor exited after {k} deaths"
+        );
+        pid = new;
+    }
+    let (answered, refused, failed) = echo.stop();
+    eprintln!(
+        "{KILLS} kills: {answered} echoes answered ({answered_while_down} while worker 0 was \
+         down), {refused} refused, {failed} failed"
+    );
+    // One worker listens throughout: no connection is ever refused. A kill takes down at most
+    // the one connection each client has open (in the dead worker's accept queue, or held by it).
+    assert_eq!(refused, 0);
+    assert!(failed <= KILLS * CLIENTS, "{failed} failures");
+    assert!(answered_while_down > 0);
+    assert!(
+        children(sup.pid()).contains(&survivor),
+        "worker 1 (pid {survivor}) was not left alone"
+    );
+    // Both workers answer, the last worker 0 too.
+    let clients = echo_clients(&sup.url, 64);
+    let stats = sup.worker_stats(2);
+    for s in &stats {
+        assert!(s.get("handshakes") > 0, "{}", s.0);
+    }
+    drop(clients);
+    // The supervisor's own counts, printed on the same SIGUSR1 (in any order with the workers').
+    let counts = wait_log(&sup, |l| l.starts_with("c10k supervisor "));
+    assert_eq!(
+        counts,
+        format!(
+            "c10k supervisor {{\"workers\":2,\"listening\":2,\"deaths\":{KILLS},\"worker_deaths\":[{KILLS},0]}}"
+        )
+    );
+    sup.terminate();
+    let status = sup.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "supervisor exited with {status}");
 }
 
 #[test]

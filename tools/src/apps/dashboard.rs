@@ -11,6 +11,11 @@
 //! (the kernel picks, as for any connection): each sample names its worker and the number of
 //! workers, and the page opens sockets until it holds one per worker (a bounded number of tries;
 //! duplicates are closed at once). See `docs/operations.md`.
+//!
+//! The live socket is the page's only: a browser lets any page open a WebSocket to any server,
+//! so the upgrade is accepted only from the server's own origin or without an `Origin` (not a
+//! browser), and refused with 403 otherwise ([`origin::same_origin`]). The page itself is plain
+//! HTML that another origin's script cannot read.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -18,6 +23,8 @@ use std::time::Duration;
 use c10k::proto::handshake::Request;
 use c10k::proto::{CloseCode, Message};
 use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse, Stats};
+
+use super::origin::{self, Refusal};
 
 /// The page served on `GET /dashboard`.
 pub const DASHBOARD_PAGE: &str = include_str!("dashboard.html");
@@ -82,7 +89,11 @@ impl<H: Handler> Handler for Dashboard<H> {
 
     fn on_handshake(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) -> Decision<H::State> {
         if self.on && req.path() == LIVE_PATH {
-            return Decision::accept();
+            // Any page could open this socket cross-origin and read the server's figures.
+            return match origin::same_origin(req) {
+                Ok(()) => Decision::accept(),
+                Err(refusal) => Decision::reject(Refusal::STATUS, refusal.body()),
+            };
         }
         self.inner.on_handshake(ctx, id, req)
     }

@@ -3,6 +3,7 @@
 mod dashboard;
 mod deferred;
 mod echo;
+pub mod origin;
 mod pubsub;
 
 pub use c10k::ops::{Ops, prometheus};

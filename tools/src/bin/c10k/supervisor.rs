@@ -12,27 +12,33 @@
 //!
 //! - With port 0 (`--addr`, and `--tls-addr` likewise), the supervisor first binds a socket to
 //!   learn a free port, closes it, and hands the concrete address to every worker (another
-//!   program could take the port in between; the workers then fail to bind and the supervisor
-//!   gives up).
+//!   program could take the port in between; the workers then fail to bind and the start-up
+//!   fails).
 //! - A worker is ready when it prints its `c10k listening on ws://...` line (`wss://` when its
 //!   main address speaks TLS; with `--tls-addr`, the `c10k listening on wss://TLS_ADDR/ (TLS)`
 //!   line comes first). Once all are, the supervisor prints lines of the same shape: the TLS
 //!   line if there is one, then `c10k listening on ws://ADDR/ (P processes x N shards, mode
 //!   ...)`. A worker that exits before that ends the start-up with an error: a worker that cannot
 //!   start once will not start on a retry.
-//! - SIGUSR1 is forwarded to every worker, which prints its statistics (relayed like any line).
-//! - SIGHUP is forwarded to every worker, which reloads its TLS certificates.
+//! - SIGUSR1 is forwarded to every worker that listens, which prints its statistics (relayed like
+//!   any line); once the start-up is over, the supervisor then prints its own counts, one line:
+//!   `c10k supervisor {"workers":P,"listening":L,"deaths":D,"worker_deaths":[D0,D1,...]}`.
+//! - SIGHUP is forwarded to every worker that listens, which reloads its TLS certificates.
 //! - SIGINT or SIGTERM is forwarded to every worker, which drains gracefully; the supervisor waits
 //!   for them (at most the drain timeout plus a grace period, then SIGKILL) and exits 0 when all
 //!   exited cleanly. A second SIGINT or SIGTERM kills the workers and exits at once (130).
 //! - A worker that dies otherwise is restarted after a back-off, 0.5 s doubling up to 30 s (back
-//!   to 0.5 s once a worker has run for a minute). More than 5 deaths within 60 s mean something
-//!   is wrong that restarting will not fix: the supervisor stops the others and exits non-zero.
+//!   to 0.5 s once a worker has run for a minute; `C10K_RESTART_BACKOFF=FIRST,MAX` sets the first
+//!   and the longest pause, see [`backoff`]). Once started, the supervisor never gives up on the
+//!   service: a worker that crashes again and again is restarted again and again, every death is
+//!   counted (per worker and in all) and logged with those counts and the pause chosen, and the
+//!   other workers serve meanwhile (the kernel hands new connections to the listeners that are
+//!   left; those waiting in the dead worker's accept queue, and those it held, are lost). A worker
+//!   that is restarting gets no forwarded signal until it says it listens again.
 //!
 //! Workers run in their own process group, so a Ctrl-C at a terminal reaches the supervisor only
 //! (and is forwarded once), and they get SIGTERM from the kernel if the supervisor itself dies.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -43,16 +49,10 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
-/// First pause before restarting a worker that died.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest pause before a restart.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A worker that ran this long starts over at [`BACKOFF_START`] when it dies.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// More deaths than this within [`DEATH_WINDOW`] and the supervisor gives up.
-const MAX_DEATHS: usize = 5;
-/// The window over which deaths are counted.
-const DEATH_WINDOW: Duration = Duration::from_secs(60);
+mod backoff;
+
+use backoff::Backoff;
+
 /// Time allowed for every worker to say it is listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed beyond the drain timeout for workers to exit after SIGTERM.
@@ -87,8 +87,10 @@ struct Worker {
     generation: u64,
     started: Instant,
     ready: bool,
-    backoff: Duration,
+    backoff: Backoff,
     restart_at: Option<Instant>,
+    /// How many times this worker died after the start-up.
+    deaths: u64,
 }
 
 impl Worker {
@@ -104,11 +106,15 @@ struct Supervisor {
     workers: Vec<Worker>,
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
-    deaths: VecDeque<Instant>,
+    /// How many times a worker died after the start-up, all workers together.
+    deaths: u64,
 }
 
-/// Runs the supervisor until a signal stops it (Ok) or the workers keep dying (Err).
+/// Runs the supervisor until a signal stops it: Ok when every worker exited cleanly. Err when
+/// the start-up failed (a worker that exits, or does not say it listens in time) or not every
+/// worker drained cleanly; never because workers die once the service has started.
 pub fn run(mut plan: Plan) -> Result<(), String> {
+    let policy = backoff::Policy::from_env()?;
     plan.addr = concrete(plan.addr)?;
     plan.tls_addr = plan.tls_addr.map(concrete).transpose()?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
@@ -138,8 +144,9 @@ pub fn run(mut plan: Plan) -> Result<(), String> {
             generation: 0,
             started: Instant::now(),
             ready: false,
-            backoff: BACKOFF_START,
+            backoff: Backoff::new(policy),
             restart_at: None,
+            deaths: 0,
         })
         .collect();
     let mut sup = Supervisor {
@@ -149,7 +156,7 @@ pub fn run(mut plan: Plan) -> Result<(), String> {
         workers,
         tx,
         rx,
-        deaths: VecDeque::new(),
+        deaths: 0,
     };
     for i in 0..sup.workers.len() {
         if let Err(e) = sup.spawn(i) {
@@ -231,7 +238,7 @@ impl Supervisor {
         let generation = w.generation;
         if let Some(out) = child.stdout.take() {
             let tx = self.tx.clone();
-            std::thread::Builder::new()
+            let reader = std::thread::Builder::new()
                 .name(format!("c10k-worker-{i}"))
                 .spawn(move || {
                     for line in BufReader::new(out).lines() {
@@ -240,8 +247,13 @@ impl Supervisor {
                             break;
                         }
                     }
-                })
-                .map_err(|e| format!("cannot start a thread for worker {i}: {e}"))?;
+                });
+            if let Err(e) = reader {
+                // Nobody would hear it say it listens: it goes rather than run unsupervised.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("cannot start a thread for worker {i}: {e}"));
+            }
         }
         log::debug!("worker {i} started (pid {})", child.id());
         w.child = Some(child);
@@ -283,7 +295,7 @@ impl Supervisor {
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
-            if let Some((i, status)) = self.reap().into_iter().next() {
+            if let Some((i, _, status)) = self.reap().into_iter().next() {
                 self.stop_all(SIGTERM);
                 return Err(format!("worker {i} {} during start-up", describe(status)));
             }
@@ -304,7 +316,7 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Restarts workers that die until a signal or too many deaths.
+    /// Restarts workers that die, as often as they die, until a signal.
     fn supervise(&mut self) -> Result<(), String> {
         loop {
             let now = Instant::now();
@@ -319,18 +331,26 @@ impl Supervisor {
                         // Said once at the start already.
                     } else if starting && is_listening(&line) {
                         w.ready = true;
-                        log::info!("worker {i} (pid {}) is listening again", w.pid().unwrap_or(0));
+                        log::info!(
+                            "worker {i} (pid {}) is listening again (deaths of worker {i} so far: {})",
+                            w.pid().unwrap_or(0),
+                            w.deaths
+                        );
                     } else {
                         say(&line);
                     }
                 }
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(Event::Signal(sig @ (SIGUSR1 | SIGHUP))) => self.forward(sig),
+                Ok(Event::Signal(SIGUSR1)) => {
+                    self.forward(SIGUSR1);
+                    say(&self.counts_line());
+                }
+                Ok(Event::Signal(SIGHUP)) => self.forward(SIGHUP),
                 Ok(Event::Signal(sig)) => return self.shut_down(sig),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err("lost the signal thread".to_owned()),
             }
-            for (i, status) in self.reap() {
-                self.died(i, status)?;
+            for (i, pid, status) in self.reap() {
+                self.died(i, Some(pid), status);
             }
             let now = Instant::now();
             for i in 0..self.workers.len() {
@@ -338,65 +358,61 @@ impl Supervisor {
                     && let Err(e) = self.spawn(i)
                 {
                     log::error!("{e}");
-                    self.died(i, None)?;
+                    self.died(i, None, None);
                 }
             }
         }
     }
 
-    /// Counts a worker's death and plans its restart; gives up when deaths come too often.
-    fn died(&mut self, i: usize, status: Option<ExitStatus>) -> Result<(), String> {
-        let now = Instant::now();
-        self.deaths.push_back(now);
-        while self
-            .deaths
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > DEATH_WINDOW)
-        {
-            self.deaths.pop_front();
-        }
-        let what = describe(status);
-        if self.deaths.len() > MAX_DEATHS {
-            log::error!(
-                "worker {i} {what}: {} worker deaths within {} s, giving up",
-                self.deaths.len(),
-                DEATH_WINDOW.as_secs()
-            );
-            self.stop_all(SIGTERM);
-            return Err(format!(
-                "workers keep dying ({} deaths within {} s; last: worker {i} {what})",
-                self.deaths.len(),
-                DEATH_WINDOW.as_secs()
-            ));
-        }
+    /// Counts a worker's death, logs it with its counts, and plans its restart.
+    fn died(&mut self, i: usize, pid: Option<u32>, status: Option<ExitStatus>) {
+        self.deaths += 1;
+        let total = self.deaths;
         let w = &mut self.workers[i];
-        if status.is_some() && w.started.elapsed() >= STABLE_AFTER {
-            w.backoff = BACKOFF_START;
-        }
+        w.deaths += 1;
+        // A worker that could not be started or waited for has no time up to go by.
+        let up = status.map(|_| w.started.elapsed());
+        let pause = w.backoff.on_death(up);
+        w.restart_at = Some(Instant::now() + pause);
+        let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
+        let up = up.map_or_else(String::new, |u| format!(" after {:.1} s up", u.as_secs_f64()));
         log::warn!(
-            "worker {i} {what}; restarting it in {:.1} s",
-            w.backoff.as_secs_f64()
+            "worker {i}{pid} {}{up}: death {} of worker {i}, {total} in all; restarting it in {pause:?}",
+            describe(status),
+            w.deaths
         );
-        w.restart_at = Some(now + w.backoff);
-        w.backoff = (w.backoff * 2).min(BACKOFF_MAX);
-        Ok(())
     }
 
-    /// Collects the workers that have exited: (index, status).
-    fn reap(&mut self) -> Vec<(usize, Option<ExitStatus>)> {
+    /// The supervisor's own counts for SIGUSR1: `c10k supervisor {JSON}`.
+    fn counts_line(&self) -> String {
+        let listening = self.workers.iter().filter(|w| w.ready).count();
+        let per_worker: Vec<String> = self.workers.iter().map(|w| w.deaths.to_string()).collect();
+        format!(
+            "c10k supervisor {{\"workers\":{},\"listening\":{listening},\"deaths\":{},\"worker_deaths\":[{}]}}",
+            self.workers.len(),
+            self.deaths,
+            per_worker.join(",")
+        )
+    }
+
+    /// Collects the workers that have exited: (index, pid, status).
+    fn reap(&mut self) -> Vec<(usize, u32, Option<ExitStatus>)> {
         let mut out = Vec::new();
         for w in &mut self.workers {
             let Some(child) = w.child.as_mut() else { continue };
+            let pid = child.id();
             match child.try_wait() {
                 Ok(None) => {}
                 Ok(Some(status)) => {
                     w.child = None;
-                    out.push((w.index, Some(status)));
+                    w.ready = false;
+                    out.push((w.index, pid, Some(status)));
                 }
                 Err(e) => {
                     log::error!("worker {}: cannot wait for it: {e}", w.index);
                     w.child = None;
-                    out.push((w.index, None));
+                    w.ready = false;
+                    out.push((w.index, pid, None));
                 }
             }
         }
@@ -454,7 +470,7 @@ impl Supervisor {
         let deadline = Instant::now() + self.plan.drain_timeout + EXIT_GRACE;
         let mut clean = true;
         while self.live() > 0 {
-            for (i, status) in self.reap() {
+            for (i, _, status) in self.reap() {
                 match status {
                     Some(s) if s.success() => log::debug!("worker {i} exited"),
                     other => {
