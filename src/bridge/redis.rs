@@ -1,60 +1,275 @@
 //! A [`Bridge`] through Redis pub/sub: several c10k nodes share their topics.
 //!
-//! Each node runs two threads: a publisher, which sends every local publish to Redis (pipelined),
-//! and a subscriber, which holds one `SUBSCRIBE` connection, subscribes to a topic's channel while
-//! any shard of the node has a subscriber for it, and delivers what other nodes publish to the
-//! local subscribers.
+//! Each node runs two threads: a publisher, which sends every local publish to Redis (pipelined,
+//! up to 256 per round trip), and a subscriber, which holds one `SUBSCRIBE` connection,
+//! subscribes to a topic's channel while any shard of the node has a subscriber for it, and
+//! delivers what other nodes publish to the local subscribers
+//! ([`ServerHandle::publish_from_bridge`]).
 //!
 //! A message travels as `node id (16 bytes) | kind (1 byte: 1 text, 2 binary) | payload` on the
 //! channel `prefix + topic`. A node drops what it published itself when Redis echoes it back: its
 //! own subscribers already got it directly, so no node delivers a message twice.
 //!
-//! Delivery across nodes is **at most once**: while Redis is unreachable, local publishes are
-//! dropped (counted in [`BridgeStats::publishes_lost`]) and what other nodes publish meanwhile is
-//! not seen; both threads reconnect with back-off (100 ms doubling to 5 s) and the subscriber
-//! subscribes again to every wanted topic. Within a node, delivery does not depend on Redis.
+//! # What is bounded, and the answer past each bound
+//!
+//! Redis, and a node's own publishers, are peers: nothing between them and the shards grows
+//! without bound, and everything dropped is counted in [`BridgeStats`]. The knobs are the fields
+//! of [`RedisLimits`], given when the bridge is made ([`RedisBridge::with_limits`]).
+//!
+//! | what | bound (default) | past it |
+//! |---|---|---|
+//! | publish queue (local publishes on their way to Redis, queued or being sent) | [`max_queued_messages`](RedisLimits::max_queued_messages) (8192) and [`max_queued_bytes`](RedisLimits::max_queued_bytes) (32 MiB) | the publish is dropped: [`dropped_queue_full`](BridgeStats::dropped_queue_full) |
+//! | a local publish | [`max_message_size`](RedisLimits::max_message_size) (the server's, 16 MiB by default) | dropped before it is copied: [`dropped_too_large_out`](BridgeStats::dropped_too_large_out) |
+//! | a message from Redis | `max_message_size` + 17 (its envelope) | skipped as it arrives, never buffered: [`dropped_too_large_in`](BridgeStats::dropped_too_large_in) |
+//! | a reply line, an array from Redis | 4 KiB, 64 elements, nested 4 deep | the connection is dropped and made again |
+//! | connecting | [`connect_timeout`](RedisLimits::connect_timeout) (1 s) | the attempt fails; next one after the back-off |
+//! | a write to Redis, a reply from it | [`io_timeout`](RedisLimits::io_timeout) (2 s) | the connection is dropped ([`timeouts`](BridgeStats::timeouts)); a batch's unanswered publishes are [`publishes_lost`](BridgeStats::publishes_lost) |
+//! | a quiet subscription | a `PING` after [`keepalive`](RedisLimits::keepalive) (2 s) of silence | unanswered within `io_timeout`: dropped as above |
+//! | reconnecting | back-off from [`backoff_min`](RedisLimits::backoff_min) (100 ms) doubling to [`backoff_max`](RedisLimits::backoff_max) (5 s), each wait drawn between half and all of it | — |
+//!
+//! [`Bridge::publish`] runs on shard threads and never waits for Redis: it checks the size,
+//! reserves room in the queue (a short lock, never held during I/O), and copies the message
+//! only if it fits. Delivery from Redis goes straight from the subscriber thread to the shards'
+//! inboxes, with no queue between; the subscriber's own buffer holds at most one message.
+//!
+//! # Failures
+//!
+//! Delivery across nodes is **at most once**. While Redis is unreachable, hung or too slow,
+//! local publishes are dropped ([`BridgeStats::publishes_lost`], or `dropped_queue_full` while a
+//! batch waits for its replies) and what other nodes publish meanwhile is not seen. A hung Redis
+//! (accepts, never answers; or a stopped process) never blocks a shard: the publisher gives up
+//! on a batch after the I/O timeout, the subscriber notices within keepalive + I/O timeout, and
+//! both connect again with back-off; the subscriber then subscribes again to every wanted topic.
+//! A slow reply is not a dead connection: the subscriber waits for messages in short slices
+//! (20 ms, to pick up subscription changes) and drops the connection only when Redis has sent
+//! nothing for the I/O timeout while a reply is due. The back-off is reset only once Redis has
+//! answered on a connection, so a Redis that accepts and closes cannot make the bridge reconnect
+//! in a loop. Within a node, delivery does not depend on Redis.
+//!
+//! URLs: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`AUTH` is sent when there is a password;
+//! the database number is ignored, as pub/sub channels are the same in all). TLS and Unix
+//! sockets are not supported.
 
-use std::collections::HashMap;
+mod backoff;
+mod envelope;
+mod link;
+mod publisher;
+mod queue;
+mod resp;
+mod subscriber;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::engine::{Bridge, ServerHandle};
+use self::backoff::Backoff;
+use self::link::Target;
+use self::publisher::Publisher;
+use self::queue::{PublishQueue, Refused};
+use self::subscriber::{Subscriber, Wanted};
+use crate::engine::{Bridge, ServerConfig, ServerHandle};
 use crate::proto::MessageKind;
 
 /// Default prefix of the Redis channels.
 pub const DEFAULT_PREFIX: &str = "c10k:";
+/// Default bound on the messages in the publish queue.
+pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 8192;
+/// Default bound on the bytes in the publish queue (encoded commands).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 32 << 20;
+/// Default time allowed to open a TCP connection to Redis.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default time allowed for a write to Redis, or for its reply.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default silence on the subscription after which the subscriber pings Redis.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(2);
+/// Default first wait before connecting again.
+pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Default longest wait before connecting again.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long the subscriber waits for a message before it looks at its subscription changes.
-const POLL: Duration = Duration::from_millis(20);
-/// Publishes sent to Redis in one pipeline at most.
-const BATCH: usize = 256;
+/// The bridge's bounds and timeouts (the module docs say what happens past each).
+///
+/// Start from [`RedisLimits::for_server`] (or [`Default`]) and set what you need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisLimits {
+    /// The largest payload sent or delivered; larger ones are dropped and counted. Give it the
+    /// server's `protocol.max_message_size`.
+    pub max_message_size: usize,
+    /// The most local publishes queued for Redis or being sent.
+    pub max_queued_messages: usize,
+    /// The most bytes (encoded `PUBLISH` commands) queued for Redis or being sent.
+    pub max_queued_bytes: usize,
+    /// Time allowed to open a connection (per address of the host).
+    pub connect_timeout: Duration,
+    /// Time allowed for a write to finish, and for Redis to answer (for a batch of publishes:
+    /// all its replies; for a subscription: any byte while a reply is due).
+    pub io_timeout: Duration,
+    /// Silence on the subscription after which the subscriber sends a `PING`.
+    pub keepalive: Duration,
+    /// The first wait before connecting again after a failure.
+    pub backoff_min: Duration,
+    /// The longest wait before connecting again.
+    pub backoff_max: Duration,
+}
 
-/// Counters of a bridge.
+impl Default for RedisLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: crate::proto::Config::default().max_message_size,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+            keepalive: DEFAULT_KEEPALIVE,
+            backoff_min: DEFAULT_BACKOFF_MIN,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+impl RedisLimits {
+    /// The defaults, with the message size limit of the server `config`.
+    pub fn for_server(config: &ServerConfig) -> Self {
+        Self {
+            max_message_size: config.protocol.max_message_size,
+            ..Self::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (name, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("io_timeout", self.io_timeout),
+            ("keepalive", self.keepalive),
+            ("backoff_min", self.backoff_min),
+        ] {
+            if d.is_zero() {
+                return Err(format!("Redis bridge: {name} must be longer than zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a bridge, updated as it works (read them with [`snapshot`](Self::snapshot) or
+/// field by field).
 #[derive(Debug, Default)]
 pub struct BridgeStats {
-    /// Local publishes sent to Redis.
+    /// Local publishes that Redis took (answered).
     pub publishes_sent: AtomicU64,
-    /// Local publishes dropped because Redis was unreachable.
+    /// Local publishes dropped because Redis was unreachable, did not answer within the I/O
+    /// timeout, or refused them.
     pub publishes_lost: AtomicU64,
+    /// Local publishes dropped because the publish queue was full (messages or bytes).
+    pub dropped_queue_full: AtomicU64,
+    /// Local publishes dropped because their payload exceeded `max_message_size`.
+    pub dropped_too_large_out: AtomicU64,
     /// Messages from other nodes delivered locally.
     pub received: AtomicU64,
-    /// Messages of this node that Redis echoed back (dropped).
+    /// Messages from Redis dropped because they exceeded `max_message_size` (never buffered).
+    pub dropped_too_large_in: AtomicU64,
+    /// Messages from Redis dropped because they were not a c10k envelope on a prefixed channel.
+    pub dropped_malformed_in: AtomicU64,
+    /// Messages of this node that Redis echoed back (dropped: delivered locally already).
     pub own_echoes: AtomicU64,
-    /// Reconnections (of either connection) after a failure.
+    /// Connections tried again after a failure (either thread).
     pub reconnects: AtomicU64,
-    /// Whether both connections are up.
+    /// Connections given up because Redis did not connect, take writes or answer in time.
+    pub timeouts: AtomicU64,
+    /// Local publishes queued or being sent now.
+    pub queue_depth: AtomicU64,
+    /// Bytes of the publish queue now.
+    pub queue_bytes: AtomicU64,
+    /// The most messages the publish queue ever held.
+    pub queue_peak: AtomicU64,
+    /// The most bytes the publish queue ever held.
+    pub queue_peak_bytes: AtomicU64,
+    /// Whether the subscription connection is up and Redis has answered on it.
     pub connected: AtomicBool,
 }
 
-/// A local publish on its way to Redis: topic, kind, payload.
-type Outgoing = (String, MessageKind, Vec<u8>);
+/// The counters of a bridge at one moment (see [`BridgeStats`] for each field).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeCounts {
+    /// Local publishes that Redis took.
+    pub publishes_sent: u64,
+    /// Local publishes lost: Redis unreachable, too slow, or refusing.
+    pub publishes_lost: u64,
+    /// Local publishes dropped: the publish queue was full.
+    pub dropped_queue_full: u64,
+    /// Local publishes dropped: larger than `max_message_size`.
+    pub dropped_too_large_out: u64,
+    /// Messages from other nodes delivered locally.
+    pub received: u64,
+    /// Messages from Redis dropped: larger than `max_message_size`.
+    pub dropped_too_large_in: u64,
+    /// Messages from Redis dropped: not a c10k envelope.
+    pub dropped_malformed_in: u64,
+    /// This node's messages echoed back by Redis (dropped).
+    pub own_echoes: u64,
+    /// Connections tried again after a failure.
+    pub reconnects: u64,
+    /// Connections given up for want of an answer in time.
+    pub timeouts: u64,
+    /// Publishes queued or being sent.
+    pub queue_depth: u64,
+    /// Bytes queued or being sent.
+    pub queue_bytes: u64,
+    /// The most publishes the queue ever held.
+    pub queue_peak: u64,
+    /// The most bytes the queue ever held.
+    pub queue_peak_bytes: u64,
+    /// Whether the subscription is up and answered.
+    pub connected: bool,
+}
 
-enum SubOp {
-    Subscribe(String),
-    Unsubscribe(String),
+impl BridgeStats {
+    /// Every counter, read now.
+    pub fn snapshot(&self) -> BridgeCounts {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BridgeCounts {
+            publishes_sent: r(&self.publishes_sent),
+            publishes_lost: r(&self.publishes_lost),
+            dropped_queue_full: r(&self.dropped_queue_full),
+            dropped_too_large_out: r(&self.dropped_too_large_out),
+            received: r(&self.received),
+            dropped_too_large_in: r(&self.dropped_too_large_in),
+            dropped_malformed_in: r(&self.dropped_malformed_in),
+            own_echoes: r(&self.own_echoes),
+            reconnects: r(&self.reconnects),
+            timeouts: r(&self.timeouts),
+            queue_depth: r(&self.queue_depth),
+            queue_bytes: r(&self.queue_bytes),
+            queue_peak: r(&self.queue_peak),
+            queue_peak_bytes: r(&self.queue_peak_bytes),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl BridgeCounts {
+    /// The counters as `name value` pairs, in the order of the fields (for logs and exports).
+    pub fn pairs(&self) -> [(&'static str, u64); 15] {
+        [
+            ("publishes_sent", self.publishes_sent),
+            ("publishes_lost", self.publishes_lost),
+            ("dropped_queue_full", self.dropped_queue_full),
+            ("dropped_too_large_out", self.dropped_too_large_out),
+            ("received", self.received),
+            ("dropped_too_large_in", self.dropped_too_large_in),
+            ("dropped_malformed_in", self.dropped_malformed_in),
+            ("own_echoes", self.own_echoes),
+            ("reconnects", self.reconnects),
+            ("timeouts", self.timeouts),
+            ("queue_depth", self.queue_depth),
+            ("queue_bytes", self.queue_bytes),
+            ("queue_peak", self.queue_peak),
+            ("queue_peak_bytes", self.queue_peak_bytes),
+            ("connected", u64::from(self.connected)),
+        ]
+    }
 }
 
 /// A bridge to other nodes through a Redis server.
@@ -62,38 +277,50 @@ enum SubOp {
 pub struct RedisBridge {
     node: [u8; 16],
     prefix: String,
-    publish_tx: Mutex<Option<mpsc::Sender<Outgoing>>>,
-    sub_tx: Mutex<Option<mpsc::Sender<SubOp>>>,
-    url: String,
+    target: Target,
+    limits: RedisLimits,
+    queue: Arc<PublishQueue>,
+    wanted: Arc<Wanted>,
     stats: Arc<BridgeStats>,
     stop: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for SubOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Subscribe(t) => write!(f, "Subscribe({t})"),
-            Self::Unsubscribe(t) => write!(f, "Unsubscribe({t})"),
-        }
-    }
+    attached: AtomicBool,
 }
 
 impl RedisBridge {
     /// A bridge to the Redis server at `url` (`redis://host:port`), with channels named
-    /// `prefix + topic`. Fails only on a malformed URL; an unreachable server is retried.
+    /// `prefix + topic`, and the default [`RedisLimits`] (a server whose `max_message_size` is
+    /// not the default wants [`with_limits`](Self::with_limits)). Fails only on a malformed URL;
+    /// an unreachable server is retried.
     pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
-        redis::Client::open(url).map_err(|e| format!("bad Redis URL {url:?}: {e}"))?;
+        Self::with_limits(url, prefix, RedisLimits::default())
+    }
+
+    /// A bridge as [`new`](Self::new) makes it, with these bounds and timeouts. Fails on a
+    /// malformed URL or a zero timeout.
+    pub fn with_limits(url: &str, prefix: &str, limits: RedisLimits) -> Result<Arc<Self>, String> {
+        let target = Target::parse(url)?;
+        limits.check()?;
         let mut node = [0u8; 16];
         crate::engine::sys::fill_random(&mut node).map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             node,
             prefix: prefix.to_owned(),
-            publish_tx: Mutex::new(None),
-            sub_tx: Mutex::new(None),
-            url: url.to_owned(),
+            target,
+            limits,
+            queue: Arc::new(PublishQueue::new(
+                limits.max_queued_messages,
+                limits.max_queued_bytes,
+            )),
+            wanted: Arc::new(Wanted::default()),
             stats: Arc::new(BridgeStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            attached: AtomicBool::new(false),
         }))
+    }
+
+    /// The bridge's bounds and timeouts.
+    pub fn limits(&self) -> &RedisLimits {
+        &self.limits
     }
 
     /// The bridge's counters.
@@ -101,53 +328,57 @@ impl RedisBridge {
         &self.stats
     }
 
-    /// Stops the bridge's threads (they notice within a poll interval).
+    /// Stops the bridge's threads (they notice within a poll interval); what is queued is
+    /// dropped (counted lost), and later publishes are refused (counted lost).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Ok(mut tx) = self.publish_tx.lock() {
-            tx.take();
-        }
+        let dropped = self.queue.close();
+        self.stats
+            .publishes_lost
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+    }
+
+    fn backoff(&self, salt: u64) -> Backoff {
+        let seed = u64::from_le_bytes(self.node[..8].try_into().unwrap_or_default()) ^ salt;
+        Backoff::new(self.limits.backoff_min, self.limits.backoff_max, seed)
     }
 }
 
 impl Bridge for RedisBridge {
     fn attach(&self, handle: ServerHandle) {
-        let client = match redis::Client::open(self.url.as_str()) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("redis bridge: {e}");
-                return;
-            }
-        };
-        let (ptx, prx) = mpsc::channel();
-        let (stx, srx) = mpsc::channel();
-        if let Ok(mut t) = self.publish_tx.lock() {
-            *t = Some(ptx);
-        }
-        if let Ok(mut t) = self.sub_tx.lock() {
-            *t = Some(stx);
+        if self.attached.swap(true, Ordering::AcqRel) {
+            log::error!("redis bridge: attached to a second server; it serves the first only");
+            return;
         }
         let publisher = Publisher {
-            client: client.clone(),
-            node: self.node,
-            prefix: self.prefix.clone(),
+            target: self.target.clone(),
+            limits: self.limits,
+            queue: Arc::clone(&self.queue),
             stats: Arc::clone(&self.stats),
+            stop: Arc::clone(&self.stop),
+            backoff: self.backoff(0x9e37_79b9_7f4a_7c15),
+            link: None,
+            retry_at: Instant::now(),
+            tried: false,
         };
         let subscriber = Subscriber {
-            client,
+            target: self.target.clone(),
+            limits: self.limits,
             node: self.node,
             prefix: self.prefix.clone(),
+            wanted: Arc::clone(&self.wanted),
             stats: Arc::clone(&self.stats),
             stop: Arc::clone(&self.stop),
             handle,
+            backoff: self.backoff(0),
         };
         let spawned = std::thread::Builder::new()
             .name("c10k-redis-pub".into())
-            .spawn(move || publisher.run(prx))
+            .spawn(move || publisher.run())
             .and_then(|_| {
                 std::thread::Builder::new()
                     .name("c10k-redis-sub".into())
-                    .spawn(move || subscriber.run(srx))
+                    .spawn(move || subscriber.run())
             });
         if let Err(e) = spawned {
             log::error!("redis bridge: cannot start its threads: {e}");
@@ -155,253 +386,31 @@ impl Bridge for RedisBridge {
     }
 
     fn subscribe(&self, topic: &str) {
-        if let Ok(tx) = self.sub_tx.lock()
-            && let Some(tx) = tx.as_ref()
-        {
-            let _ = tx.send(SubOp::Subscribe(topic.to_owned()));
-        }
+        self.wanted.add(topic);
     }
 
     fn unsubscribe(&self, topic: &str) {
-        if let Ok(tx) = self.sub_tx.lock()
-            && let Some(tx) = tx.as_ref()
-        {
-            let _ = tx.send(SubOp::Unsubscribe(topic.to_owned()));
-        }
+        self.wanted.remove(topic);
     }
 
     fn publish(&self, topic: &str, kind: MessageKind, payload: &[u8]) {
-        let sent = match self.publish_tx.lock() {
-            Ok(tx) => tx
-                .as_ref()
-                .is_some_and(|tx| tx.send((topic.to_owned(), kind, payload.to_vec())).is_ok()),
-            Err(_) => false,
-        };
-        if !sent {
-            self.stats.publishes_lost.fetch_add(1, Ordering::Relaxed);
+        if payload.len() > self.limits.max_message_size {
+            self.stats.dropped_too_large_out.fetch_add(1, Ordering::Relaxed);
+            return;
         }
-    }
-}
-
-/// The wire form of a message on a channel.
-fn envelope(node: &[u8; 16], kind: MessageKind, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(17 + payload.len());
-    v.extend_from_slice(node);
-    v.push(match kind {
-        MessageKind::Text => 1,
-        MessageKind::Binary => 2,
-    });
-    v.extend_from_slice(payload);
-    v
-}
-
-/// Splits an envelope: (node, kind, payload); `None` if it is not one.
-fn open_envelope(bytes: &[u8]) -> Option<(&[u8], MessageKind, &[u8])> {
-    let (node, rest) = bytes.split_at_checked(16)?;
-    let (&k, payload) = rest.split_first()?;
-    let kind = match k {
-        1 => MessageKind::Text,
-        2 => MessageKind::Binary,
-        _ => return None,
-    };
-    if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
-        return None;
-    }
-    Some((node, kind, payload))
-}
-
-struct Publisher {
-    client: redis::Client,
-    node: [u8; 16],
-    prefix: String,
-    stats: Arc<BridgeStats>,
-}
-
-impl Publisher {
-    fn run(self, rx: mpsc::Receiver<Outgoing>) {
-        let mut conn: Option<redis::Connection> = None;
-        let mut backoff = BACKOFF_MIN;
-        let mut next_try = std::time::Instant::now();
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
+        let len = envelope::publish_len(&self.prefix, topic, payload.len());
+        let pushed = self.queue.try_push(len, &self.stats, || {
+            envelope::publish(&self.prefix, topic, &self.node, kind, payload)
+        });
+        match pushed {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
             }
-            if conn.is_none() && std::time::Instant::now() >= next_try {
-                match self.client.get_connection_with_timeout(Duration::from_secs(1)) {
-                    Ok(c) => {
-                        conn = Some(c);
-                        backoff = BACKOFF_MIN;
-                    }
-                    Err(e) => {
-                        log::warn!("redis bridge: publisher cannot connect: {e}; retrying in {backoff:?}");
-                        next_try = std::time::Instant::now() + backoff;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
-                }
-            }
-            let Some(c) = conn.as_mut() else {
-                self.stats
-                    .publishes_lost
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                continue;
-            };
-            let mut pipe = redis::pipe();
-            for (topic, kind, payload) in &batch {
-                pipe.cmd("PUBLISH")
-                    .arg(format!("{}{}", self.prefix, topic))
-                    .arg(envelope(&self.node, *kind, payload))
-                    .ignore();
-            }
-            let mut result = pipe.exec(c);
-            if result.is_err() {
-                // The connection may just be stale (Redis restarted since the last publish): try
-                // once more on a fresh one before counting the batch as lost.
-                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                conn = self
-                    .client
-                    .get_connection_with_timeout(Duration::from_secs(1))
-                    .ok();
-                if let Some(c) = conn.as_mut() {
-                    result = pipe.exec(c);
-                }
-            }
-            match result {
-                Ok(()) => {
-                    self.stats
-                        .publishes_sent
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    log::warn!(
-                        "redis bridge: publish failed ({e}); {} messages lost",
-                        batch.len()
-                    );
-                    self.stats
-                        .publishes_lost
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    conn = None;
-                    next_try = std::time::Instant::now() + backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+            Err(Refused::Closed) => {
+                self.stats.publishes_lost.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-}
-
-struct Subscriber {
-    client: redis::Client,
-    node: [u8; 16],
-    prefix: String,
-    stats: Arc<BridgeStats>,
-    stop: Arc<AtomicBool>,
-    handle: ServerHandle,
-}
-
-impl Subscriber {
-    fn run(self, rx: mpsc::Receiver<SubOp>) {
-        // How many shards of this node want each topic.
-        let mut wanted: HashMap<String, usize> = HashMap::new();
-        let mut backoff = BACKOFF_MIN;
-        let mut first = true;
-        while !self.stop.load(Ordering::Acquire) {
-            let mut conn = match self.client.get_connection_with_timeout(Duration::from_secs(1)) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.stats.connected.store(false, Ordering::Relaxed);
-                    log::warn!("redis bridge: subscriber cannot connect: {e}; retrying in {backoff:?}");
-                    let _ = self.apply(&rx, &mut wanted, None);
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    continue;
-                }
-            };
-            if !first {
-                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                log::info!(
-                    "redis bridge: reconnected; subscribing again to {} topics",
-                    wanted.len()
-                );
-            }
-            first = false;
-            backoff = BACKOFF_MIN;
-            if let Err(e) = self.session(&mut conn, &rx, &mut wanted) {
-                self.stats.connected.store(false, Ordering::Relaxed);
-                log::warn!("redis bridge: subscription connection lost: {e}");
-            }
-        }
-    }
-
-    /// Applies subscription changes; with a connection, mirrors them in Redis.
-    fn apply(
-        &self,
-        rx: &mpsc::Receiver<SubOp>,
-        wanted: &mut HashMap<String, usize>,
-        mut pubsub: Option<&mut redis::PubSub<'_>>,
-    ) -> redis::RedisResult<()> {
-        while let Ok(op) = rx.try_recv() {
-            match op {
-                SubOp::Subscribe(t) => {
-                    let n = wanted.entry(t.clone()).or_default();
-                    *n += 1;
-                    if *n == 1
-                        && let Some(p) = pubsub.as_mut()
-                    {
-                        p.subscribe(format!("{}{t}", self.prefix))?;
-                    }
-                }
-                SubOp::Unsubscribe(t) => {
-                    if let Some(n) = wanted.get_mut(&t) {
-                        *n -= 1;
-                        if *n == 0 {
-                            wanted.remove(&t);
-                            if let Some(p) = pubsub.as_mut() {
-                                p.unsubscribe(format!("{}{t}", self.prefix))?;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn session(
-        &self,
-        conn: &mut redis::Connection,
-        rx: &mpsc::Receiver<SubOp>,
-        wanted: &mut HashMap<String, usize>,
-    ) -> redis::RedisResult<()> {
-        let mut pubsub = conn.as_pubsub();
-        pubsub.set_read_timeout(Some(POLL))?;
-        for t in wanted.keys() {
-            pubsub.subscribe(format!("{}{t}", self.prefix))?;
-        }
-        self.stats.connected.store(true, Ordering::Relaxed);
-        while !self.stop.load(Ordering::Acquire) {
-            self.apply(rx, wanted, Some(&mut pubsub))?;
-            let msg = match pubsub.get_message() {
-                Ok(m) => m,
-                Err(e) if e.is_timeout() => continue,
-                Err(e) => return Err(e),
-            };
-            let Some(topic) = msg.get_channel_name().strip_prefix(self.prefix.as_str()) else {
-                continue;
-            };
-            let Some((node, kind, payload)) = open_envelope(msg.get_payload_bytes()) else {
-                continue;
-            };
-            if node == self.node {
-                self.stats.own_echoes.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            self.stats.received.fetch_add(1, Ordering::Relaxed);
-            self.handle.publish_from_bridge(topic, kind, payload);
-        }
-        Ok(())
     }
 }
 
@@ -409,23 +418,69 @@ impl Subscriber {
 mod tests {
     use super::*;
 
+    fn bridge(limits: RedisLimits) -> Arc<RedisBridge> {
+        RedisBridge::with_limits("redis://127.0.0.1:1", DEFAULT_PREFIX, limits).unwrap()
+    }
+
     #[test]
-    fn envelopes_round_trip_and_reject_garbage() {
-        let node = [7u8; 16];
-        let e = envelope(&node, MessageKind::Text, b"hi");
+    fn publish_drops_and_counts_what_is_too_large_or_does_not_fit() {
+        let mut limits = RedisLimits {
+            max_message_size: 100,
+            max_queued_messages: 3,
+            max_queued_bytes: 1 << 20,
+            ..RedisLimits::default()
+        };
+        // Not attached: nothing takes from the queue.
+        let b = bridge(limits);
+        b.publish("t", MessageKind::Binary, &[0; 101]);
+        assert_eq!(b.stats().snapshot().dropped_too_large_out, 1);
         assert_eq!(
-            open_envelope(&e),
-            Some((&node[..], MessageKind::Text, &b"hi"[..]))
+            b.stats().snapshot().queue_depth,
+            0,
+            "refused before it was queued"
         );
-        let e = envelope(&node, MessageKind::Binary, &[0xff]);
+        for _ in 0..5 {
+            b.publish("t", MessageKind::Binary, &[0; 100]);
+        }
+        let s = b.stats().snapshot();
+        assert_eq!((s.queue_depth, s.dropped_queue_full), (3, 2));
         assert_eq!(
-            open_envelope(&e),
-            Some((&node[..], MessageKind::Binary, &[0xff][..]))
+            s.queue_bytes,
+            3 * envelope::publish_len(DEFAULT_PREFIX, "t", 100) as u64
         );
-        assert_eq!(open_envelope(&[1, 2, 3]), None);
-        let mut bad = envelope(&node, MessageKind::Text, &[0xff]);
-        assert_eq!(open_envelope(&bad), None);
-        bad[16] = 9;
-        assert_eq!(open_envelope(&bad), None);
+
+        limits.max_queued_messages = 1000;
+        limits.max_queued_bytes = 2 * envelope::publish_len(DEFAULT_PREFIX, "t", 10);
+        let b = bridge(limits);
+        for _ in 0..3 {
+            b.publish("t", MessageKind::Text, b"0123456789");
+        }
+        let s = b.stats().snapshot();
+        assert_eq!(
+            (s.queue_depth, s.dropped_queue_full),
+            (2, 1),
+            "bytes bound the queue too"
+        );
+        b.stop();
+        b.publish("t", MessageKind::Text, b"late");
+        let s = b.stats().snapshot();
+        assert_eq!(
+            (s.queue_depth, s.publishes_lost),
+            (2, 3),
+            "stopped: queued and later publishes are lost"
+        );
+    }
+
+    #[test]
+    fn limits_come_from_the_server_and_zero_timeouts_are_refused() {
+        let mut config = ServerConfig::default();
+        config.protocol.max_message_size = 1234;
+        assert_eq!(RedisLimits::for_server(&config).max_message_size, 1234);
+        let limits = RedisLimits {
+            io_timeout: Duration::ZERO,
+            ..RedisLimits::default()
+        };
+        assert!(RedisBridge::with_limits("redis://h", "p:", limits).is_err());
+        assert!(RedisBridge::new("redis+unix:///tmp/s", "p:").is_err());
     }
 }

@@ -285,7 +285,10 @@ pub fn run(args: Args) -> Result<(), String> {
         if args.mode == Mode::Echo {
             return Err("--redis shares topics: use it with --mode pubsub or --mode chat".to_owned());
         }
-        config.bridge = Some(c10k::bridge::redis::RedisBridge::new(url, &args.redis_prefix)?);
+        use c10k::bridge::redis::{RedisBridge, RedisLimits};
+        let bridge = RedisBridge::with_limits(url, &args.redis_prefix, RedisLimits::for_server(&config))?;
+        let _ = BRIDGE_STATS.set(std::sync::Arc::clone(bridge.stats()));
+        config.bridge = Some(bridge);
     }
     #[cfg(feature = "tls")]
     let tls = args.tls.apply(&mut config)?;
@@ -336,6 +339,26 @@ pub fn run(args: Args) -> Result<(), String> {
             tls.clone(),
         ),
     }
+}
+
+/// The Redis bridge's counters, for SIGUSR1 and the last log line (set once, with `--redis`).
+#[cfg(feature = "redis")]
+static BRIDGE_STATS: std::sync::OnceLock<std::sync::Arc<c10k::bridge::redis::BridgeStats>> =
+    std::sync::OnceLock::new();
+
+/// The bridge's counters as a JSON object, if there is a bridge.
+fn bridge_json() -> Option<String> {
+    #[cfg(feature = "redis")]
+    if let Some(b) = BRIDGE_STATS.get() {
+        let pairs: Vec<String> = b
+            .snapshot()
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        return Some(format!("{{{}}}", pairs.join(",")));
+    }
+    None
 }
 
 /// What goes around the mode's handler: health, metrics and the dashboard.
@@ -438,6 +461,9 @@ fn serve<H: c10k::Handler>(
         stats.messages_in,
         stats.messages_out
     );
+    if let Some(b) = bridge_json() {
+        log::info!("{worker}redis bridge: {b}");
+    }
     Ok(())
 }
 
@@ -492,7 +518,11 @@ fn print_stats(s: &c10k::Stats, worker: Option<u32>) {
         let sep = if i == 0 { "" } else { "," };
         let _ = write!(j, "{sep}\"{code}\":{n}");
     }
-    j.push_str("}}");
+    j.push('}');
+    if let Some(b) = bridge_json() {
+        let _ = write!(j, ",\"bridge\":{b}");
+    }
+    j.push('}');
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "c10k stats {j}").and_then(|()| out.flush());
 }
