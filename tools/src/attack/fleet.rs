@@ -30,6 +30,9 @@ const MAX_CONNECTING: usize = 256;
 const MAX_HEAD: usize = 64 << 10;
 /// The read buffer of the loop.
 const SCRATCH: usize = 64 << 10;
+/// Pings are left unanswered while this many bytes wait to go out on the connection: a server
+/// that pings faster than the socket drains cannot grow the attacker's queue without bound.
+pub(crate) const MAX_PONG_BACKLOG: usize = 64 << 10;
 /// At the end of an attack: the drain stops once nothing has come for this long.
 const DRAIN_QUIET: Duration = Duration::from_millis(1000);
 
@@ -447,7 +450,9 @@ impl Fleet {
         for s in seen.drain(..) {
             let Some(p) = self.peers.get_mut(key) else { break };
             match s {
-                Seen::Ping(payload) if p.answer_pings && !p.close_sent && !p.write_dead => {
+                Seen::Ping(payload)
+                    if p.answer_pings && !p.close_sent && !p.write_dead && p.out.len() < MAX_PONG_BACKLOG =>
+                {
                     let mut out = Vec::new();
                     frames::push_frame(
                         &mut out,
