@@ -171,7 +171,7 @@ impl Run {
         }
         let end = now + OPEN_WAIT;
         let mut pending: Vec<usize> = (0..n).collect();
-        let mut open = 0;
+        let mut open = 0u64;
         while open + self.report.errors < n as u64 && Instant::now() < end {
             for news in self.fleet.turn(Duration::from_millis(20)) {
                 match news {
@@ -186,10 +186,16 @@ impl Run {
                             open += 1;
                         }
                     }
-                    News::Gone(_, _, answer) => {
-                        pending.pop();
-                        self.error(format!("a bystander could not open: {}", describe(&answer)));
-                    }
+                    News::Gone(key, _, answer) => match self.who.remove(&key) {
+                        Some(i) => {
+                            self.slots[i].key = None;
+                            self.error(format!("a bystander was ended: {}", describe(&answer)));
+                        }
+                        None => {
+                            pending.pop();
+                            self.error(format!("a bystander could not open: {}", describe(&answer)));
+                        }
+                    },
                     _ => {}
                 }
             }
@@ -205,7 +211,7 @@ impl Run {
             self.fleet.finish(key, super::peer::Answer::NoAnswer);
         }
         self.fleet.turn(Duration::ZERO);
-        open as usize
+        self.who.len()
     }
 
     /// Sends and checks until told to stop.

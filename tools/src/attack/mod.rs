@@ -58,6 +58,11 @@ const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// done. Fails only when the run cannot start (a bad URL, TLS settings missing).
 pub fn run(opts: &Options, mut each: impl FnMut(&AttackReport)) -> Result<Suite, String> {
     let target = Target::resolve(opts)?;
+    if let Some(pid) = opts.server_pid
+        && monitor::alive_sample(pid).is_none()
+    {
+        return Err(format!("--server-pid {pid}: no such process"));
+    }
     opens(&target).map_err(|e| format!("{}: {e}", opts.url))?;
     let mut suite = Suite {
         url: opts.url.clone(),
