@@ -26,7 +26,7 @@ mod testecho;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "tls")]
-pub(in crate::loadgen) use tls::server_name;
+pub(crate) use tls::server_name;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};

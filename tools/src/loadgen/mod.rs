@@ -53,9 +53,13 @@ use std::time::{Duration, Instant};
 
 use c10k::client::WsUrl;
 
+#[cfg(feature = "tls")]
+pub(crate) use driver::server_name as tls_server_name;
 pub use multi::run_processes;
 pub use options::{DEFAULT_MAX_PENDING, FanoutProtocol, Options, PayloadKind, Scenario, parse_sources};
+pub(crate) use report::json_string;
 pub use report::{Percentiles, Report, ServerCpu, add_buckets, histogram_buckets, latency_histogram};
+pub(crate) use sys::connect_with;
 pub use sys::signal;
 
 /// How many file descriptors a run of `connections` needs beyond the connections themselves.

@@ -396,7 +396,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub(super) fn of(h: &Histogram<u64>) -> Self {
+    /// The percentiles of a histogram of nanoseconds (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -508,7 +509,8 @@ fn fmt_pct(p: &Percentiles) -> String {
     )
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string, quoted and escaped.
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -17,6 +17,17 @@ pub(crate) fn connect(
     source: Option<SocketAddr>,
     nodelay: bool,
 ) -> io::Result<mio::net::TcpStream> {
+    connect_with(addr, source, nodelay, None)
+}
+
+/// [`connect`], with a receive buffer of `rcvbuf` bytes if given: set before the connect, so
+/// that the window the kernel offers the peer stays that small (a reader that falls behind).
+pub(crate) fn connect_with(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+    nodelay: bool,
+    rcvbuf: Option<usize>,
+) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),
@@ -24,6 +35,9 @@ pub(crate) fn connect(
     )?;
     if nodelay {
         socket.set_tcp_nodelay(true)?;
+    }
+    if let Some(n) = rcvbuf {
+        socket.set_recv_buffer_size(n)?;
     }
     if let Some(src) = source {
         set_bind_address_no_port(&socket)?;

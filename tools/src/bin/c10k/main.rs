@@ -1,6 +1,8 @@
 //! The `c10k` command line: `serve` runs a server (or a supervisor of worker processes), `bench`
-//! the load generator, `check` the conformance suite, `fuzz` fuzzes a server's frame handling.
+//! the load generator, `check` the conformance suite, `fuzz` fuzzes a server's frame handling,
+//! `attack` runs the resource-exhaustion suite against a server.
 
+mod attack;
 mod bench;
 mod check;
 mod fuzz;
@@ -38,6 +40,9 @@ enum Command {
     Check(check::Args),
     /// Fuzz a WebSocket echo server with generated frame sequences, judged by the protocol core.
     Fuzz(fuzz::Args),
+    /// Attack a server of your own with resource-exhaustion attacks, measuring what each costs it
+    /// and its other clients.
+    Attack(attack::Args),
 }
 
 fn main() {
@@ -56,6 +61,7 @@ fn main() {
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Attack(args) => attack::run(args),
     };
     if let Err(e) = result {
         eprintln!("c10k: {e}");

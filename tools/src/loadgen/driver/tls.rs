@@ -41,7 +41,7 @@ pub(super) fn thread_config(base: &Arc<ClientConfig>, resume: bool) -> Arc<Clien
 }
 
 /// The name a `wss://` URL's host is checked against (and sent by SNI).
-pub(in crate::loadgen) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned()).map_err(|e| format!("{host}: not a TLS server name: {e}"))
 }
