@@ -241,6 +241,9 @@ impl<H: Handler> EventLoop<H> {
         if let ReadEnd::Again = end {
             self.pending_reads.push(key);
         }
+        // One read can inflate a whole message: the budget is looked at after each, so that a
+        // turn with many readable connections cannot go past it by more than one message.
+        self.shard.relieve_memory();
     }
 
     fn drain_inbox(&mut self) {
