@@ -38,13 +38,43 @@ fn bomb_start(len: usize) -> Vec<u8> {
     f
 }
 
+/// What a server holds for one compressed message of `len` bytes held open (its buffer grows
+/// by doubling as it inflates, so it holds more than `len`): measured on a server of its own.
+#[cfg(feature = "deflate")]
+fn held_by(len: usize) -> u64 {
+    let mut config = quick_config();
+    config.protocol.max_message_size = 32 << 20;
+    config.deflate = Some(c10k::proto::DeflateConfig::default());
+    let h = start(config, |_| Echo);
+    let mut s = deflate_open(h.local_addr());
+    s.write_all(&bomb_start(len)).unwrap();
+    let mut last = 0;
+    let held = wait_stats(&h, Duration::from_secs(10), |st| {
+        let now = st.memory.total();
+        let settled = now >= len as u64 && now == last;
+        last = now;
+        settled
+    })
+    .memory
+    .total();
+    drop(s);
+    stop(&h);
+    held
+}
+
 #[cfg(feature = "deflate")]
 #[test]
 fn over_its_budget_a_shard_closes_the_largest_holder_with_1013_and_keeps_the_others() {
     let mut config = quick_config();
-    // A message being inflated holds up to twice its size (its buffer doubles as it grows):
-    // 256 KiB holds about 0.3 MB, 3 MiB about 6.3 MB, 5 MiB about 10.5 MB.
-    config.memory_budget = 16 << 20;
+    // Two messages fit under the mark where accepting stops; a third goes past the budget.
+    let (small_len, large_len, third_len) = (256 << 10, 5 << 20, 3 << 20);
+    let (small_held, large_held) = (held_by(small_len), held_by(large_len));
+    let all = small_held + large_held + held_by(third_len);
+    config.memory_budget = (all / 100 * 95) as usize;
+    assert!(
+        (small_held + large_held) * 100 < all / 100 * 95 * 85,
+        "{small_held} {large_held} {all}"
+    );
     config.protocol.max_message_size = 32 << 20;
     config.deflate = Some(c10k::proto::DeflateConfig::default());
     let h = start(config, |_| Echo);
@@ -59,7 +89,7 @@ fn over_its_budget_a_shard_closes_the_largest_holder_with_1013_and_keeps_the_oth
     assert_eq!(held.overload_pauses, 0, "{:?}", held.memory);
     // One more message does not fit: the largest holder goes, not the small one nor the new one.
     let mut third = deflate_open(h.local_addr());
-    third.write_all(&bomb_start(3 << 20)).unwrap();
+    third.write_all(&bomb_start(third_len)).unwrap();
     let st = wait_stats(&h, Duration::from_secs(5), |s| s.overload_closes >= 1);
     assert!(st.memory.total() <= st.memory.budget, "{:?}", st.memory);
     assert_eq!(read_close_code(&mut large), 1013);
@@ -81,11 +111,12 @@ fn over_its_budget_a_shard_closes_the_largest_holder_with_1013_and_keeps_the_oth
 #[test]
 fn near_its_budget_a_shard_stops_accepting_and_resumes_when_memory_is_back() {
     let mut config = quick_config();
-    config.memory_budget = 7 << 20;
+    // One message held open takes 90% of the budget: past the 85% mark, under the whole.
+    let held = held_by(3 << 20);
+    config.memory_budget = (held / 90 * 100) as usize;
     config.protocol.max_message_size = 32 << 20;
     config.deflate = Some(c10k::proto::DeflateConfig::default());
     let h = start(config, |_| Echo);
-    // A 3 MiB message holds about 6.3 MB of a 7 MiB budget: past the 85% mark, under the whole.
     let mut holder = deflate_open(h.local_addr());
     holder.write_all(&bomb_start(3 << 20)).unwrap();
     wait_stats(&h, Duration::from_secs(5), |s| s.overload_pauses == 1);

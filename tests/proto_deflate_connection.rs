@@ -6,6 +6,7 @@
 
 #![cfg(feature = "deflate")]
 
+use c10k::proto::conn::MAX_INFLATE_PER_READ;
 use c10k::proto::deflate::{self, Compressor, DeflateConfig, DeflateParams, DeflatePool};
 use c10k::proto::frame::{OpCode, decode_header, encode_header};
 use c10k::proto::mask::apply_mask;
@@ -268,6 +269,41 @@ fn server_fails_a_decompression_bomb_with_1009_without_holding_more_than_the_lim
     let got = feed(&mut server, &mut DeflatePool::new(), &wire, usize::MAX);
     assert_eq!(got.error, None);
     assert_eq!(got.messages[0].1.len(), 64 << 10);
+}
+
+#[test]
+fn one_read_inflates_about_a_mebibyte_at_most_and_the_rest_comes_on_the_next_calls() {
+    // 16 MiB of zeros, compressed to a few KiB: each call inflates about a mebibyte, consumes
+    // only the input it inflated, and is called again on the rest, masked as it came.
+    let data: Vec<u8> = (0..16 << 20).map(|i| (i / 100_000) as u8).collect();
+    let wire = masked_compressed(OpCode::Binary, &data);
+    let (mut server, _) = pair(false);
+    let mut pool = DeflatePool::new();
+    let mut out = Vec::new();
+    let mut input = wire.clone();
+    let (mut pos, mut calls, mut before) = (0, 0, 0);
+    let message = loop {
+        let r = server.read_with(&mut input[pos..], &mut out, &mut pool).unwrap();
+        calls += 1;
+        assert!(r.consumed > 0, "every call makes progress");
+        pos += r.consumed;
+        if let Some(Event::Message(m)) = r.event {
+            break m.as_bytes().to_vec();
+        }
+        let grown = server.buffered() - before;
+        before = server.buffered();
+        assert!(
+            grown <= MAX_INFLATE_PER_READ + (2 << 20),
+            "one call inflated {grown} bytes"
+        );
+        assert!(
+            pos < wire.len(),
+            "stopped before the end only when the allowance ran out"
+        );
+    };
+    assert!(message == data, "the message arrives whole and unchanged");
+    assert!(calls >= 8, "{calls} calls for 16 MiB");
+    assert_eq!(pos, wire.len());
 }
 
 #[test]

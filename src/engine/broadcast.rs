@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::conn::Mark;
 use super::error::SendError;
 use super::id::ConnId;
 use super::memory::{Kind, SUBSCRIPTION_BYTES, SharedFrame, TOPIC_BYTES};
@@ -201,7 +202,7 @@ impl Shard {
             // its records from it as its socket takes them.
             conn.queue.push_shared(frame);
             delivered += 1;
-            if conn.blocked {
+            if conn.is(Mark::Blocked) {
                 continue;
             }
             if conn.queue.len() >= BROADCAST_FLUSH.min(cap / 2) {
@@ -214,8 +215,8 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if !conn.dirty && !conn.queue.is_empty() && !conn.blocked {
-                conn.dirty = true;
+            if !conn.is(Mark::Dirty) && !conn.queue.is_empty() && !conn.is(Mark::Blocked) {
+                conn.mark(Mark::Dirty, true);
                 self.dirty.push(key);
             }
         }
@@ -234,8 +235,8 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            conn.dirty = false;
-            if conn.is_closed() || conn.blocked || conn.queue.is_empty() {
+            conn.mark(Mark::Dirty, false);
+            if conn.is_closed() || conn.is(Mark::Blocked) || conn.queue.is_empty() {
                 continue;
             }
             self.flush_queue(key);

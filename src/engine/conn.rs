@@ -85,26 +85,37 @@ pub(crate) struct Conn {
     pub(crate) timer: Option<(TimerKey, Deadline)>,
     /// The deadline of the message being received, armed while one is unfinished.
     pub(crate) message_timer: Option<TimerKey>,
-    pub(crate) last_read_ms: u64,
+    /// When the last byte arrived (milliseconds on the shard's clock, the low 48 bits), and the
+    /// control frames received in that second (the high 16): see [`Conn::touch`] and
+    /// [`Conn::count_control`]. One word for both: every idle connection pays for it.
+    last_read: u64,
     /// When the keep-alive ping was sent, while its answer is awaited: milliseconds on the
     /// shard's clock plus one (see [`Conn::ping_sent_ms`]), so that it fits in 8 bytes.
     ping_sent: Option<NonZeroU64>,
-    /// Control frames received in the current second of the shard's clock: the second's low 16
-    /// bits, then the count (see [`Conn::count_control`]).
-    control: u32,
     /// How the connection ended, once that is known (boxed: an open connection pays a pointer).
     pub(crate) ending: Option<Box<Ending>>,
     /// The topics this connection subscribes to (unallocated when none).
     pub(crate) topics: Memberships,
-    /// Output scheduling, apart from the lifecycle: the last write did not take everything, so
-    /// the queue waits for the writable edge.
-    pub(crate) blocked: bool,
-    /// Output scheduling: listed in the shard's dirty list, its queue is written at the end of
-    /// the loop turn.
-    pub(crate) dirty: bool,
-    /// Listed among the shard's large holders of memory (see `memory::BIG_HOLDER`).
-    pub(crate) big: bool,
+    /// Scheduling marks, apart from the lifecycle (see [`Mark`]).
+    marks: u8,
 }
+
+/// A scheduling mark of a connection, one bit of [`Conn`]'s marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// The last write did not take everything: the queue waits for the writable edge.
+    Blocked = 1,
+    /// Listed in the shard's dirty list: its queue is written at the end of the loop turn.
+    Dirty = 2,
+    /// Listed among the shard's large holders of memory (see `memory::BIG_HOLDER`).
+    Big = 4,
+    /// Its kept input is whole input left to handle (a compressed message inflated as much as
+    /// a turn allows), not an unfinished frame: it is handled before the socket is read again.
+    Resume = 8,
+}
+
+/// The bits of [`Conn`]'s `last_read` that hold the time; the others count control frames.
+const TIME_BITS: u64 = (1 << 48) - 1;
 
 impl Conn {
     pub(crate) fn new(socket: TcpStream, transport: Transport, generation: u32, now_ms: u64) -> Self {
@@ -118,14 +129,11 @@ impl Conn {
             queue: WriteQueue::default(),
             timer: None,
             message_timer: None,
-            last_read_ms: now_ms,
+            last_read: now_ms & TIME_BITS,
             ping_sent: None,
-            control: 0,
             ending: None,
             topics: Memberships::new(),
-            blocked: false,
-            dirty: false,
-            big: false,
+            marks: 0,
         }
     }
 
@@ -213,17 +221,42 @@ impl Conn {
         self.ending = Some(Box::new(Ending { code, reason }));
     }
 
-    /// Counts a control frame received at `now_ms`; false once more than `limit` arrived within
-    /// the same second of the shard's clock.
-    pub(crate) fn count_control(&mut self, now_ms: u64, limit: u32) -> bool {
-        let second = ((now_ms / 1000) & 0xffff) as u32;
-        let count = if self.control >> 16 == second {
-            (self.control & 0xffff).saturating_add(1).min(0xffff)
+    /// Whether `mark` is set.
+    pub(crate) fn is(&self, mark: Mark) -> bool {
+        self.marks & mark as u8 != 0
+    }
+
+    /// Sets or clears `mark`.
+    pub(crate) fn mark(&mut self, mark: Mark, on: bool) {
+        if on {
+            self.marks |= mark as u8;
         } else {
-            1
+            self.marks &= !(mark as u8);
+        }
+    }
+
+    /// When the last byte arrived (ms on the shard's clock).
+    pub(crate) fn last_read_ms(&self) -> u64 {
+        self.last_read & TIME_BITS
+    }
+
+    /// Bytes arrived at `now_ms`. The count of control frames starts again with a new second.
+    pub(crate) fn touch(&mut self, now_ms: u64) {
+        let now = now_ms & TIME_BITS;
+        let count = if now / 1000 == self.last_read_ms() / 1000 {
+            self.last_read & !TIME_BITS
+        } else {
+            0
         };
-        self.control = (second << 16) | count;
-        count <= limit
+        self.last_read = count | now;
+    }
+
+    /// Counts a control frame (of the bytes that arrived last); false once more than `limit`
+    /// arrived within that second of the shard's clock.
+    pub(crate) fn count_control(&mut self, limit: u32) -> bool {
+        let count = ((self.last_read >> 48) + 1).min(0xffff);
+        self.last_read = (count << 48) | self.last_read_ms();
+        count <= u64::from(limit)
     }
 
     // ---- the bytes it holds ----
@@ -280,9 +313,10 @@ mod tests {
     #[test]
     fn slab_entry_stays_small() {
         use std::mem::size_of;
-        // The socket is 4 bytes in a release build (debug builds add a selector id). The
-        // control-frame count and the message deadline took the last 8 (from 184 bytes).
-        let bound = (188 + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
+        // The socket is 4 bytes in a release build (debug builds add a selector id); a TLS
+        // build adds the transport's pointer.
+        let tls = if cfg!(feature = "tls") { 8 } else { 0 };
+        let bound = (180 + tls + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
         let entry = size_of::<super::Conn>();
         assert!(entry <= bound, "Conn is {entry} bytes, over {bound}");
         assert!(size_of::<crate::proto::Connection>() <= 104);
@@ -296,18 +330,28 @@ mod tests {
             TcpStream::from_std(s)
         };
         let mut c = Conn::new(socket, Transport::Plain, 1, 0);
+        c.touch(5_000);
         for _ in 0..3 {
-            assert!(c.count_control(5_000, 3));
+            assert!(c.count_control(3));
         }
+        c.touch(5_999);
+        assert_eq!(c.last_read_ms(), 5_999);
         assert!(
-            !c.count_control(5_999, 3),
+            !c.count_control(3),
             "the fourth within one second is over a limit of 3"
         );
-        assert!(c.count_control(6_000, 3), "a new second starts a new count");
-        // A count that saturates stays over the limit.
+        c.touch(6_000);
+        assert!(c.count_control(3), "a new second starts a new count");
+        // A count that saturates stays over the limit, and leaves the time alone.
+        c.touch(7_000);
         for _ in 0..70_000 {
-            c.count_control(7_000, 3);
+            c.count_control(3);
         }
-        assert!(!c.count_control(7_500, 3));
+        assert!(!c.count_control(3));
+        assert_eq!(c.last_read_ms(), 7_000);
+        c.mark(Mark::Dirty, true);
+        c.mark(Mark::Big, true);
+        c.mark(Mark::Dirty, false);
+        assert!(c.is(Mark::Big) && !c.is(Mark::Dirty) && !c.is(Mark::Blocked));
     }
 }

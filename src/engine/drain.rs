@@ -1,6 +1,7 @@
 //! The end of connections and of the shard: removing closed sockets (the handler hears
 //! `on_close`), the lame-duck period and the drain of a graceful shutdown.
 
+use super::conn::Mark;
 use super::deadline;
 use super::handler::{Ctx, Handler};
 use super::shard::{Shard, Timer};
@@ -24,7 +25,7 @@ impl Shard {
                 self.wheel.cancel(t);
             }
             conn.release(&mut self.mem);
-            if conn.big {
+            if conn.is(Mark::Big) {
                 self.big.retain(|&k| k != key);
             }
             if let Some(ip) = self.addresses.remove(&key) {

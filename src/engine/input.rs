@@ -5,7 +5,7 @@
 //! assembled (and its zlib state), and the per-connection limits apply here: the control-frame
 //! rate and the message deadline.
 
-use super::conn::Phase;
+use super::conn::{Mark, Phase};
 use super::deadline;
 use super::decision::HttpResponse;
 use super::handler::{Ctx, Handler};
@@ -15,6 +15,7 @@ use super::shard::{Shard, Timer};
 use super::state::App;
 use super::stats::{RejectReason, TlsFailure};
 use super::transport::Input;
+use crate::proto::conn::MAX_INFLATE_PER_READ;
 use crate::proto::{CloseCode, Event};
 
 /// Bytes read from one connection before the others get their turn.
@@ -46,6 +47,16 @@ impl Shard {
                 None => {}
             }
             let conn = &mut self.conns[key];
+            if conn.is(Mark::Resume) {
+                // Input left from the last turn comes first.
+                conn.mark(Mark::Resume, false);
+                let kept = conn.take_input(&mut self.mem);
+                scratch[..kept.len()].copy_from_slice(&kept);
+                if self.process(app, scratch, key, kept.len()) {
+                    return ReadEnd::Again;
+                }
+                continue;
+            }
             let handshaking = conn.transport.handshaking();
             if handshaking {
                 if self.tls_steps == 0 {
@@ -94,10 +105,12 @@ impl Shard {
                     peer_closed,
                 } => {
                     let conn = &mut self.conns[key];
-                    conn.last_read_ms = self.now_ms;
+                    conn.touch(self.now_ms);
                     if plain > 0 {
                         conn.drop_input(&mut self.mem);
-                        self.process(app, scratch, key, kept + plain);
+                        if self.process(app, scratch, key, kept + plain) {
+                            return ReadEnd::Again;
+                        }
                     }
                     if peer_closed {
                         // The peer's close_notify: no more input. Answer it and go, as after a
@@ -141,16 +154,20 @@ impl Shard {
         }
     }
 
-    /// Handles `scratch[..filled]`, the input of connection `key`.
+    /// Handles `scratch[..filled]`, the input of connection `key`. Returns true when it stopped
+    /// early to let the other connections have their turn (a compressed message inflated a
+    /// turn's worth): the rest is kept, to be handled first at the connection's next turn.
     pub(super) fn process<H: Handler>(
         &mut self,
         app: &mut App<H>,
         scratch: &mut [u8],
         key: usize,
         filled: usize,
-    ) {
+    ) -> bool {
         self.cork.begin(key);
         let mut pos = 0;
+        let mut inflated = 0;
+        let mut yielded = false;
         while pos < filled {
             let Some(conn) = self.conns.get_mut(key) else {
                 break;
@@ -178,15 +195,20 @@ impl Shard {
                 }
                 continue;
             };
-            let held = proto.held();
+            let (held, buffered) = (proto.held(), proto.buffered());
             let read = proto.read_with(&mut scratch[pos..filled], self.cork.buf(), &mut self.deflate);
             self.mem.change(Kind::Messages, held, proto.held());
+            inflated += proto.buffered().saturating_sub(buffered);
             match read {
                 Ok(read) => {
                     pos += read.consumed;
                     match read.event {
                         Some(event) => self.dispatch(app, key, event),
                         None if read.consumed == 0 => break,
+                        None if inflated >= MAX_INFLATE_PER_READ && pos < filled => {
+                            yielded = true;
+                            break;
+                        }
                         None => {}
                     }
                 }
@@ -198,17 +220,21 @@ impl Shard {
                 }
             }
         }
+        let mut resumes = false;
         if let Some(conn) = self.conns.get_mut(key)
             && !conn.is_closed()
             && pos < filled
         {
             conn.keep_input(&scratch[pos..filled], &mut self.mem);
+            conn.mark(Mark::Resume, yielded);
+            resumes = yielded;
         }
         self.watch_message(key);
         self.watch_holder(key);
         self.flush_cork(key);
         self.cork.end();
         self.after_io(key);
+        resumes
     }
 
     fn dispatch<H: Handler>(&mut self, app: &mut App<H>, key: usize, event: Event<'_>) {
@@ -254,7 +280,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        if conn.count_control(self.now_ms, limit) {
+        if conn.count_control(limit) {
             return true;
         }
         self.stats.control_rate_closes += 1;
@@ -276,7 +302,7 @@ impl Shard {
             self.stats.pong_rtt.record(self.now_ms.saturating_sub(sent));
         }
         let live = deadline::Liveness {
-            last_read_ms: conn.last_read_ms,
+            last_read_ms: conn.last_read_ms(),
             ping_sent_ms: None,
         };
         if let Some(d) = deadline::ponged(conn.deadline(), live, &self.timeouts) {

@@ -5,7 +5,7 @@
 //! a socket: flush, shut the write side, linger, close.
 
 use super::config::Backpressure;
-use super::conn::Phase;
+use super::conn::{Mark, Phase};
 use super::deadline;
 use super::decision::HttpResponse;
 use super::error::SendError;
@@ -242,7 +242,7 @@ impl Shard {
         if res.is_err() {
             return self.kill(key);
         }
-        conn.blocked = !conn.queue.is_empty();
+        conn.mark(Mark::Blocked, !conn.queue.is_empty());
         self.watch_holder(key);
     }
 
@@ -257,7 +257,7 @@ impl Shard {
             if write_wire(&mut conn.socket, &wire, &mut conn.queue, &mut self.mem).is_err() {
                 self.kill(key);
             } else {
-                conn.blocked = !conn.queue.is_empty();
+                conn.mark(Mark::Blocked, !conn.queue.is_empty());
             }
         }
         self.io.give_back(wire);
@@ -282,13 +282,13 @@ impl Shard {
         if conn.is_closed() {
             return Flushed::Dead;
         }
-        let was_blocked = conn.blocked;
+        let was_blocked = conn.is(Mark::Blocked);
         match conn
             .transport
             .flush(&mut conn.socket, &mut conn.queue, &mut self.io, &mut self.mem)
         {
             Ok(true) => {
-                conn.blocked = false;
+                conn.mark(Mark::Blocked, false);
                 if was_blocked && conn.takes_messages() {
                     self.drained.push(key);
                 }
@@ -296,7 +296,7 @@ impl Shard {
                 Flushed::Empty
             }
             Ok(false) => {
-                conn.blocked = true;
+                conn.mark(Mark::Blocked, true);
                 self.watch_holder(key);
                 Flushed::Blocked
             }
@@ -312,17 +312,17 @@ impl Shard {
         if self.conns.get(key).is_some_and(|c| !c.queue.is_empty()) {
             self.flush_queue(key);
         } else if let Some(conn) = self.conns.get_mut(key) {
-            conn.blocked = false;
+            conn.mark(Mark::Blocked, false);
         }
     }
 
     /// Lists `key` among the large holders of memory if it holds much now.
     pub(super) fn watch_holder(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key)
-            && !conn.big
+            && !conn.is(Mark::Big)
             && conn.held() >= BIG_HOLDER
         {
-            conn.big = true;
+            conn.mark(Mark::Big, true);
             self.big.push(key);
         }
     }

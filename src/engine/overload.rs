@@ -4,6 +4,7 @@
 //! refuses them once it is full), accept again when memory came back under the low mark; over
 //! the share, close the connections that hold the most until enough is freed.
 
+use super::conn::Mark;
 use super::memory::{BIG_HOLDER, Pressure};
 use super::shard::Shard;
 use crate::proto::CloseCode;
@@ -57,7 +58,7 @@ impl Shard {
         big.retain(|&key| match self.conns.get_mut(key) {
             Some(c) if !c.is_closed() && c.held() >= BIG_HOLDER => true,
             Some(c) => {
-                c.big = false;
+                c.mark(Mark::Big, false);
                 false
             }
             None => false,
@@ -78,7 +79,7 @@ impl Shard {
         }
         for &key in &big[..victims] {
             if let Some(c) = self.conns.get_mut(key) {
-                c.big = false;
+                c.mark(Mark::Big, false);
             }
         }
         self.big = big.split_off(victims);

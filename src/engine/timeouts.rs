@@ -20,7 +20,7 @@ impl Shard {
             return;
         };
         let live = Liveness {
-            last_read_ms: conn.last_read_ms,
+            last_read_ms: conn.last_read_ms(),
             ping_sent_ms: conn.ping_sent_ms(),
         };
         let tls_handshaking = conn.transport.handshaking();

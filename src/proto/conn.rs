@@ -38,8 +38,9 @@
 //!
 //! A connection given the agreed parameters (`Connection::with_deflate`, feature `deflate`)
 //! accepts RSV1 on the first frame of a data message, inflates such a message as its bytes arrive
-//! (the size limit applies to the inflated bytes, text is validated as it is inflated) and
-//! delivers it owned; uncompressed messages keep the zero-copy path. [`Connection::send_with`]
+//! (the size limit applies to the inflated bytes, text is validated as it is inflated, and one
+//! call inflates about [`MAX_INFLATE_PER_READ`] bytes at most before it returns to be called
+//! again) and delivers it owned; uncompressed messages keep the zero-copy path. [`Connection::send_with`]
 //! compresses messages at or above the agreed threshold. zlib state is borrowed from the caller's
 //! [`DeflatePool`](super::DeflatePool) for one message at a time unless context takeover was agreed (see
 //! [`super::deflate`]): call [`Connection::read_with`] and [`Connection::send_with`] with a pool
@@ -60,6 +61,7 @@ mod read;
 mod send;
 
 use read::InFrame;
+pub use read::MAX_INFLATE_PER_READ;
 
 /// Default maximum frame payload: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;

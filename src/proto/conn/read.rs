@@ -14,6 +14,13 @@ use crate::proto::frame::{FrameHeader, OpCode, decode_header};
 use crate::proto::mask::apply_mask;
 use crate::proto::utf8::validate;
 
+/// Bytes a compressed message may inflate by in one call of [`Connection::read`] (about: the
+/// compressed input is taken a kilobyte at a time): past it the call returns, having consumed
+/// what it inflated, and is called again on the rest. A server lets its other connections
+/// have their turn in between, so that a message that inflates to many megabytes does not
+/// hold up the others while it does.
+pub const MAX_INFLATE_PER_READ: usize = 1 << 20;
+
 /// How much of the assembly buffer is reserved up front for a frame of announced length.
 const INITIAL_RESERVE: usize = 64 << 10;
 
@@ -84,20 +91,30 @@ impl Connection {
             });
         }
         let mut pos = 0;
+        // What compressed input may inflate to in this call.
+        let mut inflate_left = MAX_INFLATE_PER_READ;
         loop {
             if let Some(frame) = self.frame {
                 let n = usize::try_from(frame.remaining).map_or(buf.len() - pos, |r| r.min(buf.len() - pos));
                 let chunk = &mut buf[pos..pos + n];
-                pos += n;
+                let phase = usize::from(frame.phase);
                 if let Some(key) = frame.mask {
-                    apply_mask(chunk, key, usize::from(frame.phase));
+                    apply_mask(chunk, key, phase);
                 }
-                self.take_payload(chunk)?;
-                let remaining = frame.remaining - n as u64;
+                let used = self.take_payload(chunk, &mut inflate_left)?;
+                if used < n
+                    && let Some(key) = frame.mask
+                {
+                    // The inflation allowance ran out: the rest is presented again, masked as
+                    // it came.
+                    apply_mask(&mut chunk[used..], key, phase + used);
+                }
+                pos += used;
+                let remaining = frame.remaining - used as u64;
                 if remaining > 0 {
                     self.frame = Some(InFrame {
                         remaining,
-                        phase: ((usize::from(frame.phase) + n) % 4) as u8,
+                        phase: ((phase + used) % 4) as u8,
                         ..frame
                     });
                     return Ok(Read {
@@ -228,18 +245,23 @@ impl Connection {
     }
 
     /// Takes a piece of the open message's payload (unmasked): inflated onto the assembly buffer
-    /// if the message is compressed, appended otherwise; text is validated on the way.
-    fn take_payload(&mut self, chunk: &[u8]) -> Result<(), Error> {
+    /// if the message is compressed (within `inflate_left` bytes of output, about), appended
+    /// otherwise; text is validated on the way. Returns how much of `chunk` was taken: all of
+    /// it, unless the inflation allowance ran out first.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    fn take_payload(&mut self, chunk: &[u8], inflate_left: &mut usize) -> Result<usize, Error> {
         let text = self.message == Some(MessageKind::Text);
         #[cfg(feature = "deflate")]
         if let Some(d) = self.deflate.as_mut()
             && d.inflating
         {
             let utf8 = &mut self.utf8;
-            return d.inflate(
+            let before = self.buffer.len();
+            let used = d.inflate(
                 chunk,
                 &mut self.buffer,
                 self.config.max_message_size,
+                *inflate_left,
                 &mut |piece| {
                     if text {
                         utf8.feed(piece)
@@ -247,7 +269,9 @@ impl Connection {
                     }
                     Ok(())
                 },
-            );
+            )?;
+            *inflate_left = inflate_left.saturating_sub(self.buffer.len() - before);
+            return Ok(used);
         }
         if text {
             self.utf8
@@ -255,7 +279,7 @@ impl Connection {
                 .map_err(|e| Error::InvalidUtf8 { offset: e.offset })?;
         }
         self.append(chunk);
-        Ok(())
+        Ok(chunk.len())
     }
 
     /// Whether a data frame belongs to a compressed message: its own RSV1 for a first frame, the
@@ -317,7 +341,9 @@ impl Connection {
     fn finish_message<'b>(&mut self) -> Result<Message<'b>, Error> {
         #[cfg(feature = "deflate")]
         if self.deflate.as_ref().is_some_and(|d| d.inflating) {
-            self.take_payload(&TAIL)?;
+            // The tail adds no output of its own: no allowance is needed to take it whole.
+            let mut unlimited = usize::MAX;
+            self.take_payload(&TAIL, &mut unlimited)?;
         }
         let kind = self.message.take();
         let data = std::mem::take(&mut self.buffer);

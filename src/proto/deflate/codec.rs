@@ -120,6 +120,9 @@ impl std::fmt::Debug for Decompressor {
     }
 }
 
+/// Compressed bytes inflated at a time by [`Decompressor::inflate_some`].
+pub const INFLATE_PIECE: usize = 1024;
+
 /// Where an inflated stream stands after [`Decompressor::inflate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inflated {
@@ -161,6 +164,35 @@ impl Decompressor {
     /// Whether the stream ended with a final block.
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// [`Decompressor::inflate`], making about `out` bytes of output at most: `input` is fed a
+    /// piece of [`INFLATE_PIECE`] bytes at a time, and once `out` bytes were made the rest is
+    /// left. Returns how the stream stands and how much of `input` was used (all of it, unless
+    /// the output allowance ran out first: present the rest again). One piece makes at most
+    /// about a thousand times its size (DEFLATE's largest ratio), so the output of one call
+    /// stays within `out` plus a mebibyte.
+    pub fn inflate_some<E: From<InflateError>>(
+        &mut self,
+        input: &[u8],
+        buf: &mut Vec<u8>,
+        max: usize,
+        out: usize,
+        on_output: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(Inflated, usize), E> {
+        let start = buf.len();
+        let mut used = 0;
+        for piece in input.chunks(INFLATE_PIECE) {
+            if used > 0 && buf.len() - start >= out {
+                return Ok((Inflated::More, used));
+            }
+            let state = self.inflate(piece, buf, max, on_output)?;
+            used += piece.len();
+            if state == Inflated::End {
+                return Ok((Inflated::End, used));
+            }
+        }
+        Ok((Inflated::More, used))
     }
 
     /// Inflates `input` onto the end of `buf`, which never grows past `max` bytes: the output
@@ -369,19 +401,21 @@ impl DeflateState {
         }
     }
 
-    /// Inflates a piece of the compressed message onto `buf` (see [`Decompressor::inflate`]).
+    /// Inflates a piece of the compressed message onto `buf`, making about `out` bytes at most
+    /// (see [`Decompressor::inflate_some`]); returns how much of `input` was used.
     pub(crate) fn inflate(
         &mut self,
         input: &[u8],
         buf: &mut Vec<u8>,
         max: usize,
+        out: usize,
         on_output: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let d = self
             .decompressor
             .get_or_insert_with(|| Box::new(Decompressor::new(MAX_WINDOW_BITS)));
-        d.inflate(input, buf, max, on_output)
-            .map(|_| ())
+        d.inflate_some(input, buf, max, out, on_output)
+            .map(|(_, used)| used)
             .map_err(|e| match e {
                 Error::MessageTooLarge { len, .. } => Error::MessageTooLarge { len, max },
                 e => e,
