@@ -193,7 +193,13 @@ impl Shard {
             return Handshake::Done;
         }
         let id = self.id(key, &self.conns[key]);
+        // The handler may hand the handshake to another thread before it returns: from then on
+        // the handshake waits for a decision, as `ServerHandle::is_pending` says there.
+        self.node.set_pending(id, true);
         let decision = app.handler.on_handshake(&mut Ctx { shard: self }, id, &req);
+        if !matches!(decision, Decision::Pending) {
+            self.node.set_pending(id, false);
+        }
         self.apply(app, key, &req, decision)
     }
 
