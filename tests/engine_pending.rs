@@ -260,6 +260,20 @@ fn a_handshake_handed_to_another_thread_from_on_handshake_is_pending_there_at_on
     let head = read_head(&mut c);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert!(!h.is_pending(id));
+    // A decision to decide later leaves it pending.
+    let mut c = raw(h.local_addr());
+    c.write_all(UPGRADE).unwrap();
+    let (id, server, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        server
+            .decide(id, Decision::<()>::Pending)
+            .wait(Duration::from_secs(5)),
+        Some(DecisionOutcome::Applied)
+    );
+    assert!(server.is_pending(id));
+    server.decide(id, Decision::<()>::reject(401, "no\n"));
+    assert!(read_head(&mut c).starts_with("HTTP/1.1 401"));
+    assert!(!server.is_pending(id));
     // Accepted within on_handshake: pending while it ran, not after.
     let mut c = raw(h.local_addr());
     c.write_all(&upgrade("/now")).unwrap();

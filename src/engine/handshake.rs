@@ -287,12 +287,12 @@ impl Shard {
             return DecisionOutcome::NotPending;
         }
         let key = id.key as usize;
-        self.node.set_pending(id, false);
         let Ok(decision) = decision.downcast::<Decision<H::State>>() else {
             log::error!(
                 "shard {}: a decision for connection {id} carries a state of another type than the handler's",
                 self.index
             );
+            self.node.set_pending(id, false);
             self.answer_and_close(key, &HttpResponse::text(500, "internal error\n"));
             return DecisionOutcome::WrongState;
         };
@@ -300,6 +300,7 @@ impl Shard {
             // Still pending: nothing changes.
             return DecisionOutcome::Applied;
         }
+        self.node.set_pending(id, false);
         // The request and what followed it wait in the connection's kept input: read them again
         // from the shard's buffer, as if they had just arrived.
         let conn = &mut self.conns[key];
