@@ -17,8 +17,10 @@ use crate::percent;
 
 /// Calls served at once (a thread each); past it, a new call is answered 503 at once.
 pub const MAX_CALLS: usize = 64;
-/// The longest request line read; the rest of a longer one is not read (the token is cut).
-pub const MAX_REQUEST_LINE: u64 = 16 << 10;
+/// The longest request line read; the rest of a longer one is not read (the token is cut, and
+/// so refused). Room for any token a request head within the engine's default limit (8 KiB)
+/// can carry, each of its bytes percent-encoded (three).
+pub const MAX_REQUEST_LINE: u64 = 32 << 10;
 /// Time allowed to send the request line.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest wait a `slow-MS-` token asks for.
