@@ -300,7 +300,7 @@ fn a_pending_handshake_whose_client_left_is_no_longer_pending() {
     let mut s = raw(h.local_addr());
     s.write_all(UPGRADE).unwrap();
     let id = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    // The handler saw the request; the shard marks it pending once the handler has answered.
+    // The handler saw the request: it is pending from then on.
     assert!(wait_until(Duration::from_secs(5), || h.is_pending(id)));
     drop(s);
     assert!(wait_until(Duration::from_secs(5), || !h.is_pending(id)));

@@ -224,6 +224,66 @@ fn a_decision_for_a_connection_that_never_existed_or_of_the_wrong_state_type_is_
 }
 
 /// One echo round trip on each of `conns`, `rounds` times; the latencies.
+/// Hands every upgrade to the test from inside `on_handshake`, with what
+/// `ServerHandle::is_pending` said there: what a worker given the job at once sees. `/now` is
+/// accepted at once instead.
+struct Handoff(mpsc::Sender<(ConnId, ServerHandle, bool)>);
+
+impl Handler for Handoff {
+    type State = ();
+
+    fn on_handshake(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request<'_>) -> Decision<()> {
+        let server = ctx.server();
+        let waiting = server.is_pending(id);
+        let now = req.path() == "/now";
+        let _ = self.0.send((id, server, waiting));
+        if now {
+            Decision::accept()
+        } else {
+            Decision::Pending
+        }
+    }
+
+    fn on_message(&mut self, _ctx: &mut Ctx<'_>, _id: ConnId, _state: &mut (), _msg: Message<'_>) {}
+}
+
+#[test]
+fn a_handshake_handed_to_another_thread_from_on_handshake_is_pending_there_at_once() {
+    let (tx, rx) = mpsc::channel();
+    let h = start(quick_config(), move |_| Handoff(tx.clone()));
+    let mut c = raw(h.local_addr());
+    c.write_all(UPGRADE).unwrap();
+    let (id, server, waiting) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(waiting, "not pending while on_handshake ran");
+    assert!(server.is_pending(id));
+    server.decide(id, Decision::<()>::reject(401, "no\n"));
+    let head = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(!h.is_pending(id));
+    // A decision to decide later leaves it pending.
+    let mut c = raw(h.local_addr());
+    c.write_all(UPGRADE).unwrap();
+    let (id, server, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        server
+            .decide(id, Decision::<()>::Pending)
+            .wait(Duration::from_secs(5)),
+        Some(DecisionOutcome::Applied)
+    );
+    assert!(server.is_pending(id));
+    server.decide(id, Decision::<()>::reject(401, "no\n"));
+    assert!(read_head(&mut c).starts_with("HTTP/1.1 401"));
+    assert!(!server.is_pending(id));
+    // Accepted within on_handshake: pending while it ran, not after.
+    let mut c = raw(h.local_addr());
+    c.write_all(&upgrade("/now")).unwrap();
+    let (id, _, waiting) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(waiting);
+    assert!(read_head(&mut c).starts_with("HTTP/1.1 101"));
+    assert!(!h.is_pending(id));
+    stop(&h);
+}
+
 fn echo_rounds(conns: &mut [TcpStream], rounds: usize) -> Vec<Duration> {
     let msg = frame(true, 0x1, b"ping");
     let mut out = Vec::with_capacity(conns.len() * rounds);

@@ -193,7 +193,13 @@ impl Shard {
             return Handshake::Done;
         }
         let id = self.id(key, &self.conns[key]);
+        // The handler may hand the handshake to another thread before it returns: from then on
+        // the handshake waits for a decision, as `ServerHandle::is_pending` says there.
+        self.node.set_pending(id, true);
         let decision = app.handler.on_handshake(&mut Ctx { shard: self }, id, &req);
+        if !matches!(decision, Decision::Pending) {
+            self.node.set_pending(id, false);
+        }
         self.apply(app, key, &req, decision)
     }
 
@@ -281,12 +287,12 @@ impl Shard {
             return DecisionOutcome::NotPending;
         }
         let key = id.key as usize;
-        self.node.set_pending(id, false);
         let Ok(decision) = decision.downcast::<Decision<H::State>>() else {
             log::error!(
                 "shard {}: a decision for connection {id} carries a state of another type than the handler's",
                 self.index
             );
+            self.node.set_pending(id, false);
             self.answer_and_close(key, &HttpResponse::text(500, "internal error\n"));
             return DecisionOutcome::WrongState;
         };
@@ -294,6 +300,7 @@ impl Shard {
             // Still pending: nothing changes.
             return DecisionOutcome::Applied;
         }
+        self.node.set_pending(id, false);
         // The request and what followed it wait in the connection's kept input: read them again
         // from the shard's buffer, as if they had just arrived.
         let conn = &mut self.conns[key];

@@ -353,8 +353,10 @@ impl ServerHandle {
         receipt
     }
 
-    /// Whether the handshake of `id` still waits for a decision ([`Decision::Pending`]): false
-    /// once it was decided, answered 503 at the handshake timeout, or the client left. A worker
+    /// Whether the handshake of `id` still waits for a decision ([`Decision::Pending`]): true
+    /// from the call to [`Handler::on_handshake`](crate::Handler::on_handshake), so that a job
+    /// handed to another thread from there finds it waiting; false once it was decided (at once
+    /// or later), answered 503 at the handshake timeout, or the client left. A worker
     /// with a queue of decisions to make skips those that no longer wait (a call to an
     /// authentication service for a client that is gone is wasted).
     pub fn is_pending(&self, id: ConnId) -> bool {
