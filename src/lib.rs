@@ -6,9 +6,11 @@
 //! What it is: one single-threaded event loop per core ("shard"), each with its own `SO_REUSEPORT`
 //! listening socket and its connections in a slab, handler callbacks on the loop thread, topics
 //! with broadcast, and a sans-I/O protocol core that every runtime (server, client, load
-//! generator, conformance checker, fuzz targets) shares. What it is not: an HTTP framework (plain
-//! HTTP requests get one response and a close), an async runtime, or a TLS terminator (put one in
-//! front).
+//! generator, conformance checker, fuzz targets) shares; with the `tls` feature, TLS (wss) inside
+//! the same loop. Every byte a peer makes the server hold is counted against a memory budget
+//! (`ServerConfig::memory_budget`), with a bound and an answer for each path (docs/security.md).
+//! What it is not: an HTTP framework (plain HTTP requests get one response and a close) or an
+//! async runtime.
 //!
 //! ```text
 //!   socket ──read──► shard read buffer ──► proto::Connection::read ──► Handler::on_message(ctx, id, state, msg)

@@ -312,6 +312,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
                 ("topics", m.topics),
                 ("inbox", m.inbox),
                 ("shared", m.shared),
+                ("bridge", m.bridge),
             ]
             .iter()
             .map(|(k, v)| (format!("kind=\"{k}\""), *v))

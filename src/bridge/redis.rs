@@ -345,6 +345,10 @@ impl RedisBridge {
 }
 
 impl Bridge for RedisBridge {
+    fn held_bytes(&self) -> u64 {
+        self.stats.queue_bytes.load(Ordering::Relaxed)
+    }
+
     fn attach(&self, handle: ServerHandle) {
         if self.attached.swap(true, Ordering::AcqRel) {
             log::error!("redis bridge: attached to a second server; it serves the first only");

@@ -220,8 +220,19 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
             }
+            // Those whose work this turn has no allowance left for keep their place, ahead of
+            // those that just had their turn: each gets its share in order.
+            let mut waiting = Vec::new();
             for key in std::mem::take(&mut self.pending_reads) {
-                self.read(key, false);
+                if self.shard.waits_for_next_turn(key) {
+                    waiting.push(key);
+                } else {
+                    self.read(key, false);
+                }
+            }
+            if !waiting.is_empty() {
+                waiting.append(&mut self.pending_reads);
+                self.pending_reads = waiting;
             }
             self.expire_timers();
             self.shard.flush_dirty();

@@ -15,7 +15,6 @@ use super::shard::{Shard, Timer};
 use super::state::App;
 use super::stats::{RejectReason, TlsFailure};
 use super::transport::Input;
-use crate::proto::conn::MAX_INFLATE_PER_READ;
 use crate::proto::{CloseCode, Event};
 
 /// Bytes read from one connection before the others get their turn.
@@ -155,8 +154,9 @@ impl Shard {
     }
 
     /// Handles `scratch[..filled]`, the input of connection `key`. Returns true when it stopped
-    /// early to let the other connections have their turn (a compressed message inflated a
-    /// turn's worth): the rest is kept, to be handled first at the connection's next turn.
+    /// early to let the other connections have their turn (the shard's allowance for inflating
+    /// compressed messages in this turn is spent): the rest is kept, to be handled first at the
+    /// connection's next turn.
     pub(super) fn process<H: Handler>(
         &mut self,
         app: &mut App<H>,
@@ -166,7 +166,6 @@ impl Shard {
     ) -> bool {
         self.cork.begin(key);
         let mut pos = 0;
-        let mut inflated = 0;
         let mut yielded = false;
         while pos < filled {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -196,19 +195,27 @@ impl Shard {
                 continue;
             };
             let (held, buffered) = (proto.held(), proto.buffered());
-            let read = proto.read_with(&mut scratch[pos..filled], self.cork.buf(), &mut self.deflate);
+            let read = proto.read_limited(
+                &mut scratch[pos..filled],
+                self.cork.buf(),
+                &mut self.deflate,
+                self.inflate_left,
+            );
             self.mem.change(Kind::Messages, held, proto.held());
-            inflated += proto.buffered().saturating_sub(buffered);
+            let inflated = proto.buffered().saturating_sub(buffered);
+            self.inflate_left = self.inflate_left.saturating_sub(inflated);
             match read {
                 Ok(read) => {
                     pos += read.consumed;
                     match read.event {
                         Some(event) => self.dispatch(app, key, event),
-                        None if read.consumed == 0 => break,
-                        None if inflated >= MAX_INFLATE_PER_READ && pos < filled => {
+                        // The turn's allowance for inflating is spent: the rest waits for the
+                        // connection's next turn, after the others'.
+                        None if self.inflate_left == 0 && pos < filled => {
                             yielded = true;
                             break;
                         }
+                        None if read.consumed == 0 => break,
                         None => {}
                     }
                 }

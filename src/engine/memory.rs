@@ -40,6 +40,9 @@ pub(crate) enum Kind {
     Topics = 4,
 }
 
+/// Reads what the bridge to other nodes holds.
+pub(crate) type BridgeHeld = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// The number of [`Kind`]s. Beside them, a shard holds its part of the shared frames and the
 /// commands other threads queued for it, each counted by a [`Gauge`] that other threads move.
 pub(crate) const KINDS: usize = 5;
@@ -76,7 +79,6 @@ pub(crate) enum Pressure {
 }
 
 /// The bytes one shard holds for its peers, by kind, against its share of the budget.
-#[derive(Debug)]
 pub(crate) struct Memory {
     held: [u64; KINDS],
     /// This shard's share of the server's budget.
@@ -85,7 +87,22 @@ pub(crate) struct Memory {
     shared: Arc<Gauge>,
     /// Commands other threads queued for this shard.
     inbox: Arc<Gauge>,
+    /// What the bridge to other nodes holds (its queues), which counts too (divided among the
+    /// shards).
+    bridge: Option<BridgeHeld>,
     shards: u64,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("held", &self.held)
+            .field("share", &self.share)
+            .field("shared", &self.shared())
+            .field("inbox", &self.inbox())
+            .field("bridge", &self.bridge())
+            .finish()
+    }
 }
 
 impl Memory {
@@ -95,8 +112,15 @@ impl Memory {
             share,
             shared,
             inbox,
+            bridge: None,
             shards: shards.max(1) as u64,
         }
+    }
+
+    /// Counts what `bridge` says the bridge to other nodes holds too.
+    pub(crate) fn with_bridge(mut self, bridge: Option<BridgeHeld>) -> Self {
+        self.bridge = bridge;
+        self
     }
 
     /// Charges `n` more bytes of `kind`.
@@ -139,9 +163,15 @@ impl Memory {
         self.inbox.bytes()
     }
 
-    /// Everything this shard holds, its part of the shared frames and its inbox included.
+    /// This shard's part of what the bridge to other nodes holds.
+    pub(crate) fn bridge(&self) -> u64 {
+        self.bridge.as_ref().map_or(0, |held| held() / self.shards)
+    }
+
+    /// Everything this shard holds, its part of the shared frames and of the bridge's queues
+    /// and its inbox included.
     pub(crate) fn total(&self) -> u64 {
-        self.held.iter().sum::<u64>() + self.shared() + self.inbox()
+        self.held.iter().sum::<u64>() + self.shared() + self.inbox() + self.bridge()
     }
 
     /// This shard's share of the budget.

@@ -9,9 +9,10 @@
 //! 2. `proto::Connection::read` unmasks and validates in place and returns the message,
 //!    borrowing the read buffer when it arrived as one frame.
 //! 3. The handler's `on_message` runs; its `ctx.send` to the same connection appends the encoded
-//!    frame to the shard's output buffer (`tx`), so a batch of messages becomes one `write`.
-//! 4. After the read, `tx` is written to the socket; only what the kernel did not take is copied
-//!    into the connection's queue, written later when epoll reports the socket writable.
+//!    frame to the cork (the shard's output buffer), so a batch of messages becomes one `write`.
+//! 4. After the read, the cork goes through the one write path to the transport; only what the
+//!    kernel did not take is copied into the connection's queue, written later when epoll
+//!    reports the socket writable. (docs/architecture.md tells the same path with its reasons.)
 //!
 //! Sockets are registered once, for both readable and writable readiness, edge-triggered: a
 //! writable edge only happens after a write filled the socket buffer, so this costs nothing while
@@ -28,14 +29,16 @@
 //! |---|---|
 //! | `event_loop.rs` | binding the shards; the loop: poll, dispatch readiness, timers, inbox |
 //! | `shard.rs` | [`Shard`](shard::Shard), the state callbacks may touch, and its small getters |
-//! | `handshake.rs`, `input.rs`, `output.rs`, `broadcast.rs`, `timeouts.rs`, `drain.rs` | the shard's work, one concern each |
-//! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase) |
+//! | `handshake.rs`, `input.rs`, `output.rs`, `broadcast.rs`, `timeouts.rs`, `overload.rs`, `drain.rs` | the shard's work, one concern each: accept and handshake, the one read loop, the one write path, topics, deadlines, the memory budget, the end |
+//! | `transport.rs` | the seam between a socket and the rest: plain, or TLS records (the only `cfg(feature = "tls")` on the message path) |
+//! | `memory.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; output gathered for the connection being read |
+//! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
 //! | `handler.rs`, `decision.rs`, `state.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states |
 //! | `node.rs`, `inbox.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
-//! | `tls/`, `tls_io.rs` | (feature `tls`) TLS settings and the sans-I/O session; the shard's TLS reading and writing |
+//! | `tls/` | (feature `tls`) TLS settings and the sans-I/O session |
 
 mod broadcast;
 mod config;

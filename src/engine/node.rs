@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::decision::Decision;
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
-use super::memory::{Gauge, Memory, SharedFrame};
+use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
 use super::stats::Stats;
 use crate::proto::{self, CloseCode, MessageKind};
 
@@ -38,6 +38,13 @@ pub trait Bridge: Send + Sync + Debug {
 
     /// A message was published on this node: send it to the other nodes.
     fn publish(&self, topic: &str, kind: MessageKind, payload: &[u8]);
+
+    /// Bytes the bridge holds for this node now (its queues): counted against the server's
+    /// memory budget, divided among the shards. Called often (after every read): keep it a load
+    /// of a counter. A bridge that holds nothing of its own may leave the default, 0.
+    fn held_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// One shard, as other threads see it.
@@ -116,6 +123,10 @@ impl Node {
             self.slots[shard].inbox.gauge(),
             shards,
         )
+        .with_bridge(self.bridge.clone().map(|b| {
+            let held: BridgeHeld = Arc::new(move || b.held_bytes());
+            held
+        }))
     }
 
     /// Records whether the handshake of `id` waits for a decision.

@@ -41,6 +41,11 @@ pub(super) const PUBLISH_STATS_MS: u64 = 1000;
 /// delays the established connections by a bounded amount per turn.
 pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 16;
 
+/// Bytes of compressed messages a shard inflates per loop turn, all its connections together:
+/// past it, a connection's input waits for its next turn, so that one turn's work (the latency
+/// every other connection of the shard may see) stays about a millisecond.
+pub(super) const INFLATE_PER_TURN: usize = 1 << 20;
+
 /// What a timer of the wheel is for.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Timer {
@@ -125,6 +130,9 @@ pub(crate) struct Shard {
     pub(super) big: Vec<usize>,
     /// TLS handshake steps left in this loop turn (see [`TLS_HANDSHAKES_PER_TURN`]).
     pub(super) tls_steps: usize,
+    /// Bytes of compressed messages that may still be inflated in this loop turn (see
+    /// [`INFLATE_PER_TURN`]).
+    pub(super) inflate_left: usize,
     /// The client address of each connection, when connections per address are limited.
     pub(super) addresses: HashMap<usize, IpAddr>,
 }
@@ -173,6 +181,7 @@ impl Shard {
             last_tls_log_ms: None,
             big: Vec::new(),
             tls_steps: 0,
+            inflate_left: INFLATE_PER_TURN,
             addresses: HashMap::new(),
         }
     }
@@ -186,6 +195,16 @@ impl Shard {
     pub(super) fn tick(&mut self) {
         self.now_ms = self.start.elapsed().as_millis() as u64;
         self.tls_steps = TLS_HANDSHAKES_PER_TURN;
+        self.inflate_left = INFLATE_PER_TURN;
+    }
+
+    /// Whether connection `key` waits for the next turn: the work it has left (inflating a
+    /// compressed message, a TLS handshake) is of a kind this turn has no allowance left for.
+    pub(super) fn waits_for_next_turn(&self, key: usize) -> bool {
+        self.conns.get(key).is_some_and(|c| {
+            (self.inflate_left == 0 && c.is(super::conn::Mark::Resume))
+                || (self.tls_steps == 0 && c.transport.handshaking())
+        })
     }
 
     /// The time until the next timer, for the poll.
@@ -320,6 +339,7 @@ impl Shard {
             topics: self.mem.held(Kind::Topics),
             inbox: self.mem.inbox(),
             shared: self.mem.shared(),
+            bridge: self.mem.bridge(),
             budget: self.mem.share(),
         };
         s.inbox_drops = self.node.inbox_refused(self.index);

@@ -218,6 +218,8 @@ pub struct MemoryStats {
     pub inbox: u64,
     /// The shard's part of the frames shared by several queues (broadcasts).
     pub shared: u64,
+    /// The shard's part of what the bridge to other nodes holds (its queues).
+    pub bridge: u64,
     /// The shard's share of the memory budget.
     pub budget: u64,
 }
@@ -225,7 +227,14 @@ pub struct MemoryStats {
 impl MemoryStats {
     /// Everything held, shared frames included.
     pub fn total(&self) -> u64 {
-        self.queued + self.messages + self.input + self.tls + self.topics + self.inbox + self.shared
+        self.queued
+            + self.messages
+            + self.input
+            + self.tls
+            + self.topics
+            + self.inbox
+            + self.shared
+            + self.bridge
     }
 
     fn merge(&mut self, o: &MemoryStats) {
@@ -236,6 +245,7 @@ impl MemoryStats {
         self.topics += o.topics;
         self.inbox += o.inbox;
         self.shared += o.shared;
+        self.bridge += o.bridge;
         self.budget += o.budget;
     }
 }

@@ -57,7 +57,22 @@ impl Connection {
         out: &mut Vec<u8>,
         pool: &mut DeflatePool,
     ) -> Result<Read<'b>, Error> {
-        let result = match self.read_inner(buf, out, pool) {
+        self.read_limited(buf, out, pool, MAX_INFLATE_PER_READ)
+    }
+
+    /// [`Connection::read_with`], inflating about `inflate` bytes of a compressed message at
+    /// most in this call (see [`MAX_INFLATE_PER_READ`]). With 0 nothing is inflated: the call
+    /// returns where the next compressed payload byte starts, having consumed what came before
+    /// it. A server that shares one allowance among its connections for each turn of its loop
+    /// passes what is left of it, so that inflating never holds up the others for long.
+    pub fn read_limited<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+        out: &mut Vec<u8>,
+        pool: &mut DeflatePool,
+        inflate: usize,
+    ) -> Result<Read<'b>, Error> {
+        let result = match self.read_inner(buf, out, pool, inflate) {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.fail(&e, out);
@@ -83,6 +98,7 @@ impl Connection {
         buf: &'b mut [u8],
         out: &mut Vec<u8>,
         pool: &mut DeflatePool,
+        inflate: usize,
     ) -> Result<Read<'b>, Error> {
         if self.is_closed() {
             return Ok(Read {
@@ -92,9 +108,16 @@ impl Connection {
         }
         let mut pos = 0;
         // What compressed input may inflate to in this call.
-        let mut inflate_left = MAX_INFLATE_PER_READ;
+        let mut inflate_left = inflate;
         loop {
             if let Some(frame) = self.frame {
+                if inflate_left == 0 && self.inflating() && frame.remaining > 0 {
+                    // No allowance left: the payload waits for the next call.
+                    return Ok(Read {
+                        consumed: pos,
+                        event: None,
+                    });
+                }
                 let n = usize::try_from(frame.remaining).map_or(buf.len() - pos, |r| r.min(buf.len() - pos));
                 let chunk = &mut buf[pos..pos + n];
                 let phase = usize::from(frame.phase);
@@ -280,6 +303,15 @@ impl Connection {
         }
         self.append(chunk);
         Ok(chunk.len())
+    }
+
+    /// Whether the message being received is compressed (its payload is inflated).
+    fn inflating(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflate.as_ref() {
+            return d.inflating;
+        }
+        false
     }
 
     /// Whether a data frame belongs to a compressed message: its own RSV1 for a first frame, the
