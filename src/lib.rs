@@ -136,7 +136,7 @@ mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use engine::sys::{fd_limits, raise_fd_limit};
+pub use engine::sys::{PROMPT_RELEASE_FROM, fd_limits, raise_fd_limit, release_memory_promptly};
 pub use engine::{
     Backpressure, Bridge, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_CONTROL_FRAME_RATE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{IpAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use c10k::proto::Message;
 use c10k::{ConnId, Ctx, Handler, RejectReason};
@@ -109,7 +109,7 @@ fn over_its_budget_a_shard_closes_the_largest_holder_with_1013_and_keeps_the_oth
 
 #[cfg(feature = "deflate")]
 #[test]
-fn near_its_budget_a_shard_stops_accepting_and_resumes_when_memory_is_back() {
+fn near_its_budget_a_shard_stops_accepting_and_a_second_later_closes_the_holder_to_accept_again() {
     let mut config = quick_config();
     // One message held open takes 90% of the budget: past the 85% mark, under the whole.
     let held = held_by(3 << 20);
@@ -120,6 +120,7 @@ fn near_its_budget_a_shard_stops_accepting_and_resumes_when_memory_is_back() {
     let mut holder = deflate_open(h.local_addr());
     holder.write_all(&bomb_start(3 << 20)).unwrap();
     wait_stats(&h, Duration::from_secs(5), |s| s.overload_pauses == 1);
+    let paused = Instant::now();
     // The kernel completes the TCP handshake (the backlog), but no 101 comes.
     let mut waiting = raw(h.local_addr());
     waiting.write_all(UPGRADE).unwrap();
@@ -132,12 +133,18 @@ fn near_its_budget_a_shard_stops_accepting_and_resumes_when_memory_is_back() {
         "no answer while not accepting"
     );
     assert_eq!(h.stats().accepted, 1);
-    // The message ends; memory comes back and the waiting client is served.
-    holder.write_all(&frame(true, 0x0, &[])).unwrap();
+    // Held on to for a second: the holder is closed so that the shard accepts again.
+    assert_eq!(read_close_code(&mut holder), 1013);
+    assert!(
+        paused.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        paused.elapsed()
+    );
     waiting.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let head = read_head(&mut waiting);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(h.stats().overload_closes, 0);
+    let st = wait_stats(&h, Duration::from_secs(5), |s| s.memory.messages == 0);
+    assert_eq!(st.overload_closes, 1);
     stop(&h);
 }
 

@@ -191,7 +191,7 @@ impl<H: Handler> EventLoop<H> {
     fn run(&mut self, poll: &mut Poll) {
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            let timeout = if self.pending_reads.is_empty() {
+            let timeout = if self.pending_reads.is_empty() && self.shard.accept_more == 0 {
                 self.shard.poll_timeout()
             } else {
                 Some(Duration::ZERO)
@@ -204,6 +204,7 @@ impl<H: Handler> EventLoop<H> {
                 break;
             }
             self.shard.tick();
+            self.shard.accept_left_over();
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.shard.accept(false),
@@ -238,6 +239,7 @@ impl<H: Handler> EventLoop<H> {
             self.shard.flush_dirty();
             self.shard.relieve_memory();
             self.shard.reap(&mut self.app);
+            self.shard.trim_if_due();
             self.shard.notify_drained(&mut self.app);
             if self.shard.finished() {
                 break;

@@ -43,14 +43,20 @@ pub(super) const MAX_EARLY_DATA: usize = 16 << 10;
 impl Shard {
     /// Accepts every pending connection of the plain listener, or of the TLS one if `tls`.
     pub(super) fn accept(&mut self, tls: bool) {
-        if self.accept_paused || self.overloaded || self.draining {
+        if self.accept_paused || self.overloaded_since.is_some() || self.draining {
             return;
         }
         loop {
+            if self.accepts_left == 0 {
+                // The rest wait in the backlog for the next turn.
+                self.accept_more |= if tls { 2 } else { 1 };
+                return;
+            }
             let listener = if tls { &self.tls_listener } else { &self.listener };
             let Some(listener) = listener.as_ref() else {
                 return;
             };
+            self.accepts_left -= 1;
             match listener.accept() {
                 Ok((stream, peer)) => self.add(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

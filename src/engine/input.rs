@@ -62,6 +62,11 @@ impl Shard {
                     return ReadEnd::Again;
                 }
                 self.tls_steps -= 1;
+            } else if conn.phase() == Phase::Handshaking {
+                if self.handshake_steps == 0 {
+                    return ReadEnd::Again;
+                }
+                self.handshake_steps -= 1;
             }
             let kept = conn.input().len();
             scratch[..kept].copy_from_slice(conn.input());

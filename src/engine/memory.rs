@@ -12,8 +12,9 @@
 //! acts in steps, as an overload manager does ([`Memory::pressure`]):
 //!
 //! ```text
-//!   held < 85%: normal ── 85% ──► stop accepting ── 100% ──► close the largest holders (1013)
-//!                       ◄── below 75%: accept again          until held is under 90%
+//!   held < 85%: normal ── 85% ──► stop accepting ── 100%, or still over 75% after a second ──►
+//!                       ◄── below 75%: accept again          close the largest holders (1013)
+//!                                                             until under 75%
 //! ```
 //!
 //! Only connections that hold at least [`BIG_HOLDER`] bytes are ever closed for memory: a
@@ -60,10 +61,13 @@ pub(crate) const TOPIC_BYTES: usize = 128;
 
 /// Percent of its share past which a shard stops accepting.
 const PAUSE_AT: u64 = 85;
-/// Percent of its share under which a shard that stopped accepting accepts again.
+/// Percent of its share under which a shard that stopped accepting accepts again, and that
+/// closing the largest holders brings it back under.
 const RESUME_AT: u64 = 75;
-/// Percent of its share that closing the largest holders brings a shard back under.
-const RELIEVED_AT: u64 = 90;
+/// How long a shard stays not accepting before it closes the largest holders to accept again:
+/// peers that hold memory without going over the budget may not keep the server from
+/// accepting for long.
+pub(crate) const PAUSE_LIMIT_MS: u64 = 1000;
 
 /// What the shard should do about its memory now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,15 +183,18 @@ impl Memory {
         self.share
     }
 
-    /// What to do, given whether accepting is stopped now.
-    pub(crate) fn pressure(&self, paused: bool) -> Pressure {
+    /// What to do, given for how long accepting has been stopped (`None`: it is not).
+    pub(crate) fn pressure(&self, paused_for_ms: Option<u64>) -> Pressure {
         let total = self.total();
         let pct = |p: u64| self.share / 100 * p;
-        if total > self.share {
-            Pressure::Shed(total - pct(RELIEVED_AT))
+        // Over the share, or stopped too long: close the largest holders until under the mark
+        // where accepting resumes.
+        let held_too_long = paused_for_ms.is_some_and(|ms| ms >= PAUSE_LIMIT_MS);
+        if total > self.share || (held_too_long && total >= pct(RESUME_AT)) {
+            Pressure::Shed(total - pct(RESUME_AT) + 1)
         } else if total > pct(PAUSE_AT) {
             Pressure::Pause
-        } else if paused && total >= pct(RESUME_AT) {
+        } else if paused_for_ms.is_some() && total >= pct(RESUME_AT) {
             Pressure::Hold
         } else {
             Pressure::Normal
@@ -274,22 +281,31 @@ mod tests {
     fn pressure_goes_through_its_steps_with_hysteresis() {
         let mut m = memory(1000);
         m.add(Kind::Queued, 850);
-        assert_eq!(
-            m.pressure(false),
-            Pressure::Normal,
-            "at 85% exactly: still normal"
-        );
+        assert_eq!(m.pressure(None), Pressure::Normal, "at 85% exactly: still normal");
         m.add(Kind::Messages, 1);
-        assert_eq!(m.pressure(false), Pressure::Pause);
+        assert_eq!(m.pressure(None), Pressure::Pause);
         m.sub(Kind::Queued, 100);
-        assert_eq!(m.pressure(true), Pressure::Hold, "paused, not yet under 75%");
-        assert_eq!(m.pressure(false), Pressure::Normal);
+        assert_eq!(m.pressure(Some(10)), Pressure::Hold, "stopped, not yet under 75%");
+        assert_eq!(m.pressure(None), Pressure::Normal);
         m.sub(Kind::Queued, 2);
-        assert_eq!(m.pressure(true), Pressure::Normal, "under 75%: accept again");
+        assert_eq!(m.pressure(Some(10)), Pressure::Normal, "under 75%: accept again");
         m.add(Kind::Input, 300);
-        // 1049 held, share 1000: shed down to 90%.
+        // 1049 held, share 1000: shed down under 75%.
         assert_eq!(m.total(), 1049);
-        assert_eq!(m.pressure(true), Pressure::Shed(149));
+        assert_eq!(m.pressure(Some(10)), Pressure::Shed(300));
+    }
+
+    #[test]
+    fn a_shard_that_stays_stopped_for_a_second_sheds_to_accept_again() {
+        let mut m = memory(1000);
+        m.add(Kind::Messages, 900);
+        assert_eq!(m.pressure(Some(PAUSE_LIMIT_MS - 1)), Pressure::Pause);
+        assert_eq!(m.pressure(Some(PAUSE_LIMIT_MS)), Pressure::Shed(151));
+        m.sub(Kind::Messages, 100);
+        assert_eq!(m.pressure(Some(PAUSE_LIMIT_MS - 1)), Pressure::Hold);
+        assert_eq!(m.pressure(Some(PAUSE_LIMIT_MS)), Pressure::Shed(51));
+        m.sub(Kind::Messages, 51);
+        assert_eq!(m.pressure(Some(5 * PAUSE_LIMIT_MS)), Pressure::Normal);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! steps are decided by [`Memory::pressure`](super::memory::Memory::pressure); this carries them
 //! out. Stop accepting (listeners stay registered: the backlog holds new connections, the kernel
 //! refuses them once it is full), accept again when memory came back under the low mark; over
-//! the share, close the connections that hold the most until enough is freed.
+//! the share, or still over the low mark a second after accepting stopped, close the
+//! connections that hold the most until the shard is under the low mark.
 
 use super::conn::Mark;
 use super::memory::{BIG_HOLDER, Pressure};
@@ -13,10 +14,10 @@ impl Shard {
     /// Acts on the shard's memory pressure: called at the end of every loop turn, O(1) unless
     /// the shard is over its share.
     pub(super) fn relieve_memory(&mut self) {
-        match self.mem.pressure(self.overloaded) {
+        let paused_for = self.overloaded_since.map(|t| self.now_ms.saturating_sub(t));
+        match self.mem.pressure(paused_for) {
             Pressure::Normal => {
-                if self.overloaded {
-                    self.overloaded = false;
+                if self.overloaded_since.take().is_some() {
                     log::info!(
                         "shard {}: memory back under its mark, accepting again",
                         self.index
@@ -34,11 +35,21 @@ impl Shard {
         }
     }
 
+    /// After the turn's connections were removed: gives the allocator's free memory back to the
+    /// system if the shard shed memory (at most once a second: the trim walks the heaps).
+    pub(super) fn trim_if_due(&mut self) {
+        if self.trim_due && self.last_trim_ms.is_none_or(|t| self.now_ms >= t + 1000) {
+            self.trim_due = false;
+            self.last_trim_ms = Some(self.now_ms);
+            super::sys::trim_heap();
+        }
+    }
+
     fn stop_accepting(&mut self) {
-        if self.overloaded {
+        if self.overloaded_since.is_some() {
             return;
         }
-        self.overloaded = true;
+        self.overloaded_since = Some(self.now_ms);
         self.stats.overload_pauses += 1;
         log::warn!(
             "shard {}: {} bytes held of a {}-byte share of the memory budget: not accepting",
@@ -91,5 +102,8 @@ impl Shard {
             "shard {}: over its share of the memory budget: closed the {victims} largest holders ({freed} bytes)",
             self.index
         );
+        // What they held is freed now or at the end of the turn: let the allocator give back
+        // what it keeps of it.
+        self.trim_due = true;
     }
 }

@@ -41,6 +41,13 @@ pub(super) const PUBLISH_STATS_MS: u64 = 1000;
 /// delays the established connections by a bounded amount per turn.
 pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 16;
 
+/// Reads of connections in their (plain) handshake a shard does per loop turn: a burst of new
+/// connections (a fleet reconnecting, an attack) is answered over several turns, each short.
+pub(super) const HANDSHAKES_PER_TURN: usize = 64;
+
+/// Connections a shard accepts per loop turn; more wait in the backlog for the next turn.
+pub(super) const ACCEPTS_PER_TURN: usize = 128;
+
 /// Bytes of compressed messages a shard inflates per loop turn, all its connections together:
 /// past it, a connection's input waits for its next turn, so that one turn's work (the latency
 /// every other connection of the shard may see) stays about a millisecond.
@@ -84,8 +91,8 @@ pub(crate) struct Shard {
     pub(super) tls_listener: Option<TcpListener>,
     /// Accepting is paused: the process ran out of descriptors (for `accept_backoff`).
     pub(super) accept_paused: bool,
-    /// Accepting is stopped: the shard nears its share of the memory budget.
-    pub(super) overloaded: bool,
+    /// Since when accepting is stopped because the shard nears its share of the memory budget.
+    pub(super) overloaded_since: Option<u64>,
     /// The timer that resumes accepting after a pause.
     pub(super) accept_timer: Option<TimerKey>,
     pub(super) conns: Slab<Conn>,
@@ -130,9 +137,20 @@ pub(crate) struct Shard {
     pub(super) big: Vec<usize>,
     /// TLS handshake steps left in this loop turn (see [`TLS_HANDSHAKES_PER_TURN`]).
     pub(super) tls_steps: usize,
+    /// Plain handshake reads left in this loop turn (see [`HANDSHAKES_PER_TURN`]).
+    pub(super) handshake_steps: usize,
+    /// Accepts left in this loop turn (see [`ACCEPTS_PER_TURN`]).
+    pub(super) accepts_left: usize,
+    /// A listener (plain: bit 0, TLS: bit 1) may have connections left in its backlog that this
+    /// turn had no room for: accept again next turn.
+    pub(super) accept_more: u8,
     /// Bytes of compressed messages that may still be inflated in this loop turn (see
     /// [`INFLATE_PER_TURN`]).
     pub(super) inflate_left: usize,
+    /// The shard shed memory: the allocator's free memory is to be given back (see
+    /// `overload.rs`), at most once a second.
+    pub(super) trim_due: bool,
+    pub(super) last_trim_ms: Option<u64>,
     /// The client address of each connection, when connections per address are limited.
     pub(super) addresses: HashMap<usize, IpAddr>,
 }
@@ -152,7 +170,7 @@ impl Shard {
             listener,
             tls_listener,
             accept_paused: false,
-            overloaded: false,
+            overloaded_since: None,
             accept_timer: None,
             conns: Slab::new(),
             topics: Topics::default(),
@@ -181,7 +199,12 @@ impl Shard {
             last_tls_log_ms: None,
             big: Vec::new(),
             tls_steps: 0,
+            handshake_steps: 0,
+            accepts_left: 0,
+            accept_more: 0,
             inflate_left: INFLATE_PER_TURN,
+            trim_due: false,
+            last_trim_ms: None,
             addresses: HashMap::new(),
         }
     }
@@ -195,7 +218,20 @@ impl Shard {
     pub(super) fn tick(&mut self) {
         self.now_ms = self.start.elapsed().as_millis() as u64;
         self.tls_steps = TLS_HANDSHAKES_PER_TURN;
+        self.handshake_steps = HANDSHAKES_PER_TURN;
+        self.accepts_left = ACCEPTS_PER_TURN;
         self.inflate_left = INFLATE_PER_TURN;
+    }
+
+    /// Accepts on the listeners that had connections left when the last turn had no more room.
+    pub(super) fn accept_left_over(&mut self) {
+        let more = std::mem::take(&mut self.accept_more);
+        if more & 1 != 0 {
+            self.accept(false);
+        }
+        if more & 2 != 0 {
+            self.accept(true);
+        }
     }
 
     /// Whether connection `key` waits for the next turn: the work it has left (inflating a
@@ -204,6 +240,7 @@ impl Shard {
         self.conns.get(key).is_some_and(|c| {
             (self.inflate_left == 0 && c.is(super::conn::Mark::Resume))
                 || (self.tls_steps == 0 && c.transport.handshaking())
+                || (self.handshake_steps == 0 && c.phase() == super::conn::Phase::Handshaking)
         })
     }
 

@@ -113,6 +113,38 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Blocks at least this large are mapped on their own by the C library's allocator once
+/// [`release_memory_promptly`] ran: their memory goes back to the system when they are freed.
+pub const PROMPT_RELEASE_FROM: usize = 128 << 10;
+
+/// Asks the C library's allocator to give freed memory back to the system promptly, so that the
+/// memory a server held for peers that are gone (messages being assembled, write queues) does
+/// not stay in the process for good. glibc's malloc maps each block from 128 KiB up on its own,
+/// but raises that threshold to the largest block freed so far (up to 32 MiB): after one
+/// 16 MiB message the buffers of every later one come from its heaps, which it keeps. This fixes
+/// the threshold at [`PROMPT_RELEASE_FROM`] (and with it the trim threshold). Call it once at
+/// start, before the server runs (`c10k serve` does). A no-op with other C libraries.
+pub fn release_memory_promptly() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt changes two settings of glibc's allocator and has no memory-safety
+    // preconditions; it is called with valid parameters and values.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, PROMPT_RELEASE_FROM as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, (2 * PROMPT_RELEASE_FROM) as libc::c_int);
+    }
+}
+
+/// Gives the free memory at the top of the allocator's heaps back to the system (glibc), after
+/// the shard freed much at once (it closed the largest holders for memory). A no-op with other
+/// C libraries.
+pub(crate) fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim walks glibc's own heaps; it has no memory-safety preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The machine's physical memory, in bytes.
 pub(crate) fn physical_memory() -> Option<u64> {
     // SAFETY: sysconf reads a system setting; it has no memory-safety preconditions.

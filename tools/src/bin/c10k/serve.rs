@@ -234,6 +234,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let worker = args
         .worker_index
         .map_or_else(String::new, |i| format!("worker {i}: "));
+    // Memory held for peers that are gone goes back to the system, not to the allocator for good.
+    c10k::release_memory_promptly();
     match c10k::raise_fd_limit() {
         Ok(n) => log::debug!("file descriptor limit: {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
