@@ -313,6 +313,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
                 ("inbox", m.inbox),
                 ("shared", m.shared),
                 ("bridge", m.bridge),
+                ("disposing", m.disposing),
             ]
             .iter()
             .map(|(k, v)| (format!("kind=\"{k}\""), *v))

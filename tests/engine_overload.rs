@@ -96,8 +96,13 @@ fn over_its_budget_a_shard_closes_the_largest_holder_with_1013_and_keeps_the_oth
     // The others finish their messages and get them back.
     for s in [&mut small, &mut third] {
         s.write_all(&frame(true, 0x0, &[])).unwrap();
-        let (fin, op, _) = read_frame(s);
-        assert!(fin && op == 0x2);
+        let (fin, op, p) = read_frame(s);
+        assert!(
+            fin && op == 0x2,
+            "{fin} {op} {:?} {:?}",
+            &p[..p.len().min(40)],
+            h.stats().memory
+        );
     }
     let st = wait_stats(&h, Duration::from_secs(5), |s| s.memory.messages == 0);
     assert_eq!(st.overload_closes, 1);

@@ -25,6 +25,15 @@ impl Shard {
                 self.wheel.cancel(t);
             }
             conn.release(&mut self.mem);
+            // A message being assembled may be megabytes: freed off this thread.
+            if let Some(proto) = conn.proto.as_mut() {
+                let n = proto.held();
+                if n >= super::dispose::DISPOSE_FROM {
+                    let mut out = Vec::new();
+                    let dropped = proto.abort(CloseCode::Abnormal, "", &mut out);
+                    self.node.dispose(dropped, n);
+                }
+            }
             if conn.is(Mark::Big) {
                 self.big.retain(|&k| k != key);
             }

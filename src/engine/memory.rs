@@ -94,6 +94,8 @@ pub(crate) struct Memory {
     /// What the bridge to other nodes holds (its queues), which counts too (divided among the
     /// shards).
     bridge: Option<BridgeHeld>,
+    /// Large blocks freed, waiting for the node's disposer thread (divided among the shards).
+    disposing: Option<Arc<Gauge>>,
     shards: u64,
 }
 
@@ -105,6 +107,7 @@ impl std::fmt::Debug for Memory {
             .field("shared", &self.shared())
             .field("inbox", &self.inbox())
             .field("bridge", &self.bridge())
+            .field("disposing", &self.disposing())
             .finish()
     }
 }
@@ -117,8 +120,20 @@ impl Memory {
             shared,
             inbox,
             bridge: None,
+            disposing: None,
             shards: shards.max(1) as u64,
         }
+    }
+
+    /// Counts the blocks waiting for the node's disposer thread too.
+    pub(crate) fn with_disposing(mut self, gauge: Arc<Gauge>) -> Self {
+        self.disposing = Some(gauge);
+        self
+    }
+
+    /// This shard's part of the blocks waiting to be freed off the shards' threads.
+    pub(crate) fn disposing(&self) -> u64 {
+        self.disposing.as_ref().map_or(0, |g| g.bytes() / self.shards)
     }
 
     /// Counts what `bridge` says the bridge to other nodes holds too.
@@ -173,7 +188,9 @@ impl Memory {
     }
 
     /// Everything this shard holds, its part of the shared frames and of the bridge's queues
-    /// and its inbox included.
+    /// and its inbox included: what its steps are decided on. Blocks on their way back to the
+    /// system ([`Memory::disposing`]) are not: the shard let go of them, and closing more
+    /// connections would not free them sooner (they are bounded, `dispose::DISPOSE_MAX`).
     pub(crate) fn total(&self) -> u64 {
         self.held.iter().sum::<u64>() + self.shared() + self.inbox() + self.bridge()
     }

@@ -31,7 +31,7 @@
 //! | `shard.rs` | [`Shard`](shard::Shard), the state callbacks may touch, and its small getters |
 //! | `handshake.rs`, `input.rs`, `output.rs`, `broadcast.rs`, `timeouts.rs`, `overload.rs`, `drain.rs` | the shard's work, one concern each: accept and handshake, the one read loop, the one write path, topics, deadlines, the memory budget, the end |
 //! | `transport.rs` | the seam between a socket and the rest: plain, or TLS records (the only `cfg(feature = "tls")` on the message path) |
-//! | `memory.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; output gathered for the connection being read |
+//! | `memory.rs`, `dispose.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; large blocks freed off the shard's thread; output gathered for the connection being read |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
 //! | `handler.rs`, `decision.rs`, `state.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states |
@@ -46,6 +46,7 @@ mod conn;
 mod cork;
 mod deadline;
 mod decision;
+mod dispose;
 mod drain;
 mod error;
 mod event_loop;

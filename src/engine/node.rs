@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::decision::Decision;
+use super::dispose::Disposer;
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
@@ -75,6 +76,8 @@ pub(crate) struct Node {
     budget: u64,
     /// Connections per client address, when they are limited (taken at accept and close only).
     addresses: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
+    /// Frees large blocks off the shards' threads.
+    disposer: Disposer,
 }
 
 /// The limits a node enforces across its shards.
@@ -110,7 +113,13 @@ impl Node {
             shared: Arc::new(Gauge::default()),
             budget: limits.memory_budget,
             addresses: limits.per_address.map(|n| (n, Mutex::new(HashMap::new()))),
+            disposer: Disposer::start(),
         }
+    }
+
+    /// Frees `block` (holding `n` bytes) off the shard's thread if it is large (see `dispose.rs`).
+    pub(crate) fn dispose<T: Send + 'static>(&self, block: T, n: usize) {
+        self.disposer.dispose(block, n);
     }
 
     /// The memory account of shard `shard`: its share of the budget, its inbox, its part of the
@@ -127,6 +136,7 @@ impl Node {
             let held: BridgeHeld = Arc::new(move || b.held_bytes());
             held
         }))
+        .with_disposing(self.disposer.gauge())
     }
 
     /// Records whether the handshake of `id` waits for a decision.

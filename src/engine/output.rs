@@ -195,8 +195,10 @@ impl Shard {
         let mut frame = Vec::new();
         if let Some(proto) = conn.proto.as_mut() {
             let held = proto.held();
-            proto.abort(code, reason, &mut frame);
+            let dropped = proto.abort(code, reason, &mut frame);
             self.mem.change(Kind::Messages, held, proto.held());
+            let n = dropped.capacity();
+            self.node.dispose(dropped, n);
         }
         if !frame.is_empty() {
             self.write_ordered(key, &frame);

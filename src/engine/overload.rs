@@ -60,11 +60,16 @@ impl Shard {
     }
 
     /// Closes the connections that hold the most, largest first, until `need` bytes are freed
-    /// or no connection holding at least `BIG_HOLDER` bytes is left. A connection whose
+    /// or no connection holding at least `BIG_HOLDER` bytes is left, at most `SHED_PER_TURN` a
+    /// loop turn (each close costs system calls and the release of what it held: many at once
+    /// would hold up the other connections; the next ones go at the next turn). A connection whose
     /// message is being assembled gets 1013 and its message buffer is freed at once; one with a
     /// write queue (a reader that does not keep up, which a Close frame would only wait
     /// behind) is dropped, its queue freed at the end of the turn.
     fn shed(&mut self, need: u64) {
+        if self.shed_left == 0 {
+            return;
+        }
         let mut big = std::mem::take(&mut self.big);
         big.retain(|&key| match self.conns.get_mut(key) {
             Some(c) if !c.is_closed() && c.held() >= BIG_HOLDER => true,
@@ -74,10 +79,18 @@ impl Shard {
             }
             None => false,
         });
-        big.sort_unstable_by_key(|&key| std::cmp::Reverse(self.conns[key].held()));
+        // The few largest first: a selection, then a sort of those alone (O(n), not O(n log n),
+        // over thousands of candidates).
+        let k = self.shed_left.min(big.len());
+        let held = |key: &usize| std::cmp::Reverse(self.conns[*key].held());
+        if k > 0 && k < big.len() {
+            big.select_nth_unstable_by_key(k - 1, held);
+        }
+        big[..k].sort_unstable_by_key(held);
         let mut freed = 0u64;
         let mut victims = 0;
-        while freed < need && victims < big.len() {
+        while freed < need && victims < big.len() && self.shed_left > 0 {
+            self.shed_left -= 1;
             let key = big[victims];
             victims += 1;
             let held = self.conns[key].held() as u64;

@@ -43,15 +43,21 @@ pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 16;
 
 /// Reads of connections in their (plain) handshake a shard does per loop turn: a burst of new
 /// connections (a fleet reconnecting, an attack) is answered over several turns, each short.
-pub(super) const HANDSHAKES_PER_TURN: usize = 64;
+pub(super) const HANDSHAKES_PER_TURN: usize = 32;
 
 /// Connections a shard accepts per loop turn; more wait in the backlog for the next turn.
 pub(super) const ACCEPTS_PER_TURN: usize = 128;
 
+/// Connections a shard closes for memory per loop turn (see `overload.rs`).
+pub(super) const SHED_PER_TURN: usize = 16;
+
 /// Bytes of compressed messages a shard inflates per loop turn, all its connections together:
 /// past it, a connection's input waits for its next turn, so that one turn's work (the latency
-/// every other connection of the shard may see) stays about a millisecond.
-pub(super) const INFLATE_PER_TURN: usize = 1 << 20;
+/// every other connection of the shard may see) stays well under a millisecond. Inflating into
+/// fresh memory costs about 3 ms a mebibyte on the machines c10k is measured on (page faults
+/// and buffer growth included, more than the inflating itself); a shard whose loop has nothing
+/// else to do still inflates hundreds of megabytes a second, a turn after the other.
+pub(super) const INFLATE_PER_TURN: usize = 64 << 10;
 
 /// What a timer of the wheel is for.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +147,8 @@ pub(crate) struct Shard {
     pub(super) handshake_steps: usize,
     /// Accepts left in this loop turn (see [`ACCEPTS_PER_TURN`]).
     pub(super) accepts_left: usize,
+    /// Closes for memory left in this loop turn (see [`SHED_PER_TURN`]).
+    pub(super) shed_left: usize,
     /// A listener (plain: bit 0, TLS: bit 1) may have connections left in its backlog that this
     /// turn had no room for: accept again next turn.
     pub(super) accept_more: u8,
@@ -201,6 +209,7 @@ impl Shard {
             tls_steps: 0,
             handshake_steps: 0,
             accepts_left: 0,
+            shed_left: 0,
             accept_more: 0,
             inflate_left: INFLATE_PER_TURN,
             trim_due: false,
@@ -220,6 +229,7 @@ impl Shard {
         self.tls_steps = TLS_HANDSHAKES_PER_TURN;
         self.handshake_steps = HANDSHAKES_PER_TURN;
         self.accepts_left = ACCEPTS_PER_TURN;
+        self.shed_left = SHED_PER_TURN;
         self.inflate_left = INFLATE_PER_TURN;
     }
 
@@ -377,6 +387,7 @@ impl Shard {
             inbox: self.mem.inbox(),
             shared: self.mem.shared(),
             bridge: self.mem.bridge(),
+            disposing: self.mem.disposing(),
             budget: self.mem.share(),
         };
         s.inbox_drops = self.node.inbox_refused(self.index);

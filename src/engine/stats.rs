@@ -220,12 +220,17 @@ pub struct MemoryStats {
     pub shared: u64,
     /// The shard's part of what the bridge to other nodes holds (its queues).
     pub bridge: u64,
+    /// The shard's part of the large blocks let go of and waiting to be given back to the system
+    /// by the node's disposer thread (at most 64 MiB for the node; not part of [`total`]).
+    ///
+    /// [`total`]: MemoryStats::total
+    pub disposing: u64,
     /// The shard's share of the memory budget.
     pub budget: u64,
 }
 
 impl MemoryStats {
-    /// Everything held, shared frames included.
+    /// Everything held, shared frames included: what the budget is compared with.
     pub fn total(&self) -> u64 {
         self.queued
             + self.messages
@@ -246,6 +251,7 @@ impl MemoryStats {
         self.inbox += o.inbox;
         self.shared += o.shared;
         self.bridge += o.bridge;
+        self.disposing += o.disposing;
         self.budget += o.budget;
     }
 }

@@ -190,6 +190,14 @@ impl Connection {
             }
 
             let compressed = self.is_compressed(&header);
+            if compressed && inflate_left == 0 && self.message.is_none() && header.len > 0 {
+                // No allowance left: a compressed message does not even begin (nor borrow zlib
+                // state) before the next call; its first frame waits whole.
+                return Ok(Read {
+                    consumed: pos,
+                    event: None,
+                });
+            }
             let kind = match (header.opcode, self.message) {
                 (OpCode::Continuation, None) => return Err(Error::UnexpectedContinuation),
                 (OpCode::Continuation, Some(kind)) => kind,

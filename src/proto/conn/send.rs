@@ -170,13 +170,15 @@ impl Connection {
     /// error (RFC 6455 section 7.1.7), the Close frame with `code` is written unless a Close
     /// frame was sent already, the message being received is dropped (its buffer freed at
     /// once), and input is ignored from then on; [`Connection::should_close_tcp`] says to
-    /// close once the frame is out. `reason` is cut to what a Close frame carries.
-    pub fn abort(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) {
+    /// close once the frame is out. `reason` is cut to what a Close frame carries. Returns the
+    /// dropped message's buffer (empty when there was none), for the caller to free where it
+    /// likes: freeing many megabytes takes time a server may not want to spend on its loop.
+    pub fn abort(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) -> Vec<u8> {
         let was_open = self.closing == Closing::Open;
         self.closing = Closing::Failed;
         self.frame = None;
         self.message = None;
-        self.buffer = Vec::new();
+        let dropped = std::mem::take(&mut self.buffer);
         if was_open && code.is_sendable() {
             let mut cut = reason.len().min(MAX_CLOSE_REASON);
             while !reason.is_char_boundary(cut) {
@@ -187,6 +189,7 @@ impl Connection {
             payload[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
             self.write_frame(OpCode::Close, true, &payload[..2 + cut], out);
         }
+        dropped
     }
 
     fn check_open(&self) -> Result<(), InvalidSend> {

@@ -120,8 +120,12 @@ impl std::fmt::Debug for Decompressor {
     }
 }
 
-/// Compressed bytes inflated at a time by [`Decompressor::inflate_some`].
+/// Compressed bytes inflated at a time by [`Decompressor::inflate_some`], at most (less when its
+/// allowance is small).
 pub const INFLATE_PIECE: usize = 1024;
+
+/// DEFLATE's largest ratio: one byte of input makes at most this many bytes of output.
+const MAX_RATIO: usize = 1032;
 
 /// Where an inflated stream stands after [`Decompressor::inflate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,11 +171,12 @@ impl Decompressor {
     }
 
     /// [`Decompressor::inflate`], making about `out` bytes of output at most: `input` is fed a
-    /// piece of [`INFLATE_PIECE`] bytes at a time, and once `out` bytes were made the rest is
-    /// left. Returns how the stream stands and how much of `input` was used (all of it, unless
-    /// the output allowance ran out first: present the rest again). One piece makes at most
-    /// about a thousand times its size (DEFLATE's largest ratio), so the output of one call
-    /// stays within `out` plus a mebibyte.
+    /// piece at a time (of [`INFLATE_PIECE`] bytes, or less for a small allowance: one piece
+    /// makes at most 1,032 times its size, DEFLATE's largest ratio), and once `out` bytes were
+    /// made the rest is left. Returns how the stream stands and how much of `input` was used
+    /// (all of it, unless the output allowance ran out first: present the rest again). The
+    /// output of one call stays within `out` plus one piece's worth (at most a mebibyte, about
+    /// `out` for an allowance under one).
     pub fn inflate_some<E: From<InflateError>>(
         &mut self,
         input: &[u8],
@@ -182,7 +187,9 @@ impl Decompressor {
     ) -> Result<(Inflated, usize), E> {
         let start = buf.len();
         let mut used = 0;
-        for piece in input.chunks(INFLATE_PIECE) {
+        // Pieces small enough that one of them cannot go far past the allowance.
+        let piece = (out / MAX_RATIO).clamp(64, INFLATE_PIECE);
+        for piece in input.chunks(piece) {
             if used > 0 && buf.len() - start >= out {
                 return Ok((Inflated::More, used));
             }
