@@ -28,6 +28,9 @@ const WAKER: Token = Token(usize::MAX - 2);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
+/// A turn with at most this many events (and no read left for the next) is quiet: slow
+/// housekeeping may run then.
+const QUIET_EVENTS: usize = 8;
 
 /// A shard ready to run: its poll, listening socket and inbox.
 #[derive(Debug)]
@@ -239,7 +242,9 @@ impl<H: Handler> EventLoop<H> {
             self.shard.flush_dirty();
             self.shard.relieve_memory();
             self.shard.reap(&mut self.app);
-            self.shard.trim_if_due();
+            // A quiet turn: few events, nothing left for the next.
+            let busy = events.iter().nth(QUIET_EVENTS).is_some() || !self.pending_reads.is_empty();
+            self.shard.trim_if_due(busy);
             self.shard.notify_drained(&mut self.app);
             if self.shard.finished() {
                 break;

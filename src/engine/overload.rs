@@ -7,6 +7,10 @@
 
 use super::conn::Mark;
 use super::memory::{BIG_HOLDER, Pressure};
+
+/// Bytes a shard lets go of (from its highest since the last trim) before the allocator's heaps
+/// are trimmed.
+const TRIM_AFTER: u64 = 32 << 20;
 use super::shard::Shard;
 use crate::proto::CloseCode;
 
@@ -36,10 +40,23 @@ impl Shard {
     }
 
     /// After the turn's connections were removed: gives the allocator's free memory back to the
-    /// system if the shard shed memory (at most once a second: the trim walks the heaps).
-    pub(super) fn trim_if_due(&mut self) {
-        if self.trim_due && self.last_trim_ms.is_none_or(|t| self.now_ms >= t + 1000) {
+    /// system if the shard shed memory, or let go of much since the last time (at most once a
+    /// second: the trim walks the heaps). Small blocks (under 128 KiB: a first fragment, a
+    /// queue's chunks) come from the allocator's heaps, which keep what is freed until trimmed.
+    ///
+    /// A trim walks every free block of the heaps, holding their locks (tens of milliseconds
+    /// after thousands of connections went): it waits for a quiet turn (`busy` false), so that
+    /// it does not stall the connections of a busy shard, nor those of another shard allocating
+    /// meanwhile.
+    pub(super) fn trim_if_due(&mut self, busy: bool) {
+        let total = self.mem.total();
+        self.held_peak = self.held_peak.max(total);
+        if self.held_peak - total >= TRIM_AFTER {
+            self.trim_due = true;
+        }
+        if self.trim_due && !busy && self.last_trim_ms.is_none_or(|t| self.now_ms >= t + 1000) {
             self.trim_due = false;
+            self.held_peak = total;
             self.last_trim_ms = Some(self.now_ms);
             super::sys::trim_heap();
         }

@@ -159,6 +159,8 @@ pub(crate) struct Shard {
     /// `overload.rs`), at most once a second.
     pub(super) trim_due: bool,
     pub(super) last_trim_ms: Option<u64>,
+    /// The most the shard held since the heaps were last trimmed.
+    pub(super) held_peak: u64,
     /// The client address of each connection, when connections per address are limited.
     pub(super) addresses: HashMap<usize, IpAddr>,
 }
@@ -214,6 +216,7 @@ impl Shard {
             inflate_left: INFLATE_PER_TURN,
             trim_due: false,
             last_trim_ms: None,
+            held_peak: 0,
             addresses: HashMap::new(),
         }
     }
