@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{IpAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use c10k::proto::Message;
 use c10k::{ConnId, Ctx, Handler, RejectReason};
@@ -125,7 +125,7 @@ fn near_its_budget_a_shard_stops_accepting_and_a_second_later_closes_the_holder_
     let mut holder = deflate_open(h.local_addr());
     holder.write_all(&bomb_start(3 << 20)).unwrap();
     wait_stats(&h, Duration::from_secs(5), |s| s.overload_pauses == 1);
-    let paused = Instant::now();
+    let paused = std::time::Instant::now();
     // The kernel completes the TCP handshake (the backlog), but no 101 comes.
     let mut waiting = raw(h.local_addr());
     waiting.write_all(UPGRADE).unwrap();
