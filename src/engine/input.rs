@@ -351,7 +351,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.generation != generation || conn.message_timer.take().is_none() || conn.is_closed() {
+        if conn.generation != generation
+            || conn.message_timer.take().is_none()
+            || conn.is_closed()
+            || !conn.proto.as_ref().is_some_and(|p| p.in_message())
+        {
             return;
         }
         self.stats.message_timeouts += 1;

@@ -192,6 +192,10 @@ impl Shard {
             return;
         };
         conn.end_with(code, Some(reason.into()));
+        // Its message, if any, is dropped: no deadline for it any more.
+        if let Some(t) = conn.message_timer.take() {
+            self.wheel.cancel(t);
+        }
         let mut frame = Vec::new();
         if let Some(proto) = conn.proto.as_mut() {
             let held = proto.held();
