@@ -3,12 +3,15 @@
 # peer servers of benches/peers, several runs, one JSON report per attack and run; then the table
 # of docs/security.md (benches/attacks_report.py).
 #
-# Usage: benches/attacks.sh [--runs N] [--duration D] [--peer-runs N] [--only c10k|peers] [--out DIR]
+# Usage: benches/attacks.sh [--runs N] [--duration D] [--peer-runs N] [--only c10k|peers|control] [--out DIR]
 #
 # Each server runs alone: a server on a port of its own for each run, stopped after it (every
 # attack is bounded by --duration and the tool's own waits; every server is stopped on exit).
 # Targets: c10k over ws (echo), over ws in pubsub mode (subscribe-flood), over wss in chat mode
 # with --backpressure drop (readers of large broadcasts, TLS ClientHellos); each peer over ws.
+# The control (--only control): each attack on one c10k serve while the bystanders talk to a
+# second one (--bystander-url), so that what the attack costs them through this machine alone
+# (the attacker's own work and the kernel's, on the same two cores) is measured too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +25,8 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --peer-runs) peer_runs=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
-    --only) only=$2; shift 2 ;;
+    --only) only=$2; shift 2
+      case "$only" in all|c10k|peers|control) ;; *) echo "attacks.sh: --only all|c10k|peers|control" >&2; exit 2 ;; esac ;;
     --out) out=$2; shift 2 ;;
     *) echo "attacks.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -85,7 +89,7 @@ echo_attacks=(
   "address-flood 15000" "huge-frame 4" "utf8-dribble 4" "header-flood 1000"
 )
 
-if [ "$only" != peers ]; then
+if [ "$only" = all ] || [ "$only" = c10k ]; then
   for run in $(seq "$runs"); do
     start_server c10k "$c10k" -q serve --memory-budget 1GiB
     for a in "${echo_attacks[@]}"; do
@@ -104,7 +108,28 @@ if [ "$only" != peers ]; then
   done
 fi
 
-if [ "$only" != c10k ]; then
+if [ "$only" = control ]; then
+  # The bystanders' server, apart from the attacked one.
+  port=$((port + 1))
+  quiet_port=$port
+  "$c10k" -q serve --memory-budget 1GiB --addr "127.0.0.1:$quiet_port" > "$out/control-bystanders.log" 2>&1 &
+  quiet_pid=$!
+  trap 'stop_server; kill "$quiet_pid" 2>/dev/null; rm -rf "$pki"' EXIT
+  sleep 1
+  for run in $(seq "$runs"); do
+    start_server c10k "$c10k" -q serve --memory-budget 1GiB
+    for a in "${echo_attacks[@]}"; do
+      set -- $a
+      attack control "$run" "ws://127.0.0.1:$port/" "$1" "$2" --bystander-url "ws://127.0.0.1:$quiet_port/"
+    done
+    stop_server
+  done
+  kill "$quiet_pid" 2>/dev/null || true
+  python3 benches/attacks_report.py "$out"
+  exit 0
+fi
+
+if [ "$only" = all ] || [ "$only" = peers ]; then
   for run in $(seq "$peer_runs"); do
     for peer in tokio-tungstenite:peer-tungstenite fastwebsockets:peer-fastwebsockets; do
       name=${peer%%:*}

@@ -58,6 +58,17 @@ const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// done. Fails only when the run cannot start (a bad URL, TLS settings missing).
 pub fn run(opts: &Options, mut each: impl FnMut(&AttackReport)) -> Result<Suite, String> {
     let target = Target::resolve(opts)?;
+    let watched = match &opts.bystander_url {
+        Some(url) => {
+            let mut o = opts.clone();
+            o.url = url.clone();
+            o.source = None;
+            let t = Target::resolve(&o)?;
+            opens(&t).map_err(|e| format!("{url}: {e}"))?;
+            t
+        }
+        None => target.clone(),
+    };
     if let Some(pid) = opts.server_pid
         && monitor::alive_sample(pid).is_none()
     {
@@ -79,7 +90,7 @@ pub fn run(opts: &Options, mut each: impl FnMut(&AttackReport)) -> Result<Suite,
             }
             (None, Some(why)) => AttackReport::skipped(attack.name(), why),
             (None, None) => {
-                let r = run_one(opts, &target, attack, room);
+                let r = run_one(opts, &target, &watched, attack, room);
                 if r.crashed.is_some() {
                     crashed = Some(attack.name().to_owned());
                 }
@@ -92,8 +103,9 @@ pub fn run(opts: &Options, mut each: impl FnMut(&AttackReport)) -> Result<Suite,
     Ok(suite)
 }
 
-/// Runs one attack with its bystanders and measurements.
-fn run_one(opts: &Options, target: &Target, attack: Attack, room: usize) -> AttackReport {
+/// Runs one attack on `target` with its bystanders (on `watched`: the same server, or another)
+/// and measurements.
+fn run_one(opts: &Options, target: &Target, watched: &Target, attack: Attack, room: usize) -> AttackReport {
     let mut report = AttackReport {
         attack: attack.name(),
         scale: opts.scale_of(attack),
@@ -108,7 +120,7 @@ fn run_one(opts: &Options, target: &Target, attack: Attack, room: usize) -> Atta
     }
     log::info!("{}: baseline", attack.name());
     let bystanders = if opts.bystanders > 0 {
-        match Bystanders::start(target, opts.bystanders, opts.app) {
+        match Bystanders::start(watched, opts.bystanders, opts.app) {
             Ok(b) => Some(b),
             Err(e) => {
                 report.crashed = Some(format!("before the attack, {e}"));

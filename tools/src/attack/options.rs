@@ -184,6 +184,10 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// Echoing connections measured before and during each attack.
     pub bystanders: usize,
+    /// Where the bystanders connect when not to the server under attack: a second server, so
+    /// that a run measures what the attack costs them through the machine alone (the
+    /// attacker's own work, the kernel's), a control for the runs where they share the server.
+    pub bystander_url: Option<String>,
     /// Each attack's size (connections, sockets, topics); `None`: its default.
     pub scale: Option<usize>,
     /// The application behind the URL.

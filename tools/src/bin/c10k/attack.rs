@@ -34,6 +34,10 @@ pub struct Args {
     /// Echoing connections that measure round trips before and during each attack.
     #[arg(long, default_value_t = 100)]
     bystanders: usize,
+    /// Connect the bystanders to this server instead of the one under attack (a control run:
+    /// what the attack costs them through the machine alone).
+    #[arg(long, value_name = "URL")]
+    bystander_url: Option<String>,
     /// Each attack's size: connections, sockets or topics (each attack has its own default).
     #[arg(long)]
     scale: Option<usize>,
@@ -85,6 +89,7 @@ pub fn run(args: Args) -> Result<(), String> {
         settle: args.settle,
         server_pid: args.server_pid,
         bystanders: args.bystanders,
+        bystander_url: args.bystander_url.clone(),
         scale: args.scale,
         app: args.app.unwrap_or_else(|| App::guess(&path)),
         source: args.source,
