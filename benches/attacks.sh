@@ -82,7 +82,7 @@ attack() {
   python3 -c "import json,sys; a=json.load(open(sys.argv[1]))['attacks'][0]; print('  ', a['verdict'], a.get('answers'), 'growth', a['memory'] and a['memory']['growth'], 'ratio', a['bystanders'] and a['bystanders']['ratio'])" "$file" 2>/dev/null || echo "   (no report: see $file)"
 }
 
-# The issue-sized figures (docs/attacks.md).
+# The full-size figures (docs/attacks.md).
 echo_attacks=(
   "ping-flood 1" "deflate-held 1500" "slow-reader 1" "unfinished-message 10000"
   "fragment-dribble 1" "pending-handshakes 10000" "slowloris 5000" "close-flood 256"

@@ -1,5 +1,5 @@
 """Echo latency of established connections while 1,000 handshakes wait for a decision made
-later (issue: per-connection state and handshake decisions made later).
+later.
 
 A server (`c10k serve --defer-path /pending`, one shard, pinned to CPU 0) leaves upgrades to
 /pending waiting for --defer; `c10k bench rate` (CPU 1) measures 100 connections echoing at a fixed

@@ -1,5 +1,5 @@
 //! What a suite run is asked to do: the attacks (their names, what each sends, its default and
-//! issue-sized scale), the server's application, and the limits that make a run fail.
+//! full-size scale), the server's application, and the limits that make a run fail.
 
 use std::net::IpAddr;
 #[cfg(feature = "tls")]
@@ -118,7 +118,7 @@ impl Attack {
 
     /// The size at which an unprotected server is known to suffer (for the security review's
     /// figures): `--scale` to reproduce it.
-    pub fn issue_scale(self) -> usize {
+    pub fn full_scale(self) -> usize {
         match self {
             Self::DeflateHeld => 1500,
             Self::SlowReader => 64,
@@ -263,7 +263,7 @@ mod tests {
     fn every_attack_has_a_name_that_finds_it_again() {
         for a in Attack::ALL {
             assert_eq!(Attack::from_name(a.name()), Some(a));
-            assert!(a.default_scale() >= 1 && a.issue_scale() >= a.default_scale());
+            assert!(a.default_scale() >= 1 && a.full_scale() >= a.default_scale());
         }
         assert_eq!(Attack::from_name("nothing"), None);
     }
