@@ -171,7 +171,7 @@ impl Decompressor {
     }
 
     /// [`Decompressor::inflate`], making about `out` bytes of output at most: `input` is fed a
-    /// piece at a time (of [`INFLATE_PIECE`] bytes, or less for a small allowance: one piece
+    /// piece at a time (of `INFLATE_PIECE` bytes, or less for a small allowance: one piece
     /// makes at most 1,032 times its size, DEFLATE's largest ratio), and once `out` bytes were
     /// made the rest is left. Returns how the stream stands and how much of `input` was used
     /// (all of it, unless the output allowance ran out first: present the rest again). The
