@@ -37,9 +37,11 @@ use crate::proto::DeflatePool;
 pub(super) const PUBLISH_STATS_MS: u64 = 1000;
 
 /// TLS handshake reads a shard does per loop turn (each may cost a key exchange and a
-/// signature); connections past it wait for the next turn, so that a flood of ClientHellos
-/// delays the established connections by a bounded amount per turn.
-pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 16;
+/// signature, about 0.3 ms with the default hybrid key exchange); connections past it wait for
+/// the next turn, so that a flood of ClientHellos delays the established connections by about
+/// a millisecond per turn. (16 let a flood make turns of 5 ms and more, and the bystanders'
+/// p99 twice as long: docs/security.md.)
+pub(super) const TLS_HANDSHAKES_PER_TURN: usize = 4;
 
 /// Reads of connections in their (plain) handshake a shard does per loop turn: a burst of new
 /// connections (a fleet reconnecting, an attack) is answered over several turns, each short.
