@@ -290,3 +290,40 @@ impl WriteFrames for std::net::TcpStream {
         self.write_all(&close_frame(code, "")).unwrap();
     }
 }
+
+/// Publishes each message to the topic its own connection is subscribed to, then sends a
+/// second message to it directly: the first waits in the queue for the end of the turn, the
+/// second comes behind it.
+struct PublishThenSend;
+
+impl Handler for PublishThenSend {
+    type State = ();
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut (), _req: &c10k::proto::Request<'_>) {
+        ctx.subscribe(id, "self").unwrap();
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut (), msg: Message<'_>) {
+        ctx.publish("self", msg.kind(), msg.as_bytes());
+        let _ = ctx.send(id, MessageKind::Text, b"after");
+    }
+}
+
+#[test]
+fn bytes_sent_behind_a_queued_broadcast_go_out_in_the_same_turn() {
+    // A queue filled by a broadcast is written at the end of the turn; a send that lands behind
+    // it must not make it wait for a writable edge that never comes (the socket never blocked).
+    let h = start(quick_config(), |_| PublishThenSend);
+    let mut ws = client(h.local_addr());
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    for i in 0..3 {
+        let text = format!("message {i}");
+        ws.send(tungstenite::Message::text(text.clone())).unwrap();
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text(text));
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text("after"));
+    }
+    close_ws(ws);
+    stop(&h);
+}

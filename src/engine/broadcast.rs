@@ -212,13 +212,7 @@ impl Shard {
                     continue;
                 }
             }
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if !conn.is(Mark::Dirty) && !conn.queue.is_empty() && !conn.is(Mark::Blocked) {
-                conn.mark(Mark::Dirty, true);
-                self.dirty.push(key);
-            }
+            self.flush_later(key);
         }
         for key in over {
             let _ = self.over_cap(key);

@@ -194,7 +194,12 @@ impl<H: Handler> EventLoop<H> {
     fn run(&mut self, poll: &mut Poll) {
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            let timeout = if self.pending_reads.is_empty() && self.shard.accept_more == 0 {
+            // Work left for the next turn (input past a budget, accepts, queues filled after
+            // this turn's writes, by `on_drain` say) does not wait for an event.
+            let timeout = if self.pending_reads.is_empty()
+                && self.shard.accept_more == 0
+                && self.shard.dirty.is_empty()
+            {
                 self.shard.poll_timeout()
             } else {
                 Some(Duration::ZERO)

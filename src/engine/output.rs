@@ -231,7 +231,8 @@ impl Shard {
         if conn.is_closed() {
             return;
         }
-        let res = if conn.queue.is_empty() {
+        let queued = !conn.queue.is_empty();
+        let res = if !queued {
             conn.transport.write_now(
                 &mut conn.socket,
                 a,
@@ -248,8 +249,28 @@ impl Shard {
         if res.is_err() {
             return self.kill(key);
         }
-        conn.mark(Mark::Blocked, !conn.queue.is_empty());
+        if queued {
+            self.flush_later(key);
+        } else {
+            // Left over from a write made now: the socket blocked.
+            conn.mark(Mark::Blocked, !conn.queue.is_empty());
+        }
         self.watch_holder(key);
+    }
+
+    /// Bytes were added behind what waits in `key`'s queue: they go with it, at the writable
+    /// edge if the socket blocked, else at the end of this turn. Only a write that found the
+    /// socket full marks a connection blocked: a queue that merely waits for the end of the
+    /// turn gets no writable edge, and would wait for the peer's next input.
+    pub(super) fn flush_later(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && !conn.queue.is_empty()
+            && !conn.is(Mark::Blocked)
+            && !conn.is(Mark::Dirty)
+        {
+            conn.mark(Mark::Dirty, true);
+            self.dirty.push(key);
+        }
     }
 
     /// Writes the wire bytes the transport left in the shard's buffers (TLS records made while
@@ -260,8 +281,11 @@ impl Shard {
             && let Some(conn) = self.conns.get_mut(key)
             && !conn.is_closed()
         {
+            let queued = !conn.queue.is_empty();
             if write_wire(&mut conn.socket, &wire, &mut conn.queue, &mut self.mem).is_err() {
                 self.kill(key);
+            } else if queued {
+                self.flush_later(key);
             } else {
                 conn.mark(Mark::Blocked, !conn.queue.is_empty());
             }
