@@ -133,6 +133,8 @@ pub mod client;
 mod engine;
 pub mod ops;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use c10k::proto::{CloseCode, Message, Request};
-use c10k::{ConnId, Ctx, Handler, SendError, TimerId};
+use c10k::{ConnId, Ctx, Handler, SendError};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -215,90 +215,5 @@ fn handle_stats_are_summed_over_two_shards() {
     clients.into_iter().for_each(close_ws);
     let st = wait_no_sockets(&h);
     assert_eq!(st.closes.get(&1005), Some(&n));
-    stop(&h);
-}
-
-/// Sets three timers when a connection opens and cancels the second at once; when the third
-/// fires, tries to cancel the first (which fired already).
-#[derive(Clone)]
-struct Timers {
-    probe: Probe,
-    ids: Vec<TimerId>,
-    cancels: mpsc::Sender<(&'static str, bool)>,
-}
-
-impl Handler for Timers {
-    type State = ();
-
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, req: &Request<'_>) {
-        self.probe.on_open(ctx, id, _state, req);
-        let a = ctx.set_timer(Duration::from_millis(30), 1);
-        let b = ctx.set_timer(Duration::from_millis(60), 2);
-        let c = ctx.set_timer(Duration::from_millis(90), 3);
-        self.ids = vec![a, b, c];
-        self.cancels
-            .send(("armed", ctx.stats().connections_open == 1))
-            .unwrap();
-        self.cancels
-            .send(("cancel pending", ctx.cancel_timer(b)))
-            .unwrap();
-        self.cancels.send(("cancel twice", ctx.cancel_timer(b))).unwrap();
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut Self::State, msg: Message<'_>) {
-        self.probe.on_message(ctx, id, _state, msg);
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        self.probe.on_timer(ctx, token);
-        if token == 3 {
-            self.cancels
-                .send(("cancel fired", ctx.cancel_timer(self.ids[0])))
-                .unwrap();
-            // Timers may be set from a timer callback too.
-            ctx.set_timer(Duration::ZERO, 4);
-        }
-    }
-}
-
-#[test]
-fn server_fires_app_timers_once_and_not_cancelled_ones() {
-    let events = Events::default();
-    let (cancels_tx, cancels) = mpsc::channel();
-    let handler = Timers {
-        probe: Probe::new(&events),
-        ids: Vec::new(),
-        cancels: cancels_tx,
-    };
-    let h = start(quick_config(), move |_| handler.clone());
-    let ws = client(h.local_addr());
-    assert!(events.wait(WAIT, |e| e.contains(&Ev::Timer(4))));
-    // Long enough for the cancelled timer to have fired, had it not been cancelled.
-    std::thread::sleep(Duration::from_millis(100));
-    let timers: Vec<u64> = events
-        .all()
-        .iter()
-        .filter_map(|e| match e {
-            Ev::Timer(t) => Some(*t),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(timers, [1, 3, 4]);
-    let got: Vec<(&str, bool)> = cancels.try_iter().collect();
-    assert_eq!(
-        got,
-        [
-            ("armed", true),
-            ("cancel pending", true),
-            ("cancel twice", false),
-            ("cancel fired", false)
-        ]
-    );
-    assert_eq!(
-        h.stats().timers,
-        0,
-        "no keep-alive, every app timer fired or was cancelled"
-    );
-    close_ws(ws);
     stop(&h);
 }

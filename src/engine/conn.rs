@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU64;
 
-use mio::net::TcpStream;
+use super::socket::Socket;
 
 use super::deadline::Deadline;
 use super::memory::{Kind, Memory};
@@ -70,7 +70,7 @@ pub(crate) struct Ending {
 /// costs (with the timer-wheel node), so what is empty while idle is one pointer at most.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) socket: TcpStream,
+    pub(crate) socket: Socket,
     /// How bytes travel on the socket: as they are, or in TLS records.
     pub(crate) transport: Transport,
     phase: Phase,
@@ -118,7 +118,7 @@ pub(crate) enum Mark {
 const TIME_BITS: u64 = (1 << 48) - 1;
 
 impl Conn {
-    pub(crate) fn new(socket: TcpStream, transport: Transport, generation: u32, now_ms: u64) -> Self {
+    pub(crate) fn new(socket: Socket, transport: Transport, generation: u32, now_ms: u64) -> Self {
         Self {
             socket,
             transport,
@@ -314,9 +314,10 @@ mod tests {
     fn slab_entry_stays_small() {
         use std::mem::size_of;
         // The socket is 4 bytes in a release build (debug builds add a selector id); a TLS
-        // build adds the transport's pointer.
+        // build adds the transport's pointer, a test build the in-memory pipe's.
         let tls = if cfg!(feature = "tls") { 8 } else { 0 };
-        let bound = (180 + tls + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
+        let testing = if cfg!(feature = "testing") { 8 } else { 0 };
+        let bound = (180 + tls + testing + size_of::<mio::net::TcpStream>()).next_multiple_of(8);
         let entry = size_of::<super::Conn>();
         assert!(entry <= bound, "Conn is {entry} bytes, over {bound}");
         assert!(size_of::<crate::proto::Connection>() <= 104);
@@ -327,7 +328,7 @@ mod tests {
         let socket = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            TcpStream::from_std(s)
+            Socket::Tcp(mio::net::TcpStream::from_std(s))
         };
         let mut c = Conn::new(socket, Transport::Plain, 1, 0);
         c.touch(5_000);

@@ -17,7 +17,7 @@ impl Shard {
             let Some(mut conn) = self.conns.try_remove(key) else {
                 continue;
             };
-            let _ = self.registry.deregister(&mut conn.socket);
+            conn.socket.deregister(&self.registry);
             for t in [conn.timer.take().map(|(t, _)| t), conn.message_timer.take()]
                 .into_iter()
                 .flatten()

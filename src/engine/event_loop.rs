@@ -161,45 +161,77 @@ impl Bound {
                 return node.set_final_stats(index, Stats::default());
             }
         }
-        // A TLS record (up to 16 KiB of plaintext) must fit the read buffer twice over.
-        let min = if tls_listener.is_some() { 48 << 10 } else { 4096 };
-        let scratch = vec![0u8; config.read_buffer.max(min) + config.head_limits.max_bytes];
-        let mut event_loop = EventLoop {
-            app: App::new(handler),
-            scratch,
-            mailbox,
-            fired: Vec::new(),
-            pending_reads: Vec::new(),
-            shard: Shard::new(index, registry, listener, tls_listener, config, Arc::clone(&node)),
-        };
+        let shard = Shard::new(index, registry, listener, tls_listener, config, Arc::clone(&node));
+        let mut event_loop = EventLoop::new(handler, mailbox, shard);
         event_loop.shard.publish_stats();
         event_loop.run(&mut poll);
         node.set_final_stats(index, event_loop.shard.snapshot());
     }
 }
 
+/// What the poll said about one token in a turn.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ready {
+    pub(super) token: Token,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+    /// The peer's side is closed, or the socket has an error.
+    pub(super) read_closed: bool,
+}
+
+impl Ready {
+    fn of(ev: &mio::event::Event) -> Self {
+        Self {
+            token: ev.token(),
+            readable: ev.is_readable(),
+            writable: ev.is_writable(),
+            read_closed: ev.is_read_closed() || ev.is_error(),
+        }
+    }
+}
+
 /// A shard, its handler and what its loop needs between turns.
-struct EventLoop<H: Handler> {
-    app: App<H>,
+pub(super) struct EventLoop<H: Handler> {
+    pub(super) app: App<H>,
     /// The shard's read buffer, shared by all its connections.
     scratch: Vec<u8>,
     mailbox: Mailbox,
     fired: Vec<Timer>,
     /// Connections whose read budget ran out with input left.
     pending_reads: Vec<usize>,
-    shard: Shard,
+    pub(super) shard: Shard,
+    /// The deadlines that fired, for a test to look at (`None`: not kept).
+    #[cfg(feature = "testing")]
+    pub(super) fired_log: Option<Vec<(u64, super::fired::Fired)>>,
 }
 
 impl<H: Handler> EventLoop<H> {
+    pub(super) fn new(handler: H, mailbox: Mailbox, shard: Shard) -> Self {
+        // A TLS record (up to 16 KiB of plaintext) must fit the read buffer twice over.
+        let config = Arc::clone(&shard.config);
+        let min = if shard.tls_listener.is_some() {
+            48 << 10
+        } else {
+            4096
+        };
+        Self {
+            app: App::new(handler),
+            scratch: vec![0u8; config.read_buffer.max(min) + config.head_limits.max_bytes],
+            mailbox,
+            fired: Vec::new(),
+            pending_reads: Vec::new(),
+            shard,
+            #[cfg(feature = "testing")]
+            fired_log: None,
+        }
+    }
+
     fn run(&mut self, poll: &mut Poll) {
         let mut events = Events::with_capacity(EVENTS);
         loop {
             // Work left for the next turn (input past a budget, accepts, queues filled after
             // this turn's writes, by `on_drain` say) does not wait for an event.
-            let timeout = if self.pending_reads.is_empty()
-                && self.shard.accept_more == 0
-                && self.shard.dirty.is_empty()
-            {
+            let timeout = if self.settled() {
                 self.shard.poll_timeout()
             } else {
                 Some(Duration::ZERO)
@@ -212,49 +244,62 @@ impl<H: Handler> EventLoop<H> {
                 break;
             }
             self.shard.tick();
-            self.shard.accept_left_over();
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => self.shard.accept(false),
-                    TLS_LISTENER => self.shard.accept(true),
-                    WAKER => self.drain_inbox(),
-                    Token(key) => {
-                        if ev.is_writable() {
-                            self.shard.on_writable(key);
-                            self.shard.notify_drained(&mut self.app);
-                        }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read(key, ev.is_read_closed() || ev.is_error());
-                        }
-                    }
-                }
-            }
-            // Those whose work this turn has no allowance left for keep their place, ahead of
-            // those that just had their turn: each gets its share in order.
-            let mut waiting = Vec::new();
-            for key in std::mem::take(&mut self.pending_reads) {
-                if self.shard.waits_for_next_turn(key) {
-                    waiting.push(key);
-                } else {
-                    self.read(key, false);
-                }
-            }
-            if !waiting.is_empty() {
-                waiting.append(&mut self.pending_reads);
-                self.pending_reads = waiting;
-            }
-            self.expire_timers();
-            self.shard.flush_dirty();
-            self.shard.relieve_memory();
-            self.shard.reap(&mut self.app);
-            // A quiet turn: few events, nothing left for the next.
-            let busy = events.iter().nth(QUIET_EVENTS).is_some() || !self.pending_reads.is_empty();
-            self.shard.trim_if_due(busy);
-            self.shard.notify_drained(&mut self.app);
+            self.turn(events.iter().map(Ready::of));
             if self.shard.finished() {
                 break;
             }
         }
+    }
+
+    /// Whether the last turn left no work for the next one but what a timer or an event brings.
+    pub(super) fn settled(&self) -> bool {
+        self.pending_reads.is_empty() && self.shard.accept_more == 0 && self.shard.dirty.is_empty()
+    }
+
+    /// One turn of the loop, the clock read (`Shard::tick`): what the poll reported, then the
+    /// work left over, the timers due, the queues to write, the memory budget, the dead.
+    pub(super) fn turn(&mut self, events: impl Iterator<Item = Ready>) {
+        self.shard.accept_left_over();
+        let mut count = 0;
+        for ev in events {
+            count += 1;
+            match ev.token {
+                LISTENER => self.shard.accept(false),
+                TLS_LISTENER => self.shard.accept(true),
+                WAKER => self.drain_inbox(),
+                Token(key) => {
+                    if ev.writable {
+                        self.shard.on_writable(key);
+                        self.shard.notify_drained(&mut self.app);
+                    }
+                    if ev.readable || ev.read_closed {
+                        self.read(key, ev.read_closed);
+                    }
+                }
+            }
+        }
+        // Those whose work this turn has no allowance left for keep their place, ahead of
+        // those that just had their turn: each gets its share in order.
+        let mut waiting = Vec::new();
+        for key in std::mem::take(&mut self.pending_reads) {
+            if self.shard.waits_for_next_turn(key) {
+                waiting.push(key);
+            } else {
+                self.read(key, false);
+            }
+        }
+        if !waiting.is_empty() {
+            waiting.append(&mut self.pending_reads);
+            self.pending_reads = waiting;
+        }
+        self.expire_timers();
+        self.shard.flush_dirty();
+        self.shard.relieve_memory();
+        self.shard.reap(&mut self.app);
+        // A quiet turn: few events, nothing left for the next.
+        let busy = count > QUIET_EVENTS || !self.pending_reads.is_empty();
+        self.shard.trim_if_due(busy);
+        self.shard.notify_drained(&mut self.app);
     }
 
     fn read(&mut self, key: usize, read_closed: bool) {
@@ -269,7 +314,7 @@ impl<H: Handler> EventLoop<H> {
         self.shard.relieve_memory();
     }
 
-    fn drain_inbox(&mut self) {
+    pub(super) fn drain_inbox(&mut self) {
         let node = Arc::clone(self.shard.node());
         for cmd in node.drain(self.shard.index(), &self.mailbox) {
             let shard = &mut self.shard;
@@ -306,6 +351,10 @@ impl<H: Handler> EventLoop<H> {
     fn expire_timers(&mut self) {
         self.shard.expired(&mut self.fired);
         for timer in std::mem::take(&mut self.fired) {
+            #[cfg(feature = "testing")]
+            if let Some(log) = self.fired_log.as_mut() {
+                log.extend(super::fired::Fired::of(&self.shard, timer));
+            }
             let shard = &mut self.shard;
             match timer {
                 Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),

@@ -5,8 +5,7 @@ use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::TcpStream;
-use mio::{Interest, Token};
+use mio::Token;
 
 use super::conn::{Conn, Phase};
 use super::deadline;
@@ -15,6 +14,7 @@ use super::handler::{Ctx, Handler};
 use super::id::ConnId;
 use super::inbox::DecisionOutcome;
 use super::shard::{Shard, Timer};
+use super::socket::Socket;
 use super::state::App;
 use super::stats::RejectReason;
 use super::sys;
@@ -58,7 +58,9 @@ impl Shard {
             };
             self.accepts_left -= 1;
             match listener.accept() {
-                Ok((stream, peer)) => self.add(stream, peer, tls),
+                Ok((stream, peer)) => {
+                    self.add(Socket::Tcp(stream), peer, tls);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if sys::is_per_connection_accept_error(&e) => self.stats.accept_errors += 1,
@@ -102,7 +104,7 @@ impl Shard {
     /// Takes an accepted socket in: a new connection in its handshake, or, past a limit, one
     /// that is answered 503 at once (closed at once on the TLS listener, where no HTTP can be
     /// said before a TLS handshake).
-    fn add(&mut self, mut socket: TcpStream, peer: SocketAddr, tls: bool) {
+    pub(super) fn add(&mut self, mut socket: Socket, peer: SocketAddr, tls: bool) -> Option<usize> {
         let refused = if self.stats.handshaking as usize >= self.config.max_handshakes {
             Some((
                 RejectReason::Busy,
@@ -120,23 +122,22 @@ impl Shard {
             && tls
         {
             *self.stats.rejected.entry(why).or_default() += 1;
-            return;
+            return None;
         }
         let transport = match self.transport_for(tls) {
             Ok(t) => t,
             Err(e) => {
                 log::error!("shard {}: cannot start a TLS session: {e}", self.index);
-                return self.forget_address(refused.is_none(), peer);
+                self.forget_address(refused.is_none(), peer);
+                return None;
             }
         };
         // TCP_NODELAY comes from the listener (see `sys::listener`).
         let key = self.conns.vacant_key();
-        if let Err(e) =
-            self.registry
-                .register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = socket.register(&self.registry, Token(key)) {
             log::warn!("shard {}: cannot register a connection: {e}", self.index);
-            return self.forget_address(refused.is_none(), peer);
+            self.forget_address(refused.is_none(), peer);
+            return None;
         }
         let generation = self.next_generation();
         transport.charge(&mut self.mem);
@@ -155,6 +156,7 @@ impl Shard {
             resp.headers.push(("Retry-After".to_owned(), "1".to_owned()));
             self.answer_and_close(key, &resp);
         }
+        Some(key)
     }
 
     /// The transport of a socket accepted on the plain listener, or on the TLS one if `tls`.

@@ -190,6 +190,12 @@ impl Inbox {
         Ok(())
     }
 
+    /// Whether commands were queued since the last [`Inbox::drain`].
+    #[cfg(feature = "testing")]
+    pub(crate) fn has_mail(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+
     /// On the shard's thread, after a wake-up: every command queued so far.
     pub(crate) fn drain<'a>(&self, mailbox: &'a Mailbox) -> impl Iterator<Item = Command> + 'a {
         self.woken.store(false, Ordering::Release);

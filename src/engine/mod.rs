@@ -31,6 +31,8 @@
 //! | `shard.rs` | [`Shard`](shard::Shard), the state callbacks may touch, and its small getters |
 //! | `handshake.rs`, `input.rs`, `output.rs`, `broadcast.rs`, `timeouts.rs`, `overload.rs`, `drain.rs` | the shard's work, one concern each: accept and handshake, the one read loop, the one write path, topics, deadlines, the memory budget, the end |
 //! | `transport.rs` | the seam between a socket and the rest: plain, or TLS records (the only `cfg(feature = "tls")` on the message path) |
+//! | `socket.rs` | what the bytes travel on under the transport: a TCP socket, or (feature `testing`) an in-memory pipe |
+//! | `pipe.rs`, `harness.rs`, `fired.rs` | (feature `testing`) the in-memory pipe; a shard driven turn by turn on a virtual clock; the timers a test sees fire ([`crate::testing`]) |
 //! | `memory.rs`, `dispose.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; large blocks freed off the shard's thread; output gathered for the connection being read |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
@@ -50,8 +52,12 @@ mod dispose;
 mod drain;
 mod error;
 mod event_loop;
+#[cfg(feature = "testing")]
+mod fired;
 mod handler;
 mod handshake;
+#[cfg(feature = "testing")]
+pub(crate) mod harness;
 mod id;
 mod inbox;
 mod input;
@@ -59,8 +65,11 @@ mod memory;
 mod node;
 mod output;
 mod overload;
+#[cfg(feature = "testing")]
+pub(crate) mod pipe;
 mod queue;
 mod shard;
+mod socket;
 mod state;
 mod stats;
 pub(crate) mod sys;

@@ -224,6 +224,12 @@ impl Node {
         self.slots[shard].inbox.drain(mailbox)
     }
 
+    /// Whether commands were queued for `shard` since it last took them.
+    #[cfg(feature = "testing")]
+    pub(crate) fn has_mail(&self, shard: usize) -> bool {
+        self.slots[shard].inbox.has_mail()
+    }
+
     /// Fans a message out to the subscribers of `topic`: encodes its frame once, posts it to
     /// every shard but `local` (the shard that delivers it itself, if the publisher is one), and
     /// hands it to the bridge unless it came from there. Returns the frame.

@@ -430,7 +430,7 @@ impl Shard {
         };
         // Close the write side first and wait for the peer's FIN, so that the last bytes
         // (a close frame, an HTTP answer) are not lost to a reset.
-        let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+        conn.socket.shutdown_write();
         conn.linger();
         self.set_deadline(key, deadline::close_by(self.now_ms, &self.timeouts));
     }

@@ -230,7 +230,13 @@ impl Shard {
 
     /// Reads the clock once per loop turn: every deadline of the turn is computed from it.
     pub(super) fn tick(&mut self) {
-        self.now_ms = self.start.elapsed().as_millis() as u64;
+        self.tick_at(self.start.elapsed().as_millis() as u64);
+    }
+
+    /// Starts a loop turn at `now_ms` on the shard's clock (a virtual one under test), with
+    /// the turn's allowances renewed.
+    pub(super) fn tick_at(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         self.tls_steps = TLS_HANDSHAKES_PER_TURN;
         self.handshake_steps = HANDSHAKES_PER_TURN;
         self.accepts_left = ACCEPTS_PER_TURN;

@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use mio::net::TcpStream;
+use super::socket::Socket;
 
 use super::memory::{Kind, Memory};
 use super::queue::WriteQueue;
@@ -145,7 +145,7 @@ impl Transport {
     /// Reads once: plaintext into `plain` (the caller's buffer after what it kept).
     pub(crate) fn read(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut Socket,
         plain: &mut [u8],
         io: &mut IoBufs,
         mem: &mut Memory,
@@ -174,7 +174,7 @@ impl Transport {
     /// later when there is much).
     pub(crate) fn write_now(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut Socket,
         a: &[u8],
         b: &[u8],
         queue: &mut WriteQueue,
@@ -216,7 +216,7 @@ impl Transport {
     /// as the socket takes them). `Ok(true)` when the queue is empty.
     pub(crate) fn flush(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut Socket,
         queue: &mut WriteQueue,
         io: &mut IoBufs,
         mem: &mut Memory,
@@ -288,7 +288,7 @@ impl Transport {
 }
 
 /// Writes `a` then `b` (vectored when both are there); the bytes written, 0 when it would block.
-fn write_two(socket: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<usize> {
+fn write_two(socket: &mut Socket, a: &[u8], b: &[u8]) -> io::Result<usize> {
     loop {
         let res = if b.is_empty() {
             socket.write(a)
@@ -307,7 +307,7 @@ fn write_two(socket: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<usize> {
 /// Writes wire bytes (already encoded for the transport) now if nothing is queued, queueing
 /// what the socket does not take; after what is queued otherwise.
 pub(crate) fn write_wire(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     wire: &[u8],
     queue: &mut WriteQueue,
     mem: &mut Memory,
@@ -322,7 +322,7 @@ pub(crate) fn write_wire(
 }
 
 /// Reads the socket, again when a signal interrupted the call.
-fn read_retrying(socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+fn read_retrying(socket: &mut Socket, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match socket.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -360,7 +360,7 @@ impl Seal for Sealer<'_> {
 #[cfg(feature = "tls")]
 fn read_tls(
     s: &mut super::tls::Session,
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     plain: &mut [u8],
     io: &mut IoBufs,
     mem: &mut Memory,
