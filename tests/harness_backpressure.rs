@@ -1,4 +1,7 @@
-//! Back-pressure over loopback: a client that does not read while the server sends to it.
+//! Back-pressure, on the virtual clock of `c10k::testing`: a client that does not read while the
+//! server sends to it. The client's receive window stands for the socket buffers; the queue,
+//! its cap, the drop policy and `on_drain` are the shard's own code. (Over real sockets the same
+//! paths are driven by engine_limits.rs and by `c10k attack`'s slow readers.)
 
 mod common;
 
@@ -7,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use c10k::proto::{Message, MessageKind};
+use c10k::testing::{Incoming, TestClient, TestServer};
 use c10k::{Backpressure, ConnId, Ctx, Handler, SendError, ServerConfig};
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(10);
 const CAP: usize = 256 << 10;
 const BIG: usize = 64 << 10;
 /// A frame header, and a Close frame that may be written past the cap.
@@ -141,154 +144,144 @@ impl Handler for Flood {
 }
 
 fn capped(policy: Backpressure) -> ServerConfig {
-    let mut c = quick_config();
+    let mut c = ServerConfig::default();
     c.max_queued_bytes = CAP;
     c.backpressure = policy;
     c.close_timeout = Duration::from_millis(300);
     c
 }
 
-/// Reads `n` binary frames of `size` bytes each.
-fn read_messages(s: &mut std::net::TcpStream, n: usize, size: usize) {
-    for i in 0..n {
-        let (fin, op, payload) = read_frame(s);
-        assert!(
-            fin && op == 0x2 && payload.len() == size,
-            "message {i}: {op} {}",
-            payload.len()
-        );
+/// Reads `n` binary messages of `size` bytes each, letting the server write more as the client
+/// makes room; then whatever else came (returned).
+fn read_messages(server: &mut TestServer<Flood>, c: &mut TestClient, n: usize, size: usize) -> Vec<Incoming> {
+    let mut got = 0;
+    let mut rest = Vec::new();
+    for _ in 0..100_000 {
+        server.settle();
+        let batch = c.recv_all();
+        if batch.is_empty() && c.unread() == 0 {
+            break;
+        }
+        for m in batch {
+            match m {
+                Incoming::Binary(b) if got < n => {
+                    assert_eq!(b.len(), size, "message {got}");
+                    got += 1;
+                }
+                other => rest.push(other),
+            }
+        }
     }
+    assert_eq!(got, n, "messages read");
+    rest
 }
 
 #[test]
-fn server_closes_a_client_that_does_not_read_with_1008_past_the_cap() {
+fn a_client_that_does_not_read_is_closed_with_1008_past_the_cap() {
     let events = Events::default();
     let tally = Arc::new(Tally::default());
-    let flood = Flood::new(&events, &tally);
-    let h = start(capped(Backpressure::Close), move |_| flood.clone());
-    let s = raw_open(h.local_addr());
-    let id = events.wait_open(1);
+    let mut server = TestServer::new(capped(Backpressure::Close), Flood::new(&events, &tally));
+    let c = server.connect("/").unwrap();
     // The handler keeps sending as long as the connection is open: the close must still happen.
-    assert_eq!(events.wait_close(id, WAIT), 1008);
-    let st = wait_no_sockets(&h);
-    assert_eq!(st.backpressure_closes, 1, "{st:#?}");
-    assert_eq!(st.backpressure_drops, 0);
+    server.advance(Duration::from_secs(2));
+    assert_eq!(events.closes(c.id()), [1008]);
+    let st = server.stats();
+    assert_eq!(
+        (st.backpressure_closes, st.backpressure_drops, st.sockets),
+        (1, 0, 0),
+        "{st:#?}"
+    );
     assert_eq!(st.closes.get(&1008), Some(&1));
     let max = tally.get(&tally.max_buffered);
     assert!(max > CAP, "the queue never reached its cap ({max})");
     assert!(max <= CAP + BIG + SLACK, "{max} bytes queued, cap {CAP}");
     assert!(tally.get(&tally.closing) >= 1);
-    drop(s);
-    stop(&h);
-    assert_eq!(events.closes(id), [1008]);
+    assert!(c.server_gone());
 }
 
 #[test]
-fn server_drops_messages_past_the_cap_and_keeps_the_connection_with_drop_policy() {
+fn messages_past_the_cap_are_dropped_and_the_connection_kept_with_the_drop_policy() {
     let events = Events::default();
     let tally = Arc::new(Tally::default());
     let mut flood = Flood::new(&events, &tally);
     flood.stop_after_drops = 3;
-    let h = start(capped(Backpressure::Drop), move |_| flood.clone());
-    let mut s = raw_open(h.local_addr());
-    let id = events.wait_open(1);
-    let st = wait_stats(&h, WAIT, |s| s.backpressure_drops >= 3);
-    assert_eq!(st.backpressure_closes, 0);
-    assert_eq!(st.connections_open, 1);
+    let mut server = TestServer::new(capped(Backpressure::Drop), flood);
+    let mut c = server.connect("/").unwrap();
+    server.advance(Duration::from_secs(1));
+    let st = server.stats();
+    assert!(st.backpressure_drops >= 3, "{st:#?}");
+    assert_eq!((st.backpressure_closes, st.connections_open), (0, 1));
     let max = tally.get(&tally.max_buffered);
     assert!(max <= CAP + BIG + 14, "{max} bytes queued, cap {CAP}");
     // The timer stopped; what was accepted arrives whole, and the connection still works.
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(tally.get(&tally.dropped), h.stats().backpressure_drops as usize);
-    read_messages(&mut s, tally.get(&tally.ok), BIG);
-    s.write_all_frame(b"still here");
-    assert_eq!(read_frame(&mut s), (true, 0x1, b"still here".to_vec()));
-    assert!(events.wait(WAIT, |e| e.contains(&Ev::Drain(id))));
-    assert!(events.closes(id).is_empty());
+    assert_eq!(tally.get(&tally.dropped), st.backpressure_drops as usize);
+    let rest = read_messages(&mut server, &mut c, tally.get(&tally.ok), BIG);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(events.all().contains(&Ev::Drain(c.id())));
+    c.send_text("still here");
+    server.settle();
+    assert_eq!(c.recv(), Some(Incoming::Text("still here".into())));
+    assert!(events.closes(c.id()).is_empty());
     assert_eq!(tally.get(&tally.closing), 0);
-    s.write_all_close(1000);
-    assert_eq!(read_close_code(&mut s), 1000);
-    stop(&h);
 }
 
 #[test]
-fn server_caps_the_queue_for_sends_made_while_handling_input() {
+fn the_queue_is_capped_for_sends_made_while_handling_input() {
     let events = Events::default();
     let tally = Arc::new(Tally::default());
     let mut flood = Flood::new(&events, &tally);
     flood.flood = false;
-    let h = start(capped(Backpressure::Drop), move |_| flood.clone());
-    let mut s = raw_open(h.local_addr());
-    events.wait_open(1);
+    let mut server = TestServer::new(capped(Backpressure::Drop), flood);
+    let mut c = server.connect("/").unwrap();
     // Small messages to the connection being read are gathered before being written.
     let (n, size) = (4000, 4 << 10);
-    s.write_all_frame(format!("burst:{n}:{size}").as_bytes());
-    let st = wait_stats(&h, WAIT, |s| s.messages_in == 1);
+    c.send_text(&format!("burst:{n}:{size}"));
+    server.settle();
     let max = tally.get(&tally.max_buffered);
     assert!(max <= CAP + size + 14, "{max} bytes buffered, cap {CAP}");
     assert_eq!(tally.get(&tally.ok) + tally.get(&tally.dropped), n);
     assert!(tally.get(&tally.dropped) > 0);
-    assert_eq!(st.backpressure_drops as usize, tally.get(&tally.dropped));
-    read_messages(&mut s, tally.get(&tally.ok), size);
-    s.write_all_close(1000);
-    assert_eq!(read_close_code(&mut s), 1000);
-    stop(&h);
+    assert_eq!(
+        server.stats().backpressure_drops as usize,
+        tally.get(&tally.dropped)
+    );
+    read_messages(&mut server, &mut c, tally.get(&tally.ok), size);
 }
 
 #[test]
-fn server_calls_on_drain_when_a_late_reader_empties_the_queue() {
+fn on_drain_comes_once_when_a_late_reader_empties_the_queue() {
     let events = Events::default();
     let tally = Arc::new(Tally::default());
     let mut flood = Flood::new(&events, &tally);
     flood.flood = false;
-    let mut config = quick_config();
+    let mut config = ServerConfig::default();
     config.max_queued_bytes = 64 << 20;
-    let h = start(config, move |_| flood.clone());
-    let mut s = raw_open(h.local_addr());
-    let id = events.wait_open(1);
+    // A client that reads nothing for a minute would not answer a keep-alive ping either.
+    config.ping_interval = None;
+    let mut server = TestServer::new(config, flood);
+    let mut c = server.connect("/").unwrap();
     let (n, size) = (512, BIG);
-    s.write_all_frame(format!("burst:{n}:{size}").as_bytes());
-    wait_stats(&h, WAIT, |s| s.messages_out == n as u64);
+    c.send_text(&format!("burst:{n}:{size}"));
+    server.settle();
+    assert_eq!(server.stats().messages_out, n as u64);
     assert!(
         tally.get(&tally.max_buffered) > 0,
-        "the kernel took everything: the queue never grew"
+        "the window took everything: the queue never grew"
     );
-    std::thread::sleep(Duration::from_millis(200));
+    server.advance(Duration::from_secs(60));
     assert!(
-        !events.all().contains(&Ev::Drain(id)),
+        !events.all().contains(&Ev::Drain(c.id())),
         "drained before the client read"
     );
-    read_messages(&mut s, n, size);
-    assert!(events.wait(WAIT, |e| e.contains(&Ev::Drain(id))));
+    read_messages(&mut server, &mut c, n, size);
     assert_eq!(tally.get(&tally.ok), n);
     assert_eq!(
         tally.get(&tally.drained_nonempty),
         0,
         "on_drain with bytes still queued"
     );
-    s.write_all_close(1000);
-    assert_eq!(read_close_code(&mut s), 1000);
-    stop(&h);
     let drains = events.all().iter().filter(|e| matches!(e, Ev::Drain(_))).count();
     assert_eq!(drains, 1, "one episode, one on_drain");
-}
-
-/// Writing masked frames on a raw stream.
-trait WriteFrames {
-    fn write_all_frame(&mut self, text: &[u8]);
-    fn write_all_close(&mut self, code: u16);
-}
-
-impl WriteFrames for std::net::TcpStream {
-    fn write_all_frame(&mut self, text: &[u8]) {
-        use std::io::Write;
-        self.write_all(&frame(true, 0x1, text)).unwrap();
-    }
-
-    fn write_all_close(&mut self, code: u16) {
-        use std::io::Write;
-        self.write_all(&close_frame(code, "")).unwrap();
-    }
 }
 
 /// Publishes each message to the topic its own connection is subscribed to, then sends a
@@ -313,17 +306,15 @@ impl Handler for PublishThenSend {
 fn bytes_sent_behind_a_queued_broadcast_go_out_in_the_same_turn() {
     // A queue filled by a broadcast is written at the end of the turn; a send that lands behind
     // it must not make it wait for a writable edge that never comes (the socket never blocked).
-    let h = start(quick_config(), |_| PublishThenSend);
-    let mut ws = client(h.local_addr());
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
+    let mut server = TestServer::new(ServerConfig::default(), PublishThenSend);
+    let mut c = server.connect("/").unwrap();
     for i in 0..3 {
         let text = format!("message {i}");
-        ws.send(tungstenite::Message::text(text.clone())).unwrap();
-        assert_eq!(ws.read().unwrap(), tungstenite::Message::text(text));
-        assert_eq!(ws.read().unwrap(), tungstenite::Message::text("after"));
+        c.send_text(&text);
+        server.settle();
+        assert_eq!(
+            c.recv_all(),
+            [Incoming::Text(text), Incoming::Text("after".into())]
+        );
     }
-    close_ws(ws);
-    stop(&h);
 }
