@@ -117,32 +117,6 @@ fn server_accepts_a_pending_handshake_with_the_state_the_decision_brings() {
 }
 
 #[test]
-fn frames_sent_right_after_a_pending_request_are_handled_once_it_is_accepted() {
-    let s = setup(Duration::from_secs(5));
-    let mut c = raw(s.h.local_addr());
-    // The request and a first message in one write, as an impatient client does.
-    let mut bytes = upgrade("/bob");
-    bytes.extend(frame(true, 0x1, b"early"));
-    c.write_all(&bytes).unwrap();
-    let (id, _) = s.pending.recv_timeout(Duration::from_secs(5)).unwrap();
-    // And more while it waits: the server reads nothing of it until the decision.
-    std::thread::sleep(Duration::from_millis(50));
-    c.write_all(&frame(true, 0x1, b"later")).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let receipt = s.h.decide(id, Decision::accept_with("bob".to_owned()));
-    assert_eq!(
-        receipt.wait(Duration::from_secs(5)),
-        Some(DecisionOutcome::Applied)
-    );
-    assert!(read_head(&mut c).starts_with("HTTP/1.1 101"));
-    let (_, _, first) = read_frame(&mut c);
-    let (_, _, second) = read_frame(&mut c);
-    assert_eq!(first, b"bob: early");
-    assert_eq!(second, b"bob: later");
-    stop(&s.h);
-}
-
-#[test]
 fn server_rejects_a_pending_handshake_with_the_decisions_status_and_headers() {
     let s = setup(Duration::from_secs(5));
     let (mut c, id) = pending_conn(&s, "/mallory");
@@ -163,24 +137,6 @@ fn server_rejects_a_pending_handshake_with_the_decisions_status_and_headers() {
         s.closed.try_recv().is_err(),
         "a connection that never opened has no on_close"
     );
-    stop(&s.h);
-}
-
-#[test]
-fn a_handshake_left_undecided_is_answered_503_at_its_deadline_and_a_late_decision_is_a_no_op() {
-    let s = setup(Duration::from_millis(300));
-    let started = Instant::now();
-    let (mut c, id) = pending_conn(&s, "/slow");
-    let head = read_head(&mut c);
-    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
-    assert!(head.contains("Retry-After: 1"), "{head}");
-    // The handshake deadline (300 ms, up to an eighth more) bounded the wait.
-    assert!(started.elapsed() >= Duration::from_millis(290));
-    let stats = wait_no_sockets(&s.h);
-    assert_eq!(stats.rejected.get(&RejectReason::Undecided), Some(&1));
-    assert_eq!(stats.handshaking, 0);
-    let late = s.h.decide(id, Decision::accept_with("late".to_owned()));
-    assert_eq!(late.wait(Duration::from_secs(5)), Some(DecisionOutcome::Gone));
     stop(&s.h);
 }
 
