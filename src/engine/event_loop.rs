@@ -11,6 +11,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::config::ServerConfig;
+use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox};
 use super::input::ReadEnd;
@@ -310,7 +311,12 @@ impl<H: Handler> EventLoop<H> {
             match timer {
                 Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),
                 Timer::Message { key, generation } => shard.message_overdue(key as usize, generation),
-                Timer::App(token) => self.app.handler.on_timer(&mut Ctx { shard }, token),
+                Timer::App(token) => {
+                    let handler = &mut self.app.handler;
+                    shard.guarded(Callback::Timer, None, None, |shard| {
+                        handler.on_timer(&mut Ctx { shard }, token);
+                    });
+                }
                 Timer::AcceptResume => shard.resume_accepting(),
                 Timer::Grace => shard.begin_drain(),
                 Timer::Publish => shard.publish_stats(),
