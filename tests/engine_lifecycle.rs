@@ -342,7 +342,7 @@ fn server_shutdown_sends_1001_to_every_client_and_leaves_no_sockets_or_timers() 
     }
     events.wait_open(4);
     h.shutdown();
-    h.join();
+    h.join().expect("a shard failed");
     for _ in 0..4 {
         assert_eq!(rx.recv_timeout(WAIT).unwrap(), Some(1001));
     }
@@ -381,7 +381,7 @@ fn server_shutdown_joins_after_drain_timeout_even_if_a_client_never_answers() {
     let (done_tx, done_rx) = mpsc::channel();
     let joiner = h.clone();
     std::thread::spawn(move || {
-        joiner.join();
+        joiner.join().expect("a shard failed");
         done_tx.send(()).unwrap();
     });
     done_rx
@@ -424,7 +424,7 @@ fn a_drain_waits_for_a_close_answer_past_the_close_timeout_until_the_drain_timeo
     // Still open past the close timeout: the answer is taken and the server closes after it.
     late.write_all(&close_frame(1001, "")).unwrap();
     assert!(closed_by_server(&mut late));
-    h.join();
+    h.join().expect("a shard failed");
     let st = h.stats();
     assert_eq!(st.closes.get(&1001), Some(&1), "{st:#?}");
     assert_eq!(

@@ -1,14 +1,16 @@
 //! A handler that panics: the panic costs the connection it was about (1011, or 500 in the
-//! handshake), never the shard or its other connections.
+//! handshake), never the shard or its other connections; a shard that dies anyway makes the
+//! server return an error.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use c10k::proto::{CloseCode, Message, Request};
-use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse};
+use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse, Server};
 use common::*;
 
 /// Echoes, and panics where a test asks it to: on a message "panic" (after sending "before"), a
@@ -141,4 +143,29 @@ fn panics_in_the_handshake_timer_and_close_leave_the_server_serving() {
     let mut fresh = open_at(&h, "/");
     echo(&mut fresh, "fresh");
     stop(&h);
+}
+
+#[test]
+fn a_shard_that_dies_makes_run_return_its_error() {
+    let mut config = quick_config();
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.shards = 2;
+    let server = Server::bind(config, |shard| {
+        assert_ne!(shard, 1, "no handler for this shard");
+        Echo
+    })
+    .unwrap();
+    let handle = server.handle();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(server.run()).unwrap());
+    let e = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server kept running without shard 1")
+        .expect_err("a shard died");
+    let msg = e.to_string();
+    assert!(msg.starts_with("shard 1: panicked: "), "{msg}");
+    assert!(msg.contains("no handler for this shard"), "{msg}");
+    // Every caller of join hears it, and statistics do not wait for the dead shard.
+    assert_eq!(handle.join().unwrap_err().to_string(), msg);
+    assert_eq!(handle.shard_stats().len(), 2);
 }

@@ -131,8 +131,11 @@ impl Bound {
     }
 
     /// Runs the shard on the calling thread (pinned to a CPU if the configuration says so) until
-    /// it has drained after a shutdown. Its final statistics are then in the node.
-    pub(crate) fn run<H: Handler>(self, handler: H) {
+    /// it has drained after a shutdown. Its final statistics are then in the node. An error ends
+    /// the shard at once, its connections dropped: the poll registry cannot be cloned, a listener
+    /// cannot be registered, or polling failed (other than being interrupted). The thread that
+    /// runs the shard logs it and hands it to `ServerHandle::join`.
+    pub(crate) fn run<H: Handler>(self, handler: H) -> io::Result<()> {
         let Self {
             index,
             mut poll,
@@ -150,16 +153,16 @@ impl Bound {
         let registry = match poll.registry().try_clone() {
             Ok(r) => r,
             Err(e) => {
-                log::error!("shard {index}: cannot clone the poll registry: {e}");
-                return node.set_final_stats(index, Stats::default());
+                node.set_final_stats(index, Stats::default());
+                return Err(context(e, "cannot clone the poll registry"));
             }
         };
         for (l, token) in [(&mut listener, LISTENER), (&mut tls_listener, TLS_LISTENER)] {
             if let Some(l) = l.as_mut()
                 && let Err(e) = registry.register(l, token, Interest::READABLE)
             {
-                log::error!("shard {index}: cannot register the listener: {e}");
-                return node.set_final_stats(index, Stats::default());
+                node.set_final_stats(index, Stats::default());
+                return Err(context(e, "cannot register the listener"));
             }
         }
         // A TLS record (up to 16 KiB of plaintext) must fit the read buffer twice over.
@@ -174,9 +177,15 @@ impl Bound {
             shard: Shard::new(index, registry, listener, tls_listener, config, Arc::clone(&node)),
         };
         event_loop.shard.publish_stats();
-        event_loop.run(&mut poll);
+        let ended = event_loop.run(&mut poll);
         node.set_final_stats(index, event_loop.shard.snapshot());
+        ended
     }
+}
+
+/// `e`, of the same kind, saying what failed.
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 /// A shard, its handler and what its loop needs between turns.
@@ -192,7 +201,7 @@ struct EventLoop<H: Handler> {
 }
 
 impl<H: Handler> EventLoop<H> {
-    fn run(&mut self, poll: &mut Poll) {
+    fn run(&mut self, poll: &mut Poll) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         loop {
             // Work left for the next turn (input past a budget, accepts, queues filled after
@@ -209,8 +218,7 @@ impl<H: Handler> EventLoop<H> {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("shard {}: poll failed: {e}", self.shard.index());
-                break;
+                return Err(context(e, "poll failed"));
             }
             self.shard.tick();
             self.shard.accept_left_over();
@@ -253,7 +261,7 @@ impl<H: Handler> EventLoop<H> {
             self.shard.trim_if_due(busy);
             self.shard.notify_drained(&mut self.app);
             if self.shard.finished() {
-                break;
+                return Ok(());
             }
         }
     }

@@ -85,5 +85,6 @@ pub(crate) use self::event_loop::{Bound, bind};
 pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
+pub(crate) use self::node::panicked;
 pub use self::node::{Bridge, ServerHandle};
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};
