@@ -14,7 +14,7 @@ use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse, Server};
 use common::*;
 
 /// Echoes, and panics where a test asks it to: on a message "panic" (after sending "before"), a
-/// message "timer" arms a timer that panics, in the handshake of `/handshake`, in `on_open` of
+/// ping "panic", a message "timer" arms a timer that panics, in the handshake of `/handshake`, in `on_open` of
 /// `/open`, in `on_close` of `/close`, and on a plain HTTP request.
 struct Fragile;
 
@@ -42,6 +42,10 @@ impl Handler for Fragile {
             _ => {}
         }
         let _ = ctx.send(id, msg.kind(), msg.as_bytes());
+    }
+
+    fn on_ping(&mut self, _ctx: &mut Ctx<'_>, _id: ConnId, _path: &mut String, payload: &[u8]) {
+        assert_ne!(payload, b"panic", "refusing a ping");
     }
 
     fn on_timer(&mut self, _ctx: &mut Ctx<'_>, token: u64) {
@@ -107,7 +111,7 @@ fn a_panic_in_on_message_fails_its_connection_with_1011_and_no_other() {
 }
 
 #[test]
-fn panics_in_the_handshake_timer_and_close_leave_the_server_serving() {
+fn panics_in_the_handshake_open_ping_timer_and_close_leave_the_server_serving() {
     let h = start(quick_config(), |_| Fragile);
     // on_handshake and on_http: answered 500, then closed.
     for req in [
@@ -128,17 +132,25 @@ fn panics_in_the_handshake_timer_and_close_leave_the_server_serving() {
     // on_open: the 101 went out; the connection is failed at once.
     let mut s = open_at(&h, "/open");
     assert_eq!(read_close_code(&mut s), 1011);
+    // on_ping: the pong (the shard's) goes out first, then the 1011.
+    let mut s = open_at(&h, "/");
+    s.write_all(&frame(true, 0x9, b"panic")).unwrap();
+    assert_eq!(read_frame(&mut s), (true, 0xa, b"panic".to_vec()));
+    assert_eq!(read_close_code(&mut s), 1011);
     // on_timer: counted; the connection that armed it goes on.
     let mut s = open_at(&h, "/");
     echo(&mut s, "timer");
-    wait_stats(&h, Duration::from_secs(10), |s| s.handler_panics == 4);
+    wait_stats(&h, Duration::from_secs(10), |s| s.handler_panics == 5);
     echo(&mut s, "after the timer");
     // on_close: counted, nothing else to do.
     let mut gone = open_at(&h, "/close");
     gone.write_all(&close_frame(1000, "")).unwrap();
     assert_eq!(read_close_code(&mut gone), 1000);
-    let st = wait_stats(&h, Duration::from_secs(10), |s| s.handler_panics == 5);
-    assert_eq!(st.closes.get(&1011), Some(&1), "{st:#?}");
+    // The connections failed with 1011 are reported closed once they are gone (the peer's FIN,
+    // or the close timeout).
+    wait_stats(&h, Duration::from_secs(10), |s| {
+        s.handler_panics == 6 && s.closes.get(&1011) == Some(&2)
+    });
     echo(&mut s, "after the close");
     let mut fresh = open_at(&h, "/");
     echo(&mut fresh, "fresh");
