@@ -117,7 +117,7 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
         }
     };
     let one = |v: fn(&Stats) -> u64| move |s: &Stats| vec![(String::new(), v(s))];
-    let scalars: [Scalar; 30] = [
+    let scalars: [Scalar; 31] = [
         (
             "c10k_connections_open",
             "gauge",
@@ -277,6 +277,12 @@ pub fn prometheus(shards: &[Stats], worker: Option<u32>, draining: bool) -> Stri
             "counter",
             "Connections failed (1008) for control frames over the rate limit.",
             |s| s.control_rate_closes,
+        ),
+        (
+            "c10k_handler_panics_total",
+            "counter",
+            "Handler callbacks that panicked (the connection failed with 1011, or answered 500).",
+            |s| s.handler_panics,
         ),
         (
             "c10k_topic_limit_refusals_total",

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::engine::{self, Bound, Handler, ServerConfig, ServerHandle};
@@ -56,22 +57,33 @@ impl<H: Handler> Server<H> {
         let mut threads = Vec::with_capacity(self.shards.len());
         for shard in self.shards {
             let factory = Arc::clone(&self.factory);
+            let handle = self.handle.clone();
+            let index = shard.index();
             let thread = std::thread::Builder::new()
-                .name(format!("c10k-shard-{}", shard.index()))
+                .name(format!("c10k-shard-{index}"))
                 .spawn(move || {
-                    let handler = factory(shard.index());
-                    shard.run(handler);
+                    // A panic here is outside the handler's guarded callbacks (in the factory or
+                    // the engine): the shard is lost, and its error is the thread's result.
+                    let ended = panic::catch_unwind(AssertUnwindSafe(|| shard.run(factory(index))))
+                        .unwrap_or_else(|payload| Err(engine::panicked(&*payload)));
+                    if let Err(e) = &ended {
+                        // A server short of a shard is not what was started: stop the others
+                        // (gracefully), so that `join` and `run` return the error.
+                        log::error!("shard {index} failed: {e}; shutting the server down");
+                        handle.node().shard_gone(index);
+                        handle.shutdown();
+                    }
+                    ended
                 })?;
-            threads.push(thread);
+            threads.push((index, thread));
         }
         self.handle.node().adopt_threads(threads);
         Ok(self.handle)
     }
 
-    /// Runs the server on its shard threads until it is shut down.
+    /// Runs the server on its shard threads until it is shut down. `Err` when a shard failed
+    /// (see [`ServerHandle::join`]), after the others have shut down.
     pub fn run(self) -> io::Result<()> {
-        let handle = self.start()?;
-        handle.join();
-        Ok(())
+        self.start()?.join()
     }
 }

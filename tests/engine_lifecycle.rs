@@ -95,7 +95,7 @@ fn server_shutdown_joins_after_drain_timeout_even_if_a_client_never_answers() {
     let (done_tx, done_rx) = mpsc::channel();
     let joiner = h.clone();
     std::thread::spawn(move || {
-        joiner.join();
+        joiner.join().expect("a shard failed");
         done_tx.send(()).unwrap();
     });
     done_rx

@@ -3,6 +3,7 @@
 
 use super::conn::Mark;
 use super::deadline;
+use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::shard::{Shard, Timer};
 use super::state::App;
@@ -64,8 +65,11 @@ impl Shard {
             drop(conn.socket);
             let reason = reason.unwrap_or_default();
             let state = app.states.take(key);
-            app.handler
-                .on_close(&mut Ctx { shard: self }, id, state, code, &reason);
+            let handler = &mut app.handler;
+            // A panic here has nothing left to fail: the connection is gone, its state dropped.
+            self.guarded(Callback::Close, None, Some(id), |shard| {
+                handler.on_close(&mut Ctx { shard }, id, state, code, &reason);
+            });
         }
     }
 
@@ -73,8 +77,10 @@ impl Shard {
     pub(super) fn notify_drained<H: Handler>(&mut self, app: &mut App<H>) {
         while let Some(key) = self.drained.pop() {
             if let Some(id) = self.id_of(key) {
-                app.handler
-                    .on_drain(&mut Ctx { shard: self }, id, app.states.get(key));
+                let (handler, state) = (&mut app.handler, app.states.get(key));
+                self.guarded(Callback::Drain, Some(key), Some(id), |shard| {
+                    handler.on_drain(&mut Ctx { shard }, id, state);
+                });
             }
         }
     }

@@ -11,6 +11,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use super::config::ServerConfig;
+use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox};
 use super::input::ReadEnd;
@@ -130,8 +131,11 @@ impl Bound {
     }
 
     /// Runs the shard on the calling thread (pinned to a CPU if the configuration says so) until
-    /// it has drained after a shutdown. Its final statistics are then in the node.
-    pub(crate) fn run<H: Handler>(self, handler: H) {
+    /// it has drained after a shutdown. Its final statistics are then in the node. An error ends
+    /// the shard at once, its connections dropped: the poll registry cannot be cloned, a listener
+    /// cannot be registered, or polling failed (other than being interrupted). The thread that
+    /// runs the shard logs it and hands it to `ServerHandle::join`.
+    pub(crate) fn run<H: Handler>(self, handler: H) -> io::Result<()> {
         let Self {
             index,
             mut poll,
@@ -149,23 +153,24 @@ impl Bound {
         let registry = match poll.registry().try_clone() {
             Ok(r) => r,
             Err(e) => {
-                log::error!("shard {index}: cannot clone the poll registry: {e}");
-                return node.set_final_stats(index, Stats::default());
+                node.set_final_stats(index, Stats::default());
+                return Err(context(e, "cannot clone the poll registry"));
             }
         };
         for (l, token) in [(&mut listener, LISTENER), (&mut tls_listener, TLS_LISTENER)] {
             if let Some(l) = l.as_mut()
                 && let Err(e) = registry.register(l, token, Interest::READABLE)
             {
-                log::error!("shard {index}: cannot register the listener: {e}");
-                return node.set_final_stats(index, Stats::default());
+                node.set_final_stats(index, Stats::default());
+                return Err(context(e, "cannot register the listener"));
             }
         }
         let shard = Shard::new(index, registry, listener, tls_listener, config, Arc::clone(&node));
         let mut event_loop = EventLoop::new(handler, mailbox, shard);
         event_loop.shard.publish_stats();
-        event_loop.run(&mut poll);
+        let ended = event_loop.run(&mut poll);
         node.set_final_stats(index, event_loop.shard.snapshot());
+        ended
     }
 }
 
@@ -188,6 +193,11 @@ impl Ready {
             read_closed: ev.is_read_closed() || ev.is_error(),
         }
     }
+}
+
+/// `e`, of the same kind, saying what failed.
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 /// A shard, its handler and what its loop needs between turns.
@@ -226,7 +236,7 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    fn run(&mut self, poll: &mut Poll) {
+    fn run(&mut self, poll: &mut Poll) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         loop {
             // Work left for the next turn (input past a budget, accepts, queues filled after
@@ -240,13 +250,12 @@ impl<H: Handler> EventLoop<H> {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("shard {}: poll failed: {e}", self.shard.index());
-                break;
+                return Err(context(e, "poll failed"));
             }
             self.shard.tick();
             self.turn(events.iter().map(Ready::of));
             if self.shard.finished() {
-                break;
+                return Ok(());
             }
         }
     }
@@ -359,7 +368,12 @@ impl<H: Handler> EventLoop<H> {
             match timer {
                 Timer::Conn { key, generation } => shard.deadline_passed(key as usize, generation),
                 Timer::Message { key, generation } => shard.message_overdue(key as usize, generation),
-                Timer::App(token) => self.app.handler.on_timer(&mut Ctx { shard }, token),
+                Timer::App(token) => {
+                    let handler = &mut self.app.handler;
+                    shard.guarded(Callback::Timer, None, None, |shard| {
+                        handler.on_timer(&mut Ctx { shard }, token);
+                    });
+                }
                 Timer::AcceptResume => shard.resume_accepting(),
                 Timer::Grace => shard.begin_drain(),
                 Timer::Publish => shard.publish_stats(),

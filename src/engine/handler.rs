@@ -25,6 +25,24 @@ use crate::proto::{CloseCode, Message, MessageKind};
 /// It comes from the handshake's [`Decision`] (or `Default`); a handler that keeps nothing
 /// declares `type State = ();`, which costs nothing.
 ///
+/// # Panics in callbacks
+///
+/// A panic in a callback is caught: it costs the connection it was about, never the shard or
+/// its other connections. Each one is counted ([`Stats::handler_panics`], the metric
+/// `c10k_handler_panics_total`) and logged once (`log::error!`, with the shard, the callback,
+/// the connection and the panic's message). Then:
+///
+/// | callback | what the panic does |
+/// |---|---|
+/// | [`on_message`](Handler::on_message), [`on_ping`](Handler::on_ping), [`on_pong`](Handler::on_pong), [`on_drain`](Handler::on_drain), [`on_open`](Handler::on_open) | the connection is failed with 1011 Internal Error: what the callback sent before it panicked goes out, then the Close frame; nothing more of its input is read; [`on_close`](Handler::on_close) follows, with 1011 |
+/// | [`on_handshake`](Handler::on_handshake), [`on_http`](Handler::on_http) | the client is answered 500 and the connection closed |
+/// | [`on_close`](Handler::on_close) | nothing more: the connection is gone and its state was dropped |
+/// | [`on_timer`](Handler::on_timer) | nothing more: the shard goes on |
+///
+/// The handler itself is kept: whatever the panic left half-done in it (or in the connection's
+/// state) is its own business. With `panic = "abort"` in the build profile nothing can be
+/// caught: the first panic ends the process.
+///
 /// ```
 /// use c10k::proto::{CloseCode, Message, Request};
 /// use c10k::{ConnId, Ctx, Decision, Handler};

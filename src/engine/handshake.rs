@@ -10,6 +10,7 @@ use mio::Token;
 use super::conn::{Conn, Phase};
 use super::deadline;
 use super::decision::{Decision, HttpResponse};
+use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::id::ConnId;
 use super::inbox::DecisionOutcome;
@@ -189,8 +190,13 @@ impl Shard {
         };
         if !req.is_websocket() {
             self.stats.http_requests += 1;
-            let resp = app.handler.on_http(&mut Ctx { shard: self }, &req);
-            self.respond(key, &resp);
+            let (handler, id) = (&mut app.handler, self.id(key, &self.conns[key]));
+            // A panic was answered 500 already.
+            if let Some(resp) = self.guarded(Callback::Http, Some(key), Some(id), |shard| {
+                handler.on_http(&mut Ctx { shard }, &req)
+            }) {
+                self.respond(key, &resp);
+            }
             return Handshake::Done;
         }
         if self.lame_duck {
@@ -204,11 +210,18 @@ impl Shard {
         // The handler may hand the handshake to another thread before it returns: from then on
         // the handshake waits for a decision, as `ServerHandle::is_pending` says there.
         self.node.set_pending(id, true);
-        let decision = app.handler.on_handshake(&mut Ctx { shard: self }, id, &req);
-        if !matches!(decision, Decision::Pending) {
+        let handler = &mut app.handler;
+        let decision = self.guarded(Callback::Handshake, Some(key), Some(id), |shard| {
+            handler.on_handshake(&mut Ctx { shard }, id, &req)
+        });
+        if !matches!(decision, Some(Decision::Pending)) {
             self.node.set_pending(id, false);
         }
-        self.apply(app, key, &req, decision)
+        match decision {
+            Some(decision) => self.apply(app, key, &req, decision),
+            // Answered 500 already.
+            None => Handshake::Done,
+        }
     }
 
     /// Carries out the handler's decision on the request of connection `key`.
@@ -271,9 +284,14 @@ impl Shard {
         }
         let id = self.open(key, deflate);
         app.states.set(key, state);
-        app.handler
-            .on_open(&mut Ctx { shard: self }, id, app.states.get(key), req);
-        Handshake::Open(req.head_len())
+        let (handler, state) = (&mut app.handler, app.states.get(key));
+        match self.guarded(Callback::Open, Some(key), Some(id), |shard| {
+            handler.on_open(&mut Ctx { shard }, id, state, req);
+        }) {
+            Some(()) => Handshake::Open(req.head_len()),
+            // Failed with 1011 after its 101: the frames that followed are not read.
+            None => Handshake::Done,
+        }
     }
 
     /// A decision made elsewhere ([`ServerHandle::decide`]) arrived for connection `id`:

@@ -8,6 +8,7 @@
 use super::conn::{Mark, Phase};
 use super::deadline;
 use super::decision::HttpResponse;
+use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::handshake::{Handshake, MAX_EARLY_DATA};
 use super::memory::Kind;
@@ -252,11 +253,14 @@ impl Shard {
     fn dispatch<H: Handler>(&mut self, app: &mut App<H>, key: usize, event: Event<'_>) {
         let Some(id) = self.id_of(key) else { return };
         let (handler, state) = (&mut app.handler, app.states.get(key));
+        let conn = Some(key);
         match event {
             Event::Message(msg) => {
                 self.stats.messages_in += 1;
                 self.stats.bytes_in += msg.as_bytes().len() as u64;
-                handler.on_message(&mut Ctx { shard: self }, id, state, msg);
+                self.guarded(Callback::Message, conn, Some(id), |shard| {
+                    handler.on_message(&mut Ctx { shard }, id, state, msg);
+                });
             }
             Event::Ping(payload) => {
                 if !self.control_within_rate(key) {
@@ -265,14 +269,18 @@ impl Shard {
                 if self.config.protocol.auto_pong {
                     self.pong(key, payload);
                 }
-                handler.on_ping(&mut Ctx { shard: self }, id, state, payload);
+                self.guarded(Callback::Ping, conn, Some(id), |shard| {
+                    handler.on_ping(&mut Ctx { shard }, id, state, payload);
+                });
             }
             Event::Pong(payload) => {
                 if !self.control_within_rate(key) {
                     return;
                 }
                 self.pong_received(key);
-                handler.on_pong(&mut Ctx { shard: self }, id, state, payload);
+                self.guarded(Callback::Pong, conn, Some(id), |shard| {
+                    handler.on_pong(&mut Ctx { shard }, id, state, payload);
+                });
             }
             Event::Close(frame) => {
                 if let Some(conn) = self.conns.get_mut(key) {

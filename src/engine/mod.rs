@@ -36,7 +36,7 @@
 //! | `memory.rs`, `dispose.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; large blocks freed off the shard's thread; output gathered for the connection being read |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
-//! | `handler.rs`, `decision.rs`, `state.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states |
+//! | `handler.rs`, `decision.rs`, `state.rs`, `guard.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states; every call into the handler, with its panic caught |
 //! | `node.rs`, `inbox.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
@@ -54,6 +54,7 @@ mod error;
 mod event_loop;
 #[cfg(feature = "testing")]
 mod fired;
+mod guard;
 mod handler;
 mod handshake;
 #[cfg(feature = "testing")]
@@ -93,5 +94,6 @@ pub(crate) use self::event_loop::{Bound, bind};
 pub use self::handler::{Ctx, Handler, TimerId};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
+pub(crate) use self::node::panicked;
 pub use self::node::{Bridge, ServerHandle};
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

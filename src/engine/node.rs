@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use super::decision::Decision;
 use super::dispose::Disposer;
+use super::guard::panic_message;
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
@@ -69,7 +71,11 @@ pub(crate) struct Node {
     local_addr: SocketAddr,
     /// The TLS listener's address, when it has one of its own.
     tls_addr: Option<SocketAddr>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The shards' threads, by shard index, until joined.
+    threads: Mutex<Vec<(usize, JoinHandle<io::Result<()>>)>>,
+    /// Why shards failed (the kind of the first error, and every shard's cause), kept for every
+    /// caller of [`ServerHandle::join`], not only the one that joined the threads.
+    failure: Mutex<Option<(io::ErrorKind, String)>>,
     /// Bytes of broadcast frames alive in any queue or inbox of the node.
     shared: Arc<Gauge>,
     /// The memory budget of the whole node.
@@ -110,6 +116,7 @@ impl Node {
             local_addr,
             tls_addr,
             threads: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
             shared: Arc::new(Gauge::default()),
             budget: limits.memory_budget,
             addresses: limits.per_address.map(|n| (n, Mutex::new(HashMap::new()))),
@@ -285,13 +292,44 @@ impl Node {
         }
     }
 
+    /// A shard that failed: if it left no final statistics (it panicked), empty ones stand in,
+    /// so that statistics are not asked of a shard that will never answer.
+    pub(crate) fn shard_gone(&self, shard: usize) {
+        if let Some(mut f) = self.slots.get(shard).and_then(|s| s.final_stats.lock().ok()) {
+            f.get_or_insert_with(Stats::default);
+        }
+    }
+
     fn final_stats(&self, shard: usize) -> Option<Stats> {
         self.slots.get(shard)?.final_stats.lock().ok()?.clone()
     }
 
-    pub(crate) fn adopt_threads(&self, threads: Vec<JoinHandle<()>>) {
+    pub(crate) fn adopt_threads(&self, threads: Vec<(usize, JoinHandle<io::Result<()>>)>) {
         if let Ok(mut t) = self.threads.lock() {
             t.extend(threads);
+        }
+    }
+
+    /// Records that `shard` failed with `e`.
+    fn shard_failed(&self, shard: usize, e: &io::Error) {
+        let Ok(mut failure) = self.failure.lock() else {
+            return;
+        };
+        let cause = format!("shard {shard}: {e}");
+        match failure.as_mut() {
+            Some((_, all)) => {
+                all.push_str("; ");
+                all.push_str(&cause);
+            }
+            None => *failure = Some((e.kind(), cause)),
+        }
+    }
+
+    /// The failures of the shards so far, as one error.
+    fn failure(&self) -> io::Result<()> {
+        match self.failure.lock().ok().and_then(|f| f.clone()) {
+            Some((kind, causes)) => Err(io::Error::new(kind, causes)),
+            None => Ok(()),
         }
     }
 }
@@ -449,14 +487,30 @@ impl ServerHandle {
         }
     }
 
-    /// Waits until every shard has stopped.
-    pub fn join(&self) {
+    /// Waits until every shard has stopped. `Err` if any shard failed (its thread panicked
+    /// outside the handler's callbacks, polling failed, its listener could not be registered),
+    /// naming each failed shard and its cause: "shard 1: panicked: ...". A shard that fails asks
+    /// the others to shut down, so that this returns. A panic in a handler's callback is no
+    /// failure of the shard (see [`Handler`](super::handler::Handler)).
+    ///
+    /// Only the first caller waits; a caller that comes while it waits returns at once, with the
+    /// failures known so far.
+    pub fn join(&self) -> io::Result<()> {
         let threads = match self.node.threads.lock() {
             Ok(mut t) => std::mem::take(&mut *t),
-            Err(_) => return,
+            Err(_) => Vec::new(),
         };
-        for t in threads {
-            let _ = t.join();
+        for (shard, t) in threads {
+            let ended = t.join().unwrap_or_else(|payload| Err(panicked(&*payload)));
+            if let Err(e) = ended {
+                self.node.shard_failed(shard, &e);
+            }
         }
+        self.node.failure()
     }
+}
+
+/// The error of a shard whose thread panicked with `payload`.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> io::Error {
+    io::Error::other(format!("panicked: {}", panic_message(payload)))
 }

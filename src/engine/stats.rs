@@ -182,6 +182,9 @@ pub struct Stats {
     pub control_rate_closes: u64,
     /// Connections failed (1008) for a message not completed within the message timeout.
     pub message_timeouts: u64,
+    /// Handler callbacks that panicked (see [`Handler`](crate::Handler) for what each panic
+    /// does to its connection).
+    pub handler_panics: u64,
     /// Subscriptions refused for the per-connection topic limit.
     pub topic_limit_refusals: u64,
     /// Commands from other threads refused or dropped because this shard's inbox was full.
@@ -371,6 +374,7 @@ impl Stats {
         self.overload_closes += o.overload_closes;
         self.control_rate_closes += o.control_rate_closes;
         self.message_timeouts += o.message_timeouts;
+        self.handler_panics += o.handler_panics;
         self.topic_limit_refusals += o.topic_limit_refusals;
         self.inbox_drops += o.inbox_drops;
         self.pong_rtt.merge(&o.pong_rtt);

@@ -45,10 +45,10 @@ where
     Server::bind(config, factory).unwrap().start().unwrap()
 }
 
-/// Stops a server and waits for its shards.
+/// Stops a server and waits for its shards, none of which may have failed.
 pub fn stop(handle: &ServerHandle) {
     handle.shutdown();
-    handle.join();
+    handle.join().expect("a shard failed");
 }
 
 /// A well-formed client.

@@ -51,7 +51,7 @@ fn node(url: &str, prefix: &str, limits: RedisLimits) -> (ServerHandle, Arc<Redi
 
 fn shut(h: &ServerHandle, b: &RedisBridge) {
     h.shutdown();
-    h.join();
+    h.join().expect("a shard failed");
     b.stop();
 }
 

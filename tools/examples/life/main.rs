@@ -241,6 +241,9 @@ fn main() {
         }
     }
     handle.shutdown();
-    handle.join();
+    if let Err(e) = handle.join() {
+        failed += 1;
+        eprintln!("life: the server failed: {e}");
+    }
     std::process::exit(i32::from(failed > 0));
 }
