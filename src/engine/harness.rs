@@ -153,6 +153,12 @@ impl<H: Handler> Harness<H> {
         self.event_loop.shard.snapshot()
     }
 
+    /// Bytes queued for connection `id` and not yet taken by its peer's window (`None` once it
+    /// is gone).
+    pub(crate) fn buffered_amount(&self, id: ConnId) -> Option<usize> {
+        self.event_loop.shard.buffered_amount(id)
+    }
+
     /// The handler, to look at what it kept.
     pub(crate) fn handler(&mut self) -> &mut H {
         &mut self.event_loop.app.handler

@@ -155,6 +155,13 @@ impl<H: Handler> TestServer<H> {
         self.harness.stats()
     }
 
+    /// Bytes the server holds queued for connection `id`, waiting for the client to read (see
+    /// [`TestClient::set_window`]); `None` once the connection is gone. What
+    /// [`Ctx::buffered_amount`](crate::Ctx::buffered_amount) says.
+    pub fn buffered_amount(&self, id: crate::ConnId) -> Option<usize> {
+        self.harness.buffered_amount(id)
+    }
+
     /// The handler, to look at (or change) what it kept.
     pub fn handler(&mut self) -> &mut H {
         self.harness.handler()
