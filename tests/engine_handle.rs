@@ -97,11 +97,11 @@ fn server_ignores_a_stale_id_whose_slot_a_new_connection_reused() {
         "one shard, one connection: the slot is reused"
     );
 
-    // From another thread: the stale id's commands are ignored...
-    assert!(h.send_text(old, "stale"));
+    // From another thread: a send to the stale id is refused at once, its close ignored...
+    assert_eq!(h.send_text(old, "stale"), Err(SendError::UnknownConnection));
     assert!(h.close(old, CloseCode::Application(4000), "stale"));
     // ...and the same inbox, in order, brings the new id's message.
-    assert!(h.send_text(new, "fresh"));
+    assert_eq!(h.send_text(new, "fresh"), Ok(()));
     assert_eq!(ws.read().unwrap(), tungstenite::Message::text("fresh"));
 
     // From a callback of the new connection.
@@ -135,9 +135,11 @@ fn handle_send_from_another_thread_reaches_the_client() {
     let remote = h.clone();
     std::thread::spawn(move || {
         for i in 0..100 {
-            assert!(remote.send_text(id, &format!("from afar {i}")));
+            remote.send_text(id, &format!("from afar {i}")).unwrap();
         }
-        assert!(remote.send(id, c10k::proto::MessageKind::Binary, vec![1, 2, 3]));
+        remote
+            .send(id, c10k::proto::MessageKind::Binary, vec![1, 2, 3])
+            .unwrap();
     })
     .join()
     .unwrap();
@@ -215,5 +217,119 @@ fn handle_stats_are_summed_over_two_shards() {
     clients.into_iter().for_each(close_ws);
     let st = wait_no_sockets(&h);
     assert_eq!(st.closes.get(&1005), Some(&n));
+    stop(&h);
+}
+
+/// Says the id of each connection that opened; echoes nothing.
+struct Opened(mpsc::Sender<ConnId>);
+
+impl Handler for Opened {
+    type State = ();
+
+    fn on_open(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, _: &mut (), _req: &Request<'_>) {
+        let _ = self.0.send(id);
+    }
+
+    fn on_message(&mut self, _ctx: &mut Ctx<'_>, _id: ConnId, _: &mut (), _msg: Message<'_>) {}
+}
+
+/// Polls a future to its end on this thread (a waker that unparks it): no runtime needed.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(WAIT);
+    }
+}
+
+#[test]
+fn a_producer_sending_to_a_connection_that_never_reads_gets_queue_full_and_waits_for_room() {
+    const CAP: usize = 1 << 20;
+    const MSG: usize = 16 << 10;
+    let mut config = quick_config();
+    config.max_queued_bytes = CAP;
+    config.max_inbox_bytes = 256 << 10;
+    let (tx, rx) = mpsc::channel();
+    let h = start(config, move |_| Opened(tx.clone()));
+    // A client with a small receive window that reads nothing for now.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&h.local_addr().into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    std::io::Write::write_all(&mut s, UPGRADE).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
+    let id = rx.recv_timeout(WAIT).unwrap();
+    // A producer thread sends; told the queue is full, it waits for room, and gives up when
+    // none comes (the shard's inbox makes room at once; the connection's queue never will).
+    let producer = {
+        let h = h.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0usize;
+            for _ in 0..100_000 {
+                match h.send(id, c10k::proto::MessageKind::Binary, vec![7; MSG]) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::QueueFull) => {
+                        if let Err(e) = h.wait_for_room(id, MSG, Duration::from_millis(300)) {
+                            return (sent, e);
+                        }
+                    }
+                    Err(e) => return (sent, e),
+                }
+            }
+            panic!("never told the queue is full after {sent} sends");
+        })
+    };
+    let (sent, why) = producer.join().unwrap();
+    assert_eq!(why, SendError::QueueFull, "after {sent} sends");
+    assert!(sent * MSG >= CAP / 2, "{sent} sends");
+    let st = h.stats();
+    assert!(
+        st.memory.queued as usize <= CAP,
+        "{} bytes queued, cap {CAP}",
+        st.memory.queued
+    );
+    assert_eq!((st.backpressure_closes, st.backpressure_drops), (0, 0), "{st:#?}");
+    assert_eq!(
+        h.wait_for_room(id, MSG, Duration::from_millis(200)),
+        Err(SendError::QueueFull),
+        "no room while the client reads nothing"
+    );
+    assert_eq!(
+        h.send(id, c10k::proto::MessageKind::Binary, vec![0; 1 << 30]),
+        Err(SendError::TooLarge)
+    );
+    // The client reads: room comes, to a thread that blocks and to a future alike.
+    let reader = std::thread::spawn(move || {
+        let mut n = 0;
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(k) = std::io::Read::read(&mut s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    });
+    assert_eq!(h.wait_for_room(id, MSG, WAIT), Ok(()));
+    assert_eq!(block_on(h.room(id, MSG)), Ok(()));
+    h.send(id, c10k::proto::MessageKind::Binary, vec![7; MSG])
+        .unwrap();
+    // Gone: the answer comes at once, to the blocking wait and to the future.
+    h.close(id, CloseCode::Normal, "done");
+    assert!(wait_until(WAIT, || h.send_text(id, "late")
+        == Err(SendError::UnknownConnection)));
+    assert_eq!(h.wait_for_room(id, MSG, WAIT), Err(SendError::UnknownConnection));
+    assert_eq!(block_on(h.room(id, MSG)), Err(SendError::UnknownConnection));
+    assert!(reader.join().unwrap() >= (sent + 1) * MSG);
     stop(&h);
 }

@@ -112,6 +112,9 @@ pub(crate) enum Mark {
     /// Its kept input is whole input left to handle (a compressed message inflated as much as
     /// a turn allows), not an unfinished frame: it is handled before the socket is read again.
     Resume = 8,
+    /// Its queue went past half its cap: other threads are told it has no room (`room.rs`),
+    /// until it drains to a quarter.
+    Full = 16,
 }
 
 /// The bits of [`Conn`]'s `last_read` that hold the time; the others count control frames.

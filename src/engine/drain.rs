@@ -18,6 +18,7 @@ impl Shard {
             let Some(mut conn) = self.conns.try_remove(key) else {
                 continue;
             };
+            self.node.rooms(self.index).clear(key);
             conn.socket.deregister(&self.registry);
             for t in [conn.timer.take().map(|(t, _)| t), conn.message_timer.take()]
                 .into_iter()

@@ -19,6 +19,13 @@ pub enum SendError {
     /// The connection subscribes to as many topics as it may
     /// ([`ServerConfig::max_topics`](crate::ServerConfig::max_topics)).
     TooManyTopics,
+    /// From another thread ([`ServerHandle::send`](crate::ServerHandle::send)): the
+    /// connection's write queue is past half its cap, or its shard's inbox is full. Nothing
+    /// was queued; room can be waited for.
+    QueueFull,
+    /// From another thread: the message is larger than the shard's inbox could ever hold
+    /// ([`ServerConfig::max_inbox_bytes`](crate::ServerConfig::max_inbox_bytes)).
+    TooLarge,
 }
 
 impl From<proto::InvalidSend> for SendError {
@@ -39,6 +46,8 @@ impl std::fmt::Display for SendError {
             Self::Protocol(e) => write!(f, "{e}"),
             Self::Dropped => f.write_str("message dropped: write queue over its cap"),
             Self::TooManyTopics => f.write_str("too many topics for one connection"),
+            Self::QueueFull => f.write_str("queue full: the connection or its shard does not keep up"),
+            Self::TooLarge => f.write_str("message larger than a shard's inbox can hold"),
         }
     }
 }

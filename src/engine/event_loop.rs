@@ -355,6 +355,8 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
         }
+        // Producers waiting for room in the inbox look again.
+        node.room_made();
     }
 
     fn expire_timers(&mut self) {

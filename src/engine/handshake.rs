@@ -144,6 +144,7 @@ impl Shard {
         transport.charge(&mut self.mem);
         self.conns
             .insert(Conn::new(socket, transport, generation, self.now_ms));
+        self.node.rooms(self.index).publish(key, generation, false, false);
         if refused.is_none() && self.node.limits_addresses() {
             self.addresses.insert(key, peer.ip());
         }
@@ -374,6 +375,8 @@ impl Shard {
             _ => proto,
         };
         self.conns[key].open(proto);
+        let generation = self.conns[key].generation;
+        self.node.rooms(self.index).publish(key, generation, true, false);
         self.stats.handshaking -= 1;
         self.stats.connections_open += 1;
         self.stats.handshakes += 1;

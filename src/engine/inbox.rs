@@ -167,6 +167,17 @@ impl Inbox {
         Arc::clone(&self.bytes)
     }
 
+    /// Whether a command of `bytes` could be queued now, with room to spare: under half the
+    /// bound once it is in (a producer that waits for room does not wake to a full inbox).
+    pub(crate) fn has_room_for(&self, bytes: usize) -> bool {
+        self.bytes.bytes() as usize + COMMAND_BYTES + bytes <= self.cap / 2
+    }
+
+    /// The largest message a command may carry: what could never wait here is refused outright.
+    pub(crate) fn max_message(&self) -> usize {
+        self.cap.saturating_sub(COMMAND_BYTES)
+    }
+
     /// Commands refused so far because the inbox was full.
     pub(crate) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)

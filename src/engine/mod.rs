@@ -37,7 +37,7 @@
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
 //! | `handler.rs`, `decision.rs`, `state.rs`, `guard.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states; every call into the handler, with its panic caught |
-//! | `node.rs`, `inbox.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes |
+//! | `node.rs`, `inbox.rs`, `room.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes, whether a connection has room |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
 //! | `tls/` | (feature `tls`) TLS settings and the sans-I/O session |
@@ -69,6 +69,7 @@ mod overload;
 #[cfg(feature = "testing")]
 pub(crate) mod pipe;
 mod queue;
+mod room;
 mod shard;
 mod socket;
 mod state;
@@ -96,4 +97,5 @@ pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub(crate) use self::node::panicked;
 pub use self::node::{Bridge, ServerHandle};
+pub use self::room::RoomFor;
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use super::decision::Decision;
 use super::dispose::Disposer;
+use super::error::SendError;
 use super::guard::panic_message;
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
+use super::room::{Room, RoomFor, Slots, Waiters};
 use super::stats::Stats;
 use crate::proto::{self, CloseCode, MessageKind};
 
@@ -61,6 +63,8 @@ struct Slot {
     /// The connections whose handshake waits for a decision from another thread (locked when
     /// one starts or stops waiting, and when another thread asks).
     pending: Mutex<HashSet<ConnId>>,
+    /// Whether each connection is open and has room, as the shard last said (see `room.rs`).
+    rooms: Slots,
 }
 
 /// What the shards of one server share.
@@ -84,6 +88,8 @@ pub(crate) struct Node {
     addresses: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
     /// Frees large blocks off the shards' threads.
     disposer: Disposer,
+    /// Producers on other threads waiting for room in a connection's queue or a shard's inbox.
+    waiters: Arc<Waiters>,
 }
 
 /// The limits a node enforces across its shards.
@@ -108,6 +114,7 @@ impl Node {
                 published: Mutex::new(Stats::default()),
                 final_stats: Mutex::new(None),
                 pending: Mutex::new(HashSet::new()),
+                rooms: Slots::default(),
             })
             .collect();
         Self {
@@ -121,6 +128,7 @@ impl Node {
             budget: limits.memory_budget,
             addresses: limits.per_address.map(|n| (n, Mutex::new(HashMap::new()))),
             disposer: Disposer::start(),
+            waiters: Arc::new(Waiters::default()),
         }
     }
 
@@ -215,6 +223,33 @@ impl Node {
 
     pub(crate) fn shards(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The words `shard` publishes about its connections for other threads (see `room.rs`).
+    pub(crate) fn rooms(&self, shard: usize) -> &Slots {
+        &self.slots[shard].rooms
+    }
+
+    /// A shard made room (a queue drained, its inbox taken): producers waiting look again.
+    pub(crate) fn room_made(&self) {
+        self.waiters.room_made();
+    }
+
+    /// Whether a send of `bytes` to `id` from another thread could go now: `Ok(true)` with
+    /// room, `Ok(false)` when the connection's queue is full (or, with `spare`, its shard's
+    /// inbox past half its bound: a waiter does not wake to a full inbox), the reason when it
+    /// never will.
+    fn room_for(&self, id: ConnId, bytes: usize, spare: bool) -> Result<bool, SendError> {
+        let slot = self.slots.get(id.shard()).ok_or(SendError::UnknownConnection)?;
+        if bytes > slot.inbox.max_message() {
+            return Err(SendError::TooLarge);
+        }
+        match slot.rooms.room(id) {
+            Room::Gone => Err(SendError::UnknownConnection),
+            Room::NotOpen => Err(SendError::NotOpen),
+            Room::Full => Ok(false),
+            Room::Free | Room::Unknown => Ok(!spare || slot.inbox.has_room_for(bytes)),
+        }
     }
 
     pub(crate) fn bridge(&self) -> Option<&dyn Bridge> {
@@ -366,18 +401,70 @@ impl ServerHandle {
         self.node.shards()
     }
 
-    /// Sends a message to a connection from any thread. Returns false if the shard is gone or
-    /// its inbox is full ([`ServerConfig::max_inbox_bytes`](crate::ServerConfig::max_inbox_bytes));
-    /// a message for a connection that closed meanwhile is dropped by the shard.
-    pub fn send(&self, id: ConnId, kind: MessageKind, data: Vec<u8>) -> bool {
+    /// Sends a message to a connection from any thread, or says at once why not:
+    ///
+    /// - [`SendError::QueueFull`]: the connection's write queue is past half its cap
+    ///   ([`ServerConfig::max_queued_bytes`]: its peer does not read as fast as it is sent
+    ///   to), or its shard's inbox is full ([`ServerConfig::max_inbox_bytes`]: the shard does
+    ///   not keep up). Nothing was queued: wait for room ([`ServerHandle::wait_for_room`], or
+    ///   `.await` [`ServerHandle::room`]) and send again, or drop the message.
+    /// - [`SendError::TooLarge`]: larger than the inbox could ever hold.
+    /// - [`SendError::UnknownConnection`]: the connection is gone (or the server stopped);
+    ///   [`SendError::NotOpen`]: it is still in its handshake.
+    ///
+    /// `Ok` means the message is queued for the shard, which sends it (a connection that
+    /// closes meanwhile drops it). The answer comes from what the shard last published, so a
+    /// producer that sends faster than the shard looks can still go past half the cap by what
+    /// it sends in the meantime; the cap and the back-pressure policy apply there as to any
+    /// send.
+    ///
+    /// [`ServerConfig::max_queued_bytes`]: crate::ServerConfig::max_queued_bytes
+    /// [`ServerConfig::max_inbox_bytes`]: crate::ServerConfig::max_inbox_bytes
+    pub fn send(&self, id: ConnId, kind: MessageKind, data: Vec<u8>) -> Result<(), SendError> {
+        if !self.node.room_for(id, data.len(), false)? {
+            return Err(SendError::QueueFull);
+        }
         self.node
             .post(id.shard(), Command::Send { id, kind, data })
-            .is_ok()
+            .map_err(|e| match e {
+                Refused::Gone => SendError::UnknownConnection,
+                Refused::Full => SendError::QueueFull,
+            })
     }
 
-    /// Sends a text message from any thread.
-    pub fn send_text(&self, id: ConnId, text: &str) -> bool {
+    /// Sends a text message from any thread ([`ServerHandle::send`]).
+    pub fn send_text(&self, id: ConnId, text: &str) -> Result<(), SendError> {
         self.send(id, MessageKind::Text, text.as_bytes().to_vec())
+    }
+
+    /// Blocks until a send of `bytes` to `id` has room (`Ok`), the connection is gone (its
+    /// error), or `timeout` passes ([`SendError::QueueFull`]). For a producer thread of its
+    /// own; an async producer awaits [`ServerHandle::room`] instead.
+    pub fn wait_for_room(&self, id: ConnId, bytes: usize, timeout: Duration) -> Result<(), SendError> {
+        let node = &self.node;
+        node.waiters
+            .wait(timeout, || match node.room_for(id, bytes, true) {
+                Ok(true) => Some(Ok(())),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .unwrap_or(Err(SendError::QueueFull))
+    }
+
+    /// A future that resolves when a send of `bytes` to `id` has room (`Ok`), or the
+    /// connection is gone (its error). It needs no runtime: the shard that makes room wakes
+    /// it (any executor: tokio, async-std, a `block_on`). Cancel it by dropping it.
+    pub fn room(&self, id: ConnId, bytes: usize) -> RoomFor {
+        let node = Arc::clone(&self.node);
+        RoomFor {
+            waiters: Arc::clone(&self.node.waiters),
+            check: Box::new(move || match node.room_for(id, bytes, true) {
+                Ok(true) => Some(Ok(())),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
+            }),
+            counted: false,
+        }
     }
 
     /// Publishes a message to every subscriber of `topic` on every shard (and, through the

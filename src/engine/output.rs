@@ -256,6 +256,31 @@ impl Shard {
             conn.mark(Mark::Blocked, !conn.queue.is_empty());
         }
         self.watch_holder(key);
+        self.note_room(key);
+    }
+
+    /// Tells other threads whether `key`'s queue has room for their sends (`room.rs`): none
+    /// past half its cap, room again once it drained to a quarter. A store on a crossing, a
+    /// comparison otherwise.
+    pub(super) fn note_room(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let cap = self.config.max_queued_bytes;
+        let len = conn.queue.len();
+        let full = conn.is(Mark::Full);
+        let now_full = if full { len > cap / 4 } else { len > cap / 2 };
+        if now_full == full {
+            return;
+        }
+        conn.mark(Mark::Full, now_full);
+        let open = conn.takes_messages();
+        self.node
+            .rooms(self.index)
+            .publish(key, conn.generation, open, now_full);
+        if !now_full {
+            self.node.room_made();
+        }
     }
 
     /// Bytes were added behind what waits in `key`'s queue: they go with it, at the writable
@@ -322,12 +347,14 @@ impl Shard {
                 if was_blocked && conn.takes_messages() {
                     self.drained.push(key);
                 }
+                self.note_room(key);
                 self.after_io(key);
                 Flushed::Empty
             }
             Ok(false) => {
                 conn.mark(Mark::Blocked, true);
                 self.watch_holder(key);
+                self.note_room(key);
                 Flushed::Blocked
             }
             Err(_) => {
