@@ -131,6 +131,7 @@ pub mod proto;
 pub mod bridge;
 pub mod client;
 mod engine;
+pub mod handover;
 pub mod ops;
 mod server;
 #[cfg(feature = "testing")]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -31,12 +31,38 @@ impl<H: Handler> Server<H> {
     where
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let (handle, shards) = engine::bind(Arc::new(config))?;
+        Self::from_listeners(config, Vec::new(), factory)
+    }
+
+    /// Prepares the shards on listening sockets this process did not bind: handed over by the
+    /// process it replaces, or by systemd's socket activation (see
+    /// [`inherited_listeners`](crate::handover::inherited_listeners)), or bound by the
+    /// application itself. They take the place of `config.addr` (of the TLS listener when
+    /// `config.tls` is set without `config.tls_addr`); shard `i` serves socket `i % n`, and there
+    /// are at least as many shards as sockets, so that every socket's accept queue is served.
+    /// An empty list binds `config.addr` as [`Server::bind`] does.
+    pub fn from_listeners<F>(
+        config: ServerConfig,
+        listeners: Vec<TcpListener>,
+        factory: F,
+    ) -> io::Result<Self>
+    where
+        F: Fn(usize) -> H + Send + Sync + 'static,
+    {
+        let (handle, shards) = engine::bind(Arc::new(config), &listeners)?;
         Ok(Self {
             factory: Arc::new(factory),
             shards,
             handle,
         })
+    }
+
+    /// Other descriptors of the shards' listening sockets (the same sockets and accept
+    /// queues), one per shard, to hand to a successor when this process restarts
+    /// ([`start_successor`](crate::handover::start_successor)). Take them before the server
+    /// runs; this process keeps its own until it shuts down.
+    pub fn listeners(&self) -> io::Result<Vec<TcpListener>> {
+        self.shards.iter().map(|s| s.share_listener()).collect()
     }
 
     /// The address the server listens on.

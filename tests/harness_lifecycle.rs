@@ -426,3 +426,21 @@ fn handler_timers_fire_once_at_their_time_and_cancelled_ones_never() {
     );
     assert_eq!(server.stats().timers, 0);
 }
+
+#[test]
+fn a_handshake_begun_before_a_shutdown_is_answered_and_then_told_to_go() {
+    let (mut server, events) = probe_server(shutdown_config());
+    let mut c = server.open();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    c.write_raw(&request[..20]);
+    server.settle();
+    server.shutdown();
+    // Not refused: the rest of its request is read, it is upgraded, then sent 1001.
+    c.write_raw(&request[20..]);
+    server.settle();
+    assert_eq!(c.response(), Some(Ok(())));
+    assert_eq!(c.recv(), Some(going_away()));
+    server.settle();
+    assert!(server.finished());
+    assert_eq!(events.closes(c.id()), [1001]);
+}

@@ -100,8 +100,10 @@ impl Shard {
     }
 
     /// Stops accepting and sends 1001 Going Away to every open connection, which may answer
-    /// until the drain timeout (even past the close timeout); connections still in their
-    /// handshake are dropped.
+    /// until the drain timeout (even past the close timeout). Connections still in their
+    /// handshake may finish it (within their handshake deadline and the drain's): they are
+    /// answered, and sent 1001 at once if they open, so that a client that connected just
+    /// before the shutdown is not refused, only told to go (see `crate::handover`).
     pub(super) fn begin_drain(&mut self) {
         if self.draining {
             return;
@@ -118,23 +120,27 @@ impl Shard {
             self.wheel.cancel(t);
         }
         let at = self.now_ms + self.config.drain_timeout.as_millis() as u64;
+        self.drain_until_ms = at;
         self.drain_timer = Some(self.wheel.arm(at, Timer::Drain));
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let conn = &self.conns[key];
-            if conn.is_closed() {
-                continue;
-            }
-            match conn.proto.as_ref() {
-                None => self.kill(key),
-                Some(p) if !p.close_sent() => {
-                    self.close_key(key, CloseCode::GoingAway, "server shutting down");
-                    self.set_deadline(key, deadline::drain_close_by(self.now_ms, at, &self.timeouts));
-                    self.after_io(key);
-                }
-                Some(_) => {}
-            }
+            self.go_away(key);
         }
+    }
+
+    /// Sends 1001 Going Away to `key` if it is open and has not sent its Close yet, with the
+    /// drain's deadline for the answer.
+    pub(super) fn go_away(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.is_closed() || conn.proto.as_ref().is_none_or(|p| p.close_sent()) {
+            return;
+        }
+        self.close_key(key, CloseCode::GoingAway, "server shutting down");
+        let at = self.drain_until_ms;
+        self.set_deadline(key, deadline::drain_close_by(self.now_ms, at, &self.timeouts));
+        self.after_io(key);
     }
 
     /// The drain timeout passed: close every connection left.

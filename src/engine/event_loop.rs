@@ -47,23 +47,36 @@ pub(crate) struct Bound {
 }
 
 /// Binds one listening socket per shard (SO_REUSEPORT, so that the kernel spreads connections
-/// over them) and prepares the shards; returns the handle on them all.
-pub(crate) fn bind(config: Arc<ServerConfig>) -> io::Result<(ServerHandle, Vec<Bound>)> {
+/// over them) and prepares the shards; returns the handle on them all. With `inherited`
+/// listening sockets (bound by another process: socket activation, a hand-over), the main
+/// listeners are those instead, shard `i` taking socket `i % n`: there are at least as many
+/// shards as sockets, so that every socket's queue is served.
+pub(crate) fn bind(
+    config: Arc<ServerConfig>,
+    inherited: &[std::net::TcpListener],
+) -> io::Result<(ServerHandle, Vec<Bound>)> {
     let shards = if config.shards == 0 {
         sys::available_cpus()
     } else {
         config.shards
-    };
+    }
+    .max(inherited.len());
     if shards > usize::from(u16::MAX) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many shards"));
     }
     let (plain, tls_addr) = listeners(&config)?;
-    let mut addr: SocketAddr = config.addr;
+    let mut addr: SocketAddr = match inherited.first() {
+        Some(l) => l.local_addr()?,
+        None => config.addr,
+    };
     let mut tls_addr = tls_addr;
     let mut parts = Vec::with_capacity(shards);
     let mut inboxes = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let listener = sys::listener(addr, config.backlog)?;
+    for i in 0..shards {
+        let listener = match inherited.get(i % inherited.len().max(1)) {
+            Some(l) => sys::adopt_listener(l)?,
+            None => sys::listener(addr, config.backlog)?,
+        };
         // The first socket may have been given a free port: the others share it.
         addr = listener.local_addr()?;
         let tls_listener = match tls_addr {
@@ -125,6 +138,15 @@ fn listeners(_: &ServerConfig) -> io::Result<(bool, Option<SocketAddr>)> {
 }
 
 impl Bound {
+    /// Another descriptor of this shard's main listening socket (the same socket), to hand to
+    /// another process.
+    pub(crate) fn share_listener(&self) -> io::Result<std::net::TcpListener> {
+        match self.listener.as_ref().or(self.tls_listener.as_ref()) {
+            Some(l) => sys::share_listener(l),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no listening socket")),
+        }
+    }
+
     /// The index of this shard.
     pub(crate) fn index(&self) -> usize {
         self.index

@@ -289,6 +289,12 @@ impl Shard {
         match self.guarded(Callback::Open, Some(key), Some(id), |shard| {
             handler.on_open(&mut Ctx { shard }, id, state, req);
         }) {
+            Some(()) if self.draining => {
+                // Accepted before the drain began: answered, then told to go at once (its
+                // Close answer is read as any other's).
+                self.go_away(key);
+                Handshake::Open(req.head_len())
+            }
             Some(()) => Handshake::Open(req.head_len()),
             // Failed with 1011 after its 101: the frames that followed are not read.
             None => Handshake::Done,

@@ -133,6 +133,8 @@ pub(crate) struct Shard {
     pub(super) publish_timer: Option<TimerKey>,
     /// The deadline of a graceful shutdown, cancelled if every connection closed before it.
     pub(super) drain_timer: Option<TimerKey>,
+    /// When the drain ends (ms on the shard's clock), once it began.
+    pub(super) drain_until_ms: u64,
     pub(super) last_accept_log_ms: Option<u64>,
     pub(super) node: Arc<Node>,
     /// The shard's buffers for transports that transform bytes (TLS).
@@ -203,6 +205,7 @@ impl Shard {
             draining: false,
             lame_duck: false,
             drain_timer: None,
+            drain_until_ms: 0,
             publish_timer: None,
             last_accept_log_ms: None,
             mem: node.memory(index),

@@ -23,6 +23,78 @@ pub(crate) fn listener(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::T
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
+/// A listening socket this process did not bind, made ready for a shard: non-blocking.
+pub(crate) fn adopt_listener(l: &std::net::TcpListener) -> io::Result<mio::net::TcpListener> {
+    let l = l.try_clone()?;
+    l.set_nonblocking(true)?;
+    Ok(mio::net::TcpListener::from_std(l))
+}
+
+/// Another descriptor of a shard's listening socket (the same socket and accept queue), to
+/// hand to another process.
+pub(crate) fn share_listener(l: &mio::net::TcpListener) -> io::Result<std::net::TcpListener> {
+    Ok(socket2::SockRef::from(l).try_clone()?.into())
+}
+
+/// Whether `fd` survives an `exec` (a descriptor handed to the next program) or not.
+pub(crate) fn keep_across_exec(fd: &impl std::os::fd::AsFd, keep: bool) -> io::Result<()> {
+    socket2::SockRef::from(fd).set_cloexec(!keep)
+}
+
+/// Takes descriptor `fd`, which the program that started this process handed to it, as a
+/// socket of this process: checked to be an open socket, of the `listening` state asked for
+/// (a listening TCP socket, or any connected socket such as a Unix one), and made close-on-exec
+/// so that it goes no further. On a failed check it is left as it was, not closed.
+pub(crate) fn adopt_fd(fd: std::os::fd::RawFd, listening: bool) -> io::Result<Socket> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    if fd < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is stdio"),
+        ));
+    }
+    // SAFETY: F_GETFD reads the descriptor's flags and has no memory-safety preconditions; it
+    // fails with EBADF when `fd` is not open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("descriptor {fd}: {}", io::Error::last_os_error()),
+        ));
+    }
+    // SAFETY: `fd` is open (checked above) and was handed to this process to own by the
+    // protocol that named it (socket activation or a hand-over, see `handover.rs`), which this
+    // process follows once: the callers take each variable at most once per process, so no
+    // other owner of `fd` exists here. A check that fails below gives the descriptor back
+    // (`into_raw_fd`) instead of closing it.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    let checked = (|| {
+        let ty = socket.r#type()?;
+        if ty != Type::STREAM {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a stream socket"));
+        }
+        if listening {
+            if !socket.is_listener()? {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a listening socket",
+                ));
+            }
+            let domain = socket.domain()?;
+            if domain != Domain::IPV4 && domain != Domain::IPV6 {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP socket"));
+            }
+        }
+        socket.set_cloexec(true)
+    })();
+    match checked {
+        Ok(()) => Ok(socket),
+        Err(e) => {
+            let _ = socket.into_raw_fd();
+            Err(io::Error::new(e.kind(), format!("descriptor {fd}: {e}")))
+        }
+    }
+}
+
 /// Pins the calling thread to one CPU.
 pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data for which all-zero is the empty set; CPU_SET writes inside

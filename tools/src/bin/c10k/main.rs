@@ -7,6 +7,7 @@ mod bench;
 mod check;
 mod fuzz;
 mod logger;
+mod restart;
 mod serve;
 #[cfg(feature = "tls")]
 mod serve_tls;

@@ -312,7 +312,7 @@ pub fn run(args: Args) -> Result<(), String> {
         Mode::Echo if args.defer_path.is_some() => {
             let (prefix, delay) = (args.defer_path.clone().unwrap_or_default(), args.defer);
             serve(
-                Server::bind(config, move |_| {
+                crate::restart::bind(config, move |_| {
                     wrap.around(apps::DeferredEcho::new(&prefix, delay))
                 })
                 .map_err(bind_error)?,
@@ -323,19 +323,19 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         _ if args.defer_path.is_some() => Err("--defer-path is for --mode echo".to_owned()),
         Mode::Echo => serve(
-            Server::bind(config, move |_| wrap.around(apps::Echo)).map_err(bind_error)?,
+            crate::restart::bind(config, move |_| wrap.around(apps::Echo)).map_err(bind_error)?,
             &args,
             &worker,
             tls.clone(),
         ),
         Mode::Pubsub => serve(
-            Server::bind(config, move |_| wrap.around(apps::PubSub)).map_err(bind_error)?,
+            crate::restart::bind(config, move |_| wrap.around(apps::PubSub)).map_err(bind_error)?,
             &args,
             &worker,
             tls.clone(),
         ),
         Mode::Chat => serve(
-            Server::bind(config, move |_| wrap.around(apps::Chat)).map_err(bind_error)?,
+            crate::restart::bind(config, move |_| wrap.around(apps::Chat)).map_err(bind_error)?,
             &args,
             &worker,
             tls.clone(),
@@ -399,10 +399,15 @@ fn serve<H: c10k::Handler>(
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGUSR1,
+        signal_hook::consts::SIGUSR2,
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let on_signal = handle.clone();
+    // The same listening sockets, for a successor (SIGUSR2).
+    let listeners = server
+        .listeners()
+        .map_err(|e| format!("cannot share the listening sockets: {e}"))?;
     let index = args.worker_index;
     let secure = tls.is_some();
     std::thread::Builder::new()
@@ -413,6 +418,13 @@ fn serve<H: c10k::Handler>(
             for sig in signals.forever() {
                 if sig == signal_hook::consts::SIGUSR1 {
                     print_stats(&on_signal.stats(), index);
+                    continue;
+                }
+                if sig == signal_hook::consts::SIGUSR2 {
+                    match crate::restart::start_next(&listeners) {
+                        Ok(()) => on_signal.shutdown(),
+                        Err(e) => log::error!("restart failed, serving on: {e}"),
+                    }
                     continue;
                 }
                 if sig == signal_hook::consts::SIGHUP {
@@ -454,7 +466,13 @@ fn serve<H: c10k::Handler>(
             .map_or_else(String::new, |v| v.get_name().to_owned()),
         handle.local_addr()
     );
-    server.run().map_err(|e| e.to_string())?;
+    server.start().map_err(|e| e.to_string())?;
+    match c10k::handover::tell_predecessor_ready() {
+        Ok(true) => log::info!("told the process this one replaces that it serves"),
+        Ok(false) => {}
+        Err(e) => log::warn!("cannot tell the process this one replaces that it serves: {e}"),
+    }
+    handle.join().map_err(|e| e.to_string())?;
     let stats = handle.stats();
     log::info!(
         "{worker}stopped: {} accepted, {} handshakes, {} messages in, {} out",
