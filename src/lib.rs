@@ -126,6 +126,17 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// The protocol core is portable, but the engine is not, and saying so here beats a page of
+// unresolved names from `libc`.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "c10k runs on Linux only: the engine relies on SO_REUSEPORT spreading new connections over \
+     the shards' listening sockets (other kernels hand them all to one socket, or lack the \
+     option), calls getrandom(2) for masking keys and handshake nonces and \
+     sched_setaffinity(2) to pin each shard to a CPU, and reads its default memory budget from \
+     /proc/self/cgroup and /sys/fs/cgroup"
+);
+
 pub mod proto;
 
 pub mod bridge;
