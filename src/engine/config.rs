@@ -99,6 +99,16 @@ pub struct ServerConfig {
     pub max_inbox_bytes: usize,
     /// Pause before accepting again after the process ran out of file descriptors.
     pub accept_backoff: Duration,
+    /// Senders trusted to say, with a PROXY protocol header (version 1 or 2) before the
+    /// client's bytes, whom a connection is from: a load balancer such as HAProxy with
+    /// `send-proxy-v2`. A connection from one of them must start with a header, and the
+    /// client's address it gives is the connection's ([`Ctx::client_addr`], the per-address
+    /// limit); a header from any other sender is refused with 400. Empty (the default): the
+    /// protocol is off, and a connection's address is its socket's peer. The main (plain)
+    /// listener only: a TLS listener does not read the header.
+    ///
+    /// [`Ctx::client_addr`]: crate::Ctx::client_addr
+    pub trusted_proxies: Vec<super::proxy::Cidr>,
     /// A link to other nodes' topics (for example through a pub/sub broker).
     pub bridge: Option<Arc<dyn Bridge>>,
     /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)
@@ -180,6 +190,7 @@ impl Default for ServerConfig {
             max_topics: DEFAULT_MAX_TOPICS,
             max_inbox_bytes: DEFAULT_MAX_INBOX_BYTES,
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
+            trusted_proxies: Vec::new(),
             bridge: None,
             deflate: None,
             #[cfg(feature = "tls")]

@@ -115,6 +115,9 @@ pub(crate) enum Mark {
     /// Its queue went past half its cap: other threads are told it has no room (`room.rs`),
     /// until it drains to a quarter.
     Full = 16,
+    /// From a trusted sender of the PROXY protocol: its first bytes are a PROXY header, still
+    /// to be read (see `proxy.rs`).
+    Proxied = 32,
 }
 
 /// The bits of [`Conn`]'s `last_read` that hold the time; the others count control frames.

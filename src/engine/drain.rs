@@ -42,6 +42,7 @@ impl Shard {
             if let Some(ip) = self.addresses.remove(&key) {
                 self.node.release(ip);
             }
+            self.client_addrs.remove(&key);
             self.leave_all(key, &mut conn.topics);
             if conn.proto.is_none() {
                 self.stats.handshaking -= 1;

@@ -258,6 +258,16 @@ impl Ctx<'_> {
         self.shard.cancel_timer(timer)
     }
 
+    /// The address of connection `id`'s client: its socket's peer, or what a trusted load
+    /// balancer's PROXY header said ([`ServerConfig::trusted_proxies`]). `None` if the
+    /// connection is gone.
+    ///
+    /// [`ServerConfig::trusted_proxies`]: super::ServerConfig::trusted_proxies
+    pub fn client_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.shard.entry(id)?;
+        self.shard.client_addr_of(id.key as usize)
+    }
+
     /// Whether the server is shutting down: in its lame-duck period (still accepting, upgrades
     /// refused with 503) or draining. A health check should answer 503 then.
     pub fn is_draining(&self) -> bool {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use mio::Token;
 
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Mark, Phase};
 use super::deadline;
 use super::decision::{Decision, HttpResponse};
 use super::guard::Callback;
@@ -106,12 +106,15 @@ impl Shard {
     /// that is answered 503 at once (closed at once on the TLS listener, where no HTTP can be
     /// said before a TLS handshake).
     pub(super) fn add(&mut self, mut socket: Socket, peer: SocketAddr, tls: bool) -> Option<usize> {
+        // From a trusted sender of the PROXY protocol (plain listener only), the client's
+        // address is known from its header: the per-address limit is applied then.
+        let proxied = !tls && self.expects_proxy_header(peer.ip());
         let refused = if self.stats.handshaking as usize >= self.config.max_handshakes {
             Some((
                 RejectReason::Busy,
                 "server busy: too many handshakes in progress\n",
             ))
-        } else if !self.node.admit(peer.ip()) {
+        } else if !proxied && !self.node.admit(peer.ip()) {
             Some((
                 RejectReason::AddressLimit,
                 "too many connections from your address\n",
@@ -119,6 +122,7 @@ impl Shard {
         } else {
             None
         };
+        let admitted = refused.is_none() && !proxied;
         if let Some((why, _)) = refused
             && tls
         {
@@ -129,7 +133,7 @@ impl Shard {
             Ok(t) => t,
             Err(e) => {
                 log::error!("shard {}: cannot start a TLS session: {e}", self.index);
-                self.forget_address(refused.is_none(), peer);
+                self.forget_address(admitted, peer);
                 return None;
             }
         };
@@ -137,7 +141,7 @@ impl Shard {
         let key = self.conns.vacant_key();
         if let Err(e) = socket.register(&self.registry, Token(key)) {
             log::warn!("shard {}: cannot register a connection: {e}", self.index);
-            self.forget_address(refused.is_none(), peer);
+            self.forget_address(admitted, peer);
             return None;
         }
         let generation = self.next_generation();
@@ -145,8 +149,11 @@ impl Shard {
         self.conns
             .insert(Conn::new(socket, transport, generation, self.now_ms));
         self.node.rooms(self.index).publish(key, generation, false, false);
-        if refused.is_none() && self.node.limits_addresses() {
+        if admitted && self.node.limits_addresses() {
             self.addresses.insert(key, peer.ip());
+        }
+        if proxied && refused.is_none() {
+            self.conns[key].mark(Mark::Proxied, true);
         }
         let jitter = self.jitter(self.timeouts.handshake);
         self.set_deadline(key, deadline::accepted(self.now_ms, &self.timeouts, jitter));
@@ -179,7 +186,7 @@ impl Shard {
 
     /// Handles the start of `input`, the bytes of connection `key` in its handshake.
     pub(super) fn handshake<H: Handler>(&mut self, app: &mut App<H>, key: usize, input: &[u8]) -> Handshake {
-        let req = match handshake::parse_request(input, &self.config.head_limits) {
+        let mut req = match handshake::parse_request(input, &self.config.head_limits) {
             Ok(None) => return Handshake::Incomplete,
             Ok(Some(req)) => req,
             Err(e) => {
@@ -189,6 +196,7 @@ impl Shard {
                 return Handshake::Done;
             }
         };
+        req.set_client_addr(self.client_addr_of(key));
         if !req.is_websocket() {
             self.stats.http_requests += 1;
             let (handler, id) = (&mut app.handler, self.id(key, &self.conns[key]));

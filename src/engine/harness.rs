@@ -70,7 +70,7 @@ impl<H: Handler> Harness<H> {
 
     /// A connection from `peer`, as if just accepted; `None` if the shard refused to take it.
     pub(crate) fn connect(&mut self, peer: SocketAddr) -> Option<(ConnId, Pipe)> {
-        let (pipe, end) = Pipe::new();
+        let (pipe, end) = Pipe::new(peer);
         let shard = &mut self.event_loop.shard;
         shard.tick_at(self.now_ms);
         let key = shard.add(Socket::Memory(end), peer, false)?;

@@ -12,6 +12,7 @@ use super::guard::Callback;
 use super::handler::{Ctx, Handler};
 use super::handshake::{Handshake, MAX_EARLY_DATA};
 use super::memory::Kind;
+use super::proxy::ProxyStep;
 use super::shard::{Shard, Timer};
 use super::state::App;
 use super::stats::{RejectReason, TlsFailure};
@@ -182,6 +183,18 @@ impl Shard {
                 break;
             }
             let Some(proto) = conn.proto.as_mut() else {
+                if conn.is(Mark::Proxied) {
+                    match self.read_proxy_header(key, &scratch[pos..filled]) {
+                        ProxyStep::Incomplete => break,
+                        ProxyStep::Read(n) => pos += n,
+                        ProxyStep::Refused => pos = filled,
+                    }
+                    continue;
+                }
+                if pos == 0 && self.refuse_untrusted_proxy_header(key, &scratch[..filled]) {
+                    pos = filled;
+                    continue;
+                }
                 match self.handshake(app, key, &scratch[pos..filled]) {
                     Handshake::Incomplete => break,
                     // Pending: the request and what follows are kept for the decision, within

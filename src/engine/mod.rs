@@ -36,6 +36,7 @@
 //! | `memory.rs`, `dispose.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; large blocks freed off the shard's thread; output gathered for the connection being read |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
+//! | `proxy.rs` | the PROXY protocol: trusted senders ([`Cidr`]) and the header they send before the client's bytes |
 //! | `handler.rs`, `decision.rs`, `state.rs`, `guard.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states; every call into the handler, with its panic caught |
 //! | `node.rs`, `inbox.rs`, `room.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes, whether a connection has room |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
@@ -68,6 +69,7 @@ mod output;
 mod overload;
 #[cfg(feature = "testing")]
 pub(crate) mod pipe;
+mod proxy;
 mod queue;
 mod room;
 mod shard;
@@ -97,5 +99,6 @@ pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub(crate) use self::node::panicked;
 pub use self::node::{Bridge, ServerHandle};
+pub use self::proxy::Cidr;
 pub use self::room::RoomFor;
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

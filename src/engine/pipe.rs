@@ -47,9 +47,9 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 #[derive(Debug, Clone)]
 pub(crate) struct Pipe(Arc<Mutex<State>>);
 
-/// The server's end of a pipe: what the connection reads and writes.
+/// The server's end of a pipe: what the connection reads and writes, and the client's address.
 #[derive(Debug)]
-pub(crate) struct ServerEnd(Arc<Mutex<State>>);
+pub(crate) struct ServerEnd(Arc<Mutex<State>>, std::net::SocketAddr);
 
 /// What the poll would say about a server end now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +61,8 @@ pub(crate) struct Readiness {
 }
 
 impl Pipe {
-    /// A new pipe: the client's end and the server's.
-    pub(crate) fn new() -> (Self, ServerEnd) {
+    /// A new pipe from a client at `peer`: the client's end and the server's.
+    pub(crate) fn new(peer: std::net::SocketAddr) -> (Self, ServerEnd) {
         let state = Arc::new(Mutex::new(State {
             to_server: VecDeque::new(),
             client_fin: false,
@@ -75,7 +75,7 @@ impl Pipe {
             write_edge: false,
             fin_after_server: true,
         }));
-        (Self(Arc::clone(&state)), ServerEnd(state))
+        (Self(Arc::clone(&state)), ServerEnd(state, peer))
     }
 
     /// The client writes (nothing after its FIN or a reset).
@@ -155,6 +155,10 @@ impl Pipe {
 }
 
 impl ServerEnd {
+    pub(crate) fn peer(&self) -> std::net::SocketAddr {
+        self.1
+    }
+
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut s = lock(&self.0);
         if s.reset {
@@ -229,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_pipe_blocks_past_its_window_and_tells_the_room_made_as_an_edge() {
-        let (client, mut server) = Pipe::new();
+        let (client, mut server) = Pipe::new("127.0.0.1:1".parse().unwrap());
         client.set_fin_after_server(false);
         client.set_window(4);
         assert_eq!(server.write(b"abcdef").unwrap(), 4);
@@ -252,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_reset_fails_the_server_end() {
-        let (client, mut server) = Pipe::new();
+        let (client, mut server) = Pipe::new("127.0.0.1:1".parse().unwrap());
         client.write(b"lost");
         client.reset();
         let mut buf = [0u8; 8];

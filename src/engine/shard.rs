@@ -167,6 +167,9 @@ pub(crate) struct Shard {
     pub(super) held_peak: u64,
     /// The client address of each connection, when connections per address are limited.
     pub(super) addresses: HashMap<usize, IpAddr>,
+    /// The client's address of each connection whose PROXY header gave one (the others' is
+    /// their socket's peer).
+    pub(super) client_addrs: HashMap<usize, std::net::SocketAddr>,
 }
 
 impl Shard {
@@ -223,6 +226,7 @@ impl Shard {
             last_trim_ms: None,
             held_peak: 0,
             addresses: HashMap::new(),
+            client_addrs: HashMap::new(),
         }
     }
 

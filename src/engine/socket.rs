@@ -41,6 +41,15 @@ impl Socket {
         }
     }
 
+    /// The address of the peer (for an in-memory pipe, the one the test gave it).
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(s) => s.peer_addr().ok(),
+            #[cfg(feature = "testing")]
+            Self::Memory(p) => Some(p.peer()),
+        }
+    }
+
     /// Shuts the write side: the peer reads what was written, then the end of the stream.
     pub(crate) fn shutdown_write(&mut self) {
         match self {

@@ -40,6 +40,8 @@ pub enum RejectReason {
     AddressLimit,
     /// Data arrived after a request left pending, more than a handshake may keep (400).
     EarlyData,
+    /// A PROXY protocol header that was bad, or came from a sender that is not trusted (400).
+    Proxy,
 }
 
 impl RejectReason {
@@ -61,6 +63,7 @@ impl RejectReason {
             Self::Busy => "busy",
             Self::AddressLimit => "address_limit",
             Self::EarlyData => "early_data",
+            Self::Proxy => "proxy",
         }
     }
 

@@ -69,12 +69,27 @@ pub struct Request<'a> {
     headers: Vec<Header<'a>>,
     head_len: usize,
     accept: Option<[u8; 28]>,
+    client: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Request<'a> {
     /// Whether this request is a valid WebSocket upgrade; false for plain HTTP.
     pub fn is_websocket(&self) -> bool {
         self.accept.is_some()
+    }
+
+    /// The address of the client, as the server that read the request knows it: its socket's
+    /// peer, or what a trusted load balancer's PROXY header said (see
+    /// `ServerConfig::trusted_proxies`). `None` when the request was parsed without a
+    /// connection.
+    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
+        self.client
+    }
+
+    /// Records the client's address (the server that read the request does, before its
+    /// handler sees it).
+    pub fn set_client_addr(&mut self, addr: Option<std::net::SocketAddr>) {
+        self.client = addr;
     }
 
     /// The number of bytes of the head; frame bytes may follow in the same buffer.
@@ -195,6 +210,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &HeadLimits) -> Result<Option<Re
         headers,
         head_len,
         accept: None,
+        client: None,
     };
     if !has_token(&request.headers, "upgrade", "websocket") {
         return Ok(Some(request));

@@ -37,6 +37,7 @@ pub mod frame;
 pub mod handshake;
 pub mod http_token;
 pub mod mask;
+pub mod proxy;
 pub mod role;
 pub mod utf8;
 

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a WebSocket server (the echo server by default).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Generate load against a WebSocket echo server and report what it measured.
     Bench(bench::Args),
     /// Run the RFC 6455 conformance suite against a WebSocket echo server.
@@ -58,7 +58,7 @@ fn main() {
         }
     });
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),

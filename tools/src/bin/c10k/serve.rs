@@ -76,6 +76,12 @@ pub struct Args {
     /// Connections one client address may hold (more: 503 at once); no limit by default.
     #[arg(long)]
     max_per_address: Option<usize>,
+    /// Senders (load balancers) trusted to say whom a connection is from with a PROXY protocol
+    /// header, v1 or v2 (HAProxy's `send-proxy-v2`): a network or address, repeatable or
+    /// comma-separated (`--proxy-protocol 10.0.0.0/8,127.0.0.1`). Their connections must start
+    /// with one; anyone else's header is refused (400). Off by default.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(c10k::Cidr))]
+    proxy_protocol: Vec<c10k::Cidr>,
     /// Topics one connection may subscribe to (pubsub mode: `sub` past it answers an error).
     #[arg(long, default_value_t = c10k::DEFAULT_MAX_TOPICS)]
     max_topics: usize,
@@ -265,6 +271,7 @@ pub fn run(args: Args) -> Result<(), String> {
     config.control_frame_rate = args.control_frame_rate;
     config.max_handshakes = args.max_handshakes;
     config.max_connections_per_address = args.max_per_address;
+    config.trusted_proxies = args.proxy_protocol.clone();
     config.max_topics = args.max_topics;
     config.max_inbox_bytes = usize::try_from(args.max_inbox).unwrap_or(usize::MAX);
     config.backpressure = match args.backpressure {
