@@ -73,7 +73,7 @@ impl<H: Handler> Harness<H> {
         let (pipe, end) = Pipe::new(peer);
         let shard = &mut self.event_loop.shard;
         shard.tick_at(self.now_ms);
-        let key = shard.add(Socket::Memory(end), peer, false)?;
+        let key = shard.add(Socket::Memory(Box::new(end)), peer, false)?;
         let id = shard.id(key, &shard.conns[key]);
         self.pipes.push((key, pipe.clone()));
         Some((id, pipe))

@@ -17,7 +17,7 @@ pub(crate) enum Socket {
     Tcp(TcpStream),
     /// One end of an in-memory pipe; its readiness comes from the pipe, not from a poll.
     #[cfg(feature = "testing")]
-    Memory(super::pipe::ServerEnd),
+    Memory(Box<super::pipe::ServerEnd>),
 }
 
 impl Socket {
