@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use c10k::proto::{Message, MessageKind};
-use c10k::testing::{Incoming, TestClient, TestServer};
+use c10k::testing::{Received, TestClient, TestServer};
 use c10k::{Backpressure, ConnId, Ctx, Handler, SendError, ServerConfig};
 use common::*;
 
@@ -153,7 +153,7 @@ fn capped(policy: Backpressure) -> ServerConfig {
 
 /// Reads `n` binary messages of `size` bytes each, letting the server write more as the client
 /// makes room; then whatever else came (returned).
-fn read_messages(server: &mut TestServer<Flood>, c: &mut TestClient, n: usize, size: usize) -> Vec<Incoming> {
+fn read_messages(server: &mut TestServer<Flood>, c: &mut TestClient, n: usize, size: usize) -> Vec<Received> {
     let mut got = 0;
     let mut rest = Vec::new();
     for _ in 0..100_000 {
@@ -164,7 +164,7 @@ fn read_messages(server: &mut TestServer<Flood>, c: &mut TestClient, n: usize, s
         }
         for m in batch {
             match m {
-                Incoming::Binary(b) if got < n => {
+                Received::Binary(b) if got < n => {
                     assert_eq!(b.len(), size, "message {got}");
                     got += 1;
                 }
@@ -220,7 +220,7 @@ fn messages_past_the_cap_are_dropped_and_the_connection_kept_with_the_drop_polic
     assert!(events.all().contains(&Ev::Drain(c.id())));
     c.send_text("still here");
     server.settle();
-    assert_eq!(c.recv(), Some(Incoming::Text("still here".into())));
+    assert_eq!(c.recv(), Some(Received::Text("still here".into())));
     assert!(events.closes(c.id()).is_empty());
     assert_eq!(tally.get(&tally.closing), 0);
 }
@@ -314,7 +314,7 @@ fn bytes_sent_behind_a_queued_broadcast_go_out_in_the_same_turn() {
         server.settle();
         assert_eq!(
             c.recv_all(),
-            [Incoming::Text(text), Incoming::Text("after".into())]
+            [Received::Text(text), Received::Text("after".into())]
         );
     }
 }

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use c10k::proto::MessageKind;
-use c10k::testing::{Fired, Incoming, TestClient, TestServer};
+use c10k::proto::{CloseCode, MessageKind};
+use c10k::testing::{Fired, Received, TestClient, TestServer};
 use c10k::{RejectReason, ServerConfig};
 use common::*;
 
@@ -55,7 +55,7 @@ fn a_client_that_never_answers_pings_is_dropped_with_1006_at_the_pong_deadline()
         "{ping:?}"
     );
     assert!(pong - ping >= Duration::from_secs(30) && pong - ping <= Duration::from_secs(30) + TICK);
-    assert_eq!(c.recv(), Some(Incoming::Ping(Vec::new())));
+    assert_eq!(c.recv(), Some(Received::Ping(Vec::new())));
     assert_eq!(c.recv(), None, "no Close frame: the peer is gone");
     assert!(c.server_gone());
     let st = server.stats();
@@ -75,7 +75,7 @@ fn a_client_that_answers_pings_stays_for_many_intervals_and_still_echoes() {
         pings += c
             .recv_all()
             .iter()
-            .filter(|m| matches!(m, Incoming::Ping(_)))
+            .filter(|m| matches!(m, Received::Ping(_)))
             .count();
     }
     // Five minutes: a ping every 30 s of silence.
@@ -86,7 +86,7 @@ fn a_client_that_answers_pings_stays_for_many_intervals_and_still_echoes() {
     assert_eq!(st.pings_sent, pings as u64);
     c.send_text("still here");
     server.settle();
-    assert_eq!(c.recv(), Some(Incoming::Text("still here".into())));
+    assert_eq!(c.recv(), Some(Received::Text("still here".into())));
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn first_pings_of_connections_opened_together_spread_over_the_second_half_interv
     at.dedup();
     assert!(at.len() >= 32, "first pings bunched in {} ticks", at.len());
     for mut c in clients {
-        assert_eq!(c.recv(), Some(Incoming::Ping(Vec::new())));
+        assert_eq!(c.recv(), Some(Received::Ping(Vec::new())));
     }
 }
 
@@ -190,7 +190,10 @@ fn a_server_close_gets_the_clients_echo_and_reports_its_code() {
     c.send_text("close:4001:bye");
     server.settle();
     // Reading the Close frame echoes it; the server then closes the connection.
-    assert_eq!(c.recv(), Some(Incoming::Close(4001, "bye".into())));
+    assert_eq!(
+        c.recv(),
+        Some(Received::Close(CloseCode::from(4001), "bye".into()))
+    );
     server.settle();
     assert!(
         c.server_gone(),
@@ -211,7 +214,10 @@ fn a_client_that_never_answers_the_close_is_dropped_at_the_close_timeout() {
     c.send_text("close:4001:bye");
     server.settle();
     let sent = server.now();
-    assert_eq!(c.recv(), Some(Incoming::Close(4001, "bye".into())));
+    assert_eq!(
+        c.recv(),
+        Some(Received::Close(CloseCode::from(4001), "bye".into()))
+    );
     server.advance(Duration::from_secs(60));
     let at = when(&server.fired(), Fired::Closing(c.id()));
     let close_timeout = ServerConfig::default().close_timeout;
@@ -239,7 +245,7 @@ fn data_after_the_servers_close_is_not_echoed() {
     server.settle();
     assert_eq!(
         c.recv_all(),
-        [Incoming::Close(4001, "bye".into())],
+        [Received::Close(CloseCode::from(4001), "bye".into())],
         "the Close frame alone"
     );
     // Data sent after the server's Close frame arrived is not echoed either.
@@ -255,8 +261,8 @@ fn data_after_the_servers_close_is_not_echoed() {
 
 // ---- graceful shutdown ----
 
-fn going_away() -> Incoming {
-    Incoming::Close(1001, "server shutting down".into())
+fn going_away() -> Received {
+    Received::Close(CloseCode::from(1001), "server shutting down".into())
 }
 
 fn shutdown_config() -> ServerConfig {

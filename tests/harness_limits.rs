@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use c10k::proto::{Message, Request};
-use c10k::testing::{Incoming, TestClient, TestServer};
+use c10k::proto::{CloseCode, Message, Request};
+use c10k::testing::{Received, TestClient, TestServer};
 use c10k::{ConnId, Ctx, Decision, DecisionOutcome, Handler, RejectReason, ServerConfig};
 use common::*;
 
@@ -30,8 +30,8 @@ fn control_frames_up_to_the_rate_pass_each_second_and_one_more_in_a_second_gets_
         server.settle();
         let got = ok.recv_all();
         assert_eq!(got.len(), 11, "{got:?}");
-        assert!((0..10).all(|i| got[i] == Incoming::Pong(vec![round * 10 + i as u8])));
-        assert_eq!(got[10], Incoming::Text("still here".into()));
+        assert!((0..10).all(|i| got[i] == Received::Pong(vec![round * 10 + i as u8])));
+        assert_eq!(got[10], Received::Text("still here".into()));
         server.advance(Duration::from_secs(1));
     }
     // Eleven within one second: the eleventh fails the connection; nothing after it is read.
@@ -43,8 +43,12 @@ fn control_frames_up_to_the_rate_pass_each_second_and_one_more_in_a_second_gets_
     server.settle();
     let got = over.recv_all();
     assert_eq!(got.len(), 11, "ten pongs, then the Close frame: {got:?}");
-    assert!(got[..10].iter().all(|m| matches!(m, Incoming::Pong(_))));
-    assert!(matches!(&got[10], Incoming::Close(1008, _)), "{:?}", got[10]);
+    assert!(got[..10].iter().all(|m| matches!(m, Received::Pong(_))));
+    assert!(
+        matches!(&got[10], Received::Close(CloseCode::PolicyViolation, _)),
+        "{:?}",
+        got[10]
+    );
     assert!(over.server_closed());
     let st = server.stats();
     assert_eq!(st.control_rate_closes, 1);
@@ -76,7 +80,7 @@ fn pings_to_a_peer_that_does_not_read_are_answered_by_one_pong_the_latest() {
     c.set_window(usize::MAX);
     c.send_text("done");
     let mut got = Vec::new();
-    while !got.contains(&Incoming::Text("done".into())) {
+    while !got.contains(&Received::Text("done".into())) {
         server.settle();
         let batch = c.recv_all();
         assert!(
@@ -86,11 +90,11 @@ fn pings_to_a_peer_that_does_not_read_are_answered_by_one_pong_the_latest() {
         );
         got.extend(batch);
     }
-    assert_eq!(got[0], Incoming::Binary(vec![7u8; 8 << 20]));
-    let pongs: Vec<_> = got.iter().filter(|m| matches!(m, Incoming::Pong(_))).collect();
+    assert_eq!(got[0], Received::Binary(vec![7u8; 8 << 20]));
+    let pongs: Vec<_> = got.iter().filter(|m| matches!(m, Received::Pong(_))).collect();
     assert_eq!(
         pongs.last(),
-        Some(&&Incoming::Pong(vec![99])),
+        Some(&&Received::Pong(vec![99])),
         "the latest ping is answered"
     );
     assert!(pongs.len() < 100, "{} pongs for 100 pings", pongs.len());
@@ -108,7 +112,7 @@ fn an_unfinished_message_gets_1008_at_the_message_timeout_and_a_finished_one_is_
     server.advance(Duration::from_secs(59));
     ok.write_raw(&frame(true, 0x0, b"lo"));
     server.settle();
-    assert_eq!(ok.recv(), Some(Incoming::Text("hello".into())));
+    assert_eq!(ok.recv(), Some(Received::Text("hello".into())));
     // A frame whose payload stops half way, and a fragment whose sequel dribbles: both failed.
     let mut half = server.connect("/").unwrap();
     half.write_raw(&frame(true, 0x2, &[1; 1000])[..500]);
@@ -122,7 +126,10 @@ fn an_unfinished_message_gets_1008_at_the_message_timeout_and_a_finished_one_is_
     }
     server.advance(Duration::from_secs(10));
     for c in [&mut half, &mut dribble] {
-        assert!(matches!(c.recv(), Some(Incoming::Close(1008, _))));
+        assert!(matches!(
+            c.recv(),
+            Some(Received::Close(CloseCode::PolicyViolation, _))
+        ));
     }
     let fired = server.fired();
     let at = fired
@@ -137,7 +144,7 @@ fn an_unfinished_message_gets_1008_at_the_message_timeout_and_a_finished_one_is_
     // The connection that finished its message is still served.
     ok.send_text("again");
     server.settle();
-    assert_eq!(ok.recv(), Some(Incoming::Text("again".into())));
+    assert_eq!(ok.recv(), Some(Received::Text("again".into())));
 }
 
 // ---- handshakes decided later ----
@@ -211,8 +218,8 @@ fn frames_sent_right_after_a_pending_request_are_handled_once_it_is_accepted() {
     assert_eq!(
         c.recv_all(),
         [
-            Incoming::Text("bob: early".into()),
-            Incoming::Text("bob: later".into())
+            Received::Text("bob: early".into()),
+            Received::Text("bob: later".into())
         ]
     );
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use c10k::proto::{Message, Request, proxy::V2_SIGNATURE};
-use c10k::testing::{Incoming, TestClient, TestServer};
+use c10k::testing::{Received, TestClient, TestServer};
 use c10k::{ConnId, Ctx, Decision, Handler, RejectReason, ServerConfig};
 
 /// Answers every message with the client's address as `Ctx` says it; keeps what the requests
@@ -61,7 +61,7 @@ fn who(server: &mut TestServer<Who>, c: &mut TestClient) -> String {
     c.send_text("who");
     server.settle();
     match c.recv() {
-        Some(Incoming::Text(t)) => t,
+        Some(Received::Text(t)) => t,
         other => panic!("{other:?}"),
     }
 }

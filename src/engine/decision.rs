@@ -81,6 +81,14 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// The value of header field `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A response with a `text/plain` body.
     pub fn text(status: u16, body: &str) -> Self {
         Self::with_type(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())

@@ -4,51 +4,14 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::ConnId;
+use crate::client::Received;
 use crate::engine::pipe::Pipe;
+use crate::engine::{ConnId, HttpResponse};
 use crate::proto::handshake::accept_key;
 use crate::proto::{CloseCode, Config, Connection, Event, Message, MessageKind};
 
 /// The key every test request sends (RFC 6455's example); the answer must match it.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// Something the server sent to a [`TestClient`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
-    /// A text message.
-    Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
-    /// A ping (answered already unless [`TestClient::set_auto_reply`] turned that off).
-    Ping(Vec<u8>),
-    /// A pong.
-    Pong(Vec<u8>),
-    /// A Close frame: its code (1005 when it had none) and reason.
-    Close(u16, String),
-    /// The server's frames broke the protocol: the client failed the connection with this code.
-    Invalid(u16),
-}
-
-/// The server's HTTP answer to a request that was not upgraded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpAnswer {
-    /// The status code (400, 403, 408, 503, ...).
-    pub status: u16,
-    /// The header fields, as sent.
-    pub headers: Vec<(String, String)>,
-    /// The body (as far as `Content-Length` says).
-    pub body: Vec<u8>,
-}
-
-impl HttpAnswer {
-    /// The value of header field `name` (case-insensitive), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// The client end of one connection to a [`TestServer`](super::TestServer).
 pub struct TestClient {
@@ -58,7 +21,7 @@ pub struct TestClient {
     proto: Option<Connection>,
     /// Bytes taken from the pipe and not yet decoded.
     rx: Vec<u8>,
-    incoming: VecDeque<Incoming>,
+    incoming: VecDeque<Received>,
     /// Answer pings and echo a Close frame, as a browser does.
     auto_reply: bool,
 }
@@ -107,7 +70,7 @@ impl TestClient {
     ///
     /// # Panics
     /// On a 101 whose accept key is wrong, or an answer that is not HTTP.
-    pub fn response(&mut self) -> Option<Result<(), HttpAnswer>> {
+    pub fn response(&mut self) -> Option<Result<(), HttpResponse>> {
         self.take_wire();
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut fields);
@@ -122,7 +85,7 @@ impl TestClient {
             .iter()
             .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
             .collect();
-        let mut answer = HttpAnswer {
+        let mut answer = HttpResponse {
             status,
             headers,
             body: Vec::new(),
@@ -220,7 +183,11 @@ impl TestClient {
     }
 
     /// The next thing the server sent, reading what it wrote so far.
-    pub fn recv(&mut self) -> Option<Incoming> {
+    ///
+    /// # Panics
+    /// If the server's bytes break the protocol (a masked frame, bad UTF-8, ...): a test of
+    /// the engine's own output fails loudly.
+    pub fn recv(&mut self) -> Option<Received> {
         if self.incoming.is_empty() {
             self.decode();
         }
@@ -228,7 +195,10 @@ impl TestClient {
     }
 
     /// Everything the server sent so far.
-    pub fn recv_all(&mut self) -> Vec<Incoming> {
+    ///
+    /// # Panics
+    /// As [`TestClient::recv`].
+    pub fn recv_all(&mut self) -> Vec<Received> {
         self.decode();
         self.incoming.drain(..).collect()
     }
@@ -282,12 +252,7 @@ impl TestClient {
             let read = proto.read(&mut self.rx[pos..], &mut replies);
             let (consumed, event) = match read {
                 Ok(r) => (r.consumed, r.event.map(owned)),
-                Err(e) => {
-                    self.incoming
-                        .push_back(Incoming::Invalid(e.close_code().as_u16()));
-                    pos = self.rx.len();
-                    break;
-                }
+                Err(e) => panic!("the server's frames break the protocol: {e}"),
             };
             pos += consumed;
             match event {
@@ -303,12 +268,12 @@ impl TestClient {
     }
 }
 
-fn owned(event: Event<'_>) -> Incoming {
+fn owned(event: Event<'_>) -> Received {
     match event {
-        Event::Message(Message::Text(t)) => Incoming::Text(t.into_owned()),
-        Event::Message(Message::Binary(b)) => Incoming::Binary(b.into_owned()),
-        Event::Ping(p) => Incoming::Ping(p.to_vec()),
-        Event::Pong(p) => Incoming::Pong(p.to_vec()),
-        Event::Close(c) => Incoming::Close(c.code.as_u16(), c.reason.to_owned()),
+        Event::Message(Message::Text(t)) => Received::Text(t.into_owned()),
+        Event::Message(Message::Binary(b)) => Received::Binary(b.into_owned()),
+        Event::Ping(p) => Received::Ping(p.to_vec()),
+        Event::Pong(p) => Received::Pong(p.to_vec()),
+        Event::Close(c) => Received::Close(c.code, c.reason.to_owned()),
     }
 }

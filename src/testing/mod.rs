@@ -16,7 +16,7 @@
 //! ```
 //! use std::time::Duration;
 //! use c10k::proto::{CloseCode, Message};
-//! use c10k::testing::{Incoming, TestServer};
+//! use c10k::testing::{Received, TestServer};
 //! use c10k::{ConnId, Ctx, Handler, ServerConfig};
 //!
 //! struct Echo;
@@ -34,12 +34,12 @@
 //! let mut client = server.connect("/chat").unwrap();
 //! client.send_text("hello");
 //! server.settle();
-//! assert_eq!(client.recv(), Some(Incoming::Text("hello".into())));
+//! assert_eq!(client.recv(), Some(Received::Text("hello".into())));
 //!
 //! // A client that never answers pings is dropped when the pong is overdue: no waiting.
 //! client.set_auto_reply(false);
 //! server.advance(Duration::from_secs(60));
-//! assert!(matches!(client.recv(), Some(Incoming::Ping(_))));
+//! assert!(matches!(client.recv(), Some(Received::Ping(_))));
 //! assert!(client.server_closed());
 //! assert_eq!(server.stats().pong_timeouts, 1);
 //! ```
@@ -49,10 +49,12 @@ mod client;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-pub use self::client::{HttpAnswer, Incoming, TestClient};
+pub use self::client::TestClient;
+/// What the server sent, as [`TestClient::recv`] gives it (the blocking client's type).
+pub use crate::client::Received;
 pub use crate::engine::harness::Fired;
 use crate::engine::harness::Harness;
-use crate::engine::{Handler, ServerConfig, ServerHandle, Stats};
+use crate::engine::{Handler, HttpResponse, ServerConfig, ServerHandle, Stats};
 
 /// One shard running a handler over in-memory connections, on a virtual clock.
 pub struct TestServer<H: Handler> {
@@ -108,12 +110,16 @@ impl<H: Handler> TestServer<H> {
     /// # Panics
     /// If the server gave no answer at all (a handler that left the request pending: use
     /// [`TestServer::open`] and [`TestClient::request`] then).
-    pub fn connect(&mut self, target: &str) -> Result<TestClient, HttpAnswer> {
+    pub fn connect(&mut self, target: &str) -> Result<TestClient, HttpResponse> {
         self.connect_with(target, &[])
     }
 
     /// [`TestServer::connect`] with more header fields in the request.
-    pub fn connect_with(&mut self, target: &str, headers: &[(&str, &str)]) -> Result<TestClient, HttpAnswer> {
+    pub fn connect_with(
+        &mut self,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<TestClient, HttpResponse> {
         let mut client = self.open();
         client.request(target, headers);
         self.settle();
