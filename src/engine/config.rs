@@ -108,7 +108,7 @@ pub struct ServerConfig {
     /// listener only: a TLS listener does not read the header.
     ///
     /// [`Ctx::client_addr`]: crate::Ctx::client_addr
-    pub trusted_proxies: Vec<super::proxy::Cidr>,
+    pub trusted_proxies: Vec<super::cidr::Cidr>,
     /// A link to other nodes' topics (for example through a pub/sub broker).
     pub bridge: Option<Arc<dyn Bridge>>,
     /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)

@@ -6,11 +6,11 @@
 //! connection failed with 1011 or answered 500) is written once. With `panic = "abort"` there is
 //! nothing to catch: the process ends at the panic.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::decision::HttpResponse;
 use super::id::ConnId;
+use super::node::panic_message;
 use super::shard::Shard;
 use crate::proto::CloseCode;
 
@@ -53,17 +53,6 @@ impl Callback {
             Self::Close => "on_close",
             Self::Timer => "on_timer",
         }
-    }
-}
-
-/// The message a panic was raised with, for the log.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "non-string payload"
     }
 }
 

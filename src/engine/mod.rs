@@ -36,7 +36,7 @@
 //! | `memory.rs`, `dispose.rs`, `cork.rs` | what peers make the shard hold, by kind, against its budget; large blocks freed off the shard's thread; output gathered for the connection being read |
 //! | `conn.rs` | a socket's slab entry and its [`Phase`](conn::Phase), changed only by its methods |
 //! | `deadline.rs` | the deadlines as pure functions of state and time |
-//! | `proxy.rs` | the PROXY protocol: trusted senders ([`Cidr`]) and the header they send before the client's bytes |
+//! | `proxy.rs`, `cidr.rs` | the PROXY protocol: the header trusted senders send before the client's bytes; networks of addresses ([`Cidr`]) |
 //! | `handler.rs`, `decision.rs`, `state.rs`, `guard.rs` | [`Handler`], [`Ctx`]; [`Decision`], [`HttpResponse`]; the handler's per-connection states; every call into the handler, with its panic caught |
 //! | `node.rs`, `inbox.rs`, `room.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes, whether a connection has room |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
@@ -44,6 +44,7 @@
 //! | `tls/` | (feature `tls`) TLS settings and the sans-I/O session |
 
 mod broadcast;
+mod cidr;
 mod config;
 mod conn;
 mod cork;
@@ -85,6 +86,7 @@ mod topics;
 mod transport;
 mod wheel;
 
+pub use self::cidr::Cidr;
 pub use self::config::{
     Backpressure, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONTROL_FRAME_RATE,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOX_BYTES,
@@ -99,6 +101,5 @@ pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub(crate) use self::node::panicked;
 pub use self::node::{Bridge, ServerHandle};
-pub use self::proxy::Cidr;
 pub use self::room::RoomFor;
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

@@ -15,7 +15,6 @@ use std::time::Duration;
 use super::decision::Decision;
 use super::dispose::Disposer;
 use super::error::SendError;
-use super::guard::panic_message;
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
@@ -600,4 +599,15 @@ impl ServerHandle {
 /// The error of a shard whose thread panicked with `payload`.
 pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> io::Error {
     io::Error::other(format!("panicked: {}", panic_message(payload)))
+}
+
+/// The message a panic was raised with, for the log.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string payload"
+    }
 }

@@ -69,7 +69,7 @@ pub struct Request<'a> {
     headers: Vec<Header<'a>>,
     head_len: usize,
     accept: Option<[u8; 28]>,
-    client: Option<std::net::SocketAddr>,
+    client: Option<core::net::SocketAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -82,13 +82,13 @@ impl<'a> Request<'a> {
     /// peer, or what a trusted load balancer's PROXY header said (see
     /// `ServerConfig::trusted_proxies`). `None` when the request was parsed without a
     /// connection.
-    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
+    pub fn client_addr(&self) -> Option<core::net::SocketAddr> {
         self.client
     }
 
     /// Records the client's address (the server that read the request does, before its
     /// handler sees it).
-    pub fn set_client_addr(&mut self, addr: Option<std::net::SocketAddr>) {
+    pub fn set_client_addr(&mut self, addr: Option<core::net::SocketAddr>) {
         self.client = addr;
     }
 

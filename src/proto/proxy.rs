@@ -5,8 +5,8 @@
 //! Only a server that trusts the sender should believe one (see `ServerConfig::trusted_proxies`):
 //! anyone can write these bytes.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The signature that starts a version 2 header.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";

@@ -177,3 +177,50 @@ fn a_restart_on_sigusr2_refuses_no_connection_and_sends_the_old_ones_1001() {
         .status()
         .unwrap();
 }
+
+#[test]
+fn started_with_a_socket_from_systemd_it_serves_on_that_socket() {
+    use std::os::fd::AsRawFd;
+    // What systemd's socket activation does: a listening socket at descriptor 3, LISTEN_FDS=1
+    // and LISTEN_PID naming the process (the shell's pid, kept by `exec`).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    socket2::SockRef::from(&listener).set_cloexec(false).unwrap();
+    let fd = listener.as_raw_fd();
+    let dup = if fd == 3 {
+        String::new()
+    } else {
+        format!("exec 3<&{fd} {fd}<&-; ")
+    };
+    let script =
+        format!("{dup}export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --addr 127.0.0.1:0 --shards 2");
+    let child = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_c10k")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut servers = Servers {
+        first: child,
+        next: None,
+    };
+    let mut out = BufReader::new(servers.first.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    assert!(
+        line.contains(&format!("ws://{addr}/")),
+        "not on the socket it was given: {line}"
+    );
+    // The test keeps its own descriptor of the socket: it accepts nothing, the server does.
+    let config = ClientConfig {
+        timeout: Some(Duration::from_secs(10)),
+        ..ClientConfig::default()
+    };
+    for i in 0..20 {
+        let mut c = Client::connect_with(&format!("ws://{addr}/"), &config).unwrap();
+        c.send_text(&format!("activated {i}")).unwrap();
+        assert_eq!(c.recv().unwrap(), Received::Text(format!("activated {i}")));
+    }
+    drop(servers);
+}
