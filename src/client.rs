@@ -425,7 +425,7 @@ impl Client {
                 .conn
                 .read_with(&mut self.inbuf, &mut self.out, &mut self.pool)
             {
-                Ok(r) => (r.consumed, r.event.map(owned)),
+                Ok(r) => (r.consumed, r.event.map(Received::from)),
                 Err(e) => {
                     // The Close frame that fails the connection is in `out`: send it.
                     let _ = self.flush();
@@ -459,13 +459,16 @@ impl Client {
     }
 }
 
-fn owned(event: Event<'_>) -> Received {
-    match event {
-        Event::Message(Message::Text(t)) => Received::Text(t.into_owned()),
-        Event::Message(Message::Binary(b)) => Received::Binary(b.into_owned()),
-        Event::Ping(p) => Received::Ping(p.to_vec()),
-        Event::Pong(p) => Received::Pong(p.to_vec()),
-        Event::Close(f) => Received::Close(f.code, f.reason.to_owned()),
+impl From<Event<'_>> for Received {
+    /// What a read event was, owned (a ping or pong's payload, a Close frame's code and reason).
+    fn from(event: Event<'_>) -> Self {
+        match event {
+            Event::Message(Message::Text(t)) => Self::Text(t.into_owned()),
+            Event::Message(Message::Binary(b)) => Self::Binary(b.into_owned()),
+            Event::Ping(p) => Self::Ping(p.to_vec()),
+            Event::Pong(p) => Self::Pong(p.to_vec()),
+            Event::Close(f) => Self::Close(f.code, f.reason.to_owned()),
+        }
     }
 }
 

@@ -6,66 +6,22 @@
 //! missing one fails the test unless `C10K_SKIP_MISSING_TOOLS=1`).
 
 mod common;
+#[path = "common/example.rs"]
+mod example;
 #[path = "../tools/tests/common/needs.rs"]
 mod needs;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// The example's binary (built next to the tests: `cargo build --examples`).
-fn example() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("examples/auth")
-}
-
-/// A running auth example; killed when dropped.
-struct Example {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use example::Example;
 
 fn run(args: &[&str]) -> Example {
-    let bin = example();
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --examples`",
-        bin.display()
-    );
-    let mut child = Command::new(bin)
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "auth: listening on ws://ADDR/ (...)"
-    let addr = line
-        .split("ws://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Example { child, addr }
+    example::start("auth", args)
 }
 
 /// Sends an upgrade for `path` with `authorization` (if any); the answer is not read.

@@ -4,14 +4,16 @@
 //! graceful stop on SIGTERM.
 
 mod common;
+#[path = "common/example.rs"]
+mod example;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use example::Example;
 
 /// The handshake timeout the example runs with: the service's calls end by three quarters of it.
 const HANDSHAKE_TIMEOUT_MS: u64 = 1000;
@@ -20,55 +22,21 @@ const SLOW: Duration = Duration::from_secs(5);
 /// The ticker's period in these tests, short to keep them quick.
 const TICK_MS: u64 = 200;
 
-/// The example's binary (built next to the tests: `cargo build --examples`).
-fn example() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("examples/tokio")
-}
-
-/// A running tokio example; killed when dropped.
-struct Example {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn run(auth_url: &str) -> Example {
-    let bin = example();
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --examples`",
-        bin.display()
-    );
-    let mut child = Command::new(bin)
-        .args(["--addr", "127.0.0.1:0", "--shards", "1", "--auth-url", auth_url])
-        .args(["--handshake-timeout-ms", &HANDSHAKE_TIMEOUT_MS.to_string()])
-        .args(["--tick-ms", &TICK_MS.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "tokio: listening on ws://ADDR/ (...)"
-    let addr = line
-        .split("ws://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Example { child, addr }
+    let (timeout, tick) = (HANDSHAKE_TIMEOUT_MS.to_string(), TICK_MS.to_string());
+    example::start(
+        "tokio",
+        &[
+            "--shards",
+            "1",
+            "--auth-url",
+            auth_url,
+            "--handshake-timeout-ms",
+            &timeout,
+            "--tick-ms",
+            &tick,
+        ],
+    )
 }
 
 /// An authentication service: `alice-token` is alice (200), `slow` is answered after [`SLOW`],

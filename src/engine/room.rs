@@ -30,6 +30,8 @@ const CHUNK: usize = 4096;
 const CHUNKS: usize = 4096;
 const OPEN: u32 = 1;
 const FULL: u32 = 2;
+/// Wakers kept for futures waiting for room (see `Waiters::register`).
+const MAX_WAKERS: usize = 4096;
 /// The generation bits kept in a word (the low 30).
 const GENERATION: u32 = (1 << 30) - 1;
 
@@ -164,11 +166,21 @@ impl Waiters {
     }
 
     fn register(&self, waker: &Waker) {
-        if let Ok(mut w) = self.wakers.lock()
-            && !w.iter().any(|x| x.will_wake(waker))
-        {
-            w.push(waker.clone());
+        let Ok(mut w) = self.wakers.lock() else {
+            return;
+        };
+        if w.iter().any(|x| x.will_wake(waker)) {
+            return;
         }
+        if w.len() >= MAX_WAKERS {
+            // Futures dropped before any room came leave their wakers here: past the bound,
+            // every one is woken (a woken future that still waits registers again), so that
+            // the list stays bounded whatever producers do.
+            for x in w.drain(..) {
+                x.wake();
+            }
+        }
+        w.push(waker.clone());
     }
 }
 

@@ -8,7 +8,7 @@ use crate::client::Received;
 use crate::engine::pipe::Pipe;
 use crate::engine::{ConnId, HttpResponse};
 use crate::proto::handshake::accept_key;
-use crate::proto::{CloseCode, Config, Connection, Event, Message, MessageKind};
+use crate::proto::{CloseCode, Config, Connection, MessageKind};
 
 /// The key every test request sends (RFC 6455's example); the answer must match it.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -251,7 +251,7 @@ impl TestClient {
         while pos < self.rx.len() {
             let read = proto.read(&mut self.rx[pos..], &mut replies);
             let (consumed, event) = match read {
-                Ok(r) => (r.consumed, r.event.map(owned)),
+                Ok(r) => (r.consumed, r.event.map(Received::from)),
                 Err(e) => panic!("the server's frames break the protocol: {e}"),
             };
             pos += consumed;
@@ -265,15 +265,5 @@ impl TestClient {
         if self.auto_reply && !replies.is_empty() {
             self.pipe.write(&replies);
         }
-    }
-}
-
-fn owned(event: Event<'_>) -> Received {
-    match event {
-        Event::Message(Message::Text(t)) => Received::Text(t.into_owned()),
-        Event::Message(Message::Binary(b)) => Received::Binary(b.into_owned()),
-        Event::Ping(p) => Received::Ping(p.to_vec()),
-        Event::Pong(p) => Received::Pong(p.to_vec()),
-        Event::Close(c) => Received::Close(c.code, c.reason.to_owned()),
     }
 }
