@@ -156,8 +156,8 @@ pub use engine::{
     DEFAULT_CONTROL_FRAME_RATE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_INBOX_BYTES, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_TOPICS, DEFAULT_MESSAGE_TIMEOUT,
     DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, DecisionOutcome, Handler,
-    HttpResponse, MemoryStats, Receipt, RejectReason, RoomFor, RttHistogram, SendError, ServerConfig,
-    ServerHandle, Stats, TimerId, TlsFailure, close_code_bucket, default_memory_budget,
+    HttpResponse, MemoryStats, Position, Receipt, RejectReason, RoomFor, RttHistogram, SendError,
+    ServerConfig, ServerHandle, Stats, TimerId, TlsFailure, close_code_bucket, default_memory_budget,
 };
 pub use server::Server;
 

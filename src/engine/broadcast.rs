@@ -147,6 +147,9 @@ impl Shard {
     /// made on this shard.
     pub(crate) fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
         self.stats.published += 1;
+        if self.node.publish_through_history(topic, kind, payload) {
+            return 0;
+        }
         let frame = self.node.publish(topic, kind, payload, Some(self.index), false);
         self.deliver(topic, &frame)
     }

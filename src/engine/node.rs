@@ -49,6 +49,23 @@ pub trait Bridge: Send + Sync + Debug {
     fn held_bytes(&self) -> u64 {
         0
     }
+
+    /// Whether the bridge orders each topic's messages and gives their offsets (temporary
+    /// stand-in for the engine's history: the node then hands a local publish to the bridge only,
+    /// and delivers it when the bridge hands it back with [`ServerHandle::publish_at`]).
+    fn keeps_history(&self) -> bool {
+        false
+    }
+}
+
+/// Where a message stands in its topic's history: the epoch of the history and the offset in it
+/// (temporary stand-in until the engine's history lands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Position {
+    /// The history's epoch: a new one when the history restarted (its store lost it).
+    pub epoch: u64,
+    /// The message's offset in its topic, from 1.
+    pub offset: u64,
 }
 
 /// One shard, as other threads see it.
@@ -303,6 +320,18 @@ impl Node {
         frame
     }
 
+    /// Temporary stand-in for the engine's history: a bridge that keeps history takes local
+    /// publishes and delivers them back in its order. True if it took this one.
+    pub(crate) fn publish_through_history(&self, topic: &str, kind: MessageKind, payload: &[u8]) -> bool {
+        match self.bridge.as_ref() {
+            Some(b) if b.keeps_history() => {
+                b.publish(topic, kind, payload);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Stores what `shard` publishes for the others (every second).
     pub(crate) fn publish_stats(&self, shard: usize, stats: Stats) {
         if let Some(mut p) = self.slots.get(shard).and_then(|s| s.published.lock().ok()) {
@@ -469,7 +498,26 @@ impl ServerHandle {
     /// Publishes a message to every subscriber of `topic` on every shard (and, through the
     /// bridge if there is one, on other nodes). The frame is encoded once for all of them.
     pub fn publish(&self, topic: &str, kind: MessageKind, data: &[u8]) {
+        if self.node.publish_through_history(topic, kind, data) {
+            return;
+        }
         self.node.publish(topic, kind, data, None, false);
+    }
+
+    /// Temporary stand-in for the engine's history: replaces the node's history of `topic`.
+    pub fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
+        let _ = (topic, epoch, entries);
+    }
+
+    /// Temporary stand-in for the engine's history: delivers a message the bridge ordered.
+    pub fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position) {
+        let _ = at;
+        self.node.publish(topic, kind, payload, None, true);
+    }
+
+    /// Temporary stand-in for the engine's history: the node stopped wanting `topic`.
+    pub fn history_drop(&self, topic: &str) {
+        let _ = topic;
     }
 
     /// Delivers a message that another node published: to this node's subscribers only.
