@@ -52,10 +52,15 @@
 
 mod backoff;
 mod envelope;
+mod keys;
 mod link;
 mod publisher;
 mod queue;
 mod resp;
+mod router;
+mod script;
+mod stream_pub;
+mod streams;
 mod subscriber;
 
 use std::sync::Arc;
@@ -63,11 +68,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use self::backoff::Backoff;
+use self::keys::{Epochs, TopicKeys};
 use self::link::Target;
 use self::publisher::Publisher;
 use self::queue::{PublishQueue, Refused};
+use self::router::Router;
+use self::stream_pub::StreamPublisher;
+use self::streams::StreamSubscriber;
 use self::subscriber::{Subscriber, Wanted};
-use crate::engine::{Bridge, ServerConfig, ServerHandle};
+use crate::engine::{Bridge, Position, ServerConfig, ServerHandle};
 use crate::proto::MessageKind;
 
 /// Default prefix of the Redis channels.
@@ -86,6 +95,22 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(2);
 pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Default longest wait before connecting again.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Default number of messages kept per topic in Redis in streams mode (`XADD MAXLEN ~`), and
+/// read at most when a node loads a topic's history.
+pub const DEFAULT_HISTORY_LEN: usize = 1000;
+/// Default bound on the payload bytes of one read of a topic's history in streams mode.
+pub const DEFAULT_MAX_HISTORY_BYTES: usize = 64 << 20;
+
+/// How a [`RedisBridge`] shares topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Redis pub/sub: fire and forget, at most once; each node delivers its own publishes.
+    PubSub,
+    /// Redis Streams: each topic's messages ordered and numbered in Redis, with a bounded
+    /// history there; every node delivers every message (its own too) in that order.
+    Streams,
+}
 
 /// The bridge's bounds and timeouts (the module docs say what happens past each).
 ///
@@ -111,6 +136,12 @@ pub struct RedisLimits {
     pub backoff_min: Duration,
     /// The longest wait before connecting again.
     pub backoff_max: Duration,
+    /// Streams mode: messages kept per topic in Redis (`XADD ... MAXLEN ~`, so a few more may
+    /// stay), and read at most when a node loads a topic's history or catches up.
+    pub history_len: usize,
+    /// Streams mode: payload bytes one read of a topic's history brings at most (never less
+    /// than one message of `max_message_size`); older entries past it are not loaded.
+    pub max_history_bytes: usize,
 }
 
 impl Default for RedisLimits {
@@ -124,6 +155,8 @@ impl Default for RedisLimits {
             keepalive: DEFAULT_KEEPALIVE,
             backoff_min: DEFAULT_BACKOFF_MIN,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            history_len: DEFAULT_HISTORY_LEN,
+            max_history_bytes: DEFAULT_MAX_HISTORY_BYTES,
         }
     }
 }
@@ -137,7 +170,15 @@ impl RedisLimits {
         }
     }
 
+    /// The payload bytes one read of a history brings at most.
+    pub(crate) fn history_bytes(&self) -> usize {
+        self.max_history_bytes.max(self.max_message_size)
+    }
+
     fn check(&self) -> Result<(), String> {
+        if self.history_len == 0 {
+            return Err("Redis bridge: history_len must be at least 1".to_owned());
+        }
         for (name, d) in [
             ("connect_timeout", self.connect_timeout),
             ("io_timeout", self.io_timeout),
@@ -185,7 +226,16 @@ pub struct BridgeStats {
     pub queue_peak: AtomicU64,
     /// The most bytes the publish queue ever held.
     pub queue_peak_bytes: AtomicU64,
-    /// Whether the subscription connection is up and Redis has answered on it.
+    /// Streams mode: live messages skipped because the node had them already.
+    pub duplicates: AtomicU64,
+    /// Streams mode: live messages that came after a gap (the topic was read to fill it).
+    pub gaps: AtomicU64,
+    /// Streams mode: histories loaded (a topic newly wanted, or found in a new epoch).
+    pub history_loads: AtomicU64,
+    /// Streams mode: topics found in a new epoch in Redis (their history there was lost).
+    pub epoch_changes: AtomicU64,
+    /// Whether the subscription connection is up and Redis has answered on it (streams mode:
+    /// every subscription connection, and every wanted topic is subscribed).
     pub connected: AtomicBool,
 }
 
@@ -221,6 +271,14 @@ pub struct BridgeCounts {
     pub queue_peak: u64,
     /// The most bytes the queue ever held.
     pub queue_peak_bytes: u64,
+    /// Live messages skipped: had already.
+    pub duplicates: u64,
+    /// Live messages after a gap.
+    pub gaps: u64,
+    /// Histories loaded.
+    pub history_loads: u64,
+    /// Topics found in a new epoch.
+    pub epoch_changes: u64,
     /// Whether the subscription is up and answered.
     pub connected: bool,
 }
@@ -244,6 +302,10 @@ impl BridgeStats {
             queue_bytes: r(&self.queue_bytes),
             queue_peak: r(&self.queue_peak),
             queue_peak_bytes: r(&self.queue_peak_bytes),
+            duplicates: r(&self.duplicates),
+            gaps: r(&self.gaps),
+            history_loads: r(&self.history_loads),
+            epoch_changes: r(&self.epoch_changes),
             connected: self.connected.load(Ordering::Relaxed),
         }
     }
@@ -251,7 +313,7 @@ impl BridgeStats {
 
 impl BridgeCounts {
     /// The counters as `name value` pairs, in the order of the fields (for logs and exports).
-    pub fn pairs(&self) -> [(&'static str, u64); 15] {
+    pub fn pairs(&self) -> [(&'static str, u64); 19] {
         [
             ("publishes_sent", self.publishes_sent),
             ("publishes_lost", self.publishes_lost),
@@ -267,30 +329,67 @@ impl BridgeCounts {
             ("queue_bytes", self.queue_bytes),
             ("queue_peak", self.queue_peak),
             ("queue_peak_bytes", self.queue_peak_bytes),
+            ("duplicates", self.duplicates),
+            ("gaps", self.gaps),
+            ("history_loads", self.history_loads),
+            ("epoch_changes", self.epoch_changes),
             ("connected", u64::from(self.connected)),
         ]
     }
 }
 
-/// A bridge to other nodes through a Redis server.
+/// Where a bridge in streams mode hands what it reads from Redis: a server
+/// ([`ServerHandle`] is one), or anything that keeps histories itself (a test, an embedder's
+/// own store). Called from the bridge's subscriber thread; must not block for long.
+pub trait HistorySink: Send + Sync + std::fmt::Debug {
+    /// Replaces the history of `topic` with `entries` (offsets ascending, all in `epoch`).
+    fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>);
+    /// The next message of `topic`, at `at`.
+    fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position);
+    /// The node stopped wanting `topic`.
+    fn history_drop(&self, topic: &str);
+}
+
+impl HistorySink for ServerHandle {
+    fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
+        ServerHandle::history_load(self, topic, epoch, entries);
+    }
+
+    fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position) {
+        ServerHandle::publish_at(self, topic, kind, payload, at);
+    }
+
+    fn history_drop(&self, topic: &str) {
+        ServerHandle::history_drop(self, topic);
+    }
+}
+
+/// A bridge to other nodes through a Redis server, or (streams mode) a Redis Cluster.
 #[derive(Debug)]
 pub struct RedisBridge {
     node: [u8; 16],
+    mode: Mode,
     prefix: String,
+    /// The Redis (pub/sub mode, or streams mode on one Redis).
     target: Target,
+    /// Streams mode: the nodes to start from (one Redis, or nodes of the cluster).
+    seeds: Vec<Target>,
+    cluster: bool,
     limits: RedisLimits,
     queue: Arc<PublishQueue>,
     wanted: Arc<Wanted>,
     stats: Arc<BridgeStats>,
     stop: Arc<AtomicBool>,
     attached: AtomicBool,
+    epochs: Arc<Epochs>,
+    publish_sha: String,
 }
 
 impl RedisBridge {
-    /// A bridge to the Redis server at `url` (`redis://host:port`), with channels named
-    /// `prefix + topic`, and the default [`RedisLimits`] (a server whose `max_message_size` is
-    /// not the default wants [`with_limits`](Self::with_limits)). Fails only on a malformed URL;
-    /// an unreachable server is retried.
+    /// A bridge in pub/sub mode to the Redis server at `url` (`redis://host:port`), with
+    /// channels named `prefix + topic`, and the default [`RedisLimits`] (a server whose
+    /// `max_message_size` is not the default wants [`with_limits`](Self::with_limits)). Fails
+    /// only on a malformed URL; an unreachable server is retried.
     pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
         Self::with_limits(url, prefix, RedisLimits::default())
     }
@@ -298,14 +397,43 @@ impl RedisBridge {
     /// A bridge as [`new`](Self::new) makes it, with these bounds and timeouts. Fails on a
     /// malformed URL or a zero timeout.
     pub fn with_limits(url: &str, prefix: &str, limits: RedisLimits) -> Result<Arc<Self>, String> {
-        let target = Target::parse(url)?;
+        Self::with_mode(Mode::PubSub, url, prefix, limits)
+    }
+
+    /// A bridge in streams mode (see the module docs) to the Redis at `url`
+    /// (`redis://host:port`) or the Redis Cluster at `url`
+    /// (`redis-cluster://host:port[,host:port...]`), with keys under `prefix` (which holds no
+    /// brace) and the default [`RedisLimits`].
+    pub fn streams(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
+        Self::with_mode(Mode::Streams, url, prefix, RedisLimits::default())
+    }
+
+    /// A bridge in `mode`, with these bounds and timeouts. Fails on a malformed URL, a zero
+    /// timeout, a cluster URL in pub/sub mode, or (streams mode) a prefix with a brace.
+    pub fn with_mode(mode: Mode, url: &str, prefix: &str, limits: RedisLimits) -> Result<Arc<Self>, String> {
         limits.check()?;
+        let cluster = url.starts_with("redis-cluster://");
+        let seeds = if cluster {
+            if mode == Mode::PubSub {
+                return Err("Redis bridge: a cluster (redis-cluster://) needs streams mode".to_owned());
+            }
+            Target::parse_cluster(url)?
+        } else {
+            vec![Target::parse(url)?]
+        };
+        if mode == Mode::Streams {
+            keys::check_prefix(prefix)?;
+        }
         let mut node = [0u8; 16];
         crate::engine::sys::fill_random(&mut node).map_err(|e| e.to_string())?;
+        let seed = u64::from_le_bytes(node[8..].try_into().unwrap_or_default());
         Ok(Arc::new(Self {
             node,
+            mode,
             prefix: prefix.to_owned(),
-            target,
+            target: seeds[0].clone(),
+            seeds,
+            cluster,
             limits,
             queue: Arc::new(PublishQueue::new(
                 limits.max_queued_messages,
@@ -315,7 +443,19 @@ impl RedisBridge {
             stats: Arc::new(BridgeStats::default()),
             stop: Arc::new(AtomicBool::new(false)),
             attached: AtomicBool::new(false),
+            epochs: Arc::new(Epochs::new(seed)),
+            publish_sha: script::sha(script::PUBLISH),
         }))
+    }
+
+    /// How the bridge shares topics.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether the bridge talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
     }
 
     /// The bridge's bounds and timeouts.
@@ -338,9 +478,90 @@ impl RedisBridge {
             .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 
+    /// Starts a streams-mode bridge's threads, handing what they read to `sink` rather than to
+    /// a server (a server calls this through [`Bridge::attach`]). Once only: a second call, or a
+    /// call in pub/sub mode, starts nothing (logged).
+    pub fn start_with(&self, sink: Arc<dyn HistorySink>) {
+        if self.mode != Mode::Streams {
+            log::error!("redis bridge: start_with is for streams mode");
+            return;
+        }
+        if self.attached.swap(true, Ordering::AcqRel) {
+            log::error!("redis bridge: started a second time; it serves the first sink only");
+            return;
+        }
+        let publisher = StreamPublisher {
+            router: Router::new(self.seeds.clone(), self.cluster, self.limits),
+            queue: Arc::clone(&self.queue),
+            stats: Arc::clone(&self.stats),
+            stop: Arc::clone(&self.stop),
+            backoff: self.backoff(0x9e37_79b9_7f4a_7c15),
+            retry_at: Instant::now(),
+        };
+        let subscriber = StreamSubscriber {
+            seeds: self.seeds.clone(),
+            cluster: self.cluster,
+            limits: self.limits,
+            prefix: self.prefix.clone(),
+            wanted: Arc::clone(&self.wanted),
+            stats: Arc::clone(&self.stats),
+            stop: Arc::clone(&self.stop),
+            sink,
+            backoff: self.backoff(0),
+            epochs: Arc::clone(&self.epochs),
+        };
+        self.spawn(move || publisher.run(), move || subscriber.run());
+    }
+
+    fn spawn(&self, publisher: impl FnOnce() + Send + 'static, subscriber: impl FnOnce() + Send + 'static) {
+        let spawned = std::thread::Builder::new()
+            .name("c10k-redis-pub".into())
+            .spawn(publisher)
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name("c10k-redis-sub".into())
+                    .spawn(subscriber)
+            });
+        if let Err(e) = spawned {
+            log::error!("redis bridge: cannot start its threads: {e}");
+        }
+    }
+
     fn backoff(&self, salt: u64) -> Backoff {
         let seed = u64::from_le_bytes(self.node[..8].try_into().unwrap_or_default()) ^ salt;
         Backoff::new(self.limits.backoff_min, self.limits.backoff_max, seed)
+    }
+
+    /// Queues a streams-mode publish: the publish script for the topic's keys.
+    fn publish_streams(&self, topic: &str, kind: MessageKind, payload: &[u8]) {
+        let keys = TopicKeys::new(&self.prefix, topic);
+        let args = script::PublishArgs {
+            sha: &self.publish_sha,
+            meta: &keys.meta,
+            stream: &keys.stream,
+            channel: &keys.channel,
+            epoch: self.epochs.candidate(),
+            maxlen: self.limits.history_len,
+            kind,
+            payload,
+            verb: if self.cluster { b"SPUBLISH" } else { b"PUBLISH" },
+        };
+        let pushed = self
+            .queue
+            .try_push(keys.slot, args.len(), &self.stats, || args.encode());
+        self.count_refusal(pushed);
+    }
+
+    fn count_refusal(&self, pushed: Result<(), Refused>) {
+        match pushed {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Refused::Closed) => {
+                self.stats.publishes_lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -349,7 +570,15 @@ impl Bridge for RedisBridge {
         self.stats.queue_bytes.load(Ordering::Relaxed)
     }
 
+    fn keeps_history(&self) -> bool {
+        self.mode == Mode::Streams
+    }
+
     fn attach(&self, handle: ServerHandle) {
+        if self.mode == Mode::Streams {
+            self.start_with(Arc::new(handle));
+            return;
+        }
         if self.attached.swap(true, Ordering::AcqRel) {
             log::error!("redis bridge: attached to a second server; it serves the first only");
             return;
@@ -376,17 +605,7 @@ impl Bridge for RedisBridge {
             handle,
             backoff: self.backoff(0),
         };
-        let spawned = std::thread::Builder::new()
-            .name("c10k-redis-pub".into())
-            .spawn(move || publisher.run())
-            .and_then(|_| {
-                std::thread::Builder::new()
-                    .name("c10k-redis-sub".into())
-                    .spawn(move || subscriber.run())
-            });
-        if let Err(e) = spawned {
-            log::error!("redis bridge: cannot start its threads: {e}");
-        }
+        self.spawn(move || publisher.run(), move || subscriber.run());
     }
 
     fn subscribe(&self, topic: &str) {
@@ -402,19 +621,14 @@ impl Bridge for RedisBridge {
             self.stats.dropped_too_large_out.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if self.mode == Mode::Streams {
+            return self.publish_streams(topic, kind, payload);
+        }
         let len = envelope::publish_len(&self.prefix, topic, payload.len());
-        let pushed = self.queue.try_push(len, &self.stats, || {
+        let pushed = self.queue.try_push(0, len, &self.stats, || {
             envelope::publish(&self.prefix, topic, &self.node, kind, payload)
         });
-        match pushed {
-            Ok(()) => {}
-            Err(Refused::Full) => {
-                self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(Refused::Closed) => {
-                self.stats.publishes_lost.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.count_refusal(pushed);
     }
 }
 

@@ -74,6 +74,43 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The same credentials at another address (a node of a cluster).
+    pub(crate) fn at(&self, host: &str, port: u16) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            ..self.clone()
+        }
+    }
+
+    /// `host:port`, the name of a node in a cluster's replies.
+    pub(crate) fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Parses `redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]`: the nodes to ask
+    /// for the cluster's map first (any one that answers is enough).
+    pub(crate) fn parse_cluster(url: &str) -> Result<Vec<Self>, String> {
+        let rest = url
+            .strip_prefix("redis-cluster://")
+            .ok_or_else(|| format!("bad Redis Cluster URL {url:?}: it starts with redis-cluster://"))?;
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+        hosts
+            .split(',')
+            .map(|h| Self::parse(&format!("redis://{userinfo}{h}")))
+            .collect()
+    }
+}
+
 /// `%XX` escapes of a URL's user or password.
 fn percent_decode(s: &str) -> Result<String, &'static str> {
     let mut out = Vec::with_capacity(s.len());
@@ -112,6 +149,16 @@ impl Link {
         io: Duration,
         max_bulk: usize,
     ) -> io::Result<Self> {
+        Self::open_with(target, connect, io, Parser::new(max_bulk))
+    }
+
+    /// Connects as [`open`](Self::open) does, reading replies with `parser` (and its bounds).
+    pub(crate) fn open_with(
+        target: &Target,
+        connect: Duration,
+        io: Duration,
+        parser: Parser,
+    ) -> io::Result<Self> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
         let mut stream = None;
         for addr in (target.host.as_str(), target.port).to_socket_addrs()? {
@@ -127,7 +174,7 @@ impl Link {
         stream.set_nodelay(true)?;
         let mut link = Self {
             stream,
-            parser: Parser::new(max_bulk),
+            parser,
             scratch: vec![0; READ_CHUNK],
             read_timeout: None,
             write_timeout: None,

@@ -52,7 +52,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn run(mut self) {
-        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<(u16, Vec<u8>)> = Vec::with_capacity(BATCH);
         loop {
             let open = self.queue.take(&mut batch, BATCH, IDLE);
             if !open || self.stop.load(Ordering::Acquire) {
@@ -69,8 +69,8 @@ impl Publisher {
     }
 
     /// Counts a batch's fate and frees its room in the queue.
-    fn finish(&self, batch: &[Vec<u8>], tally: Tally) {
-        let bytes = batch.iter().map(Vec::len).sum();
+    fn finish(&self, batch: &[(u16, Vec<u8>)], tally: Tally) {
+        let bytes = batch.iter().map(|(_, c)| c.len()).sum();
         let lost = batch.len() - tally.sent;
         self.stats
             .publishes_sent
@@ -85,7 +85,7 @@ impl Publisher {
     }
 
     /// Sends a batch on the connection (made if needed and allowed); what came back.
-    fn send(&mut self, batch: &[Vec<u8>]) -> Tally {
+    fn send(&mut self, batch: &[(u16, Vec<u8>)]) -> Tally {
         let fresh = self.link.is_none();
         if fresh && !self.connect() {
             return Tally::default();
@@ -166,8 +166,8 @@ impl Publisher {
 /// Writes a pipeline within `io`, then reads all its replies within `io` (a batch takes at most
 /// twice the I/O timeout, however slowly Redis trickles). On failure, the error and what had come
 /// back.
-fn exchange(link: &mut Link, batch: &[Vec<u8>], io: Duration) -> Result<Tally, (io::Error, Tally)> {
-    let parts: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+fn exchange(link: &mut Link, batch: &[(u16, Vec<u8>)], io: Duration) -> Result<Tally, (io::Error, Tally)> {
+    let parts: Vec<&[u8]> = batch.iter().map(|(_, c)| c.as_slice()).collect();
     let mut tally = Tally::default();
     link.send(&parts, Instant::now() + io).map_err(|e| (e, tally))?;
     let deadline = Instant::now() + io;

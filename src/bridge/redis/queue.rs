@@ -23,14 +23,15 @@ pub(crate) enum Refused {
 
 #[derive(Debug, Default)]
 struct Inner {
-    items: VecDeque<Vec<u8>>,
+    /// Each item's cluster slot (0 when there is no cluster) and its encoded command.
+    items: VecDeque<(u16, Vec<u8>)>,
     /// Messages and bytes queued or being sent.
     messages: usize,
     bytes: usize,
     closed: bool,
 }
 
-/// A bounded queue of encoded `PUBLISH` commands.
+/// A bounded queue of encoded publish commands (`PUBLISH`, or the streams script's `EVALSHA`).
 #[derive(Debug)]
 pub(crate) struct PublishQueue {
     inner: Mutex<Inner>,
@@ -58,6 +59,7 @@ impl PublishQueue {
     /// and only when they do.
     pub(crate) fn try_push(
         &self,
+        slot: u16,
         len: usize,
         stats: &BridgeStats,
         make: impl FnOnce() -> Vec<u8>,
@@ -75,14 +77,14 @@ impl PublishQueue {
             record(stats, &q);
         }
         let item = make();
-        self.lock().items.push_back(item);
+        self.lock().items.push_back((slot, item));
         self.ready.notify_one();
         Ok(())
     }
 
     /// Moves up to `max` queued items into `out`, waiting up to `wait` for the first. The items
     /// still count against the bounds until [`release`](Self::release)d. False once closed.
-    pub(crate) fn take(&self, out: &mut Vec<Vec<u8>>, max: usize, wait: Duration) -> bool {
+    pub(crate) fn take(&self, out: &mut Vec<(u16, Vec<u8>)>, max: usize, wait: Duration) -> bool {
         let mut q = self.lock();
         if q.items.is_empty() && !q.closed {
             q = self
@@ -133,18 +135,18 @@ mod tests {
     fn queue_refuses_past_its_count_and_its_bytes_without_encoding() {
         let stats = BridgeStats::default();
         let q = PublishQueue::new(3, 100);
-        assert_eq!(q.try_push(40, &stats, || vec![0; 40]), Ok(()));
-        assert_eq!(q.try_push(40, &stats, || vec![0; 40]), Ok(()));
+        assert_eq!(q.try_push(0, 40, &stats, || vec![0; 40]), Ok(()));
+        assert_eq!(q.try_push(0, 40, &stats, || vec![0; 40]), Ok(()));
         let mut encoded = false;
-        let r = q.try_push(40, &stats, || {
+        let r = q.try_push(0, 40, &stats, || {
             encoded = true;
             vec![0; 40]
         });
         assert_eq!(r, Err(Refused::Full), "bytes: 120 > 100");
         assert!(!encoded, "a refused publish is not copied");
-        assert_eq!(q.try_push(20, &stats, || vec![0; 20]), Ok(()));
+        assert_eq!(q.try_push(0, 20, &stats, || vec![0; 20]), Ok(()));
         assert_eq!(
-            q.try_push(0, &stats, Vec::new),
+            q.try_push(0, 0, &stats, Vec::new),
             Err(Refused::Full),
             "count: 4 > 3"
         );
@@ -155,9 +157,9 @@ mod tests {
         let mut batch = Vec::new();
         assert!(q.take(&mut batch, 2, Duration::ZERO));
         assert_eq!(batch.len(), 2);
-        assert_eq!(q.try_push(1, &stats, || vec![0]), Err(Refused::Full));
+        assert_eq!(q.try_push(0, 1, &stats, || vec![0]), Err(Refused::Full));
         q.release(2, 80, &stats);
-        assert_eq!(q.try_push(1, &stats, || vec![0]), Ok(()));
+        assert_eq!(q.try_push(0, 1, &stats, || vec![0]), Ok(()));
         assert_eq!(stats.queue_depth.load(Ordering::Relaxed), 2);
         assert_eq!(stats.queue_peak.load(Ordering::Relaxed), 3);
         assert_eq!(stats.queue_peak_bytes.load(Ordering::Relaxed), 100);
@@ -170,12 +172,12 @@ mod tests {
         let mut batch = Vec::new();
         assert!(q.take(&mut batch, 10, Duration::from_millis(5)));
         assert!(batch.is_empty());
-        q.try_push(1, &stats, || vec![1]).unwrap();
+        q.try_push(0, 1, &stats, || vec![1]).unwrap();
         assert_eq!(q.close(), 1);
         assert!(
             !q.take(&mut batch, 10, Duration::from_secs(60)),
             "closed: no wait"
         );
-        assert_eq!(q.try_push(1, &stats, || vec![1]), Err(Refused::Closed));
+        assert_eq!(q.try_push(0, 1, &stats, || vec![1]), Err(Refused::Closed));
     }
 }

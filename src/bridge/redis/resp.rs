@@ -63,6 +63,8 @@ pub(crate) enum RespError {
     LineTooLong,
     /// An array longer than [`MAX_ARRAY`] or nested deeper than [`MAX_DEPTH`].
     ArrayTooLarge,
+    /// A reply whose bulk strings hold more than the parser's `max_reply` bytes.
+    ReplyTooLarge,
 }
 
 impl std::fmt::Display for RespError {
@@ -70,10 +72,8 @@ impl std::fmt::Display for RespError {
         match self {
             Self::Malformed(what) => write!(f, "malformed reply: {what}"),
             Self::LineTooLong => write!(f, "a reply line longer than {MAX_LINE} bytes"),
-            Self::ArrayTooLarge => write!(
-                f,
-                "an array longer than {MAX_ARRAY} elements or deeper than {MAX_DEPTH}"
-            ),
+            Self::ArrayTooLarge => write!(f, "an array too long or deeper than {MAX_DEPTH}"),
+            Self::ReplyTooLarge => write!(f, "a reply larger than the bridge reads"),
         }
     }
 }
@@ -106,6 +106,10 @@ pub(crate) struct Parser {
     /// Where the unparsed bytes of `buf` start.
     pos: usize,
     max_bulk: usize,
+    max_array: usize,
+    max_reply: usize,
+    /// Bytes of bulk strings in the reply being parsed.
+    held: usize,
     state: State,
     /// Arrays being filled: elements still expected, elements so far.
     stack: Vec<(usize, Vec<Value>)>,
@@ -114,10 +118,19 @@ pub(crate) struct Parser {
 impl Parser {
     /// A parser that skips bulk strings longer than `max_bulk`.
     pub(crate) fn new(max_bulk: usize) -> Self {
+        Self::with_bounds(max_bulk, MAX_ARRAY, usize::MAX)
+    }
+
+    /// A parser that skips bulk strings longer than `max_bulk`, and refuses arrays of more than
+    /// `max_array` elements and replies whose bulk strings hold more than `max_reply` bytes.
+    pub(crate) fn with_bounds(max_bulk: usize, max_array: usize, max_reply: usize) -> Self {
         Self {
             buf: Vec::new(),
             pos: 0,
             max_bulk,
+            max_array,
+            max_reply,
+            held: 0,
             state: State::Header,
             stack: Vec::new(),
         }
@@ -210,6 +223,12 @@ impl Parser {
                 n => {
                     let len =
                         usize::try_from(n).map_err(|_| RespError::Malformed("a negative bulk length"))?;
+                    if len <= self.max_bulk {
+                        self.held = self.held.saturating_add(len);
+                        if self.held > self.max_reply {
+                            return Err(RespError::ReplyTooLarge);
+                        }
+                    }
                     self.state = if len > self.max_bulk {
                         State::Skip {
                             left: len.saturating_add(2),
@@ -227,7 +246,7 @@ impl Parser {
                 n => {
                     let len =
                         usize::try_from(n).map_err(|_| RespError::Malformed("a negative array length"))?;
-                    if len > MAX_ARRAY || self.stack.len() >= MAX_DEPTH {
+                    if len > self.max_array || self.stack.len() >= MAX_DEPTH {
                         return Err(RespError::ArrayTooLarge);
                     }
                     self.stack.push((len, Vec::with_capacity(len)));
@@ -243,6 +262,7 @@ impl Parser {
     fn complete(&mut self, mut value: Value) -> Option<Value> {
         loop {
             let Some((left, items)) = self.stack.last_mut() else {
+                self.held = 0;
                 return Some(value);
             };
             items.push(value);
@@ -429,6 +449,27 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn parser_bounds_an_array_and_a_reply_by_its_own_limits() {
+        let mut p = Parser::with_bounds(10, 100, 12);
+        p.feed(b"*70\r\n");
+        assert_eq!(p.next(), Ok(None), "70 elements fit a bound of 100");
+        let mut p = Parser::with_bounds(10, 100, 12);
+        p.feed(b"*3\r\n$5\r\nabcde\r\n$5\r\nabcde\r\n$5\r\n");
+        assert_eq!(p.next(), Err(RespError::ReplyTooLarge), "15 bytes past 12");
+        let mut p = Parser::with_bounds(10, 100, 12);
+        p.feed(b"$8\r\nabcdefgh\r\n$8\r\nabcdefgh\r\n");
+        assert!(matches!(p.next(), Ok(Some(Value::Bulk(_)))));
+        assert!(
+            matches!(p.next(), Ok(Some(Value::Bulk(_)))),
+            "the bound is per reply"
+        );
+        assert_eq!(Parser::with_bounds(10, 100, 12).max_array, 100);
+        let mut p = Parser::with_bounds(10, 100, 1000);
+        p.feed(b"*101\r\n");
+        assert_eq!(p.next(), Err(RespError::ArrayTooLarge));
     }
 
     #[test]

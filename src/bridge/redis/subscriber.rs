@@ -78,7 +78,7 @@ impl Wanted {
     }
 
     /// Every wanted topic (for a new connection); pending changes are then moot.
-    fn all(&self) -> Vec<String> {
+    pub(crate) fn all(&self) -> Vec<String> {
         let mut w = self.lock();
         w.changed.clear();
         self.changed.store(false, Ordering::Release);
@@ -86,7 +86,7 @@ impl Wanted {
     }
 
     /// Topics whose wish changed since the last look, with whether they are wanted now.
-    fn changes(&self) -> Vec<(String, bool)> {
+    pub(crate) fn changes(&self) -> Vec<(String, bool)> {
         if !self.changed.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }

@@ -1,0 +1,351 @@
+//! The Redis bridge in streams mode against a real `redis-server` started here (a missing one
+//! fails the test): nodes see the same offsets in the same order, a node that starts wanting a
+//! topic late loads its history, a Redis restarted without persistence or flushed shows as a new
+//! epoch, and two servers deliver every message once, in one order, to clients on both.
+//!
+//! Most tests hand what the bridge reads to a recorder ([`HistorySink`]) to see offsets and
+//! epochs directly; the last one runs two servers. Every wait is bounded.
+
+#![cfg(feature = "redis")]
+
+mod common;
+#[path = "common/redis.rs"]
+mod redis_procs;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use c10k::bridge::redis::{HistorySink, Mode, RedisBridge, RedisLimits};
+use c10k::proto::{Message, MessageKind};
+use c10k::{Bridge, ConnId, Ctx, Handler, Position, ServerConfig};
+use redis_procs::{Redis, redis_command, wait_for};
+
+/// Bounds small enough to reach and timeouts short enough to pass in a test.
+fn fast_limits() -> RedisLimits {
+    let mut l = RedisLimits::default();
+    l.connect_timeout = Duration::from_millis(500);
+    l.io_timeout = Duration::from_millis(500);
+    l.keepalive = Duration::from_millis(200);
+    l.backoff_min = Duration::from_millis(50);
+    l.backoff_max = Duration::from_millis(300);
+    l.history_len = 50;
+    l
+}
+
+/// What a bridge handed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Load {
+        topic: String,
+        epoch: u64,
+        offsets: Vec<u64>,
+    },
+    At {
+        topic: String,
+        payload: Vec<u8>,
+        at: Position,
+    },
+    Drop(String),
+}
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl HistorySink for Recorder {
+    fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
+        let offsets = entries.iter().map(|e| e.0).collect();
+        self.0.lock().unwrap().push(Event::Load {
+            topic: topic.to_owned(),
+            epoch,
+            offsets,
+        });
+    }
+
+    fn publish_at(&self, topic: &str, _kind: MessageKind, payload: &[u8], at: Position) {
+        self.0.lock().unwrap().push(Event::At {
+            topic: topic.to_owned(),
+            payload: payload.to_vec(),
+            at,
+        });
+    }
+
+    fn history_drop(&self, topic: &str) {
+        self.0.lock().unwrap().push(Event::Drop(topic.to_owned()));
+    }
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The messages handed on for `topic`, as (position, payload).
+    fn delivered(&self, topic: &str) -> Vec<(Position, Vec<u8>)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::At {
+                    topic: t,
+                    payload,
+                    at,
+                } if t == topic => Some((at, payload)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn loads(&self, topic: &str) -> Vec<(u64, Vec<u64>)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Load {
+                    topic: t,
+                    epoch,
+                    offsets,
+                } if t == topic => Some((epoch, offsets)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn bridge(url: &str, prefix: &str) -> (Arc<RedisBridge>, Arc<Recorder>) {
+    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits()).unwrap();
+    let r = Arc::new(Recorder::default());
+    b.start_with(r.clone());
+    (b, r)
+}
+
+/// Waits until the bridge's topics are subscribed and loaded.
+fn ready(b: &RedisBridge, r: &Recorder, topic: &str) {
+    wait_for(Duration::from_secs(10), "the topic to load", || {
+        b.stats().snapshot().connected && !r.loads(topic).is_empty()
+    });
+}
+
+#[test]
+fn streams_nodes_see_the_same_offsets_in_the_same_order() {
+    let redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "order:");
+    let (b, rb) = bridge(&redis.url(), "order:");
+    a.subscribe("t");
+    b.subscribe("t");
+    ready(&a, &ra, "t");
+    ready(&b, &rb, "t");
+    assert!(a.keeps_history());
+
+    const N: usize = 200;
+    for i in 0..N {
+        let (from, node) = if i % 2 == 0 { ("a", &a) } else { ("b", &b) };
+        node.publish("t", MessageKind::Text, format!("{from}{i}").as_bytes());
+    }
+    wait_for(Duration::from_secs(10), "every message on both nodes", || {
+        ra.delivered("t").len() >= N && rb.delivered("t").len() >= N
+    });
+    let (da, db) = (ra.delivered("t"), rb.delivered("t"));
+    assert_eq!(da, db, "one order on both nodes");
+    let offsets: Vec<u64> = da.iter().map(|d| d.0.offset).collect();
+    assert_eq!(
+        offsets,
+        (1..=N as u64).collect::<Vec<_>>(),
+        "offsets from the stream ids, no gap"
+    );
+    let epoch = ra.loads("t")[0].0;
+    assert!(da.iter().all(|d| d.0.epoch == epoch));
+    assert_eq!(rb.loads("t")[0].0, epoch, "one epoch for both nodes");
+    // Each node's own messages came back in Redis's order, once.
+    let mut payloads: Vec<_> = da.iter().map(|d| d.1.clone()).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), N);
+    for (node, stats) in [(&a, a.stats().snapshot()), (&b, b.stats().snapshot())] {
+        assert_eq!(stats.publishes_sent, N as u64 / 2, "{stats:?}");
+        assert_eq!(stats.received, N as u64, "{stats:?}");
+        node.stop();
+    }
+}
+
+#[test]
+fn streams_node_that_wants_a_topic_late_loads_its_history() {
+    let redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "late:");
+    a.subscribe("room");
+    ready(&a, &ra, "room");
+    for i in 0..80 {
+        a.publish("room", MessageKind::Binary, &[i]);
+    }
+    wait_for(Duration::from_secs(10), "A's messages", || {
+        ra.delivered("room").len() == 80
+    });
+
+    let (b, rb) = bridge(&redis.url(), "late:");
+    b.subscribe("room");
+    ready(&b, &rb, "room");
+    let (epoch, offsets) = rb.loads("room")[0].clone();
+    assert_eq!(epoch, ra.loads("room")[0].0);
+    // The newest `history_len` (50) at least (MAXLEN ~ may keep more in Redis; a load reads 50).
+    assert_eq!(offsets, (31..=80).collect::<Vec<u64>>());
+
+    b.publish("room", MessageKind::Text, b"after");
+    wait_for(Duration::from_secs(10), "the next message on both", || {
+        ra.delivered("room").len() == 81 && rb.delivered("room").len() == 1
+    });
+    assert_eq!(rb.delivered("room")[0].0, Position { epoch, offset: 81 });
+    assert_eq!(ra.delivered("room")[80], rb.delivered("room")[0]);
+
+    // Not wanted any more: unsubscribed, history dropped.
+    b.unsubscribe("room");
+    wait_for(Duration::from_secs(5), "the drop", || {
+        rb.events().contains(&Event::Drop("room".into()))
+    });
+    a.publish("room", MessageKind::Text, b"unseen by b");
+    wait_for(Duration::from_secs(10), "A's message", || {
+        ra.delivered("room").len() == 82
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(rb.delivered("room").len(), 1, "b no longer follows the topic");
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn streams_redis_restarted_without_persistence_gives_a_new_epoch() {
+    let mut redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "restart:");
+    let (b, rb) = bridge(&redis.url(), "restart:");
+    a.subscribe("t");
+    b.subscribe("t");
+    ready(&a, &ra, "t");
+    ready(&b, &rb, "t");
+    for i in 0..5 {
+        a.publish("t", MessageKind::Binary, &[i]);
+    }
+    wait_for(Duration::from_secs(10), "the first messages", || {
+        rb.delivered("t").len() == 5
+    });
+    let first = ra.loads("t")[0].0;
+
+    redis.restart();
+    // The bridges reconnect, subscribe again and find a new epoch.
+    for r in [&ra, &rb] {
+        wait_for(Duration::from_secs(10), "a load in a new epoch", || {
+            r.loads("t").iter().any(|l| l.0 != first)
+        });
+    }
+    let second = ra.loads("t").last().unwrap().0;
+    assert_eq!(
+        rb.loads("t").last().unwrap().0,
+        second,
+        "both nodes found the same new epoch"
+    );
+    assert!(a.stats().snapshot().epoch_changes >= 1);
+    wait_for(Duration::from_secs(10), "the bridges to be connected", || {
+        a.stats().snapshot().connected && b.stats().snapshot().connected
+    });
+    // Publishes that Redis takes from now on count from 1 in the new epoch.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rb.delivered("t").iter().all(|d| d.0.epoch != second) {
+        assert!(Instant::now() < deadline, "nothing delivered in the new epoch");
+        a.publish("t", MessageKind::Text, b"new");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new: Vec<u64> = rb
+        .delivered("t")
+        .iter()
+        .filter(|d| d.0.epoch == second)
+        .map(|d| d.0.offset)
+        .collect();
+    assert_eq!(new[0], 1, "{new:?}");
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn streams_flushall_under_a_live_subscription_is_noticed_on_the_keepalive() {
+    let redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "flush:");
+    a.subscribe("t");
+    ready(&a, &ra, "t");
+    a.publish("t", MessageKind::Text, b"one");
+    wait_for(Duration::from_secs(10), "the message", || {
+        ra.delivered("t").len() == 1
+    });
+    let first = ra.loads("t")[0].0;
+    assert_eq!(redis_command(redis.port, &["FLUSHALL"]), "+OK");
+    // No reconnection, no publish: the periodic check finds the epoch gone.
+    wait_for(Duration::from_secs(10), "a new epoch", || {
+        ra.loads("t").iter().any(|l| l.0 != first)
+    });
+    let s = a.stats().snapshot();
+    assert_eq!((s.epoch_changes, s.reconnects), (1, 0), "{s:?}");
+    a.stop();
+}
+
+/// `sub TOPIC` subscribes; `pub TOPIC TEXT` publishes; a message on a topic arrives as is.
+struct PubSub;
+
+impl Handler for PubSub {
+    type State = ();
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut (), msg: Message<'_>) {
+        let text = String::from_utf8_lossy(msg.as_bytes()).into_owned();
+        if let Some(topic) = text.strip_prefix("sub ") {
+            let _ = ctx.subscribe(id, topic);
+            let _ = ctx.send(id, MessageKind::Text, b"subscribed");
+        } else if let Some(rest) = text.strip_prefix("pub ")
+            && let Some((topic, body)) = rest.split_once(' ')
+        {
+            ctx.publish(topic, MessageKind::Text, body.as_bytes());
+        }
+    }
+}
+
+#[test]
+fn streams_two_servers_deliver_every_message_once_in_one_order() {
+    let redis = Redis::start();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let b = RedisBridge::with_mode(Mode::Streams, &redis.url(), "servers:", fast_limits()).unwrap();
+        let mut config = ServerConfig::default();
+        config.shards = 2;
+        config.ping_interval = None;
+        config.bridge = Some(b.clone());
+        nodes.push((common::start(config, |_| PubSub), b));
+    }
+    let mut clients: Vec<_> = nodes
+        .iter()
+        .map(|(h, _)| common::client(h.local_addr()))
+        .collect();
+    for c in &mut clients {
+        c.send(tungstenite::Message::text("sub room")).unwrap();
+        assert_eq!(c.read().unwrap().into_text().unwrap().as_str(), "subscribed");
+    }
+    for (_, b) in &nodes {
+        wait_for(Duration::from_secs(10), "the bridges to subscribe", || {
+            let s = b.stats().snapshot();
+            s.connected && s.history_loads >= 1
+        });
+    }
+    const N: usize = 100;
+    for i in 0..N {
+        let c = &mut clients[i % 2];
+        c.send(tungstenite::Message::text(format!("pub room m{i}")))
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for c in &mut clients {
+        let got: Vec<String> = (0..N)
+            .map(|_| c.read().unwrap().into_text().unwrap().to_string())
+            .collect();
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "one order on both servers");
+    let mut all = seen[0].clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), N, "every message once");
+    for (h, b) in &nodes {
+        common::stop(h);
+        b.stop();
+    }
+}
