@@ -242,6 +242,8 @@ impl StreamSubscriber {
                         st.conns.insert(addr.clone(), conn);
                     }
                     Err(e) => {
+                        // The map may name a master that is gone (a failover under way).
+                        st.router.mark_stale();
                         self.failed(st, &e);
                         return;
                     }

@@ -114,12 +114,25 @@ pub struct Args {
     /// supervisor that restarts them: more connections than one process may hold descriptors for.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     processes: Option<u32>,
-    /// Share topics with other nodes through this Redis server (redis://HOST:PORT), for the
-    /// pubsub and chat modes.
+    /// Share topics with other nodes through this Redis server (redis://HOST:PORT), or this Redis
+    /// Cluster (redis-cluster://HOST:PORT[,HOST:PORT...], streams mode), for the pubsub and chat
+    /// modes.
     #[cfg(feature = "redis")]
     #[arg(long)]
     redis: Option<String>,
-    /// Prefix of the Redis channels (channel = prefix + topic).
+    /// Share topics through Redis Streams rather than pub/sub: one order and the same offsets on
+    /// every node, and a bounded history per topic kept in Redis (always so with a cluster URL).
+    #[cfg(feature = "redis")]
+    #[arg(long)]
+    redis_streams: bool,
+    /// Streams mode: messages kept per topic in Redis, and loaded by a node that starts wanting
+    /// the topic.
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value_t = c10k::bridge::redis::DEFAULT_HISTORY_LEN as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    redis_history: u32,
+    /// Prefix of the Redis channels (pub/sub: channel = prefix + topic; streams: keys and channel
+    /// `prefix{topic}...`, and the prefix may hold no brace).
     #[cfg(feature = "redis")]
     #[arg(long, default_value = c10k::bridge::redis::DEFAULT_PREFIX)]
     redis_prefix: String,
@@ -294,8 +307,16 @@ pub fn run(args: Args) -> Result<(), String> {
         if args.mode == Mode::Echo {
             return Err("--redis shares topics: use it with --mode pubsub or --mode chat".to_owned());
         }
-        use c10k::bridge::redis::{RedisBridge, RedisLimits};
-        let bridge = RedisBridge::with_limits(url, &args.redis_prefix, RedisLimits::for_server(&config))?;
+        use c10k::bridge::redis::{Mode as BridgeMode, RedisBridge, RedisLimits};
+        let streams = args.redis_streams || url.starts_with("redis-cluster://");
+        let mode = if streams {
+            BridgeMode::Streams
+        } else {
+            BridgeMode::PubSub
+        };
+        let mut limits = RedisLimits::for_server(&config);
+        limits.history_len = args.redis_history as usize;
+        let bridge = RedisBridge::with_mode(mode, url, &args.redis_prefix, limits)?;
         let _ = BRIDGE_STATS.set(std::sync::Arc::clone(bridge.stats()));
         config.bridge = Some(bridge);
     }

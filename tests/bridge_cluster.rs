@@ -1,0 +1,255 @@
+//! The Redis bridge in streams mode on a Redis Cluster started here (three masters with a
+//! replica each; a missing `redis-server` or `redis-cli` fails the test): two nodes share 100
+//! topics, every message reaches both once and in one order, the commands spread over the
+//! masters, and after a master is killed its replica takes over and delivery resumes with every
+//! message still once and in order (or a new epoch reported). Every wait is bounded.
+
+#![cfg(feature = "redis")]
+
+#[path = "common/redis.rs"]
+mod redis_procs;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use c10k::bridge::redis::{HistorySink, Mode, RedisBridge, RedisLimits};
+use c10k::proto::MessageKind;
+use c10k::{Bridge, Position};
+use redis_procs::{Cluster, redis_text, wait_for};
+
+const TOPICS: usize = 100;
+const BEFORE: usize = 4;
+
+fn fast_limits() -> RedisLimits {
+    let mut l = RedisLimits::default();
+    l.connect_timeout = Duration::from_millis(500);
+    l.io_timeout = Duration::from_millis(500);
+    l.keepalive = Duration::from_millis(200);
+    l.backoff_min = Duration::from_millis(50);
+    l.backoff_max = Duration::from_millis(300);
+    l.history_len = 100;
+    l
+}
+
+/// A load: the epoch and the offsets.
+type Load = (u64, Vec<u64>);
+/// A message handed on: its position and payload.
+type Delivered = (Position, Vec<u8>);
+
+/// Per topic: the loads and the messages handed on.
+#[derive(Debug, Default)]
+struct Recorder {
+    loads: Mutex<HashMap<String, Vec<Load>>>,
+    messages: Mutex<HashMap<String, Vec<Delivered>>>,
+}
+
+impl HistorySink for Recorder {
+    fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
+        let offsets = entries.iter().map(|e| e.0).collect();
+        self.loads
+            .lock()
+            .unwrap()
+            .entry(topic.to_owned())
+            .or_default()
+            .push((epoch, offsets));
+    }
+
+    fn publish_at(&self, topic: &str, _kind: MessageKind, payload: &[u8], at: Position) {
+        self.messages
+            .lock()
+            .unwrap()
+            .entry(topic.to_owned())
+            .or_default()
+            .push((at, payload.to_vec()));
+    }
+
+    fn history_drop(&self, _topic: &str) {}
+}
+
+impl Recorder {
+    fn loaded(&self) -> usize {
+        self.loads.lock().unwrap().len()
+    }
+
+    fn messages(&self, topic: &str) -> Vec<Delivered> {
+        self.messages
+            .lock()
+            .unwrap()
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn topic(i: usize) -> String {
+    format!("t{i}")
+}
+
+/// `cmdstat_evalsha` calls on the Redis at `port`.
+fn evalsha_calls(port: u16) -> u64 {
+    let info = redis_text(port, &["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per node and topic: each message once, offsets rising within an epoch; and where both nodes
+/// have a position, the same message there.
+fn check_once_in_order(nodes: &[&Recorder]) {
+    for i in 0..TOPICS {
+        let t = topic(i);
+        let mut at: HashMap<Position, Vec<u8>> = HashMap::new();
+        for r in nodes {
+            let got = r.messages(&t);
+            let mut payloads = HashSet::new();
+            for w in got.windows(2) {
+                if w[0].0.epoch == w[1].0.epoch {
+                    assert!(
+                        w[0].0.offset < w[1].0.offset,
+                        "{t}: {:?} then {:?}",
+                        w[0].0,
+                        w[1].0
+                    );
+                }
+            }
+            for (pos, payload) in got {
+                assert!(payloads.insert(payload.clone()), "{t}: {payload:?} twice");
+                if let Some(other) = at.insert(pos, payload.clone()) {
+                    assert_eq!(other, payload, "{t} at {pos:?}: the nodes disagree");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failover() {
+    let _ = log::set_logger(&Stderr);
+    log::set_max_level(log::LevelFilter::Info);
+    let mut cluster = Cluster::start();
+    let url = cluster.url();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let b = RedisBridge::with_mode(Mode::Streams, &url, "cl:", fast_limits()).unwrap();
+        assert!(b.is_cluster());
+        let r = Arc::new(Recorder::default());
+        b.start_with(r.clone());
+        for i in 0..TOPICS {
+            b.subscribe(&topic(i));
+        }
+        nodes.push((b, r));
+    }
+    for (b, r) in &nodes {
+        wait_for(Duration::from_secs(20), "every topic loaded", || {
+            r.loaded() == TOPICS && b.stats().snapshot().connected
+        });
+    }
+
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    let calls_before: Vec<u64> = masters.iter().map(|&p| evalsha_calls(p)).collect();
+    for k in 0..BEFORE {
+        for i in 0..TOPICS {
+            let (b, _) = &nodes[(i + k) % 2];
+            b.publish(&topic(i), MessageKind::Text, format!("before {i} {k}").as_bytes());
+        }
+    }
+    for (_, r) in &nodes {
+        wait_for(Duration::from_secs(20), "every message on both nodes", || {
+            (0..TOPICS).all(|i| r.messages(&topic(i)).len() == BEFORE)
+        });
+    }
+    for i in 0..TOPICS {
+        let (a, b) = (nodes[0].1.messages(&topic(i)), nodes[1].1.messages(&topic(i)));
+        assert_eq!(a, b, "one order on both nodes");
+        let offsets: Vec<u64> = a.iter().map(|m| m.0.offset).collect();
+        assert_eq!(offsets, (1..=BEFORE as u64).collect::<Vec<_>>());
+    }
+    // Publishes and reads went to the master of each topic's slot: spread over the three.
+    let calls: Vec<u64> = masters
+        .iter()
+        .zip(&calls_before)
+        .map(|(&p, before)| evalsha_calls(p) - before)
+        .collect();
+    let total: u64 = calls.iter().sum();
+    assert!(total >= (2 * TOPICS * BEFORE / 2) as u64, "{calls:?}");
+    for c in &calls {
+        assert!(*c * 6 >= total && *c * 3 <= total * 2, "uneven: {calls:?}");
+    }
+
+    // A master dies; its replica takes over.
+    let victim = masters[0];
+    let node = cluster.nodes.iter_mut().find(|n| n.port == victim).unwrap();
+    node.kill();
+    let alive = masters[1];
+    wait_for(Duration::from_secs(30), "a replica to take over", || {
+        redis_text(alive, &["CLUSTER", "INFO"]).contains("cluster_state:ok") && cluster.masters().len() == 3
+    });
+
+    // Delivery resumes on every topic (publishes during the failover may be lost: they are
+    // counted, never delivered twice).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut k = 0;
+    loop {
+        let done = nodes.iter().all(|(_, r)| {
+            (0..TOPICS).all(|i| r.messages(&topic(i)).iter().any(|m| m.1.starts_with(b"after ")))
+        });
+        if done {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let resumed: Vec<usize> = nodes
+                .iter()
+                .map(|(_, r)| {
+                    (0..TOPICS)
+                        .filter(|&i| r.messages(&topic(i)).iter().any(|m| m.1.starts_with(b"after ")))
+                        .count()
+                })
+                .collect();
+            let stats: Vec<_> = nodes.iter().map(|(b, _)| b.stats().snapshot()).collect();
+            panic!("delivery did not resume on every topic: {resumed:?} of {TOPICS}; {stats:#?}");
+        }
+        for i in 0..TOPICS {
+            let (b, _) = &nodes[(i + k) % 2];
+            b.publish(&topic(i), MessageKind::Text, format!("after {i} {k}").as_bytes());
+        }
+        k += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let the last ones arrive, then compare.
+    wait_for(Duration::from_secs(10), "the publish queues to empty", || {
+        nodes.iter().all(|(b, _)| b.stats().snapshot().queue_depth == 0)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    check_once_in_order(&[&nodes[0].1, &nodes[1].1]);
+    for (b, r) in &nodes {
+        let s = b.stats().snapshot();
+        // Without a new epoch, no message of the topics was skipped: offsets run on from 1.
+        if s.epoch_changes == 0 {
+            for i in 0..TOPICS {
+                let offsets: Vec<u64> = r.messages(&topic(i)).iter().map(|m| m.0.offset).collect();
+                let expected: Vec<u64> = (1..=offsets.len() as u64).collect();
+                assert_eq!(offsets, expected, "{} on a node: {s:?}", topic(i));
+            }
+        }
+        b.stop();
+    }
+}
+
+/// The bridge's log on stderr (shown when the test fails).
+struct Stderr;
+
+impl log::Log for Stderr {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if r.level() <= log::Level::Info {
+            eprintln!("{:?} {} {}", Instant::now(), r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
