@@ -92,7 +92,10 @@ fn follow(front: u16, id: usize, until: impl Fn(&Seen) -> bool, deadline: Instan
     let mut client: Option<Client> = None;
     let mut last_message = Instant::now();
     while !until(seen) {
-        assert!(Instant::now() < deadline, "subscriber {id} ran out of time: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "subscriber {id} ran out of time: {seen:?}"
+        );
         let c = match client.as_mut() {
             Some(c) => c,
             None => {
@@ -157,7 +160,12 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
     let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut nodes: Vec<Option<Proc>> = node_ports
         .iter()
-        .map(|&p| Some(node(p, &["--mode", "pubsub", "--redis", &redis_url, "--redis-streams"])))
+        .map(|&p| {
+            Some(node(
+                p,
+                &["--mode", "pubsub", "--redis", &redis_url, "--redis-streams"],
+            ))
+        })
         .collect();
     let front = free_port();
     let mut lb = Some(haproxy(&haproxy_bin, front, &node_ports, &dir));
@@ -173,7 +181,13 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
                 let mut seen = Seen::default();
                 follow(front, id, |s| s.at.epoch != 0, deadline, &mut seen);
                 started.wait();
-                follow(front, id, |s| s.numbers.last() == Some(&(total - 1)), deadline, &mut seen);
+                follow(
+                    front,
+                    id,
+                    |s| s.numbers.last() == Some(&(total - 1)),
+                    deadline,
+                    &mut seen,
+                );
                 seen
             })
         })
@@ -181,9 +195,10 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
     started.wait();
 
     // The publisher talks to node 0 directly, which lives: a publish is fire-and-forget.
+    let publish_to = format!("ws://127.0.0.1:{}/", node_ports[0]);
     let publisher = std::thread::spawn({
         move || {
-            let mut c = Client::connect(&format!("ws://127.0.0.1:{}/", node_ports[0])).unwrap();
+            let mut c = Client::connect(&publish_to).unwrap();
             let start = Instant::now();
             for n in 0..total {
                 let due = start + Duration::from_micros(n * 1_000_000 / RATE);
@@ -213,7 +228,11 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
             "subscriber {id}: {} messages, not 0..{total} once each in order",
             s.numbers.len()
         );
-        assert!(s.lost.is_empty(), "subscriber {id} was told of a loss: {:?}", s.lost);
+        assert!(
+            s.lost.is_empty(),
+            "subscriber {id} was told of a loss: {:?}",
+            s.lost
+        );
         assert!(s.reconnects >= 1, "subscriber {id} never lost its connection");
         longest = longest.max(s.longest_gap);
     }
@@ -234,7 +253,13 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
         .map(|(id, mut s)| {
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                follow(front, id, |s| !s.lost.is_empty() && s.at.offset >= 3, deadline, &mut s);
+                follow(
+                    front,
+                    id,
+                    |s| !s.lost.is_empty() && s.at.offset >= 3,
+                    deadline,
+                    &mut s,
+                );
                 s
             })
         })
@@ -243,7 +268,10 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
     let end = Instant::now() + Duration::from_secs(30);
     let mut n = 0;
     while told.iter().any(|t| !t.is_finished()) {
-        assert!(Instant::now() < end, "subscribers were not told of the new epoch in time");
+        assert!(
+            Instant::now() < end,
+            "subscribers were not told of the new epoch in time"
+        );
         let _ = c.send_text(&format!("pub {TOPIC} {n}"));
         n += 1;
         std::thread::sleep(Duration::from_millis(20));
