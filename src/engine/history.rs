@@ -38,7 +38,7 @@
 //! | messages kept per topic | [`HistoryConfig::max_messages`] (1,000) | the oldest is forgotten |
 //! | bytes kept per topic | [`HistoryConfig::max_bytes`] (1 MiB) | the oldest are forgotten |
 //! | age of a kept message | [`HistoryConfig::max_age`] (5 min) | forgotten (checked every second) |
-//! | bytes kept by the node | [`HistoryConfig::max_total_bytes`] (64 MiB) | the publishing topic's oldest are forgotten; if it has none, the message is sent but not kept |
+//! | bytes kept by the node | [`HistoryConfig::max_total_bytes`] (64 MiB) | the node's oldest messages, of any topic, are forgotten, down to 90% of the bound |
 //! | topics with a history | one per topic published to in the last `max_age`, or wanted through a bridge | a topic with no message kept for `max_age` is forgotten whole (its next message starts a new epoch) |
 //!
 //! The kept frames count against the memory budget like any frame shared by several queues.
