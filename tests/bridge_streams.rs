@@ -1,14 +1,18 @@
 //! The Redis bridge in streams mode against a real `redis-server` started here (a missing one
 //! fails the test): nodes see the same offsets in the same order, a node that starts wanting a
 //! topic late loads its history, a Redis restarted without persistence or flushed shows as a new
-//! epoch, and two servers deliver every message once, in one order, to clients on both.
+//! epoch; and servers with history on give their followers one order at the stream's offsets,
+//! resume a follower on a node that loads the topic's history late, and tell followers when
+//! Redis lost it.
 //!
 //! Most tests hand what the bridge reads to a recorder ([`HistorySink`]) to see offsets and
-//! epochs directly; the last one runs two servers. Every wait is bounded.
+//! epochs directly; the last ones run servers. Every wait is bounded.
 
 #![cfg(feature = "redis")]
 
 mod common;
+#[path = "common/follow.rs"]
+mod follow;
 #[path = "common/redis.rs"]
 mod redis_procs;
 
@@ -16,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use c10k::bridge::redis::{HistorySink, Mode, RedisBridge, RedisLimits};
-use c10k::proto::{Message, MessageKind};
-use c10k::{Bridge, ConnId, Ctx, Handler, Position, ServerConfig};
+use c10k::proto::MessageKind;
+use c10k::{Bridge, HistoryConfig, Position, ServerConfig};
 use redis_procs::{Redis, redis_command, wait_for};
 
 /// Bounds small enough to reach and timeouts short enough to pass in a test.
@@ -281,71 +285,134 @@ fn streams_flushall_under_a_live_subscription_is_noticed_on_the_keepalive() {
     a.stop();
 }
 
-/// `sub TOPIC` subscribes; `pub TOPIC TEXT` publishes; a message on a topic arrives as is.
-struct PubSub;
+type Ws = tungstenite::WebSocket<std::net::TcpStream>;
 
-impl Handler for PubSub {
-    type State = ();
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _state: &mut (), msg: Message<'_>) {
-        let text = String::from_utf8_lossy(msg.as_bytes()).into_owned();
-        if let Some(topic) = text.strip_prefix("sub ") {
-            let _ = ctx.subscribe(id, topic);
-            let _ = ctx.send(id, MessageKind::Text, b"subscribed");
-        } else if let Some(rest) = text.strip_prefix("pub ")
-            && let Some((topic, body)) = rest.split_once(' ')
-        {
-            ctx.publish(topic, MessageKind::Text, body.as_bytes());
+fn recv_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("a message within the read timeout") {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Close(_) => panic!("closed"),
+            _ => {}
         }
     }
 }
 
+/// Reads `n` deliveries (`OFFSET payload`) after `after`; offsets must count up by one.
+fn read_stream(ws: &mut Ws, after: u64, n: usize) -> Vec<(u64, String)> {
+    let mut got = Vec::new();
+    let mut last = after;
+    while got.len() < n {
+        let t = recv_text(ws);
+        let (offset, payload) = t.split_once(' ').unwrap();
+        let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("not a delivery: {t}"));
+        assert_eq!(offset, last + 1, "a gap or a duplicate before {t}");
+        last = offset;
+        got.push((offset, payload.to_owned()));
+    }
+    got
+}
+
+/// A server with history on (or off), bridged through Redis in streams mode.
+fn server(url: &str, prefix: &str, history: bool) -> (c10k::ServerHandle, Arc<RedisBridge>) {
+    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits()).unwrap();
+    let mut config = ServerConfig::default();
+    config.shards = 2;
+    config.ping_interval = None;
+    config.history = history.then(HistoryConfig::default);
+    config.bridge = Some(b.clone());
+    (common::start(config, |_| follow::Topics), b)
+}
+
 #[test]
-fn streams_two_servers_deliver_every_message_once_in_one_order() {
-    let redis = Redis::start();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let b = RedisBridge::with_mode(Mode::Streams, &redis.url(), "servers:", fast_limits()).unwrap();
-        let mut config = ServerConfig::default();
-        config.shards = 2;
-        config.ping_interval = None;
-        config.bridge = Some(b.clone());
-        nodes.push((common::start(config, |_| PubSub), b));
-    }
-    let mut clients: Vec<_> = nodes
-        .iter()
-        .map(|(h, _)| common::client(h.local_addr()))
-        .collect();
-    for c in &mut clients {
-        c.send(tungstenite::Message::text("sub room")).unwrap();
-        assert_eq!(c.read().unwrap().into_text().unwrap().as_str(), "subscribed");
-    }
-    for (_, b) in &nodes {
-        wait_for(Duration::from_secs(10), "the bridges to subscribe", || {
-            let s = b.stats().snapshot();
-            s.connected && s.history_loads >= 1
-        });
-    }
-    const N: usize = 100;
+fn streams_servers_give_followers_one_order_and_a_late_node_resumes_from_redis() {
+    let mut redis = Redis::start();
+    let (ha, a) = server(&redis.url(), "servers:", true);
+    let (hb, b) = server(&redis.url(), "servers:", true);
+    let mut fa = common::client(ha.local_addr());
+    fa.send(tungstenite::Message::text("follow t now")).unwrap();
+    let answer = recv_text(&mut fa);
+    let start: Position = answer.split(' ').nth(2).unwrap().parse().unwrap();
+    assert_eq!(
+        (answer.split(' ').nth(3), start.offset),
+        (Some("0"), 0),
+        "{answer}"
+    );
+
+    // Publishers on both nodes; A's follower sees every message at the stream's offsets.
+    const N: usize = 40;
+    let mut pubs = [common::client(ha.local_addr()), common::client(hb.local_addr())];
     for i in 0..N {
-        let c = &mut clients[i % 2];
-        c.send(tungstenite::Message::text(format!("pub room m{i}")))
+        pubs[i % 2]
+            .send(tungstenite::Message::text(format!("pub t m{i}")))
             .unwrap();
     }
-    let mut seen = Vec::new();
-    for c in &mut clients {
-        let got: Vec<String> = (0..N)
-            .map(|_| c.read().unwrap().into_text().unwrap().to_string())
-            .collect();
-        seen.push(got);
-    }
-    assert_eq!(seen[0], seen[1], "one order on both servers");
-    let mut all = seen[0].clone();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), N, "every message once");
-    for (h, b) in &nodes {
+    let seen = read_stream(&mut fa, 0, N);
+    let mut payloads: Vec<&str> = seen.iter().map(|s| s.1.as_str()).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), N, "each message once");
+
+    // A follower on B, which never wanted the topic, resumes from offset 10: B loads the
+    // topic's history from Redis and replays what came after.
+    let mut fb = common::client(hb.local_addr());
+    fb.send(tungstenite::Message::text(format!("follow t {}:10", start.epoch)))
+        .unwrap();
+    let replayed = read_stream(&mut fb, 10, N - 10);
+    assert_eq!(replayed, seen[10..], "the same messages at the same offsets");
+    assert_eq!(
+        recv_text(&mut fb),
+        format!("resumed t {}:{N} {}", start.epoch, N - 10)
+    );
+
+    // Redis restarts without persistence: the followers are told their history was lost, and
+    // delivery goes on in the new epoch.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let lost = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no loss reported after Redis restarted"
+        );
+        pubs[0].send(tungstenite::Message::text("pub t after")).unwrap();
+        let _ = fa.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+        match fa.read() {
+            Ok(tungstenite::Message::Text(t)) if t.starts_with("lost t ") => break t.to_string(),
+            _ => {}
+        }
+    };
+    let at: Position = lost.split(' ').nth(2).unwrap().parse().unwrap();
+    assert_ne!(at.epoch, start.epoch, "{lost}");
+    assert!(a.stats().snapshot().epoch_changes >= 1);
+    for (h, b) in [(&ha, &a), (&hb, &b)] {
         common::stop(h);
         b.stop();
     }
+}
+
+#[test]
+fn streams_server_without_history_delivers_its_own_publishes_once() {
+    let redis = Redis::start();
+    let (h, b) = server(&redis.url(), "nohistory:", false);
+    let mut sub = common::client(h.local_addr());
+    sub.send(tungstenite::Message::text("sub t")).unwrap();
+    wait_for(Duration::from_secs(10), "the topic to be subscribed", || {
+        let s = b.stats().snapshot();
+        s.connected && s.history_loads == 1
+    });
+    for i in 0..20 {
+        sub.send(tungstenite::Message::text(format!("pub t m{i}")))
+            .unwrap();
+    }
+    for i in 0..20 {
+        assert_eq!(recv_text(&mut sub), format!("m{i}"));
+    }
+    wait_for(Duration::from_secs(10), "the echoes", || {
+        b.stats().snapshot().own_echoes == 20
+    });
+    sub.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(sub.read().is_err(), "nothing twice");
+    common::stop(&h);
+    b.stop();
 }

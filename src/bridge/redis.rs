@@ -348,6 +348,11 @@ pub trait HistorySink: Send + Sync + std::fmt::Debug {
     fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position);
     /// The node stopped wanting `topic`.
     fn history_drop(&self, topic: &str);
+    /// Whether the sink delivered this node's own publishes itself already (a server without
+    /// history on): the bridge then does not hand them back. The default, false.
+    fn delivers_own(&self) -> bool {
+        false
+    }
 }
 
 impl HistorySink for ServerHandle {
@@ -361,6 +366,10 @@ impl HistorySink for ServerHandle {
 
     fn history_drop(&self, topic: &str) {
         ServerHandle::history_drop(self, topic);
+    }
+
+    fn delivers_own(&self) -> bool {
+        !self.keeps_history()
     }
 }
 
@@ -509,6 +518,7 @@ impl RedisBridge {
             sink,
             backoff: self.backoff(0),
             epochs: Arc::clone(&self.epochs),
+            node: self.node_hex(),
         };
         self.spawn(move || publisher.run(), move || subscriber.run());
     }
@@ -527,6 +537,14 @@ impl RedisBridge {
         }
     }
 
+    /// The node's id in hex, as its streams-mode publishes carry it.
+    fn node_hex(&self) -> Vec<u8> {
+        self.node
+            .iter()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect()
+    }
+
     fn backoff(&self, salt: u64) -> Backoff {
         let seed = u64::from_le_bytes(self.node[..8].try_into().unwrap_or_default()) ^ salt;
         Backoff::new(self.limits.backoff_min, self.limits.backoff_max, seed)
@@ -535,6 +553,7 @@ impl RedisBridge {
     /// Queues a streams-mode publish: the publish script for the topic's keys.
     fn publish_streams(&self, topic: &str, kind: MessageKind, payload: &[u8]) {
         let keys = TopicKeys::new(&self.prefix, topic);
+        let node = self.node_hex();
         let args = script::PublishArgs {
             sha: &self.publish_sha,
             meta: &keys.meta,
@@ -545,6 +564,7 @@ impl RedisBridge {
             kind,
             payload,
             verb: if self.cluster { b"SPUBLISH" } else { b"PUBLISH" },
+            node: &node,
         };
         let pushed = self
             .queue

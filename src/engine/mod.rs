@@ -107,6 +107,6 @@ pub use self::history::{
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub(crate) use self::node::panicked;
-pub use self::node::{Bridge, Position, ServerHandle};
+pub use self::node::{Bridge, ServerHandle};
 pub use self::room::RoomFor;
 pub use self::stats::{MemoryStats, RejectReason, RttHistogram, Stats, TlsFailure, close_code_bucket};

@@ -571,6 +571,13 @@ impl ServerHandle {
         }
     }
 
+    /// Whether the server keeps offsets and a history per topic
+    /// ([`ServerConfig::history`](crate::ServerConfig::history)). Without it, a node delivers its
+    /// own publishes itself, and a bridge that keeps history must not hand them back.
+    pub fn keeps_history(&self) -> bool {
+        self.node.history.is_some()
+    }
+
     /// Topics with a history on this node, and the bytes they keep (0 and 0 without history).
     pub fn history_held(&self) -> (usize, usize) {
         self.node

@@ -6,10 +6,11 @@
 //! is new): the caller's random candidate, an empty stream, `last` 0. So an epoch exists once any
 //! node publishes to the topic or reads it, and it changes only when Redis forgot the topic.
 //!
-//! - [`PUBLISH`]: increments `last`, `XADD`s the message with the id `last-0` (the stream ids
-//!   are the offsets), trimmed with `MAXLEN ~`, and publishes it on the live channel (`PUBLISH`,
-//!   or `SPUBLISH` on a cluster) as `EPOCH OFFSET KIND\n` + payload. Returns the offset.
-//! - [`READ`]: the epoch, `last`, and entries as flat `id kind payload` triples: the newest
+//! - [`PUBLISH`]: increments `last`, `XADD`s the message (fields `k` kind, `p` payload, `n` the
+//!   publishing node's id) with the id `last-0` (the stream ids are the offsets), trimmed with
+//!   `MAXLEN ~`, and publishes it on the live channel (`PUBLISH`, or `SPUBLISH` on a cluster) as
+//!   `EPOCH OFFSET KIND NODE\n` + payload. Returns the offset.
+//! - [`READ`]: the epoch, `last`, and entries as flat `id kind payload node` fours: the newest
 //!   `count` (in order) when `from` is 0, else those from `from` to `to` (`+`: the end); in both
 //!   cases only as many as fit `max bytes` of payload. Given the epoch and `last` the caller knew,
 //!   it also catches a history that went backwards under the same epoch (a failover lost writes
@@ -36,8 +37,8 @@ if not epoch then
 end
 local off = redis.call('HINCRBY', KEYS[1], 'last', 1)
 local id = string.format('%d', off)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'k', ARGV[3], 'p', ARGV[4])
-redis.call(ARGV[6], ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[3] .. '\n' .. ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'k', ARGV[3], 'p', ARGV[4], 'n', ARGV[7])
+redis.call(ARGV[6], ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[3] .. ' ' .. ARGV[7] .. '\n' .. ARGV[4])
 return off
 ";
 
@@ -69,7 +70,7 @@ for _, e in ipairs(entries) do
   local p = f[4] or ''
   budget = budget - #p
   if budget < 0 then break end
-  picked[#picked + 1] = {e[1], f[2] or '', p}
+  picked[#picked + 1] = {e[1], f[2] or '', p, f[6] or ''}
 end
 local n = #picked
 for i = 1, n do
@@ -78,6 +79,7 @@ for i = 1, n do
   out[#out + 1] = e[1]
   out[#out + 1] = e[2]
   out[#out + 1] = e[3]
+  out[#out + 1] = e[4]
 end
 return out
 ";
@@ -139,13 +141,15 @@ pub(crate) struct PublishArgs<'a> {
     pub(crate) payload: &'a [u8],
     /// `PUBLISH`, or `SPUBLISH` on a cluster.
     pub(crate) verb: &'a [u8],
+    /// The publishing node's id, in hex.
+    pub(crate) node: &'a [u8],
 }
 
 impl PublishArgs<'_> {
     /// The command, encoded.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let (epoch, maxlen) = (self.epoch.to_string(), self.maxlen.to_string());
-        let args: [&[u8]; 11] = [
+        let args: [&[u8]; 12] = [
             b"EVALSHA",
             self.sha.as_bytes(),
             b"2",
@@ -157,6 +161,7 @@ impl PublishArgs<'_> {
             self.payload,
             self.channel,
             self.verb,
+            self.node,
         ];
         let mut cmd = Vec::with_capacity(self.len());
         resp::command(&mut cmd, &args);
@@ -178,8 +183,9 @@ impl PublishArgs<'_> {
             self.payload.len(),
             self.channel.len(),
             self.verb.len(),
+            self.node.len(),
         ];
-        "*11\r\n".len() + lens.iter().map(|&n| resp::bulk_overhead(n) + n).sum::<usize>()
+        "*12\r\n".len() + lens.iter().map(|&n| resp::bulk_overhead(n) + n).sum::<usize>()
     }
 }
 
@@ -239,6 +245,16 @@ pub(crate) fn read(
     cmd
 }
 
+/// One message of a topic's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) offset: u64,
+    pub(crate) kind: MessageKind,
+    pub(crate) payload: Vec<u8>,
+    /// The id (hex) of the node that published it.
+    pub(crate) node: Vec<u8>,
+}
+
 /// A topic's history as the read script gave it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct History {
@@ -246,7 +262,7 @@ pub(crate) struct History {
     /// The topic's last offset (entries may end before it: trimmed, or past the read's bounds).
     pub(crate) last: u64,
     /// Offsets ascending.
-    pub(crate) entries: Vec<(u64, MessageKind, Vec<u8>)>,
+    pub(crate) entries: Vec<Entry>,
     /// Entries left out: larger than the message size limit.
     pub(crate) too_large: usize,
     /// Entries left out: not a message of this bridge.
@@ -267,11 +283,11 @@ pub(crate) fn history(v: Value) -> Option<History> {
         ..History::default()
     };
     let rest: Vec<Value> = items.collect();
-    if !rest.len().is_multiple_of(3) {
+    if !rest.len().is_multiple_of(4) {
         return None;
     }
     let mut prev = 0;
-    for e in rest.chunks(3) {
+    for e in rest.chunks(4) {
         let offset = e[0]
             .bytes()
             .and_then(|id| id.strip_suffix(b"-0"))
@@ -284,7 +300,12 @@ pub(crate) fn history(v: Value) -> Option<History> {
                     continue;
                 }
                 prev = o;
-                h.entries.push((o, k, p.clone()));
+                h.entries.push(Entry {
+                    offset: o,
+                    kind: k,
+                    payload: p.clone(),
+                    node: e[3].bytes().unwrap_or_default().to_vec(),
+                });
             }
             (_, _, Value::TooLarge(_)) => h.too_large += 1,
             _ => h.malformed += 1,
@@ -293,22 +314,39 @@ pub(crate) fn history(v: Value) -> Option<History> {
     Some(h)
 }
 
-/// The longest header of a live message (`EPOCH OFFSET KIND\n`: 20 + 1 + 20 + 1 + 1 + 1).
-pub(crate) const LIVE_HEADER: usize = 44;
+/// The longest header of a live message (`EPOCH OFFSET KIND NODE\n`: 20 + 1 + 20 + 1 + 1 + 1 +
+/// 32 + 1).
+pub(crate) const LIVE_HEADER: usize = 77;
 
-/// A message on a live channel: (epoch, offset, kind, payload); `None` if it is not one (a text
-/// payload must be UTF-8).
-pub(crate) fn live(bytes: &[u8]) -> Option<(u64, u64, MessageKind, &[u8])> {
+/// A message on a live channel.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Live<'a> {
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
+    pub(crate) kind: MessageKind,
+    pub(crate) node: &'a [u8],
+    pub(crate) payload: &'a [u8],
+}
+
+/// A message on a live channel; `None` if it is not one (a text payload must be UTF-8).
+pub(crate) fn live(bytes: &[u8]) -> Option<Live<'_>> {
     let end = bytes.iter().take(LIVE_HEADER).position(|&b| b == b'\n')?;
     let (header, payload) = (&bytes[..end], &bytes[end + 1..]);
     let mut parts = header.split(|&b| b == b' ');
     let epoch = number(parts.next()?)?;
     let offset = number(parts.next()?)?;
     let kind = parse_kind(parts.next()?)?;
+    let node = parts.next()?;
     if parts.next().is_some() || (kind == MessageKind::Text && std::str::from_utf8(payload).is_err()) {
         return None;
     }
-    Some((epoch, offset, kind, payload))
+    Some(Live {
+        epoch,
+        offset,
+        kind,
+        node,
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -328,6 +366,7 @@ mod tests {
             kind: MessageKind::Text,
             payload: b"hello",
             verb: b"SPUBLISH",
+            node: &[b'f'; 32],
         };
         let cmd = args.encode();
         assert!(cmd.len() <= args.len(), "{} > {}", cmd.len(), args.len());
@@ -336,7 +375,7 @@ mod tests {
         let Ok(Some(Value::Array(a))) = p.next() else {
             panic!()
         };
-        assert_eq!(a.len(), 11);
+        assert_eq!(a.len(), 12);
         assert_eq!(a[1].bytes().map(<[u8]>::len), Some(40));
         assert_eq!(a[8], Value::Bulk(b"hello".to_vec()));
     }
@@ -350,23 +389,33 @@ mod tests {
             b(b"5-0"),
             b(b"1"),
             b(b"five"),
+            b(b"aa"),
             b(b"6-0"),
             b(b"2"),
             Value::TooLarge(1 << 30),
+            b(b"aa"),
             b(b"7-0"),
             b(b"3"),
             b(b"bad kind"),
+            b(b"aa"),
             b(b"8-0"),
             b(b"2"),
             b(b"\xff"),
+            b(b"bb"),
         ]);
         let h = history(reply).unwrap();
         assert_eq!((h.epoch, h.last, h.too_large, h.malformed), (77, 9, 1, 1));
+        let entry = |offset, kind, payload: &[u8], node: &[u8]| Entry {
+            offset,
+            kind,
+            payload: payload.to_vec(),
+            node: node.to_vec(),
+        };
         assert_eq!(
             h.entries,
             vec![
-                (5, MessageKind::Text, b"five".to_vec()),
-                (8, MessageKind::Binary, vec![0xff])
+                entry(5, MessageKind::Text, b"five", b"aa"),
+                entry(8, MessageKind::Binary, &[0xff], b"bb")
             ]
         );
         assert_eq!(history(Value::Array(vec![b(b"1")])), None);
@@ -376,16 +425,23 @@ mod tests {
     #[test]
     fn live_messages_parse_and_garbage_is_refused() {
         assert_eq!(
-            live(b"12 3 1\nhi there"),
-            Some((12, 3, MessageKind::Text, &b"hi there"[..]))
+            live(b"12 3 1 ab\nhi there"),
+            Some(Live {
+                epoch: 12,
+                offset: 3,
+                kind: MessageKind::Text,
+                node: b"ab",
+                payload: b"hi there"
+            })
         );
-        assert_eq!(live(b"12 3 2\n"), Some((12, 3, MessageKind::Binary, &b""[..])));
+        assert_eq!(live(b"12 3 2 ab\n").map(|l| l.payload.len()), Some(0));
         for bad in [
-            &b"12 3 1"[..],
-            b"x 3 1\nhi",
-            b"12 3 9\nhi",
-            b"12 3 1 4\nhi",
-            b"12 3 1\n\xff",
+            &b"12 3 1 ab"[..],
+            b"x 3 1 ab\nhi",
+            b"12 3 9 ab\nhi",
+            b"12 3 1\nhi",
+            b"12 3 1 ab 4\nhi",
+            b"12 3 1 ab\n\xff",
         ] {
             assert_eq!(live(bad), None, "{bad:?}");
         }

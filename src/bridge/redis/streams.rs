@@ -57,6 +57,8 @@ pub(crate) struct StreamSubscriber {
     pub(crate) sink: Arc<dyn HistorySink>,
     pub(crate) backoff: Backoff,
     pub(crate) epochs: Arc<Epochs>,
+    /// This node's id in hex, as its publishes carry it.
+    pub(crate) node: Vec<u8>,
 }
 
 /// One wanted topic.
@@ -403,7 +405,14 @@ impl StreamSubscriber {
             Value::TooLarge(_) => return count(&self.stats.dropped_too_large_in),
             _ => return count(&self.stats.dropped_malformed_in),
         };
-        let Some((epoch, offset, kind, payload)) = script::live(bytes) else {
+        let Some(script::Live {
+            epoch,
+            offset,
+            kind,
+            node,
+            payload,
+        }) = script::live(bytes)
+        else {
             return count(&self.stats.dropped_malformed_in);
         };
         let Some((known, last)) = t.known else {
@@ -422,9 +431,7 @@ impl StreamSubscriber {
             count(&self.stats.duplicates);
         } else if offset == last + 1 {
             t.known = Some((epoch, offset));
-            count(&self.stats.received);
-            self.sink
-                .publish_at(name, kind, payload, Position { epoch, offset });
+            self.hand_on(name, node, kind, payload, Position { epoch, offset });
         } else {
             count(&self.stats.gaps);
             t.read = Some(Range::From {
@@ -567,12 +574,14 @@ impl StreamSubscriber {
         match (range, t.known) {
             (Range::From { .. }, Some((epoch, mut last))) if epoch == h.epoch => {
                 let progressed = !h.entries.is_empty();
-                for (offset, kind, payload) in h.entries {
-                    if offset > last {
-                        last = offset;
-                        stats.received.fetch_add(1, Ordering::Relaxed);
-                        self.sink
-                            .publish_at(name, kind, &payload, Position { epoch, offset });
+                for e in h.entries {
+                    if e.offset > last {
+                        last = e.offset;
+                        let at = Position {
+                            epoch,
+                            offset: e.offset,
+                        };
+                        self.hand_on(name, &e.node, e.kind, &e.payload, at);
                     }
                 }
                 if h.last > last {
@@ -594,12 +603,35 @@ impl StreamSubscriber {
                     stats.epoch_changes.fetch_add(1, Ordering::Relaxed);
                     log::warn!("redis bridge: topic {name:?} has a new epoch in Redis: its history was lost");
                 }
-                let last = h.entries.last().map_or(0, |e| e.0).max(h.last);
+                let last = h.entries.last().map_or(0, |e| e.offset).max(h.last);
                 stats.history_loads.fetch_add(1, Ordering::Relaxed);
                 t.known = Some((h.epoch, last));
-                self.sink.history_load(name, h.epoch, h.entries);
+                let entries = h
+                    .entries
+                    .into_iter()
+                    .map(|e| (e.offset, e.kind, e.payload))
+                    .collect();
+                self.sink.history_load(name, h.epoch, entries);
             }
         }
+    }
+
+    /// Hands on the next message of `name`; skipped (counted an own echo) when this node
+    /// published it and its sink delivered it already.
+    fn hand_on(
+        &self,
+        name: &str,
+        node: &[u8],
+        kind: crate::proto::MessageKind,
+        payload: &[u8],
+        at: Position,
+    ) {
+        if node == self.node.as_slice() && self.sink.delivers_own() {
+            self.stats.own_echoes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.sink.publish_at(name, kind, payload, at);
     }
 
     /// The subscription connection to `node` failed: its topics wait for the back-off, then are
