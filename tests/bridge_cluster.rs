@@ -143,9 +143,16 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
         nodes.push((b, r));
     }
     for (b, r) in &nodes {
-        wait_for(Duration::from_secs(20), "every topic loaded", || {
-            r.loaded() == TOPICS && b.stats().snapshot().connected
-        });
+        let end = Instant::now() + Duration::from_secs(20);
+        while r.loaded() < TOPICS || !b.stats().snapshot().connected {
+            let s = b.stats().snapshot();
+            assert!(
+                Instant::now() < end,
+                "{} of {TOPICS} topics loaded: {s:?}",
+                r.loaded()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     let masters = cluster.masters();

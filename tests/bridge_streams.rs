@@ -285,6 +285,43 @@ fn streams_flushall_under_a_live_subscription_is_noticed_on_the_keepalive() {
     a.stop();
 }
 
+#[test]
+fn streams_history_that_went_backwards_gets_a_new_epoch() {
+    let redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "back:");
+    a.subscribe("t");
+    ready(&a, &ra, "t");
+    for i in 0..5 {
+        a.publish("t", MessageKind::Binary, &[i]);
+    }
+    wait_for(Duration::from_secs(10), "the messages", || {
+        ra.delivered("t").len() == 5
+    });
+    let first = ra.loads("t")[0].0;
+    // As after a failover that lost writes a node had seen: Redis's last offset is behind.
+    assert_eq!(
+        redis_command(redis.port, &["HSET", "back:{t}:m", "last", "2"]),
+        ":0"
+    );
+    wait_for(Duration::from_secs(10), "a new epoch", || {
+        ra.loads("t").iter().any(|l| l.0 != first)
+    });
+    let second = ra.loads("t").last().unwrap().0;
+    a.publish("t", MessageKind::Text, b"next");
+    wait_for(Duration::from_secs(10), "the next message", || {
+        ra.delivered("t").len() == 6
+    });
+    assert_eq!(
+        ra.delivered("t")[5].0,
+        Position {
+            epoch: second,
+            offset: 1
+        },
+        "no offset names two messages"
+    );
+    a.stop();
+}
+
 type Ws = tungstenite::WebSocket<std::net::TcpStream>;
 
 fn recv_text(ws: &mut Ws) -> String {

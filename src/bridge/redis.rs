@@ -1,27 +1,99 @@
-//! A [`Bridge`] through Redis pub/sub: several c10k nodes share their topics.
+//! A [`Bridge`] through Redis: several c10k nodes share their topics, in one of two modes.
+//!
+//! - **Pub/sub** ([`RedisBridge::new`], [`Mode::PubSub`]): fire and forget, at most once. Each
+//!   node delivers its own publishes at once and sends them to Redis; other nodes get them if
+//!   they are connected at that moment. Redis keeps nothing.
+//! - **Streams** ([`RedisBridge::streams`], [`Mode::Streams`]): Redis numbers each topic's
+//!   messages and keeps the newest ([`history_len`](RedisLimits::history_len)) in a stream, so
+//!   every node sees the same offsets in the same order, and a node that starts wanting a topic,
+//!   or comes back after a disconnection, loads what it missed. The bridge
+//!   [keeps history](Bridge::keeps_history): with [`ServerConfig::history`] on, a node delivers
+//!   even its own publishes only when they come back from Redis, with their offsets. On one
+//!   Redis (`redis://`) or a Redis Cluster (`redis-cluster://`).
 //!
 //! Each node runs two threads: a publisher, which sends every local publish to Redis (pipelined,
-//! up to 256 per round trip), and a subscriber, which holds one `SUBSCRIBE` connection,
-//! subscribes to a topic's channel while any shard of the node has a subscriber for it, and
-//! delivers what other nodes publish to the local subscribers
-//! ([`ServerHandle::publish_from_bridge`]).
+//! up to 256 per round trip), and a subscriber, which subscribes to a topic's channel while any
+//! shard of the node has a subscriber for it and hands what comes to the node.
+//!
+//! # Pub/sub mode
 //!
 //! A message travels as `node id (16 bytes) | kind (1 byte: 1 text, 2 binary) | payload` on the
-//! channel `prefix + topic`. A node drops what it published itself when Redis echoes it back: its
-//! own subscribers already got it directly, so no node delivers a message twice.
+//! channel `prefix + topic`, delivered with [`ServerHandle::publish_from_bridge`]. A node drops
+//! what it published itself when Redis echoes it back: its own subscribers already got it
+//! directly, so no node delivers a message twice.
+//!
+//! # Streams mode
+//!
+//! A topic's keys and channel share a hash tag, so they live in one cluster slot:
+//!
+//! | what | name | holds |
+//! |---|---|---|
+//! | stream | `PREFIX{TAG}:s` | the newest messages, the entry id `OFFSET-0`, fields `k` (kind), `p` (payload), `n` (node) |
+//! | meta hash | `PREFIX{TAG}:m` | `epoch` (random u64, made when the hash has none), `last` (the last offset) |
+//! | live channel | `PREFIX{TAG}` | `EPOCH OFFSET KIND NODE\n` + payload, for each message |
+//!
+//! `TAG` is the topic with `%` written `%25` and `}` written `%7D` (the empty topic: `%`), so that
+//! Redis's hash tag (the bytes between the first `{` and the next `}`) is the whole topic, never
+//! empty, and no two topics share a name; the prefix may hold no brace.
+//!
+//! Publishing is one Lua script (`EVALSHA`; `SCRIPT LOAD` on each new connection and after a
+//! `NOSCRIPT`): it makes the epoch if there is none (a random candidate from the caller, and an
+//! empty stream), increments `last`, `XADD`s the message with the id `last-0` trimmed with
+//! `MAXLEN ~ history_len`, and `PUBLISH`es it (`SPUBLISH` on a cluster) on the live channel; all
+//! at once, so a message is in the stream exactly when it is on the channel. Another script reads
+//! a topic: its epoch, `last`, and entries (the newest, or from an offset), bounded in count and
+//! in bytes by the script itself and again by the reader.
+//!
+//! The subscriber subscribes to a topic's live channel, and once Redis confirms, reads the topic:
+//! the newest entries, handed to [`ServerHandle::history_load`], or (if it knew the topic before,
+//! e.g. after a reconnection) what came after its last offset, each handed to
+//! [`ServerHandle::publish_at`]. Then each live message is handed on when its offset is the next;
+//! one it has is skipped ([`duplicates`](BridgeStats::duplicates)), one past a gap
+//! ([`gaps`](BridgeStats::gaps)) or in another epoch makes it read the topic again first. Every
+//! keepalive interval it also reads up to 64 topics from their last offset, which catches an
+//! epoch changed under a live subscription (a `FLUSHALL`) and messages the channel lost. A topic
+//! no longer wanted is unsubscribed and [`ServerHandle::history_drop`]ped. A server without
+//! history on delivered its own publishes itself: the bridge skips those
+//! ([`own_echoes`](BridgeStats::own_echoes)). [`RedisBridge::start_with`] hands all this to any
+//! [`HistorySink`] instead of a server.
+//!
+//! A new epoch means Redis lost the topic (restarted without persistence, flushed, or the keys
+//! expired or were deleted): the node's followers are told their history was lost
+//! ([`epoch_changes`](BridgeStats::epoch_changes)). A history that went backwards under the same
+//! epoch (a failover that lost writes some node had seen: `last` below what the node knew) gets a
+//! new epoch too, made by the read script, so an offset never names two messages.
+//!
+//! # Redis Cluster
+//!
+//! `redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]` (streams mode only): the nodes to
+//! ask for the slot map first (`CLUSTER SLOTS`; any one that answers will do). Commands go to the
+//! master of the topic's slot, each over one connection per master; `-MOVED` refreshes the map
+//! and follows, `-ASK` sends `ASKING` and follows, and a connection that fails marks the map
+//! stale, so the next command asks any known node again (at most every 100 ms): once the cluster
+//! has promoted a replica, the map names it. Live channels are sharded (`SSUBSCRIBE`, one command
+//! per slot; `SPUBLISH` in the script), one subscription connection per master holding its
+//! slots' channels. A subscription connection that fails, an error on it, or a `sunsubscribe`
+//! the bridge did not ask for (the slot moved) subscribes its topics again where the refreshed
+//! map says, after the back-off, and reads each from its last offset once confirmed.
 //!
 //! # What is bounded, and the answer past each bound
 //!
 //! Redis, and a node's own publishers, are peers: nothing between them and the shards grows
 //! without bound, and everything dropped is counted in [`BridgeStats`]. The knobs are the fields
-//! of [`RedisLimits`], given when the bridge is made ([`RedisBridge::with_limits`]).
+//! of [`RedisLimits`], given when the bridge is made ([`RedisBridge::with_limits`],
+//! [`RedisBridge::with_mode`]).
 //!
 //! | what | bound (default) | past it |
 //! |---|---|---|
 //! | publish queue (local publishes on their way to Redis, queued or being sent) | [`max_queued_messages`](RedisLimits::max_queued_messages) (8192) and [`max_queued_bytes`](RedisLimits::max_queued_bytes) (32 MiB) | the publish is dropped: [`dropped_queue_full`](BridgeStats::dropped_queue_full) |
 //! | a local publish | [`max_message_size`](RedisLimits::max_message_size) (the server's, 16 MiB by default) | dropped before it is copied: [`dropped_too_large_out`](BridgeStats::dropped_too_large_out) |
-//! | a message from Redis | `max_message_size` + 17 (its envelope) | skipped as it arrives, never buffered: [`dropped_too_large_in`](BridgeStats::dropped_too_large_in) |
+//! | a message from Redis | `max_message_size` + 17 (pub/sub envelope) or + 77 (streams header) | skipped as it arrives, never buffered: [`dropped_too_large_in`](BridgeStats::dropped_too_large_in) (streams: the follower sees a gap) |
 //! | a reply line, an array from Redis | 4 KiB, 64 elements, nested 4 deep | the connection is dropped and made again |
+//! | streams: messages kept per topic in Redis, and read at once | [`history_len`](RedisLimits::history_len) (1000; `MAXLEN ~`, so Redis may keep a few more) | older ones are trimmed in Redis; a read brings the newest `history_len` |
+//! | streams: one read of a topic's history | `3 * history_len + 2` elements; [`max_history_bytes`](RedisLimits::max_history_bytes) (16 MiB, at least `max_message_size`) of payload, cut by the script; the reply at most that + 64 B per entry + 1 MiB | older entries left out of a load (the follower sees the gap); a larger reply drops the connection |
+//! | streams: reads in flight at once | 64 MiB over the bytes of one read (4 by default), at least 1 | the others wait for the next round |
+//! | streams: topics checked per keepalive | 64 | the others on later rounds |
+//! | cluster: the slot map | 16384 ranges | refused as malformed; the last good map stays |
 //! | connecting | [`connect_timeout`](RedisLimits::connect_timeout) (1 s) | the attempt fails; next one after the back-off |
 //! | a write to Redis, a reply from it | [`io_timeout`](RedisLimits::io_timeout) (2 s) | the connection is dropped ([`timeouts`](BridgeStats::timeouts)); a batch's unanswered publishes are [`publishes_lost`](BridgeStats::publishes_lost) |
 //! | a quiet subscription | a `PING` after [`keepalive`](RedisLimits::keepalive) (2 s) of silence | unanswered within `io_timeout`: dropped as above |
@@ -30,76 +102,78 @@
 //! [`Bridge::publish`] runs on shard threads and never waits for Redis: it checks the size,
 //! reserves room in the queue (a short lock, never held during I/O), and copies the message
 //! only if it fits. Delivery from Redis goes straight from the subscriber thread to the shards'
-//! inboxes, with no queue between; the subscriber's own buffer holds at most one message.
+//! inboxes, with no queue between; the subscriber holds at most one live message, or one round
+//! of reads, at a time.
 //!
 //! # Failures
 //!
-//! Delivery across nodes is **at most once**. While Redis is unreachable, hung or too slow,
-//! local publishes are dropped ([`BridgeStats::publishes_lost`], or `dropped_queue_full` while a
-//! batch waits for its replies) and what other nodes publish meanwhile is not seen. A hung Redis
-//! (accepts, never answers; or a stopped process) never blocks a shard: the publisher gives up
-//! on a batch after the I/O timeout, the subscriber notices within keepalive + I/O timeout, and
-//! both connect again with back-off; the subscriber then subscribes again to every wanted topic.
-//! A slow reply is not a dead connection: the subscriber waits for messages in short slices
-//! (20 ms, to pick up subscription changes) and drops the connection only when Redis has sent
-//! nothing for the I/O timeout while a reply is due. The back-off is reset only once Redis has
-//! answered on a connection, so a Redis that accepts and closes cannot make the bridge reconnect
-//! in a loop. Within a node, delivery does not depend on Redis.
+//! In pub/sub mode, delivery across nodes is **at most once**. While Redis is unreachable, hung
+//! or too slow, local publishes are dropped ([`BridgeStats::publishes_lost`], or
+//! `dropped_queue_full` while a batch waits for its replies) and what other nodes publish
+//! meanwhile is not seen.
+//!
+//! In streams mode, a publish that Redis took (it has an offset) reaches every node that follows
+//! the topic **exactly once and in offset order**, while Redis keeps it (within `history_len`):
+//! a node that was disconnected reads what it missed when it subscribes again. Past that, the
+//! follower sees a gap or a new epoch, never a silent loss. Publishes are still at most once on
+//! their way in: one that Redis did not answer in time is counted lost (Redis may have run it:
+//! it is then delivered, with its offset, though counted lost). On a cluster, a failover may lose
+//! writes Redis acknowledged (replication is asynchronous): a node that had seen them gets a new
+//! epoch; one that had not sees them never happened.
+//!
+//! In both modes a hung Redis (accepts, never answers; or a stopped process) never blocks a
+//! shard: the publisher gives up on a batch after the I/O timeout, the subscriber notices within
+//! keepalive + I/O timeout, and both connect again with back-off; the subscriber then subscribes
+//! again to every wanted topic. A slow reply is not a dead connection: the subscriber waits for
+//! messages in short slices (20 ms, to pick up subscription changes) and drops the connection
+//! only when Redis has sent nothing for the I/O timeout while a reply is due. The back-off is
+//! reset only once Redis has answered on a connection, so a Redis that accepts and closes cannot
+//! make the bridge reconnect in a loop. Within a node, delivery in pub/sub mode does not depend
+//! on Redis; in streams mode with history on it does (a publish is delivered when Redis hands it
+//! back).
 //!
 //! URLs: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`AUTH` is sent when there is a password;
-//! the database number is ignored, as pub/sub channels are the same in all). TLS and Unix
-//! sockets are not supported.
+//! the database number is ignored, as pub/sub channels are the same in all) and, in streams mode,
+//! `redis-cluster://...` as above. TLS and Unix sockets are not supported.
+//!
+//! [`ServerConfig::history`]: crate::ServerConfig::history
 
 mod backoff;
 mod envelope;
 mod keys;
+mod limits;
 mod link;
 mod publisher;
 mod queue;
 mod resp;
 mod router;
 mod script;
+mod stats;
 mod stream_pub;
 mod streams;
 mod subscriber;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use self::backoff::Backoff;
 use self::keys::{Epochs, TopicKeys};
+pub use self::limits::{
+    DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HISTORY_LEN,
+    DEFAULT_IO_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_HISTORY_BYTES, DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_MESSAGES, DEFAULT_PREFIX, RedisLimits,
+};
 use self::link::Target;
 use self::publisher::Publisher;
 use self::queue::{PublishQueue, Refused};
 use self::router::Router;
+pub use self::stats::{BridgeCounts, BridgeStats};
 use self::stream_pub::StreamPublisher;
 use self::streams::StreamSubscriber;
 use self::subscriber::{Subscriber, Wanted};
-use crate::engine::{Bridge, Position, ServerConfig, ServerHandle};
+use crate::engine::{Bridge, Position, ServerHandle};
 use crate::proto::MessageKind;
-
-/// Default prefix of the Redis channels.
-pub const DEFAULT_PREFIX: &str = "c10k:";
-/// Default bound on the messages in the publish queue.
-pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 8192;
-/// Default bound on the bytes in the publish queue (encoded commands).
-pub const DEFAULT_MAX_QUEUED_BYTES: usize = 32 << 20;
-/// Default time allowed to open a TCP connection to Redis.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Default time allowed for a write to Redis, or for its reply.
-pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default silence on the subscription after which the subscriber pings Redis.
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(2);
-/// Default first wait before connecting again.
-pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Default longest wait before connecting again.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Default number of messages kept per topic in Redis in streams mode (`XADD MAXLEN ~`), and
-/// read at most when a node loads a topic's history.
-pub const DEFAULT_HISTORY_LEN: usize = 1000;
-/// Default bound on the payload bytes of one read of a topic's history in streams mode.
-pub const DEFAULT_MAX_HISTORY_BYTES: usize = 64 << 20;
 
 /// How a [`RedisBridge`] shares topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,232 +184,6 @@ pub enum Mode {
     /// Redis Streams: each topic's messages ordered and numbered in Redis, with a bounded
     /// history there; every node delivers every message (its own too) in that order.
     Streams,
-}
-
-/// The bridge's bounds and timeouts (the module docs say what happens past each).
-///
-/// Start from [`RedisLimits::for_server`] (or [`Default`]) and set what you need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisLimits {
-    /// The largest payload sent or delivered; larger ones are dropped and counted. Give it the
-    /// server's `protocol.max_message_size`.
-    pub max_message_size: usize,
-    /// The most local publishes queued for Redis or being sent.
-    pub max_queued_messages: usize,
-    /// The most bytes (encoded `PUBLISH` commands) queued for Redis or being sent.
-    pub max_queued_bytes: usize,
-    /// Time allowed to open a connection (per address of the host).
-    pub connect_timeout: Duration,
-    /// Time allowed for a write to finish, and for Redis to answer (for a batch of publishes:
-    /// all its replies; for a subscription: any byte while a reply is due).
-    pub io_timeout: Duration,
-    /// Silence on the subscription after which the subscriber sends a `PING`.
-    pub keepalive: Duration,
-    /// The first wait before connecting again after a failure.
-    pub backoff_min: Duration,
-    /// The longest wait before connecting again.
-    pub backoff_max: Duration,
-    /// Streams mode: messages kept per topic in Redis (`XADD ... MAXLEN ~`, so a few more may
-    /// stay), and read at most when a node loads a topic's history or catches up.
-    pub history_len: usize,
-    /// Streams mode: payload bytes one read of a topic's history brings at most (never less
-    /// than one message of `max_message_size`); older entries past it are not loaded.
-    pub max_history_bytes: usize,
-}
-
-impl Default for RedisLimits {
-    fn default() -> Self {
-        Self {
-            max_message_size: crate::proto::Config::default().max_message_size,
-            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            io_timeout: DEFAULT_IO_TIMEOUT,
-            keepalive: DEFAULT_KEEPALIVE,
-            backoff_min: DEFAULT_BACKOFF_MIN,
-            backoff_max: DEFAULT_BACKOFF_MAX,
-            history_len: DEFAULT_HISTORY_LEN,
-            max_history_bytes: DEFAULT_MAX_HISTORY_BYTES,
-        }
-    }
-}
-
-impl RedisLimits {
-    /// The defaults, with the message size limit of the server `config`.
-    pub fn for_server(config: &ServerConfig) -> Self {
-        Self {
-            max_message_size: config.protocol.max_message_size,
-            ..Self::default()
-        }
-    }
-
-    /// The payload bytes one read of a history brings at most.
-    pub(crate) fn history_bytes(&self) -> usize {
-        self.max_history_bytes.max(self.max_message_size)
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.history_len == 0 {
-            return Err("Redis bridge: history_len must be at least 1".to_owned());
-        }
-        for (name, d) in [
-            ("connect_timeout", self.connect_timeout),
-            ("io_timeout", self.io_timeout),
-            ("keepalive", self.keepalive),
-            ("backoff_min", self.backoff_min),
-        ] {
-            if d.is_zero() {
-                return Err(format!("Redis bridge: {name} must be longer than zero"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Counters of a bridge, updated as it works (read them with [`snapshot`](Self::snapshot) or
-/// field by field).
-#[derive(Debug, Default)]
-pub struct BridgeStats {
-    /// Local publishes that Redis took (answered).
-    pub publishes_sent: AtomicU64,
-    /// Local publishes dropped because Redis was unreachable, did not answer within the I/O
-    /// timeout, or refused them.
-    pub publishes_lost: AtomicU64,
-    /// Local publishes dropped because the publish queue was full (messages or bytes).
-    pub dropped_queue_full: AtomicU64,
-    /// Local publishes dropped because their payload exceeded `max_message_size`.
-    pub dropped_too_large_out: AtomicU64,
-    /// Messages from other nodes delivered locally.
-    pub received: AtomicU64,
-    /// Messages from Redis dropped because they exceeded `max_message_size` (never buffered).
-    pub dropped_too_large_in: AtomicU64,
-    /// Messages from Redis dropped because they were not a c10k envelope on a prefixed channel.
-    pub dropped_malformed_in: AtomicU64,
-    /// Messages of this node that Redis echoed back (dropped: delivered locally already).
-    pub own_echoes: AtomicU64,
-    /// Connections tried again after a failure (either thread).
-    pub reconnects: AtomicU64,
-    /// Connections given up because Redis did not connect, take writes or answer in time.
-    pub timeouts: AtomicU64,
-    /// Local publishes queued or being sent now.
-    pub queue_depth: AtomicU64,
-    /// Bytes of the publish queue now.
-    pub queue_bytes: AtomicU64,
-    /// The most messages the publish queue ever held.
-    pub queue_peak: AtomicU64,
-    /// The most bytes the publish queue ever held.
-    pub queue_peak_bytes: AtomicU64,
-    /// Streams mode: live messages skipped because the node had them already.
-    pub duplicates: AtomicU64,
-    /// Streams mode: live messages that came after a gap (the topic was read to fill it).
-    pub gaps: AtomicU64,
-    /// Streams mode: histories loaded (a topic newly wanted, or found in a new epoch).
-    pub history_loads: AtomicU64,
-    /// Streams mode: topics found in a new epoch in Redis (their history there was lost).
-    pub epoch_changes: AtomicU64,
-    /// Whether the subscription connection is up and Redis has answered on it (streams mode:
-    /// every subscription connection, and every wanted topic is subscribed).
-    pub connected: AtomicBool,
-}
-
-/// The counters of a bridge at one moment (see [`BridgeStats`] for each field).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BridgeCounts {
-    /// Local publishes that Redis took.
-    pub publishes_sent: u64,
-    /// Local publishes lost: Redis unreachable, too slow, or refusing.
-    pub publishes_lost: u64,
-    /// Local publishes dropped: the publish queue was full.
-    pub dropped_queue_full: u64,
-    /// Local publishes dropped: larger than `max_message_size`.
-    pub dropped_too_large_out: u64,
-    /// Messages from other nodes delivered locally.
-    pub received: u64,
-    /// Messages from Redis dropped: larger than `max_message_size`.
-    pub dropped_too_large_in: u64,
-    /// Messages from Redis dropped: not a c10k envelope.
-    pub dropped_malformed_in: u64,
-    /// This node's messages echoed back by Redis (dropped).
-    pub own_echoes: u64,
-    /// Connections tried again after a failure.
-    pub reconnects: u64,
-    /// Connections given up for want of an answer in time.
-    pub timeouts: u64,
-    /// Publishes queued or being sent.
-    pub queue_depth: u64,
-    /// Bytes queued or being sent.
-    pub queue_bytes: u64,
-    /// The most publishes the queue ever held.
-    pub queue_peak: u64,
-    /// The most bytes the queue ever held.
-    pub queue_peak_bytes: u64,
-    /// Live messages skipped: had already.
-    pub duplicates: u64,
-    /// Live messages after a gap.
-    pub gaps: u64,
-    /// Histories loaded.
-    pub history_loads: u64,
-    /// Topics found in a new epoch.
-    pub epoch_changes: u64,
-    /// Whether the subscription is up and answered.
-    pub connected: bool,
-}
-
-impl BridgeStats {
-    /// Every counter, read now.
-    pub fn snapshot(&self) -> BridgeCounts {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        BridgeCounts {
-            publishes_sent: r(&self.publishes_sent),
-            publishes_lost: r(&self.publishes_lost),
-            dropped_queue_full: r(&self.dropped_queue_full),
-            dropped_too_large_out: r(&self.dropped_too_large_out),
-            received: r(&self.received),
-            dropped_too_large_in: r(&self.dropped_too_large_in),
-            dropped_malformed_in: r(&self.dropped_malformed_in),
-            own_echoes: r(&self.own_echoes),
-            reconnects: r(&self.reconnects),
-            timeouts: r(&self.timeouts),
-            queue_depth: r(&self.queue_depth),
-            queue_bytes: r(&self.queue_bytes),
-            queue_peak: r(&self.queue_peak),
-            queue_peak_bytes: r(&self.queue_peak_bytes),
-            duplicates: r(&self.duplicates),
-            gaps: r(&self.gaps),
-            history_loads: r(&self.history_loads),
-            epoch_changes: r(&self.epoch_changes),
-            connected: self.connected.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl BridgeCounts {
-    /// The counters as `name value` pairs, in the order of the fields (for logs and exports).
-    pub fn pairs(&self) -> [(&'static str, u64); 19] {
-        [
-            ("publishes_sent", self.publishes_sent),
-            ("publishes_lost", self.publishes_lost),
-            ("dropped_queue_full", self.dropped_queue_full),
-            ("dropped_too_large_out", self.dropped_too_large_out),
-            ("received", self.received),
-            ("dropped_too_large_in", self.dropped_too_large_in),
-            ("dropped_malformed_in", self.dropped_malformed_in),
-            ("own_echoes", self.own_echoes),
-            ("reconnects", self.reconnects),
-            ("timeouts", self.timeouts),
-            ("queue_depth", self.queue_depth),
-            ("queue_bytes", self.queue_bytes),
-            ("queue_peak", self.queue_peak),
-            ("queue_peak_bytes", self.queue_peak_bytes),
-            ("duplicates", self.duplicates),
-            ("gaps", self.gaps),
-            ("history_loads", self.history_loads),
-            ("epoch_changes", self.epoch_changes),
-            ("connected", u64::from(self.connected)),
-        ]
-    }
 }
 
 /// Where a bridge in streams mode hands what it reads from Redis: a server
@@ -654,7 +502,10 @@ impl Bridge for RedisBridge {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::engine::ServerConfig;
 
     fn bridge(limits: RedisLimits) -> Arc<RedisBridge> {
         RedisBridge::with_limits("redis://127.0.0.1:1", DEFAULT_PREFIX, limits).unwrap()

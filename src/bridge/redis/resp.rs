@@ -308,7 +308,8 @@ pub(crate) fn bulk_overhead(len: usize) -> usize {
     1 + decimal_len(len) + 2 + 2
 }
 
-fn decimal_len(mut n: usize) -> usize {
+/// The digits of `n` in decimal.
+pub(crate) fn decimal_len(mut n: usize) -> usize {
     let mut digits = 1;
     while n >= 10 {
         n /= 10;

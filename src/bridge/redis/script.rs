@@ -9,7 +9,8 @@
 //! - [`PUBLISH`]: increments `last`, `XADD`s the message (fields `k` kind, `p` payload, `n` the
 //!   publishing node's id) with the id `last-0` (the stream ids are the offsets), trimmed with
 //!   `MAXLEN ~`, and publishes it on the live channel (`PUBLISH`, or `SPUBLISH` on a cluster) as
-//!   `EPOCH OFFSET KIND NODE\n` + payload. Returns the offset.
+//!   `EPOCH OFFSET KIND NODE\n` + payload. Returns the offset. A stream that is ahead of its
+//!   meta hash (its keys were changed by hand) or is not a stream gets a new epoch.
 //! - [`READ`]: the epoch, `last`, and entries as flat `id kind payload node` fours: the newest
 //!   `count` (in order) when `from` is 0, else those from `from` to `to` (`+`: the end); in both
 //!   cases only as many as fit `max bytes` of payload. Given the epoch and `last` the caller knew,
@@ -37,9 +38,17 @@ if not epoch then
 end
 local off = redis.call('HINCRBY', KEYS[1], 'last', 1)
 local id = string.format('%d', off)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'k', ARGV[3], 'p', ARGV[4], 'n', ARGV[7])
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'k', ARGV[3], 'p', ARGV[4], 'n', ARGV[7])
+if type(added) == 'table' and added.err then
+  -- The stream is ahead of the meta hash, or not a stream: a new epoch, from this message.
+  epoch = ARGV[1]
+  id = '1'
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'last', 1)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '1-0', 'k', ARGV[3], 'p', ARGV[4], 'n', ARGV[7])
+end
 redis.call(ARGV[6], ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[3] .. ' ' .. ARGV[7] .. '\n' .. ARGV[4])
-return off
+return tonumber(id)
 ";
 
 /// Reads a topic's epoch, last offset and entries (see the module docs).
@@ -168,17 +177,17 @@ impl PublishArgs<'_> {
         cmd
     }
 
-    /// The length of [`encode`](Self::encode)'s command, without making it (an epoch and a
-    /// MAXLEN take at most 20 digits each: a bound, not the exact length).
+    /// The length of [`encode`](Self::encode)'s command, without making it.
     pub(crate) fn len(&self) -> usize {
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
         let lens = [
             7,
             self.sha.len(),
             1,
             self.meta.len(),
             self.stream.len(),
-            20,
-            20,
+            digits(self.epoch),
+            resp::decimal_len(self.maxlen),
             1,
             self.payload.len(),
             self.channel.len(),
@@ -369,7 +378,7 @@ mod tests {
             node: &[b'f'; 32],
         };
         let cmd = args.encode();
-        assert!(cmd.len() <= args.len(), "{} > {}", cmd.len(), args.len());
+        assert_eq!(cmd.len(), args.len(), "the queue counts what it holds");
         let mut p = Parser::new(100);
         p.feed(&cmd);
         let Ok(Some(Value::Array(a))) = p.next() else {

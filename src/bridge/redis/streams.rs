@@ -41,6 +41,9 @@ use crate::engine::Position;
 pub(crate) const CHECKS_PER_ROUND: usize = 64;
 /// Reads sent in one round (one pipeline per node) at most.
 const READS_PER_ROUND: usize = 64;
+/// Bytes of history the replies of one round may hold in all: a round sends at most this over
+/// the bytes one read may bring (`RedisLimits::max_history_bytes`), at least one read.
+pub(crate) const ROUND_BYTES: usize = 64 << 20;
 /// Channels named in one `SUBSCRIBE` at most.
 const CHANNELS_PER_COMMAND: usize = 64;
 /// Replies a subscription connection waits for at most, beyond one per topic it holds.
@@ -297,7 +300,13 @@ impl StreamSubscriber {
     /// Reads what the subscription connections sent, a short wait on each.
     fn poll(&mut self, st: &mut State) {
         let nodes: Vec<String> = st.conns.keys().cloned().collect();
-        let wait = (POLL / u32::try_from(nodes.len()).unwrap_or(u32::MAX)).max(Duration::from_millis(1));
+        let reading =
+            st.topics.values().any(|t| t.confirmed && t.read.is_some()) && Instant::now() >= st.read_at;
+        let wait = if reading {
+            Duration::ZERO
+        } else {
+            (POLL / u32::try_from(nodes.len()).unwrap_or(u32::MAX)).max(Duration::from_millis(1))
+        };
         for node in nodes {
             // Everything already buffered, then one wait.
             let mut waited = false;
@@ -421,8 +430,9 @@ impl StreamSubscriber {
         if !t.confirmed || t.read.is_some() {
             return;
         }
-        if payload.len() > self.limits.max_message_size {
-            t.known = Some((known, last.max(offset)));
+        if payload.len() > self.limits.max_message_size && epoch == known && offset == last + 1 {
+            // Skipped: the follower sees a gap of one.
+            t.known = Some((known, offset));
             return count(&self.stats.dropped_too_large_in);
         }
         if epoch != known {
@@ -472,7 +482,7 @@ impl StreamSubscriber {
         for (node, e) in dead {
             self.conn_failed(st, &node, &e);
         }
-        if now.duration_since(st.checked) < keepalive {
+        if now.duration_since(st.checked) < keepalive || st.topics.values().any(|t| t.read.is_some()) {
             return;
         }
         st.checked = now;
@@ -507,11 +517,17 @@ impl StreamSubscriber {
         if now < st.read_at {
             return;
         }
-        let due: Vec<(String, Range)> = st
+        // Loads first (a topic the node knows nothing of yet), then the rest.
+        let mut due: Vec<(bool, String, Range)> = st
             .topics
             .iter()
-            .filter_map(|(n, t)| Some((n.clone(), t.read.filter(|_| t.confirmed)?)))
-            .take(READS_PER_ROUND)
+            .filter_map(|(n, t)| Some((t.known.is_some(), n.clone(), t.read.filter(|_| t.confirmed)?)))
+            .collect();
+        due.sort_unstable_by_key(|d| d.0);
+        let due: Vec<(String, Range)> = due
+            .into_iter()
+            .take((ROUND_BYTES / self.limits.history_bytes()).clamp(1, READS_PER_ROUND))
+            .map(|d| (d.1, d.2))
             .collect();
         if due.is_empty() {
             return;
