@@ -355,6 +355,7 @@ fn server(url: &str, prefix: &str, history: bool) -> (c10k::ServerHandle, Arc<Re
     let mut config = ServerConfig::default();
     config.shards = 2;
     config.ping_interval = None;
+    config.drain_timeout = Duration::from_millis(200);
     config.history = history.then(HistoryConfig::default);
     config.bridge = Some(b.clone());
     (common::start(config, |_| follow::Topics), b)

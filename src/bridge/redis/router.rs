@@ -12,7 +12,7 @@
 //! cluster has promoted a replica, the map names it.
 //!
 //! Every read and write is bounded by the I/O timeout, every reply by the parser's bounds (the
-//! largest is a topic's history: `3 * history_len + 2` elements, `max_history_bytes` of
+//! largest is a topic's history: `4 * history_len + 2` elements, `max_history_bytes` of
 //! payload), the slot map by [`MAX_RANGES`] ranges.
 
 use std::collections::HashMap;
@@ -47,9 +47,9 @@ impl ReplyBounds {
         let history = limits.history_bytes();
         Self {
             max_bulk: limits.max_message_size.max(64),
-            max_array: (limits.history_len.saturating_mul(3).saturating_add(2)).max(MAX_RANGES),
+            max_array: (limits.history_len.saturating_mul(4).saturating_add(2)).max(MAX_RANGES),
             max_reply: history
-                .saturating_add(limits.history_len.saturating_mul(64))
+                .saturating_add(limits.history_len.saturating_mul(128))
                 .saturating_add(1 << 20),
         }
     }
@@ -397,6 +397,22 @@ fn asked_host(t: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_of_a_whole_history_fits_the_reply_bounds() {
+        let limits = RedisLimits {
+            history_len: 5000,
+            max_message_size: 1000,
+            max_history_bytes: 1 << 20,
+            ..RedisLimits::default()
+        };
+        let b = ReplyBounds::of(&limits);
+        // Four elements per entry, and the epoch and the last offset.
+        assert!(b.max_array >= 4 * 5000 + 2);
+        // Every entry's id, kind and node beside its payload.
+        assert!(b.max_reply >= (1 << 20) + 5000 * (22 + 1 + 32));
+        assert_eq!(b.max_bulk, 1000);
+    }
 
     #[test]
     fn redirections_and_slot_maps_parse() {

@@ -139,9 +139,14 @@ impl StreamSubscriber {
             }
             self.keepalive(&mut st);
             self.read(&mut st);
-            let up = !st.conns.is_empty()
-                && st.conns.values().all(|c| c.answered)
-                && st.topics.values().all(|t| t.confirmed);
+            let up = if self.cluster && st.topics.is_empty() {
+                // No subscription to hold: up when the cluster's map is known.
+                st.router.owner(0).is_some()
+            } else {
+                !st.conns.is_empty()
+                    && st.conns.values().all(|c| c.answered)
+                    && st.topics.values().all(|t| t.confirmed)
+            };
             self.stats.connected.store(up, Ordering::Relaxed);
         }
         self.stats.connected.store(false, Ordering::Relaxed);
