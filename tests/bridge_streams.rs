@@ -322,6 +322,50 @@ fn streams_history_that_went_backwards_gets_a_new_epoch() {
     a.stop();
 }
 
+#[test]
+fn streams_hung_redis_never_blocks_a_publisher_and_the_queue_stays_bounded() {
+    // A Redis that accepts and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mut limits = fast_limits();
+    limits.max_queued_messages = 64;
+    limits.io_timeout = Duration::from_millis(300);
+    let b = RedisBridge::with_mode(Mode::Streams, &url, "hung:", limits).unwrap();
+    let r = Arc::new(Recorder::default());
+    b.start_with(r.clone());
+    b.subscribe("t");
+    const N: u64 = 2000;
+    let started = Instant::now();
+    for i in 0..N {
+        b.publish("t", MessageKind::Text, format!("m{i}").as_bytes());
+    }
+    // Publishing only queues (or drops): it never waits for Redis.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_for(Duration::from_secs(10), "every publish accounted for", || {
+        let s = b.stats().snapshot();
+        s.queue_depth == 0 && s.publishes_lost + s.dropped_queue_full == N
+    });
+    let s = b.stats().snapshot();
+    assert!(s.queue_peak <= 64, "{s:?}");
+    assert_eq!(s.publishes_sent, 0, "{s:?}");
+    wait_for(Duration::from_secs(10), "the silence noticed", || {
+        b.stats().snapshot().timeouts >= 2
+    });
+    assert!(!b.stats().snapshot().connected);
+    assert!(r.events().is_empty(), "nothing handed on");
+    b.stop();
+}
+
 type Ws = tungstenite::WebSocket<std::net::TcpStream>;
 
 fn recv_text(ws: &mut Ws) -> String {

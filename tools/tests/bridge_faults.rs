@@ -3,8 +3,8 @@
 //! command 100 ms late, and payloads past the message size limit in both directions.
 //!
 //! The servers run in this process (the bridge's counters are read directly), except the last
-//! test, which runs `c10k serve --redis` and reads the counters that SIGUSR1 prints. Every wait
-//! is bounded, and so is every loop.
+//! tests, which run `c10k serve --redis` (pub/sub, then streams mode: two processes share one
+//! order) and read the counters that SIGUSR1 prints. Every wait is bounded, and so is every loop.
 
 #[path = "common/procs.rs"]
 mod procs;
@@ -566,4 +566,52 @@ fn serve_gives_the_bridge_its_message_limit_and_prints_its_counters_on_sigusr1()
     assert!(st.0.contains("\"bridge\":{"), "{}", st.0);
     assert_eq!(st.get("received"), 1, "{}", st.0);
     assert_eq!(st.get("connected"), 1, "{}", st.0);
+}
+
+#[test]
+fn serve_redis_streams_gives_two_processes_one_order() {
+    let Some(bin) = tool("redis-server") else {
+        return;
+    };
+    let (_redis, port) = redis_server(&bin);
+    let url = format!("redis://127.0.0.1:{port}");
+    let args = [
+        "-q",
+        "--mode",
+        "pubsub",
+        "--shards",
+        "1",
+        "--redis",
+        &url,
+        "--redis-streams",
+    ];
+    let nodes = [Serve::start(&args), Serve::start(&args)];
+    let mut subs: Vec<Client> = nodes.iter().map(|n| client(n.addr)).collect();
+    for s in &mut subs {
+        command(s, "sub t");
+    }
+    // Each node subscribed in Redis and loaded the topic (empty) before anything is published.
+    for n in &nodes {
+        n.wait_stats(Duration::from_secs(10), |s| {
+            s.get("history_loads") == 1 && s.get("connected") == 1
+        });
+    }
+    let mut pubs: Vec<Client> = nodes.iter().map(|n| client(n.addr)).collect();
+    const N: usize = 50;
+    for i in 0..N {
+        pubs[i % 2].send_text(&format!("pub t {i}")).unwrap();
+    }
+    let seen: Vec<Vec<String>> = subs
+        .iter_mut()
+        .map(|s| {
+            (0..N)
+                .map(|_| recv_text(s, Duration::from_secs(10)).expect("every message"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(seen[0], seen[1], "one order on both processes");
+    let mut all = seen[0].clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), N, "each message once");
 }
