@@ -143,7 +143,6 @@ pub mod bridge;
 pub mod client;
 mod engine;
 pub mod handover;
-mod history;
 pub mod ops;
 mod server;
 #[cfg(feature = "testing")]
@@ -160,7 +159,6 @@ pub use engine::{
     HttpResponse, MemoryStats, Receipt, RejectReason, RoomFor, RttHistogram, SendError, ServerConfig,
     ServerHandle, Stats, TimerId, TlsFailure, close_code_bucket, default_memory_budget,
 };
-pub use history::{HistoryConfig, Position, Resume, Since};
 pub use server::Server;
 
 /// The README's examples, compiled by `cargo test --doc` so that they stay true.

@@ -93,8 +93,6 @@ pub struct ServerConfig {
     ///
     /// [`Ctx::subscribe`]: crate::Ctx::subscribe
     pub max_topics: usize,
-    /// Per-topic offsets and history (off: None).
-    pub history: Option<crate::HistoryConfig>,
     /// Bytes of commands other threads may queue for one shard (messages to send, publishes,
     /// decisions); past it, a send from another thread is refused and a publish is dropped for
     /// that shard (counted in [`Stats::inbox_drops`](crate::Stats::inbox_drops)).
@@ -190,7 +188,6 @@ impl Default for ServerConfig {
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             max_connections_per_address: None,
             max_topics: DEFAULT_MAX_TOPICS,
-            history: None,
             max_inbox_bytes: DEFAULT_MAX_INBOX_BYTES,
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
             trusted_proxies: Vec::new(),

@@ -26,8 +26,6 @@ pub enum SendError {
     /// From another thread: the message is larger than the shard's inbox could ever hold
     /// ([`ServerConfig::max_inbox_bytes`](crate::ServerConfig::max_inbox_bytes)).
     TooLarge,
-    /// History is off.
-    NoHistory,
 }
 
 impl From<proto::InvalidSend> for SendError {
@@ -50,7 +48,6 @@ impl std::fmt::Display for SendError {
             Self::TooManyTopics => f.write_str("too many topics for one connection"),
             Self::QueueFull => f.write_str("queue full: the connection or its shard does not keep up"),
             Self::TooLarge => f.write_str("message larger than a shard's inbox can hold"),
-            Self::NoHistory => f.write_str("history is off on this server"),
         }
     }
 }

@@ -127,18 +127,6 @@ pub trait Handler: 'static {
         let _ = (ctx, id, state);
     }
 
-    /// A resume answered late, or a topic's history lost later.
-    fn on_resume(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        id: ConnId,
-        state: &mut Self::State,
-        topic: &str,
-        resume: crate::Resume,
-    ) {
-        let _ = (ctx, id, state, topic, resume);
-    }
-
     /// A timer set with [`Ctx::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
         let _ = (ctx, token);
