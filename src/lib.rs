@@ -153,11 +153,13 @@ pub mod tls;
 pub use engine::sys::{PROMPT_RELEASE_FROM, fd_limits, raise_fd_limit, release_memory_promptly};
 pub use engine::{
     Backpressure, Bridge, Cidr, ConnId, Ctx, DEFAULT_ACCEPT_BACKOFF, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_CONTROL_FRAME_RATE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_CONTROL_FRAME_RATE, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY_AGE,
+    DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_INBOX_BYTES, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_TOPICS, DEFAULT_MESSAGE_TIMEOUT,
     DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER, Decision, DecisionOutcome, Handler,
-    HttpResponse, MemoryStats, Receipt, RejectReason, RoomFor, RttHistogram, SendError, ServerConfig,
-    ServerHandle, Stats, TimerId, TlsFailure, close_code_bucket, default_memory_budget,
+    HistoryConfig, HttpResponse, MemoryStats, Position, Receipt, RejectReason, Resume, RoomFor, RttHistogram,
+    SendError, ServerConfig, ServerHandle, Since, Stats, TimerId, TlsFailure, close_code_bucket,
+    default_memory_budget,
 };
 pub use server::Server;
 

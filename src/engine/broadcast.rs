@@ -10,7 +10,7 @@ use super::id::ConnId;
 use super::memory::{Kind, SUBSCRIPTION_BYTES, SharedFrame, TOPIC_BYTES};
 use super::output::Flushed;
 use super::shard::Shard;
-use super::topics::{Change, Memberships};
+use super::topics::{Change, Memberships, PLAIN, WAITING};
 use crate::proto::{self, MessageKind};
 #[cfg(feature = "deflate")]
 use crate::proto::{Connection, DeflatePool};
@@ -147,27 +147,47 @@ impl Shard {
     /// made on this shard.
     pub(crate) fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
         self.stats.published += 1;
-        let frame = self.node.publish(topic, kind, payload, Some(self.index), false);
-        self.deliver(topic, &frame)
+        match self.node.publish(topic, kind, payload, Some(self.index), false) {
+            Some(frame) => self.deliver(topic, Some(&frame), None),
+            // With offsets, every shard (this one too) gets it through its inbox, in order.
+            None => 0,
+        }
     }
 
-    /// Queues an encoded frame for every subscriber of `topic` on this shard; the queues are
-    /// written at the end of the loop turn, so that a burst of publishes costs one write per
-    /// subscriber. Returns the number of deliveries.
-    pub(super) fn deliver(&mut self, topic: &str, frame: &Arc<SharedFrame>) -> usize {
+    /// Queues an encoded frame for every subscriber of `topic` on this shard: `plain` for those
+    /// that take messages as they are, `tagged` (with the sequence number it was posted at) for
+    /// those that follow offsets and resumed before it. The queues are written at the end of
+    /// the loop turn, so that a burst of publishes costs one write per subscriber. Returns the
+    /// number of deliveries.
+    pub(super) fn deliver(
+        &mut self,
+        topic: &str,
+        plain: Option<&Arc<SharedFrame>>,
+        tagged: Option<(&Arc<SharedFrame>, u64)>,
+    ) -> usize {
         let Some(tid) = self.topics.id(topic) else {
             return 0;
         };
-        let payload_len = proto::frame::split_frame(frame).map_or(0, |(_, p)| p.len());
+        let len = |f: &Arc<SharedFrame>| proto::frame::split_frame(f).map_or(0, |(_, p)| p.len());
+        let lens = [plain.map_or(0, len), tagged.map_or(0, |(f, _)| len(f))];
         let cap = self.config.max_queued_bytes;
         let mut delivered = 0;
+        let mut bytes = 0;
         let mut over = Vec::new();
         #[cfg(feature = "deflate")]
-        let mut deflated = Deflated::default();
+        let mut deflated = [Deflated::default(), Deflated::default()];
         #[cfg(feature = "deflate")]
         let gauge = self.node.shared_gauge();
         for i in 0..self.topics.subscribers(tid).len() {
             let key = self.topics.subscribers(tid)[i] as usize;
+            let seam = self.topics.seams(tid)[i];
+            let (which, frame) = match (seam, plain, tagged) {
+                (PLAIN, Some(f), _) => (0, f),
+                (PLAIN, None, _) | (WAITING, _, _) => continue,
+                (_, _, Some((f, seq))) if seq > seam => (1, f),
+                _ => continue,
+            };
+            let payload_len = lens[which];
             if self.cork.gathered(key) > 0 {
                 // Keep the order of what this connection was already sent.
                 self.flush_cork(key);
@@ -187,8 +207,8 @@ impl Shard {
             #[cfg(feature = "deflate")]
             let frame = match conn.proto.as_mut() {
                 Some(p) if p.compresses(payload_len) => {
-                    match compressed_frame(p, frame, &mut deflated, &mut self.deflate, &mut self.mem, &gauge)
-                    {
+                    let cache = &mut deflated[which];
+                    match compressed_frame(p, frame, cache, &mut self.deflate, &mut self.mem, &gauge) {
                         Some(f) => {
                             compressed = f;
                             &compressed
@@ -202,6 +222,7 @@ impl Shard {
             // its records from it as its socket takes them.
             conn.queue.push_shared(frame);
             delivered += 1;
+            bytes += payload_len as u64;
             if conn.is(Mark::Blocked) {
                 continue;
             }
@@ -219,7 +240,7 @@ impl Shard {
         }
         self.stats.deliveries += delivered as u64;
         self.stats.messages_out += delivered as u64;
-        self.stats.bytes_out += delivered as u64 * payload_len as u64;
+        self.stats.bytes_out += bytes;
         delivered
     }
 

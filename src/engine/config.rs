@@ -111,6 +111,11 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<super::cidr::Cidr>,
     /// A link to other nodes' topics (for example through a pub/sub broker).
     pub bridge: Option<Arc<dyn Bridge>>,
+    /// Offsets and a bounded history per topic, so that a subscriber that comes back gets what
+    /// it missed ([`Ctx::subscribe_from`](crate::Ctx::subscribe_from); see
+    /// [`HistoryConfig`](crate::HistoryConfig) for the bounds). `None` (the default): topics
+    /// keep nothing and messages carry no offset.
+    pub history: Option<super::history::HistoryConfig>,
     /// Accept permessage-deflate (RFC 7692) offers under this policy; `None` (the default)
     /// declines them. Needs the `deflate` feature (without it, offers are always declined).
     pub deflate: Option<DeflateConfig>,
@@ -192,6 +197,7 @@ impl Default for ServerConfig {
             accept_backoff: DEFAULT_ACCEPT_BACKOFF,
             trusted_proxies: Vec::new(),
             bridge: None,
+            history: None,
             deflate: None,
             #[cfg(feature = "tls")]
             tls: None,

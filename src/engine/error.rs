@@ -26,6 +26,9 @@ pub enum SendError {
     /// From another thread: the message is larger than the shard's inbox could ever hold
     /// ([`ServerConfig::max_inbox_bytes`](crate::ServerConfig::max_inbox_bytes)).
     TooLarge,
+    /// A subscription that follows offsets was asked for, but the server keeps no history
+    /// ([`ServerConfig::history`](crate::ServerConfig::history) is `None`).
+    NoHistory,
 }
 
 impl From<proto::InvalidSend> for SendError {
@@ -48,6 +51,7 @@ impl std::fmt::Display for SendError {
             Self::TooManyTopics => f.write_str("too many topics for one connection"),
             Self::QueueFull => f.write_str("queue full: the connection or its shard does not keep up"),
             Self::TooLarge => f.write_str("message larger than a shard's inbox can hold"),
+            Self::NoHistory => f.write_str("this server keeps no history: offsets are off"),
         }
     }
 }

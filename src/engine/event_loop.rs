@@ -100,6 +100,7 @@ pub(crate) fn bind(
     let limits = NodeLimits {
         memory_budget: config.memory_budget as u64,
         per_address: config.max_connections_per_address,
+        history: config.history,
     };
     let node = Arc::new(Node::new(inboxes, config.bridge.clone(), addr, tls_addr, limits));
     let bound = parts
@@ -357,8 +358,9 @@ impl<H: Handler> EventLoop<H> {
                     let _ = shard.close(id, code, &reason);
                 }
                 Command::Publish { topic, frame } => {
-                    shard.deliver(&topic, &frame);
+                    shard.deliver(&topic, Some(&frame), None);
                 }
+                Command::Stream { topic, event } => shard.take_event(&mut self.app, &topic, event),
                 Command::Decide {
                     id,
                     decision,
@@ -377,6 +379,7 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
         }
+        self.shard.notify_resumed(&mut self.app);
         // Producers waiting for room in the inbox look again.
         node.room_made();
     }
@@ -400,7 +403,10 @@ impl<H: Handler> EventLoop<H> {
                 }
                 Timer::AcceptResume => shard.resume_accepting(),
                 Timer::Grace => shard.begin_drain(),
-                Timer::Publish => shard.publish_stats(),
+                Timer::Publish => {
+                    shard.publish_stats();
+                    shard.sweep_history();
+                }
                 Timer::Drain => shard.drain_timed_out(),
             }
         }

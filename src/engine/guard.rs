@@ -34,6 +34,8 @@ pub(super) enum Callback {
     Pong,
     /// `on_drain`: the connection is failed with 1011.
     Drain,
+    /// `on_resume`: the connection is failed with 1011.
+    Resume,
     /// `on_close`: the connection is gone already; its state was dropped.
     Close,
     /// `on_timer`: no connection is concerned.
@@ -50,6 +52,7 @@ impl Callback {
             Self::Ping => "on_ping",
             Self::Pong => "on_pong",
             Self::Drain => "on_drain",
+            Self::Resume => "on_resume",
             Self::Close => "on_close",
             Self::Timer => "on_timer",
         }
@@ -94,7 +97,12 @@ impl Shard {
                 self.respond(key, &HttpResponse::text(500, "internal error\n"));
             }
             (
-                Callback::Open | Callback::Message | Callback::Ping | Callback::Pong | Callback::Drain,
+                Callback::Open
+                | Callback::Message
+                | Callback::Ping
+                | Callback::Pong
+                | Callback::Drain
+                | Callback::Resume,
                 Some(key),
             ) => {
                 // What the callback sent before it panicked goes first (it is whole frames), then

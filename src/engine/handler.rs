@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub use super::decision::{Decision, HttpResponse};
 use super::error::SendError;
+use super::history::{Resume, Since};
 use super::id::ConnId;
 use super::node::ServerHandle;
 use super::shard::Shard;
@@ -127,6 +128,22 @@ pub trait Handler: 'static {
         let _ = (ctx, id, state);
     }
 
+    /// A subscription that follows offsets ([`Ctx::subscribe_from`]) was answered late (the
+    /// topic's history had to be loaded from a bridge first: the recovered messages were
+    /// queued just before), or lost part of its topic since ([`Resume::Lost`]: the topic's
+    /// history was lost, e.g. its broker restarted without its data; live messages go on after
+    /// the position given). Tell the client in the application's protocol.
+    fn on_resume(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        state: &mut Self::State,
+        topic: &str,
+        resume: Resume,
+    ) {
+        let _ = (ctx, id, state, topic, resume);
+    }
+
     /// A timer set with [`Ctx::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
         let _ = (ctx, token);
@@ -186,6 +203,29 @@ impl Ctx<'_> {
     /// subscription ends when the connection closes.
     pub fn subscribe(&mut self, id: ConnId, topic: &str) -> Result<bool, SendError> {
         self.shard.subscribe(id, topic)
+    }
+
+    /// Subscribes a connection of this shard to `topic`, following offsets from `since` (the
+    /// server must keep history: [`ServerConfig::history`](crate::ServerConfig::history), else
+    /// [`SendError::NoHistory`]). Every message of the topic then comes with its offset: its
+    /// payload starts with the offset in decimal and one space (`"42 hello"`), same opcode.
+    ///
+    /// With [`Since::After`], every message after that position still kept is queued first,
+    /// in order, then live messages, with no gap and no duplicate at the seam; or, if the
+    /// position is of another epoch or older than what is kept, nothing is queued and the
+    /// answer says so ([`Resume::Lost`]: never a silent gap).
+    ///
+    /// `Some` is the answer, given now. `None` when the node's history of the topic is still
+    /// being loaded from a bridge ([`Bridge::keeps_history`](crate::Bridge::keeps_history)):
+    /// the answer comes later through [`Handler::on_resume`], which also tells of a history
+    /// lost later. Already subscribed: the subscription starts following from `since`.
+    pub fn subscribe_from(
+        &mut self,
+        id: ConnId,
+        topic: &str,
+        since: Since,
+    ) -> Result<Option<Resume>, SendError> {
+        self.shard.subscribe_from(id, topic, since)
     }
 
     /// Unsubscribes a connection from `topic`. Returns false if it was not subscribed.

@@ -45,6 +45,7 @@ impl<H: Handler> Harness<H> {
         let limits = NodeLimits {
             memory_budget: config.memory_budget as u64,
             per_address: config.max_connections_per_address,
+            history: config.history,
         };
         let node = Arc::new(Node::new(
             vec![inbox],

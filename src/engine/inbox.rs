@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use mio::{Registry, Token};
 
+use super::history::Event;
 use super::id::ConnId;
 use super::memory::{Gauge, SharedFrame};
 use super::stats::Stats;
@@ -42,6 +43,11 @@ pub(crate) enum Command {
     Publish {
         topic: Arc<str>,
         frame: Arc<SharedFrame>,
+    },
+    /// A message or event of a topic with offsets, in the topic's order (see `history.rs`).
+    Stream {
+        topic: Arc<str>,
+        event: Event,
     },
     /// The decision on a handshake that was left pending: a `Decision<H::State>`, boxed so that
     /// the inbox does not depend on the handler's type.
@@ -66,6 +72,13 @@ impl Command {
                 // The frame is shared; charged here too while it waits, so that a shard that
                 // does not keep up cannot be sent frames without bound.
                 Self::Publish { topic, frame } => topic.len() + frame.len(),
+                Self::Stream { topic, event } => {
+                    topic.len()
+                        + match event {
+                            Event::Message { frame, tagged, .. } => frame.len() + tagged.frame.len(),
+                            Event::Loaded { .. } => 0,
+                        }
+                }
                 // The state it carries is the handler's: counted as a small one.
                 Self::Decide { .. } => 256,
                 Self::Shutdown | Self::Stats(_) => 0,

@@ -41,6 +41,7 @@
 //! | `node.rs`, `inbox.rs`, `room.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes, whether a connection has room |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
+//! | `history.rs`, `follow.rs` | offsets and a bounded history per topic, once per node; a shard's subscriptions that follow offsets and resume |
 //! | `tls/` | (feature `tls`) TLS settings and the sans-I/O session |
 
 mod broadcast;
@@ -56,11 +57,13 @@ mod error;
 mod event_loop;
 #[cfg(feature = "testing")]
 mod fired;
+mod follow;
 mod guard;
 mod handler;
 mod handshake;
 #[cfg(feature = "testing")]
 pub(crate) mod harness;
+mod history;
 mod id;
 mod inbox;
 mod input;
@@ -97,6 +100,10 @@ pub use self::decision::{Decision, HttpResponse};
 pub use self::error::SendError;
 pub(crate) use self::event_loop::{Bound, bind};
 pub use self::handler::{Ctx, Handler, TimerId};
+pub use self::history::{
+    DEFAULT_HISTORY_AGE, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_TOTAL_BYTES,
+    HistoryConfig, Position, Resume, Since,
+};
 pub use self::id::ConnId;
 pub use self::inbox::{DecisionOutcome, Receipt};
 pub(crate) use self::node::panicked;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::decision::Decision;
 use super::dispose::Disposer;
 use super::error::SendError;
+use super::history::{Event, History, HistoryConfig, Position};
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
@@ -48,6 +49,17 @@ pub trait Bridge: Send + Sync + Debug {
     /// of a counter. A bridge that holds nothing of its own may leave the default, 0.
     fn held_bytes(&self) -> u64 {
         0
+    }
+
+    /// Whether the bridge orders each topic's messages and gives their offsets (from a
+    /// broker's stream), so that offsets are the same on every node. When it does, and the
+    /// server keeps history ([`ServerConfig::history`](crate::ServerConfig::history)), the node
+    /// does not deliver a local publish itself: it hands it to [`Bridge::publish`] only, and
+    /// delivers it when the bridge hands it back with [`ServerHandle::publish_at`]; a topic's
+    /// history comes from [`ServerHandle::history_load`]. The default, false: the node gives
+    /// offsets of its own (and messages from the bridge get them as they arrive).
+    fn keeps_history(&self) -> bool {
+        false
     }
 }
 
@@ -89,6 +101,8 @@ pub(crate) struct Node {
     disposer: Disposer,
     /// Producers on other threads waiting for room in a connection's queue or a shard's inbox.
     waiters: Arc<Waiters>,
+    /// Offsets and history per topic, when the server keeps them.
+    history: Option<History>,
 }
 
 /// The limits a node enforces across its shards.
@@ -96,6 +110,7 @@ pub(crate) struct Node {
 pub(crate) struct NodeLimits {
     pub(crate) memory_budget: u64,
     pub(crate) per_address: Option<usize>,
+    pub(crate) history: Option<HistoryConfig>,
 }
 
 impl Node {
@@ -116,6 +131,11 @@ impl Node {
                 rooms: Slots::default(),
             })
             .collect();
+        let shared = Arc::new(Gauge::default());
+        let bridged = bridge.as_ref().is_some_and(|b| b.keeps_history());
+        let history = limits
+            .history
+            .map(|c| History::new(c, bridged, Arc::clone(&shared)));
         Self {
             slots,
             bridge,
@@ -123,11 +143,33 @@ impl Node {
             tls_addr,
             threads: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
-            shared: Arc::new(Gauge::default()),
+            shared,
             budget: limits.memory_budget,
             addresses: limits.per_address.map(|n| (n, Mutex::new(HashMap::new()))),
             disposer: Disposer::start(),
             waiters: Arc::new(Waiters::default()),
+            history,
+        }
+    }
+
+    /// The node's offsets and history per topic, when it keeps them.
+    pub(crate) fn history(&self) -> Option<&History> {
+        self.history.as_ref()
+    }
+
+    /// Posts an event of a topic with offsets to every shard (called under the history's lock,
+    /// so every shard gets a topic's events in order).
+    fn post_stream(&self, topic: &Arc<str>, event: Event) {
+        for i in 0..self.slots.len() {
+            // A shard whose inbox is full misses it: it fills the gap from the history when
+            // the topic's next message comes (see `history.rs`).
+            let _ = self.post(
+                i,
+                Command::Stream {
+                    topic: Arc::clone(topic),
+                    event: event.clone(),
+                },
+            );
         }
     }
 
@@ -281,7 +323,25 @@ impl Node {
         payload: &[u8],
         local: Option<usize>,
         from_bridge: bool,
-    ) -> Arc<SharedFrame> {
+    ) -> Option<Arc<SharedFrame>> {
+        if let Some(h) = &self.history {
+            let bridge = self.bridge.as_ref().filter(|_| !from_bridge);
+            if h.bridged() {
+                // The bridge gives the offset: the message comes back through `publish_at`.
+                if let Some(b) = bridge {
+                    b.publish(topic, kind, payload);
+                }
+                return None;
+            }
+            let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared);
+            h.append_local(topic, kind, payload, frame, |name, event| {
+                self.post_stream(name, event);
+            });
+            if let Some(b) = bridge {
+                b.publish(topic, kind, payload);
+            }
+            return None;
+        }
         let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared);
         let others = (0..self.slots.len()).filter(|&i| Some(i) != local);
         if others.clone().next().is_some() {
@@ -300,7 +360,7 @@ impl Node {
         if let (Some(b), false) = (self.bridge.as_ref(), from_bridge) {
             b.publish(topic, kind, payload);
         }
-        frame
+        Some(frame)
     }
 
     /// Stores what `shard` publishes for the others (every second).
@@ -475,6 +535,56 @@ impl ServerHandle {
     /// Delivers a message that another node published: to this node's subscribers only.
     pub fn publish_from_bridge(&self, topic: &str, kind: MessageKind, data: &[u8]) {
         self.node.publish(topic, kind, data, None, true);
+    }
+
+    /// For a bridge that [keeps history](Bridge::keeps_history): delivers a message at its
+    /// position in the topic's stream to this node's subscribers, and keeps it in the node's
+    /// history. An offset at or below the last one delivered (of the same epoch) is a duplicate
+    /// and ignored. Another epoch, or an offset past the next one (a gap the bridge could not
+    /// fill: fill it first by delivering the missing ones in order), restarts the topic's
+    /// history at this message, and subscribers that follow offsets are told they lost what
+    /// came between ([`Resume::Lost`](crate::Resume::Lost)). Without history on, the message is
+    /// delivered as by [`ServerHandle::publish_from_bridge`].
+    pub fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position) {
+        let node = &self.node;
+        let Some(h) = &node.history else {
+            node.publish(topic, kind, payload, None, true);
+            return;
+        };
+        let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &node.shared);
+        h.append_at(topic, kind, payload, frame, at, |name, event| {
+            node.post_stream(name, event);
+        });
+    }
+
+    /// For a bridge that [keeps history](Bridge::keeps_history): replaces this node's history of
+    /// `topic` with `entries` (offset, kind, payload; offsets ascending, all of `epoch`, the
+    /// newest that fit the node's bounds are kept), and marks it loaded, so that resumes waiting
+    /// for it are answered. Call it once the node starts wanting a topic
+    /// ([`Bridge::subscribe`]) and its live messages are subscribed to, and again whenever the
+    /// broker's epoch is found changed: subscribers that followed another epoch are told they
+    /// lost the gap. Does nothing without history on.
+    pub fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
+        let node = &self.node;
+        if let Some(h) = &node.history {
+            h.load(topic, epoch, entries, |name, event| node.post_stream(name, event));
+        }
+    }
+
+    /// Topics with a history on this node, and the bytes they keep (0 and 0 without history).
+    pub fn history_held(&self) -> (usize, usize) {
+        self.node
+            .history
+            .as_ref()
+            .map_or((0, 0), |h| (h.topics(), h.bytes()))
+    }
+
+    /// For a bridge that [keeps history](Bridge::keeps_history): the node no longer follows
+    /// `topic` (no shard wants it): its history is forgotten.
+    pub fn history_drop(&self, topic: &str) {
+        if let Some(h) = &self.node.history {
+            h.forget(topic);
+        }
     }
 
     /// Decides, from any thread, on a handshake that [`Handler::on_handshake`] left

@@ -121,6 +121,10 @@ pub(crate) struct Shard {
     pub(super) dead: Vec<usize>,
     /// Connections whose queue emptied: the handler hears `on_drain`.
     pub(super) drained: Vec<usize>,
+    /// Resumes waiting for a topic's history (see `follow.rs`).
+    pub(super) waiting: Vec<super::history::Waiting>,
+    /// What the handler hears through `on_resume` at the end of the inbox's turn.
+    pub(super) resumed: Vec<(ConnId, Arc<str>, super::history::Resume)>,
     start: Instant,
     pub(super) now_ms: u64,
     rng: u64,
@@ -201,6 +205,8 @@ impl Shard {
             stats: Stats::default(),
             dead: Vec::new(),
             drained: Vec::new(),
+            waiting: Vec::new(),
+            resumed: Vec::new(),
             start: Instant::now(),
             now_ms: 0,
             rng: 0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),

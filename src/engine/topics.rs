@@ -7,6 +7,12 @@
 //! subscribed" O(1) whatever the number of topics or subscribers: removal swaps the last
 //! element into the freed place of each vector and fixes that element's position in the map.
 //! A topic with no subscribers left is forgotten.
+//!
+//! With history on (see `history.rs`), each subscription also has its seam, in a vector beside
+//! the subscribers: [`PLAIN`] for one that takes messages as they are, [`WAITING`] while its
+//! resume waits for the topic's history, otherwise the node's sequence number at its resume
+//! (it takes what was posted after). Each topic remembers the last epoch and offset the shard
+//! took for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,10 +21,25 @@ use slab::Slab;
 
 use super::thin::ThinVec;
 
+/// The seam of a subscription that takes messages as they are, without offsets.
+pub(crate) const PLAIN: u64 = u64::MAX;
+/// The seam of a subscription whose resume waits for the topic's history to be loaded.
+pub(crate) const WAITING: u64 = u64::MAX - 1;
+
+/// The last message of a topic a shard took: its epoch (0: none yet) and offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
+}
+
 #[derive(Debug)]
 struct Topic {
     name: Arc<str>,
     subscribers: Vec<u32>,
+    /// Each subscriber's seam, in the same order.
+    seams: Vec<u64>,
+    taken: Taken,
 }
 
 /// A connection's side: the ids of the topics it is in.
@@ -77,8 +98,31 @@ impl Topics {
         self.places.contains_key(&(id, key))
     }
 
-    /// Adds connection `key` (whose memberships are `mine`) to `name`. Returns `None` if it was
-    /// already subscribed.
+    /// The seams of topic `id`'s subscribers, in the order of [`Topics::subscribers`].
+    pub(crate) fn seams(&self, id: u32) -> &[u64] {
+        self.topics.get(id as usize).map_or(&[], |t| &t.seams)
+    }
+
+    /// The seam of connection `key`'s subscription to topic `id`.
+    pub(crate) fn seam(&self, id: u32, key: u32) -> Option<u64> {
+        let place = self.places.get(&(id, key))?;
+        Some(self.topics[id as usize].seams[place.in_topic as usize])
+    }
+
+    /// Sets the seam of connection `key`'s subscription to topic `id`.
+    pub(crate) fn set_seam(&mut self, id: u32, key: u32, seam: u64) {
+        if let Some(place) = self.places.get(&(id, key)) {
+            self.topics[id as usize].seams[place.in_topic as usize] = seam;
+        }
+    }
+
+    /// The last message of topic `id` this shard took.
+    pub(crate) fn taken(&mut self, id: u32) -> Option<&mut Taken> {
+        self.topics.get_mut(id as usize).map(|t| &mut t.taken)
+    }
+
+    /// Adds connection `key` (whose memberships are `mine`) to `name`, with seam [`PLAIN`].
+    /// Returns `None` if it was already subscribed.
     pub(crate) fn subscribe(&mut self, key: u32, mine: &mut Memberships, name: &str) -> Option<Change> {
         let (id, change) = match self.ids.get(name) {
             Some(&id) => (id, Change::None),
@@ -87,6 +131,8 @@ impl Topics {
                 let id = self.topics.insert(Topic {
                     name: Arc::clone(&name),
                     subscribers: Vec::new(),
+                    seams: Vec::new(),
+                    taken: Taken::default(),
                 }) as u32;
                 self.ids.insert(name, id);
                 (id, Change::First)
@@ -101,6 +147,7 @@ impl Topics {
             in_conn: mine.len() as u32,
         };
         subs.push(key);
+        self.topics[id as usize].seams.push(PLAIN);
         mine.push(id);
         self.places.insert((id, key), place);
         Some(change)
@@ -124,6 +171,7 @@ impl Topics {
         let at = place.in_topic as usize;
         debug_assert_eq!(topic.subscribers.get(at), Some(&key));
         topic.subscribers.swap_remove(at);
+        topic.seams.swap_remove(at);
         if let Some(&moved) = topic.subscribers.get(at)
             && let Some(p) = self.places.get_mut(&(id, moved))
         {
@@ -146,6 +194,7 @@ mod tests {
     fn consistent(t: &Topics, members: &[Memberships]) {
         for (&(id, key), p) in &t.places {
             assert_eq!(t.subscribers(id)[p.in_topic as usize], key);
+            assert_eq!(t.seams(id).len(), t.subscribers(id).len());
             assert_eq!(members[key as usize][p.in_conn as usize], id);
         }
         let subscriptions: usize = members.iter().map(|m| m.len()).sum();
