@@ -8,6 +8,11 @@
 //   node pages.js life URL SIZE SEED GENS SHOTS
 //                                           the canvas shows the board of the generation the
 //                                           page names, for GENS generations
+//   node pages.js resume URL ROOM N SHOTS   the chat page in ROOM, through a relay the test cuts:
+//                                           asks the test (a line on stdout, its answer on stdin)
+//                                           to cut (`cut?`), then to send N messages (`send?`);
+//                                           the page reconnects by itself and shows them once,
+//                                           in order, and "N messages recovered"
 //   node pages.js refused URL SHOTS         an https:// page the browser must refuse for its
 //                                           certificate: it does not load, nothing opens
 //
@@ -118,6 +123,54 @@ async function chat(pages, url1, url2) {
       check(`${name}'s page shows ${who}'s ${count} messages once each, in order`, JSON.stringify(got) === JSON.stringify(want), JSON.stringify(got));
     }
   }
+}
+
+// Lines from the test on stdin, one per question asked on stdout.
+const answers = [];
+let answered = null;
+require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  answers.push(line);
+  if (answered) answered();
+});
+async function ask(question, ms = 30000) {
+  console.log(question);
+  const end = Date.now() + ms;
+  while (!answers.length && Date.now() < end) await new Promise((r) => { answered = r; setTimeout(r, 200); });
+  return answers.shift();
+}
+
+// The chat page loses its connection (the test cuts it) while another member speaks; it
+// reconnects by itself and shows each message it missed once, in order, with their count.
+async function resume(pages, url, room, n) {
+  const page = await pages.open(url);
+  await page.locator('#room').fill(room);
+  await page.getByRole('button', { name: 'join' }).click();
+  await page.locator('#name').fill('alice');
+  if (!check('the status shows the room', await until(async () => (await page.locator('#status').innerText()) === `in room ${room}`))) return;
+  await page.locator('#text').fill('before the cut');
+  await page.getByRole('button', { name: 'Send' }).click();
+  if (!check('the page shows its own message', await until(async () => (await lines(page, '#log')).includes('alice: before the cut')),
+    JSON.stringify(await lines(page, '#log')))) return;
+  if (!check('the test cut the connection', (await ask('cut?')) === 'cut')) return;
+  check('the page says it is reconnecting', await until(async () => /reconnecting/.test(await page.locator('#status').innerText())),
+    await page.locator('#status').innerText());
+  if (!check('the test sent the messages', (await ask('send?')) === 'sent')) return;
+  const said = async () => (await lines(page, '#log')).filter((l) => /^(alice|carol): /.test(l));
+  const want = ['alice: before the cut', ...Array.from({ length: n }, (_, i) => `carol: missed ${i + 1}`)];
+  await until(async () => (await said()).length >= want.length && (await lines(page, '#log')).some((l) => /messages recovered/.test(l)));
+  check(`the page shows the ${n} messages missed, once each, in order`, JSON.stringify(await said()) === JSON.stringify(want),
+    JSON.stringify(await lines(page, '#log')));
+  const recovered = (await lines(page, '#log')).filter((l) => /recovered|lost/.test(l));
+  check(`the page says "${n} messages recovered", once`, JSON.stringify(recovered) === JSON.stringify([`${n} messages recovered`]),
+    JSON.stringify(recovered));
+  check('the status shows the room again', (await page.locator('#status').innerText()) === `in room ${room}`,
+    await page.locator('#status').innerText());
+  // Live messages go on after the seam.
+  await page.locator('#text').fill('after the cut');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await until(async () => (await said()).length > want.length);
+  check('a message after the reconnection comes once, last', JSON.stringify(await said()) === JSON.stringify([...want, 'alice: after the cut']),
+    JSON.stringify(await lines(page, '#log')));
 }
 
 // An https:// page whose certificate the browser must refuse: the navigation fails with a
@@ -257,6 +310,7 @@ async function life(pages, url, n, seed, want) {
     if (mode === 'echo') await echo(pages, args[0]);
     else if (mode === 'chat') await chat(pages, args[0], args[1]);
     else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]));
+    else if (mode === 'resume') await resume(pages, args[0], args[1], Number(args[2]));
     else if (mode === 'refused') await refused(browser, args[0]);
     else check(`known mode ${mode}`, false);
   } catch (e) {

@@ -4,8 +4,6 @@
 //! `lost`; plain subscriptions are unchanged; malformed positions and a server without history
 //! are answered with errors.
 
-use std::time::Duration;
-
 use c10k::testing::{Received, TestClient, TestServer};
 use c10k::{HistoryConfig, Position, ServerConfig};
 use c10k_tools::apps::{Chat, PubSub, parse_position};
@@ -250,28 +248,4 @@ fn chat_refuses_a_malformed_since_with_400_and_says_when_there_is_no_history() {
     // The room is joined anyway, without offsets.
     let got = say(&mut off, &mut c, &["still here"]);
     assert_eq!(got, ["still here"]);
-}
-
-#[test]
-fn history_ages_out_on_the_virtual_clock() {
-    let mut server = TestServer::new(
-        config(Some(HistoryConfig {
-            max_age: Duration::from_secs(10),
-            ..HistoryConfig::default()
-        })),
-        PubSub,
-    );
-    let mut publisher = server.connect("/").unwrap();
-    let mut c = server.connect("/").unwrap();
-    let start = position_of(&say(&mut server, &mut c, &["sub t @"])[0], "resumed");
-    publish(&mut server, &mut publisher, "t", &["old"]);
-    server.advance(Duration::from_secs(60));
-    publish(&mut server, &mut publisher, "t", &["new"]);
-    let mut late = server.connect("/").unwrap();
-    let got = say(
-        &mut server,
-        &mut late,
-        &[&format!("sub t @{}:{}", start.epoch, start.offset)],
-    );
-    assert_eq!(got, [format!("lost t {}:{}", start.epoch, start.offset + 2)]);
 }
