@@ -5,9 +5,10 @@
 //   node pages.js echo URL SHOTS            type into the form, see each echo in the log
 //   node pages.js chat URL1 URL2 SHOTS      two pages (one per node) in one room, each sees the
 //                                           other's messages, in order
-//   node pages.js life URL SIZE SEED GENS SHOTS
+//   node pages.js life URL SIZE SEED GENS [RESUMES] SHOTS
 //                                           the canvas shows the board of the generation the
-//                                           page names, for GENS generations
+//                                           page names, for GENS generations (and, with
+//                                           RESUMES, while the page reconnects that many times)
 //   node pages.js resume URL ROOM N SHOTS   the chat page in ROOM, through a relay the test cuts:
 //                                           asks the test (a line on stdout, its answer on stdin)
 //                                           to cut (`cut?`), then to send N messages (`send?`);
@@ -231,7 +232,7 @@ function picture(cells, n) {
   return rows.join('\n');
 }
 
-async function life(pages, url, n, seed, want) {
+async function life(pages, url, n, seed, want, minResumes) {
   const page = await pages.open(url);
   const canvas = page.locator('canvas');
   check('the board is visible', await canvas.isVisible());
@@ -243,7 +244,8 @@ async function life(pages, url, n, seed, want) {
   const end = Date.now() + DEADLINE_MS;
   const shown = [];
   let bad = null;
-  while (Date.now() < end && shown.length < want && !bad) {
+  const resumes = async () => Number(await page.locator('#resumes').innerText());
+  while (Date.now() < end && (shown.length < want || (await resumes()) < minResumes) && !bad) {
     // What the screen shows at one moment: the counters' text and the canvas's pixel at the
     // centre of each cell (dark: alive).
     const s = await page.evaluate((n) => {
@@ -279,6 +281,9 @@ async function life(pages, url, n, seed, want) {
   check('the board shown changed', new Set(shown.map((x) => expected(x.g).join(''))).size > 1);
   const gens = shown.map((x) => x.g);
   check('the generation counter advanced', gens.length >= 2 && gens.every((g, i) => i === 0 || g > gens[i - 1]), JSON.stringify(gens));
+  if (minResumes) {
+    check(`the page reconnected and resumed the board ${minResumes} times or more`, (await resumes()) >= minResumes, `${await resumes()} times`);
+  }
   console.log(`generations ${gens.join(', ')}; alive ${shown.map((x) => x.live).join(', ')}`);
 }
 
@@ -309,7 +314,7 @@ async function life(pages, url, n, seed, want) {
   try {
     if (mode === 'echo') await echo(pages, args[0]);
     else if (mode === 'chat') await chat(pages, args[0], args[1]);
-    else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]));
+    else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4] || 0));
     else if (mode === 'resume') await resume(pages, args[0], args[1], Number(args[2]));
     else if (mode === 'refused') await refused(browser, args[0]);
     else check(`known mode ${mode}`, false);

@@ -3,7 +3,8 @@
 //! and of `examples/echo.rs` (type, send, see the echo in the log), the chat page on two nodes
 //! joined by Redis (`c10k serve --mode chat` and the chat example: two people in one room see
 //! each other's messages, in order), and the Game of Life page at two sizes (the canvas shows
-//! the board of each generation the page names, and the counters agree). The echo page also over
+//! the board of each generation the page names, and the counters agree), and again while its
+//! relay keeps dropping connections (cells and the page resume, and no generation has a hole). The echo page also over
 //! https from `c10k serve --tls-cert ...`, talking wss, in a browser told to accept the test
 //! certificate's key and no other, and refused by a browser not told so. The chat page of
 //! `c10k serve --mode chat` reached through a relay that the test cuts: the page reconnects by
@@ -381,39 +382,51 @@ fn chat_pages_on_two_nodes_joined_by_redis_see_each_others_messages_in_order() {
 
 /// The Life example at `size`, its page checked for `generations` generations. The seed is one
 /// whose board stays alive and keeps changing for thousands of generations (never empty, never still in the first 2,000), so that a blank or
-/// frozen canvas cannot pass.
-fn life(size: usize, seed: u64, generations: usize) {
+/// frozen canvas cannot pass. With `drop_every_ms`, the relay closes one connection after
+/// another (cells and the page) all along, and the page must also have reconnected `resumes`
+/// times: the board goes on, every generation right, only if each resume left no hole.
+fn life(size: usize, seed: u64, generations: usize, drops: Option<(u64, usize)>) {
     if !needs::browser() {
         return;
     }
     let _one = one_browser();
     let seed = seed.to_string();
-    let (_server, page) = start_example(
-        "life",
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--size",
-            &size.to_string(),
-            "--seed",
-            &seed,
-            "--interval-ms",
-            "150",
-        ],
-    );
-    run_pages(
-        "life",
-        &[&page, &size.to_string(), &seed, &generations.to_string()],
-        &format!("life_size_{size}"),
-    );
+    let size = size.to_string();
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--size",
+        &size,
+        "--seed",
+        &seed,
+        "--interval-ms",
+        "150",
+    ];
+    let every = drops.map(|(ms, _)| ms.to_string());
+    if let Some(ms) = &every {
+        args.extend(["--drop-every-ms", ms]);
+    }
+    let (_server, page) = start_example("life", &args);
+    let generations = generations.to_string();
+    let resumes = drops.map(|(_, n)| n.to_string());
+    let mut check = vec![page.as_str(), &size, &seed, &generations];
+    check.extend(resumes.as_deref());
+    let shots = format!("life_size_{size}{}", if drops.is_some() { "_drops" } else { "" });
+    run_pages("life", &check, &shots);
 }
 
 #[test]
 fn life_page_draws_each_generation_of_an_8_by_8_board() {
-    life(8, 44, 6);
+    life(8, 44, 6, None);
 }
 
 #[test]
 fn life_page_draws_each_generation_of_a_20_by_20_board() {
-    life(20, 4, 6);
+    life(20, 4, 6, None);
+}
+
+#[test]
+fn life_board_goes_on_without_a_hole_while_cells_and_the_page_are_dropped_and_resume() {
+    // 65 connections, one dropped every 40 ms: each about every 2.6 s, the page included.
+    life(8, 44, 30, Some((40, 2)));
 }
