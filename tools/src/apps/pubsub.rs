@@ -20,7 +20,8 @@
 //! On a subscription made with `@`, every delivery carries the message's offset first:
 //! `OFFSET TOPIC PAYLOAD`. The `EPOCH:OFFSET` of `resumed` and `lost` is the topic's position
 //! when the answer was made: live messages follow after it. A client keeps the epoch of the last
-//! answer and the offset of the last delivery, and resumes from them after a reconnection. A
+//! answer and the offset of the last delivery, and resumes from them after a reconnection (an
+//! epoch is a 64-bit number: JavaScript keeps it as text, a `Number` would round it). A
 //! `lost` can also come later, unasked, when the node lost the topic's history (a new epoch):
 //! messages may be missing from that point.
 //!
