@@ -237,7 +237,10 @@ impl Ctx<'_> {
     /// the server has a bridge). The frame is encoded once and its bytes are shared by all the
     /// subscribers' queues; subscribers over their queue cap fall under the back-pressure policy.
     /// Messages from one publisher arrive in the order they were published. Returns the number of
-    /// subscribers reached on this shard.
+    /// subscribers reached on this shard now: with history on
+    /// ([`ServerConfig::history`](crate::ServerConfig::history)), always 0, as the message gets
+    /// its offset first and reaches this shard's subscribers through its inbox, in the topic's
+    /// order, at the end of the loop's turn.
     pub fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> usize {
         self.shard.publish(topic, kind, payload)
     }

@@ -38,7 +38,7 @@
 //! | messages kept per topic | [`HistoryConfig::max_messages`] (1,000) | the oldest is forgotten |
 //! | bytes kept per topic | [`HistoryConfig::max_bytes`] (1 MiB) | the oldest are forgotten |
 //! | age of a kept message | [`HistoryConfig::max_age`] (5 min) | forgotten (checked every second) |
-//! | bytes kept by the node | [`HistoryConfig::max_total_bytes`] (64 MiB) | the publishing topic's oldest are forgotten; if it has none, the message is sent but not kept |
+//! | bytes kept by the node | [`HistoryConfig::max_total_bytes`] (64 MiB) | the node's oldest messages, of any topic, are forgotten, down to 90% of the bound |
 //! | topics with a history | one per topic published to in the last `max_age`, or wanted through a bridge | a topic with no message kept for `max_age` is forgotten whole (its next message starts a new epoch) |
 //!
 //! The kept frames count against the memory budget like any frame shared by several queues.
@@ -408,14 +408,15 @@ impl History {
         let c = &self.config;
         logs.seq += 1;
         let seq = logs.seq;
+        if logs.bytes + size > c.max_total_bytes {
+            Self::shrink(logs, c.max_total_bytes / 10 * 9);
+        }
         let log = logs.topics.get_mut(name).expect("made by the caller");
         log.top = at.offset;
         log.touched = now;
         let mut freed = 0;
         while !log.entries.is_empty()
-            && (log.entries.len() >= c.max_messages
-                || log.bytes + size > c.max_bytes
-                || logs.bytes - freed + size > c.max_total_bytes)
+            && (log.entries.len() >= c.max_messages || log.bytes + size > c.max_bytes)
         {
             freed += log.pop();
         }
@@ -444,6 +445,30 @@ impl History {
                 seq,
             },
         );
+    }
+
+    /// Forgets the oldest messages of the node, whatever their topic, until it keeps at most
+    /// `target` bytes: done in one go down to 90% of the node's bound, so that the scan of the
+    /// topics it takes is paid once per many publishes.
+    fn shrink(logs: &mut Logs, target: usize) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut oldest: BinaryHeap<Reverse<(Instant, Arc<str>)>> = logs
+            .topics
+            .iter()
+            .filter_map(|(name, log)| Some(Reverse((log.entries.front()?.at, Arc::clone(name)))))
+            .collect();
+        while logs.bytes > target
+            && let Some(Reverse((_, name))) = oldest.pop()
+        {
+            let Some(log) = logs.topics.get_mut(&name) else {
+                continue;
+            };
+            logs.bytes -= log.pop();
+            if let Some(e) = log.entries.front() {
+                oldest.push(Reverse((e.at, name)));
+            }
+        }
     }
 
     /// Reads what a subscription starting at `since` gets. `None` when history is of no topic
@@ -723,6 +748,22 @@ mod tests {
         for _ in 0..10 {
             publish(&h, "b", &big);
         }
+        assert!(h.bytes() <= 150, "{}", h.bytes());
+        // The node's oldest went, not the newcomer's: a new topic keeps its message.
+        let newcomer = publish(&h, "n", "fresh");
+        assert!(matches!(
+            h.read(
+                "n",
+                Since::After(Position {
+                    offset: 0,
+                    ..newcomer
+                })
+            ),
+            Read::Ready {
+                resume: Resume::Recovered { count: 1, .. },
+                ..
+            }
+        ));
         assert!(h.bytes() <= 150, "{}", h.bytes());
         // A message larger than a topic may keep is sent, not kept: a resume from before it
         // is lost.

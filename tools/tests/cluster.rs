@@ -4,106 +4,24 @@
 //! of its room exactly once, in per-sender order. Then a node is killed (its clients reconnect
 //! through HAProxy to the others and carry on), then Redis restarts (the bridges recover).
 
+#[path = "common/nodes.rs"]
+mod nodes;
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use c10k::client::{Client, ClientConfig, Received};
-use needs::tool;
-
-#[path = "common/needs.rs"]
-mod needs;
+use nodes::{haproxy, redis};
+use procs::needs::tool;
+use procs::{Proc, free_port};
 
 const CLIENTS: usize = 300;
 const ROOMS: usize = 10;
 const MESSAGES: usize = 10;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn redis(bin: &str, port: u16) -> Proc {
-    let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(child)
-}
-
-fn node(redis_port: u16, port: u16) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_c10k"))
-        .args(["-q", "serve", "--mode", "chat", "--shards", "1", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("ws://"), "{line}");
-    Proc(child)
-}
-
-fn haproxy(bin: &str, front: u16, nodes: &[u16], dir: &Path) -> Proc {
-    let servers: String = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("    server n{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 2\n"))
-        .collect();
-    let cfg = format!(
-        "global\n    maxconn 4096\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 60s\n\
-         frontend ws\n    bind 127.0.0.1:{front}\n    default_backend nodes\n\
-         backend nodes\n    balance roundrobin\n    option redispatch\n    retries 3\n\
-         \x20   stick-table type string len 64 size 10k expire 10m\n    stick on url_param(client)\n{servers}"
-    );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let child = Command::new(bin)
-        .args(["-f", path.to_str().unwrap(), "-db"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", front)).is_err() {
-        assert!(Instant::now() < end, "haproxy did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(child)
-}
 
 /// Subscriber counts of the rooms' channels in Redis (one subscription per node with members).
 fn room_subscriptions(redis_cli: &str, port: u16) -> Vec<u32> {
@@ -208,7 +126,11 @@ fn chat_across_three_nodes_behind_haproxy_survives_a_node_and_a_redis_restart() 
     let redis_port = free_port();
     let mut redis_proc = Some(redis(&redis_bin, redis_port));
     let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Option<Proc>> = node_ports.iter().map(|&p| Some(node(redis_port, p))).collect();
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let mut nodes: Vec<Option<Proc>> = node_ports
+        .iter()
+        .map(|&p| Some(nodes::node(p, &["--mode", "chat", "--redis", &redis_url])))
+        .collect();
     let front = free_port();
     let _lb = haproxy(&haproxy_bin, front, &node_ports, &dir);
 

@@ -56,6 +56,9 @@ pub enum FanoutProtocol {
     Topics,
     /// A broadcast server that sends every `pub:`-prefixed message to every client as it came.
     Prefix,
+    /// c10k's pubsub mode, subscriptions that follow offsets: `sub fanout @`; subscribers get
+    /// `OFFSET fanout PAYLOAD` (the server must keep history).
+    Offsets,
 }
 
 impl Scenario {

@@ -155,6 +155,9 @@ enum Protocol {
     Topics,
     /// A broadcast server that relays every `pub:`-prefixed message to every client.
     Prefix,
+    /// c10k's pubsub mode with history on, subscriptions that follow offsets: `sub fanout @`;
+    /// deliveries `OFFSET fanout PAYLOAD`.
+    Offsets,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -208,6 +211,7 @@ pub fn run(args: Args) -> Result<(), String> {
         fanout_protocol: match args.fanout_protocol {
             Protocol::Topics => loadgen::FanoutProtocol::Topics,
             Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
+            Protocol::Offsets => loadgen::FanoutProtocol::Offsets,
         },
         final_echo: args.final_echo,
         first_echo: args.first_echo,

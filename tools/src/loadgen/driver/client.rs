@@ -313,9 +313,13 @@ impl Driver {
         }
         let fanout_subscriber = opts.scenario == Scenario::Fanout && c.index != 0;
         let first_echo = opts.scenario == Scenario::Hold && opts.first_echo;
-        if fanout_subscriber && opts.fanout_protocol == FanoutProtocol::Topics {
+        if fanout_subscriber && opts.fanout_protocol != FanoutProtocol::Prefix {
             if let Some(proto) = c.proto.as_mut() {
-                let _ = proto.send(MessageKind::Text, b"sub fanout", &mut c.out);
+                let sub: &[u8] = match opts.fanout_protocol {
+                    FanoutProtocol::Offsets => b"sub fanout @",
+                    _ => b"sub fanout",
+                };
+                let _ = proto.send(MessageKind::Text, sub, &mut c.out);
                 let _ = proto.send(MessageKind::Text, b"sync ready", &mut c.out);
             }
             self.flush(key);

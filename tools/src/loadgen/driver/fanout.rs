@@ -87,7 +87,7 @@ impl Driver {
             at.duration_since(self.shared.epoch),
         );
         let prefix: &[u8] = match opts.fanout_protocol {
-            FanoutProtocol::Topics => b"pub fanout ",
+            FanoutProtocol::Topics | FanoutProtocol::Offsets => b"pub fanout ",
             FanoutProtocol::Prefix => b"pub:",
         };
         self.msg.clear();
@@ -115,6 +115,14 @@ impl Driver {
         if c.index == 0 {
             return; // The publisher's own copy (where the server sends it back).
         }
+        // With offsets, the offset and a space come first.
+        let text = match self.shared.opts.fanout_protocol {
+            FanoutProtocol::Offsets => text
+                .iter()
+                .position(|&b| b == b' ')
+                .map_or(text, |i| &text[i + 1..]),
+            _ => text,
+        };
         let body = text
             .strip_prefix(b"fanout ".as_slice())
             .or_else(|| text.strip_prefix(b"pub:".as_slice()));
