@@ -2,8 +2,15 @@
 //! clock of `c10k::testing`: a resume gets exactly the messages missed, in order, then live ones,
 //! none twice at the seam; a position older than the history, or of another epoch, is answered
 //! `lost`; plain subscriptions are unchanged; malformed positions and a server without history
-//! are answered with errors.
+//! are answered with errors. And `c10k serve`: history on in the pubsub mode unless
+//! `--no-history`, bounded by `--history-messages`.
 
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::time::Duration;
+
+use c10k::client::Client;
 use c10k::testing::{Received, TestClient, TestServer};
 use c10k::{HistoryConfig, Position, ServerConfig};
 use c10k_tools::apps::{Chat, PubSub, parse_position};
@@ -248,4 +255,72 @@ fn chat_refuses_a_malformed_since_with_400_and_says_when_there_is_no_history() {
     // The room is joined anyway, without offsets.
     let got = say(&mut off, &mut c, &["still here"]);
     assert_eq!(got, ["still here"]);
+}
+
+/// A client of `c10k serve` that waits 30 s at most for anything.
+fn client(url: &str) -> Client {
+    let c = Client::connect(url).unwrap();
+    c.stream()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    c
+}
+
+/// Sends each command to `c10k serve` and returns the answer to the last one (`sync` after it
+/// when it has none of its own).
+fn ask(client: &mut Client, command: &str) -> String {
+    client.send_text(command).unwrap();
+    client.send_text("sync done").unwrap();
+    let mut answers = Vec::new();
+    loop {
+        match client.recv_message().unwrap() {
+            Received::Text(t) if t == "sync done" => return answers.pop().unwrap_or_default(),
+            Received::Text(t) => answers.push(t),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn serve_keeps_history_in_pubsub_mode_unless_told_not_to() {
+    let on = procs::Serve::start(&[
+        "-q",
+        "--mode",
+        "pubsub",
+        "--shards",
+        "1",
+        "--history-messages",
+        "2",
+    ]);
+    let mut c = client(&on.url);
+    let start = position_of(&ask(&mut c, "sub t @"), "resumed");
+    for i in 1..=3 {
+        c.send_text(&format!("pub t {i}")).unwrap();
+    }
+    // Its own messages come back to it, with their offsets, once in the history.
+    for i in 1..=3 {
+        assert_eq!(
+            c.recv_message().unwrap(),
+            Received::Text(format!("{} t {i}", start.offset + i))
+        );
+    }
+    let (e, o) = (start.epoch, start.offset);
+    let mut late = client(&on.url);
+    // Two kept: resuming after the first recovers two; from the start, one is gone.
+    assert_eq!(
+        ask(&mut late, &format!("sub t @{e}:{}", o + 1)),
+        format!("resumed t {e}:{} 2", o + 3)
+    );
+    let mut fresh = client(&on.url);
+    assert_eq!(
+        ask(&mut fresh, &format!("sub t @{e}:{o}")),
+        format!("lost t {e}:{}", o + 3)
+    );
+
+    let off = procs::Serve::start(&["-q", "--mode", "pubsub", "--shards", "1", "--no-history"]);
+    let mut c = client(&off.url);
+    assert!(ask(&mut c, "sub t @").starts_with("error "));
+    assert_eq!(ask(&mut c, "sub t"), "");
+    c.send_text("pub t x").unwrap();
+    assert_eq!(c.recv_message().unwrap(), Received::Text("t x".into()));
 }

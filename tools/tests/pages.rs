@@ -8,7 +8,8 @@
 //! https from `c10k serve --tls-cert ...`, talking wss, in a browser told to accept the test
 //! certificate's key and no other, and refused by a browser not told so. The chat page of
 //! `c10k serve --mode chat` reached through a relay that the test cuts: the page reconnects by
-//! itself and shows every message sent meanwhile, once, in order, and how many it recovered.
+//! itself and shows every message sent meanwhile, once, in order, and how many it recovered (or,
+//! when the server kept too few, how many may be missing).
 //!
 //! A page that shows nothing fails its test. A failing run leaves screenshots of its pages in
 //! the target directory, under `test-artifacts/`.
@@ -224,54 +225,64 @@ impl Drop for CutRelay {
     }
 }
 
-#[test]
-fn chat_page_reconnects_by_itself_and_shows_every_message_missed_once_in_order() {
+/// The chat page of `c10k serve --mode chat ARGS` through a relay: the test cuts the page's
+/// connection, another member sends `missed` messages, then the page may connect again; the
+/// page checks what it shows (`pages.js resume`), `lost` when the server cannot keep them all.
+fn chat_resume(args: &[&str], missed: usize, lost: bool, shots: &str) {
     if !needs::browser() {
         return;
     }
     let _one = one_browser();
-    // History is on by default in chat mode.
-    let node = Serve::start(&["-q", "--mode", "chat", "--shards", "1"]);
+    let node = Serve::start(&[&["-q", "--mode", "chat", "--shards", "1"], args].concat());
     let relay = CutRelay::start(node.addr);
     let page = format!("http://{}/", relay.addr);
     let room = format!("resume{}", std::process::id());
-    let missed = 5;
     let mut carol = Client::connect(&format!("{}chat/{room}", node.url)).unwrap();
     carol
         .stream()
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let count = missed.to_string();
-    run_pages_talking(
-        "resume",
-        &[&page, &room, &count],
-        "chat_resume",
-        |line| match line {
-            // The page is in the room and saw its own message: its connection goes away.
-            "cut?" => {
-                relay.cut();
-                Some("cut".into())
+    let mut check = vec![page.as_str(), &room, &count];
+    if lost {
+        check.push("lost");
+    }
+    run_pages_talking("resume", &check, shots, |line| match line {
+        // The page is in the room and saw its own message: its connection goes away.
+        "cut?" => {
+            relay.cut();
+            Some("cut".into())
+        }
+        // The page shows that it lost it. Meanwhile, another member speaks: once carol's
+        // messages come back to her, they are in the room's history.
+        "send?" => {
+            for i in 1..=missed {
+                carol.send_text(&format!("carol: missed {i}")).unwrap();
             }
-            // The page shows that it lost it. Meanwhile, another member speaks: once carol's
-            // messages come back to her, they are in the room's history.
-            "send?" => {
-                for i in 1..=missed {
-                    carol.send_text(&format!("carol: missed {i}")).unwrap();
+            let mut back = 0;
+            while back < missed {
+                match carol.recv_message() {
+                    Ok(Received::Text(t)) if t.starts_with("carol: missed") => back += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("carol's messages did not come back: {e}"),
                 }
-                let mut back = 0;
-                while back < missed {
-                    match carol.recv_message() {
-                        Ok(Received::Text(t)) if t.starts_with("carol: missed") => back += 1,
-                        Ok(_) => {}
-                        Err(e) => panic!("carol's messages did not come back: {e}"),
-                    }
-                }
-                relay.release();
-                Some("sent".into())
             }
-            _ => None,
-        },
-    );
+            relay.release();
+            Some("sent".into())
+        }
+        _ => None,
+    });
+}
+
+#[test]
+fn chat_page_reconnects_by_itself_and_shows_every_message_missed_once_in_order() {
+    // History is on by default in chat mode.
+    chat_resume(&[], 5, false, "chat_resume");
+}
+
+#[test]
+fn chat_page_says_how_many_messages_may_be_missing_when_the_history_is_too_short() {
+    chat_resume(&["--history-messages", "3"], 5, true, "chat_resume_lost");
 }
 
 fn redis(bin: &str) -> (Proc, u16) {
