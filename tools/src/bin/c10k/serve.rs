@@ -89,16 +89,20 @@ pub struct Args {
     /// reconnection: `sub TOPIC @...` and `?since=` are answered with an error).
     #[arg(long)]
     no_history: bool,
-    /// Messages of history kept per topic, for clients that resume after a reconnection
-    /// (default 1000).
-    #[arg(long, value_name = "N")]
-    history_messages: Option<usize>,
-    /// Bytes of history kept per topic (e.g. 1MiB, the default).
-    #[arg(long, value_name = "B", value_parser = parse_bytes)]
-    history_bytes: Option<u64>,
-    /// How long a message stays in a topic's history (e.g. 300s, the default, or 5m).
+    /// Messages of history kept per topic, for clients that resume after a reconnection.
+    #[arg(long, value_name = "N", default_value_t = c10k::DEFAULT_HISTORY_MESSAGES)]
+    history_messages: usize,
+    /// Bytes of history kept per topic (e.g. 1MiB).
+    #[arg(long, value_name = "B", value_parser = parse_bytes,
+          default_value_t = c10k::DEFAULT_HISTORY_BYTES as u64)]
+    history_bytes: u64,
+    /// How long a message stays in a topic's history (e.g. 300s, 5m) [default: 300s].
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     history_age: Option<Duration>,
+    /// Bytes of history kept for all topics together (past it, the oldest messages go first).
+    #[arg(long, value_name = "B", value_parser = parse_bytes,
+          default_value_t = c10k::DEFAULT_HISTORY_TOTAL_BYTES as u64)]
+    history_total: u64,
     /// Bytes other threads may queue for one shard (past it, their sends are refused).
     #[arg(long, default_value_t = c10k::DEFAULT_MAX_INBOX_BYTES as u64, value_parser = parse_bytes)]
     max_inbox: u64,
@@ -370,17 +374,12 @@ fn history(args: &Args) -> Option<c10k::HistoryConfig> {
     if args.no_history || args.mode == Mode::Echo {
         return None;
     }
-    let mut h = c10k::HistoryConfig::default();
-    if let Some(n) = args.history_messages {
-        h.max_messages = n;
-    }
-    if let Some(b) = args.history_bytes {
-        h.max_bytes = usize::try_from(b).unwrap_or(usize::MAX);
-    }
-    if let Some(age) = args.history_age {
-        h.max_age = age;
-    }
-    Some(h)
+    Some(c10k::HistoryConfig {
+        max_messages: args.history_messages,
+        max_bytes: usize::try_from(args.history_bytes).unwrap_or(usize::MAX),
+        max_age: args.history_age.unwrap_or(c10k::DEFAULT_HISTORY_AGE),
+        max_total_bytes: usize::try_from(args.history_total).unwrap_or(usize::MAX),
+    })
 }
 
 /// The Redis bridge's counters, for SIGUSR1 and the last log line (set once, with `--redis`).
