@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::proto::handshake::Request;
 use crate::proto::{CloseCode, Message};
-use crate::{ConnId, Ctx, Decision, Handler, HttpResponse, Stats};
+use crate::{ConnId, Ctx, Decision, Handler, HttpResponse, Resume, Stats};
 
 /// Wraps a handler and answers `/healthz` and `/metrics` before it sees plain HTTP requests.
 #[derive(Debug, Clone)]
@@ -58,6 +58,17 @@ impl<H: Handler> Handler for Ops<H> {
 
     fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State) {
         self.inner.on_drain(ctx, id, state);
+    }
+
+    fn on_resume(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        state: &mut H::State,
+        topic: &str,
+        resume: Resume,
+    ) {
+        self.inner.on_resume(ctx, id, state, topic, resume);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {

@@ -5,9 +5,18 @@
 //   node pages.js echo URL SHOTS            type into the form, see each echo in the log
 //   node pages.js chat URL1 URL2 SHOTS      two pages (one per node) in one room, each sees the
 //                                           other's messages, in order
-//   node pages.js life URL SIZE SEED GENS SHOTS
+//   node pages.js life URL SIZE SEED GENS [RESUMES] SHOTS
 //                                           the canvas shows the board of the generation the
-//                                           page names, for GENS generations
+//                                           page names, for GENS generations (and, with
+//                                           RESUMES, while the page reconnects that many times)
+//   node pages.js resume URL ROOM N [lost] SHOTS
+//                                           the chat page in ROOM, through a relay the test cuts:
+//                                           asks the test (a line on stdout, its answer on stdin)
+//                                           to cut (`cut?`), then to send N messages (`send?`);
+//                                           the page reconnects by itself and shows them once,
+//                                           in order, and "N messages recovered"; with `lost`
+//                                           (the server keeps fewer than N), none of them and
+//                                           "history lost: N may be missing"
 //   node pages.js refused URL SHOTS         an https:// page the browser must refuse for its
 //                                           certificate: it does not load, nothing opens
 //
@@ -120,6 +129,55 @@ async function chat(pages, url1, url2) {
   }
 }
 
+// Lines from the test on stdin, one per question asked on stdout.
+const answers = [];
+let answered = null;
+require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  answers.push(line);
+  if (answered) answered();
+});
+async function ask(question, ms = 30000) {
+  console.log(question);
+  const end = Date.now() + ms;
+  while (!answers.length && Date.now() < end) await new Promise((r) => { answered = r; setTimeout(r, 200); });
+  return answers.shift();
+}
+
+// The chat page loses its connection (the test cuts it) while another member speaks; it
+// reconnects by itself and shows each message it missed once, in order, with their count.
+async function resume(pages, url, room, n, lost) {
+  const page = await pages.open(url);
+  await page.locator('#room').fill(room);
+  await page.getByRole('button', { name: 'join' }).click();
+  await page.locator('#name').fill('alice');
+  if (!check('the status shows the room', await until(async () => (await page.locator('#status').innerText()) === `in room ${room}`))) return;
+  await page.locator('#text').fill('before the cut');
+  await page.getByRole('button', { name: 'Send' }).click();
+  if (!check('the page shows its own message', await until(async () => (await lines(page, '#log')).includes('alice: before the cut')),
+    JSON.stringify(await lines(page, '#log')))) return;
+  if (!check('the test cut the connection', (await ask('cut?')) === 'cut')) return;
+  check('the page says it is reconnecting', await until(async () => /reconnecting/.test(await page.locator('#status').innerText())),
+    await page.locator('#status').innerText());
+  if (!check('the test sent the messages', (await ask('send?')) === 'sent')) return;
+  const said = async () => (await lines(page, '#log')).filter((l) => /^(alice|carol): /.test(l));
+  const missed = lost ? [] : Array.from({ length: n }, (_, i) => `carol: missed ${i + 1}`);
+  const want = ['alice: before the cut', ...missed];
+  const notice = lost ? `history lost: ${n} may be missing` : `${n} messages recovered`;
+  await until(async () => (await said()).length >= want.length && (await lines(page, '#log')).some((l) => /recovered|history lost/.test(l)));
+  check(`the page shows the ${missed.length} messages recovered, once each, in order`, JSON.stringify(await said()) === JSON.stringify(want),
+    JSON.stringify(await lines(page, '#log')));
+  const notices = (await lines(page, '#log')).filter((l) => /recovered|lost/.test(l));
+  check(`the page says "${notice}", once`, JSON.stringify(notices) === JSON.stringify([notice]), JSON.stringify(notices));
+  check('the status shows the room again', (await page.locator('#status').innerText()) === `in room ${room}`,
+    await page.locator('#status').innerText());
+  // Live messages go on after the seam.
+  await page.locator('#text').fill('after the cut');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await until(async () => (await said()).length > want.length);
+  check('a message after the reconnection comes once, last', JSON.stringify(await said()) === JSON.stringify([...want, 'alice: after the cut']),
+    JSON.stringify(await lines(page, '#log')));
+}
+
 // An https:// page whose certificate the browser must refuse: the navigation fails with a
 // certificate error, so the page's script never runs and its socket never opens.
 async function refused(browser, url) {
@@ -178,7 +236,7 @@ function picture(cells, n) {
   return rows.join('\n');
 }
 
-async function life(pages, url, n, seed, want) {
+async function life(pages, url, n, seed, want, minResumes) {
   const page = await pages.open(url);
   const canvas = page.locator('canvas');
   check('the board is visible', await canvas.isVisible());
@@ -190,7 +248,8 @@ async function life(pages, url, n, seed, want) {
   const end = Date.now() + DEADLINE_MS;
   const shown = [];
   let bad = null;
-  while (Date.now() < end && shown.length < want && !bad) {
+  const resumes = async () => Number(await page.locator('#resumes').innerText());
+  while (Date.now() < end && (shown.length < want || (await resumes()) < minResumes) && !bad) {
     // What the screen shows at one moment: the counters' text and the canvas's pixel at the
     // centre of each cell (dark: alive).
     const s = await page.evaluate((n) => {
@@ -226,6 +285,9 @@ async function life(pages, url, n, seed, want) {
   check('the board shown changed', new Set(shown.map((x) => expected(x.g).join(''))).size > 1);
   const gens = shown.map((x) => x.g);
   check('the generation counter advanced', gens.length >= 2 && gens.every((g, i) => i === 0 || g > gens[i - 1]), JSON.stringify(gens));
+  if (minResumes) {
+    check(`the page reconnected and resumed the board ${minResumes} times or more`, (await resumes()) >= minResumes, `${await resumes()} times`);
+  }
   console.log(`generations ${gens.join(', ')}; alive ${shown.map((x) => x.live).join(', ')}`);
 }
 
@@ -256,7 +318,8 @@ async function life(pages, url, n, seed, want) {
   try {
     if (mode === 'echo') await echo(pages, args[0]);
     else if (mode === 'chat') await chat(pages, args[0], args[1]);
-    else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]));
+    else if (mode === 'life') await life(pages, args[0], Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4] || 0));
+    else if (mode === 'resume') await resume(pages, args[0], args[1], Number(args[2]), args[3] === 'lost');
     else if (mode === 'refused') await refused(browser, args[0]);
     else check(`known mode ${mode}`, false);
   } catch (e) {

@@ -3,6 +3,8 @@
 //!
 //! A client joins the room named by its URL path (`/chat/ROOM`); every message reaches every member
 //! of the room. With `--redis`, several chat processes (nodes) share their rooms through Redis.
+//! Rooms keep a bounded history, so that the page, which reconnects by itself after a lost
+//! connection, gets every message it missed (`?since=EPOCH:OFFSET`, see `c10k_tools::apps`).
 
 use c10k::{Server, ServerConfig};
 use c10k_tools::apps::Chat;
@@ -27,6 +29,7 @@ fn main() {
         std::process::exit(2)
     });
     config.bridge = redis.map(|url| bridge(&url));
+    config.history = Some(c10k::HistoryConfig::default());
     let server = Server::bind(config, |_| Chat).unwrap_or_else(|e| {
         eprintln!("chat: cannot listen on {addr}: {e}");
         std::process::exit(1)

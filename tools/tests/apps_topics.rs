@@ -228,7 +228,10 @@ fn pubsub_answers_bad_commands_precisely() {
     for (cmd, want) in [
         ("hello", "error unknown command"),
         ("sub ", "error bad topic name"),
-        ("sub a b", "error bad topic name"),
+        ("sub a b", "error bad position"),
+        ("sub a @x", "error bad position"),
+        // This server keeps no history: no offsets.
+        ("sub a @", "error no history"),
         ("pub onlytopic", "error usage"),
     ] {
         c.send_text(cmd).unwrap();

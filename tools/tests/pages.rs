@@ -3,9 +3,13 @@
 //! and of `examples/echo.rs` (type, send, see the echo in the log), the chat page on two nodes
 //! joined by Redis (`c10k serve --mode chat` and the chat example: two people in one room see
 //! each other's messages, in order), and the Game of Life page at two sizes (the canvas shows
-//! the board of each generation the page names, and the counters agree). The echo page also over
+//! the board of each generation the page names, and the counters agree), and again while its
+//! relay keeps dropping connections (cells and the page resume, and no generation has a hole). The echo page also over
 //! https from `c10k serve --tls-cert ...`, talking wss, in a browser told to accept the test
-//! certificate's key and no other, and refused by a browser not told so.
+//! certificate's key and no other, and refused by a browser not told so. The chat page of
+//! `c10k serve --mode chat` reached through a relay that the test cuts: the page reconnects by
+//! itself and shows every message sent meanwhile, once, in order, and how many it recovered (or,
+//! when the server kept too few, how many may be missing).
 //!
 //! A page that shows nothing fails its test. A failing run leaves screenshots of its pages in
 //! the target directory, under `test-artifacts/`.
@@ -15,11 +19,15 @@ mod pki;
 #[path = "common/procs.rs"]
 mod procs;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use c10k::client::{Client, Received};
 
 use pki::{Leaf, Pki};
 use procs::{Proc, Serve, free_port, needs};
@@ -96,6 +104,185 @@ fn run_pages(mode: &str, args: &[&str], shots: &str) {
         "the {mode} page failed (screenshots under {}):\n{text}",
         artifacts.display()
     );
+}
+
+/// Runs `pages.js MODE ARGS...` as [`run_pages`] does, and hands each line it prints to `talk`,
+/// whose answer (if any) is written to the script's stdin as one line: for pages whose check
+/// needs the test to act in the middle (cut a connection, send messages).
+fn run_pages_talking(mode: &str, args: &[&str], shots: &str, mut talk: impl FnMut(&str) -> Option<String>) {
+    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    let mut node = Proc::spawn(
+        Command::new("node")
+            .arg(needs::root().join("tests/interop/pages.js"))
+            .arg(mode)
+            .args(args)
+            .arg(artifacts.join(shots))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdin = node.0.stdin.take().unwrap();
+    let mut stderr = node.0.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut text = String::new();
+    for line in BufReader::new(node.0.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        println!("{line}");
+        if let Some(answer) = talk(&line) {
+            // A script that already ended cannot be told; its output says why.
+            let _ = writeln!(stdin, "{answer}").and_then(|()| stdin.flush());
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = node.0.wait().unwrap();
+    text.push_str(&errors.join().unwrap_or_default());
+    assert!(
+        status.success() && text.contains("all passed"),
+        "the {mode} page failed (screenshots under {}):\n{text}",
+        artifacts.display()
+    );
+}
+
+/// A TCP relay to `target` that the test can cut: what the page sees as the server going away.
+/// While held, it accepts and at once closes every new connection (the page's reconnections
+/// fail); released, it relays again.
+struct CutRelay {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Cuts>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The relay's connections (both ends of each), and whether new ones are refused.
+#[derive(Default)]
+struct Cuts {
+    held: bool,
+    open: Vec<TcpStream>,
+}
+
+impl CutRelay {
+    fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Mutex::new(Cuts::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cuts, stopped) = (Arc::clone(&inner), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for page in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(page) = page else { continue };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let mut cuts = cuts.lock().unwrap();
+                if cuts.held {
+                    // Dropped: both closed.
+                    continue;
+                }
+                for (from, to) in [(&page, &server), (&server, &page)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+                cuts.open.extend([page, server]);
+            }
+        });
+        Self { addr, inner, stop }
+    }
+
+    /// Closes every relayed connection, both ways, and refuses new ones until [`release`].
+    fn cut(&self) {
+        let mut cuts = self.inner.lock().unwrap();
+        cuts.held = true;
+        for s in cuts.open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Relays new connections again.
+    fn release(&self) {
+        self.inner.lock().unwrap().held = false;
+    }
+}
+
+impl Drop for CutRelay {
+    fn drop(&mut self) {
+        self.cut();
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread, which sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// The chat page of `c10k serve --mode chat ARGS` through a relay: the test cuts the page's
+/// connection, another member sends `missed` messages, then the page may connect again; the
+/// page checks what it shows (`pages.js resume`), `lost` when the server cannot keep them all.
+fn chat_resume(args: &[&str], missed: usize, lost: bool, shots: &str) {
+    if !needs::browser() {
+        return;
+    }
+    let _one = one_browser();
+    let node = Serve::start(&[&["-q", "--mode", "chat", "--shards", "1"], args].concat());
+    let relay = CutRelay::start(node.addr);
+    let page = format!("http://{}/", relay.addr);
+    let room = format!("resume{}", std::process::id());
+    let mut carol = Client::connect(&format!("{}chat/{room}", node.url)).unwrap();
+    carol
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let count = missed.to_string();
+    let mut check = vec![page.as_str(), &room, &count];
+    if lost {
+        check.push("lost");
+    }
+    run_pages_talking("resume", &check, shots, |line| match line {
+        // The page is in the room and saw its own message: its connection goes away.
+        "cut?" => {
+            relay.cut();
+            Some("cut".into())
+        }
+        // The page shows that it lost it. Meanwhile, another member speaks: once carol's
+        // messages come back to her, they are in the room's history.
+        "send?" => {
+            for i in 1..=missed {
+                carol.send_text(&format!("carol: missed {i}")).unwrap();
+            }
+            let mut back = 0;
+            while back < missed {
+                match carol.recv_message() {
+                    Ok(Received::Text(t)) if t.starts_with("carol: missed") => back += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("carol's messages did not come back: {e}"),
+                }
+            }
+            relay.release();
+            Some("sent".into())
+        }
+        _ => None,
+    });
+}
+
+#[test]
+fn chat_page_reconnects_by_itself_and_shows_every_message_missed_once_in_order() {
+    // History is on by default in chat mode.
+    chat_resume(&[], 5, false, "chat_resume");
+}
+
+#[test]
+fn chat_page_says_how_many_messages_may_be_missing_when_the_history_is_too_short() {
+    chat_resume(&["--history-messages", "3"], 5, true, "chat_resume_lost");
 }
 
 fn redis(bin: &str) -> (Proc, u16) {
@@ -206,39 +393,51 @@ fn chat_pages_on_two_nodes_joined_by_redis_see_each_others_messages_in_order() {
 
 /// The Life example at `size`, its page checked for `generations` generations. The seed is one
 /// whose board stays alive and keeps changing for thousands of generations (never empty, never still in the first 2,000), so that a blank or
-/// frozen canvas cannot pass.
-fn life(size: usize, seed: u64, generations: usize) {
+/// frozen canvas cannot pass. With `drop_every_ms`, the relay closes one connection after
+/// another (cells and the page) all along, and the page must also have reconnected `resumes`
+/// times: the board goes on, every generation right, only if each resume left no hole.
+fn life(size: usize, seed: u64, generations: usize, drops: Option<(u64, usize)>) {
     if !needs::browser() {
         return;
     }
     let _one = one_browser();
     let seed = seed.to_string();
-    let (_server, page) = start_example(
-        "life",
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--size",
-            &size.to_string(),
-            "--seed",
-            &seed,
-            "--interval-ms",
-            "150",
-        ],
-    );
-    run_pages(
-        "life",
-        &[&page, &size.to_string(), &seed, &generations.to_string()],
-        &format!("life_size_{size}"),
-    );
+    let size = size.to_string();
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--size",
+        &size,
+        "--seed",
+        &seed,
+        "--interval-ms",
+        "150",
+    ];
+    let every = drops.map(|(ms, _)| ms.to_string());
+    if let Some(ms) = &every {
+        args.extend(["--drop-every-ms", ms]);
+    }
+    let (_server, page) = start_example("life", &args);
+    let generations = generations.to_string();
+    let resumes = drops.map(|(_, n)| n.to_string());
+    let mut check = vec![page.as_str(), &size, &seed, &generations];
+    check.extend(resumes.as_deref());
+    let shots = format!("life_size_{size}{}", if drops.is_some() { "_drops" } else { "" });
+    run_pages("life", &check, &shots);
 }
 
 #[test]
 fn life_page_draws_each_generation_of_an_8_by_8_board() {
-    life(8, 44, 6);
+    life(8, 44, 6, None);
 }
 
 #[test]
 fn life_page_draws_each_generation_of_a_20_by_20_board() {
-    life(20, 4, 6);
+    life(20, 4, 6, None);
+}
+
+#[test]
+fn life_board_goes_on_without_a_hole_while_cells_and_the_page_are_dropped_and_resume() {
+    // 65 connections, one dropped every 40 ms: each about every 2.6 s, the page included.
+    life(8, 44, 30, Some((40, 2)));
 }

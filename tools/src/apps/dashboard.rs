@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use c10k::proto::handshake::Request;
 use c10k::proto::{CloseCode, Message};
-use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse, Stats};
+use c10k::{ConnId, Ctx, Decision, Handler, HttpResponse, Resume, Stats};
 
 use super::origin::{self, Refusal};
 
@@ -146,6 +146,19 @@ impl<H: Handler> Handler for Dashboard<H> {
     fn on_drain(&mut self, ctx: &mut Ctx<'_>, id: ConnId, state: &mut H::State) {
         if !self.is_viewer(id) {
             self.inner.on_drain(ctx, id, state);
+        }
+    }
+
+    fn on_resume(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ConnId,
+        state: &mut H::State,
+        topic: &str,
+        resume: Resume,
+    ) {
+        if !self.is_viewer(id) {
+            self.inner.on_resume(ctx, id, state, topic, resume);
         }
     }
 

@@ -85,6 +85,24 @@ pub struct Args {
     /// Topics one connection may subscribe to (pubsub mode: `sub` past it answers an error).
     #[arg(long, default_value_t = c10k::DEFAULT_MAX_TOPICS)]
     max_topics: usize,
+    /// Pubsub and chat modes: keep no history of topics (no offsets, no resume after a
+    /// reconnection: `sub TOPIC @...` and `?since=` are answered with an error).
+    #[arg(long)]
+    no_history: bool,
+    /// Messages of history kept per topic, for clients that resume after a reconnection.
+    #[arg(long, value_name = "N", default_value_t = c10k::DEFAULT_HISTORY_MESSAGES)]
+    history_messages: usize,
+    /// Bytes of history kept per topic (e.g. 1MiB).
+    #[arg(long, value_name = "B", value_parser = parse_bytes,
+          default_value_t = c10k::DEFAULT_HISTORY_BYTES as u64)]
+    history_bytes: u64,
+    /// How long a message stays in a topic's history (e.g. 300s, 5m) [default: 300s].
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    history_age: Option<Duration>,
+    /// Bytes of history kept for all topics together (past it, the oldest messages go first).
+    #[arg(long, value_name = "B", value_parser = parse_bytes,
+          default_value_t = c10k::DEFAULT_HISTORY_TOTAL_BYTES as u64)]
+    history_total: u64,
     /// Bytes other threads may queue for one shard (past it, their sends are refused).
     #[arg(long, default_value_t = c10k::DEFAULT_MAX_INBOX_BYTES as u64, value_parser = parse_bytes)]
     max_inbox: u64,
@@ -172,9 +190,9 @@ pub struct Args {
 enum Mode {
     /// Send every message back as it came.
     Echo,
-    /// Topics over a text protocol: `sub T`, `unsub T`, `pub T PAYLOAD`, `sync X`.
+    /// Topics over a text protocol: `sub T`, `sub T @EPOCH:OFFSET` (resume), `unsub T`, `pub T PAYLOAD`, `sync X`.
     Pubsub,
-    /// Chat rooms: a client joins the room of its URL path (/chat/ROOM); its messages reach every member.
+    /// Chat rooms: a client joins the room of its URL path (/chat/ROOM, `?since=EPOCH:OFFSET` to resume); its messages reach every member.
     Chat,
 }
 
@@ -288,6 +306,7 @@ pub fn run(args: Args) -> Result<(), String> {
     config.trusted_proxies = args.proxy_protocol.clone();
     config.max_topics = args.max_topics;
     config.max_inbox_bytes = usize::try_from(args.max_inbox).unwrap_or(usize::MAX);
+    config.history = history(&args);
     config.backpressure = match args.backpressure {
         Policy::Close => Backpressure::Close,
         Policy::Drop => Backpressure::Drop,
@@ -374,6 +393,19 @@ pub fn run(args: Args) -> Result<(), String> {
             tls.clone(),
         ),
     }
+}
+
+/// The topics' history: on for the pubsub and chat modes unless `--no-history`.
+fn history(args: &Args) -> Option<c10k::HistoryConfig> {
+    if args.no_history || args.mode == Mode::Echo {
+        return None;
+    }
+    Some(c10k::HistoryConfig {
+        max_messages: args.history_messages,
+        max_bytes: usize::try_from(args.history_bytes).unwrap_or(usize::MAX),
+        max_age: args.history_age.unwrap_or(c10k::DEFAULT_HISTORY_AGE),
+        max_total_bytes: usize::try_from(args.history_total).unwrap_or(usize::MAX),
+    })
 }
 
 /// The Redis bridge's counters, for SIGUSR1 and the last log line (set once, with `--redis`).
