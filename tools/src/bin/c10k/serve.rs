@@ -140,7 +140,7 @@ pub struct Args {
     redis: Option<String>,
     /// Share topics through Redis Streams rather than pub/sub: one order and the same offsets on
     /// every node, and a bounded history per topic kept in Redis (always so with a cluster URL).
-    /// Turns the node's history on (offsets, resume).
+    /// With --no-history, a node still delivers every message once, without offsets.
     #[cfg(feature = "redis")]
     #[arg(long)]
     redis_streams: bool,
@@ -336,10 +336,6 @@ pub fn run(args: Args) -> Result<(), String> {
         };
         let mut limits = RedisLimits::for_server(&config);
         limits.history_len = args.redis_history as usize;
-        if streams && config.history.is_none() {
-            // The bridge gives the offsets: the node keeps its history of them.
-            config.history = Some(c10k::HistoryConfig::default());
-        }
         let bridge = RedisBridge::with_mode(mode, url, &args.redis_prefix, limits)?;
         let _ = BRIDGE_STATS.set(std::sync::Arc::clone(bridge.stats()));
         config.bridge = Some(bridge);
