@@ -91,7 +91,7 @@
 //! | a reply line, an array from Redis | 4 KiB, 64 elements, nested 4 deep | the connection is dropped and made again |
 //! | streams: messages kept per topic in Redis, and read at once | [`history_len`](RedisLimits::history_len) (1000; `MAXLEN ~`, so Redis may keep a few more) | older ones are trimmed in Redis; a read brings the newest `history_len` |
 //! | streams: one read of a topic's history | `4 * history_len + 2` elements; [`max_history_bytes`](RedisLimits::max_history_bytes) (16 MiB, at least `max_message_size`) of payload, cut by the script; the reply at most that + 128 B per entry + 1 MiB | older entries left out of a load (the follower sees the gap); a larger reply drops the connection |
-//! | streams: reads in flight at once | 64 MiB over the bytes of one read (4 by default), at least 1 | the others wait for the next round |
+//! | streams: reads in flight at once | 64 MiB over the bytes of one read (4 by default), at least 1; held until handed on, counted in [`reading_bytes`](BridgeStats::reading_bytes) and in [`Bridge::held_bytes`] | the others wait for the next round |
 //! | streams: topics checked per keepalive | 64 | the others on later rounds |
 //! | cluster: the slot map | 16384 ranges | refused as malformed; the last good map stays |
 //! | connecting | [`connect_timeout`](RedisLimits::connect_timeout) (1 s) | the attempt fails; next one after the back-off |
@@ -435,7 +435,8 @@ impl RedisBridge {
 
 impl Bridge for RedisBridge {
     fn held_bytes(&self) -> u64 {
-        self.stats.queue_bytes.load(Ordering::Relaxed)
+        let s = &self.stats;
+        s.queue_bytes.load(Ordering::Relaxed) + s.reading_bytes.load(Ordering::Relaxed)
     }
 
     fn keeps_history(&self) -> bool {

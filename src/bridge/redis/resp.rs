@@ -45,6 +45,15 @@ pub(crate) enum Value {
 }
 
 impl Value {
+    /// The bytes the value holds (its strings, its elements').
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Self::Simple(b) | Self::Error(b) | Self::Bulk(b) => b.len(),
+            Self::Array(items) => items.iter().map(Self::size).sum(),
+            Self::Int(_) | Self::TooLarge(_) | Self::Nil => 0,
+        }
+    }
+
     /// The bytes of a bulk or simple string.
     pub(crate) fn bytes(&self) -> Option<&[u8]> {
         match self {

@@ -43,6 +43,9 @@ pub struct BridgeStats {
     pub history_loads: AtomicU64,
     /// Streams mode: topics found in a new epoch in Redis (their history there was lost).
     pub epoch_changes: AtomicU64,
+    /// Streams mode: bytes of history read from Redis and not yet handed to the node (a round
+    /// of reads; counted with the publish queue against the memory budget).
+    pub reading_bytes: AtomicU64,
     /// Whether the subscription connection is up and Redis has answered on it (streams mode:
     /// every subscription connection, and every wanted topic is subscribed).
     pub connected: AtomicBool,
@@ -88,6 +91,8 @@ pub struct BridgeCounts {
     pub history_loads: u64,
     /// Topics found in a new epoch.
     pub epoch_changes: u64,
+    /// Bytes of history read and not yet handed on.
+    pub reading_bytes: u64,
     /// Whether the subscription is up and answered.
     pub connected: bool,
 }
@@ -115,6 +120,7 @@ impl BridgeStats {
             gaps: r(&self.gaps),
             history_loads: r(&self.history_loads),
             epoch_changes: r(&self.epoch_changes),
+            reading_bytes: r(&self.reading_bytes),
             connected: self.connected.load(Ordering::Relaxed),
         }
     }
@@ -122,7 +128,7 @@ impl BridgeStats {
 
 impl BridgeCounts {
     /// The counters as `name value` pairs, in the order of the fields (for logs and exports).
-    pub fn pairs(&self) -> [(&'static str, u64); 19] {
+    pub fn pairs(&self) -> [(&'static str, u64); 20] {
         [
             ("publishes_sent", self.publishes_sent),
             ("publishes_lost", self.publishes_lost),
@@ -142,6 +148,7 @@ impl BridgeCounts {
             ("gaps", self.gaps),
             ("history_loads", self.history_loads),
             ("epoch_changes", self.epoch_changes),
+            ("reading_bytes", self.reading_bytes),
             ("connected", u64::from(self.connected)),
         ]
     }

@@ -555,9 +555,16 @@ impl StreamSubscriber {
             .collect();
         let items: Vec<(u16, &[u8])> = cmds.iter().map(|(s, c)| (*s, c.as_slice())).collect();
         let replies = st.router.pipeline(&items);
+        // Held until applied: counted with the bridge's bytes against the memory budget.
+        let held: usize = replies.iter().map(|r| r.as_ref().map_or(0, Value::size)).sum();
+        self.stats.reading_bytes.store(held as u64, Ordering::Relaxed);
         let mut failed = None;
         for ((name, range), reply) in due.into_iter().zip(replies) {
             match reply {
+                Ok(Value::Error(e)) => {
+                    let e = String::from_utf8_lossy(&e).into_owned();
+                    failed = Some(io::Error::other(format!("Redis refused a read: {e}")));
+                }
                 Ok(v) => match script::history(v) {
                     Some(h) => self.apply(st, &name, range, h),
                     None => {
@@ -569,6 +576,7 @@ impl StreamSubscriber {
                 Err(e) => failed = Some(e),
             }
         }
+        self.stats.reading_bytes.store(0, Ordering::Relaxed);
         if let Some(e) = failed {
             if link::is_timeout(&e) {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
