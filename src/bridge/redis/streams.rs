@@ -14,6 +14,10 @@
 //! live subscription (`FLUSHALL`, a Redis restarted without persistence that the connection did
 //! not notice) and messages the live channel lost.
 //!
+//! Cost per turn (every 20 ms): while some topic waits for a subscription, a confirmation or a
+//! read, the thread looks over every topic; once all are settled it looks at none, but once
+//! per keepalive interval (to pick the topics to check).
+//!
 //! Subscription connections: one to the Redis, or one per master of a cluster, each holding the
 //! channels of the master's slots (`SSUBSCRIBE`, one command per slot). A connection that fails,
 //! or is sent an error, is dropped: its topics are subscribed again (on the master the refreshed
@@ -103,6 +107,9 @@ struct State {
     read_at: Instant,
     checked: Instant,
     tried: bool,
+    /// Whether some topic may want work (a subscription, a read, a confirmation): while false,
+    /// nothing looks at every topic.
+    busy: bool,
 }
 
 impl StreamSubscriber {
@@ -125,6 +132,7 @@ impl StreamSubscriber {
             read_at: now,
             checked: now,
             tried: false,
+            busy: true,
         };
         for topic in self.wanted.all() {
             self.want(&mut st, topic);
@@ -139,13 +147,19 @@ impl StreamSubscriber {
             }
             self.keepalive(&mut st);
             self.read(&mut st);
+            if st.busy {
+                st.busy = st
+                    .topics
+                    .values()
+                    .any(|t| t.on.is_none() || !t.confirmed || t.read.is_some());
+            }
             let up = if self.cluster && st.topics.is_empty() {
                 // No subscription to hold: up when the cluster's map is known.
                 st.router.owner(0).is_some()
             } else {
                 !st.conns.is_empty()
                     && st.conns.values().all(|c| c.answered)
-                    && st.topics.values().all(|t| t.confirmed)
+                    && (!st.busy || st.topics.values().all(|t| t.confirmed))
             };
             self.stats.connected.store(up, Ordering::Relaxed);
         }
@@ -153,6 +167,7 @@ impl StreamSubscriber {
     }
 
     fn want(&self, st: &mut State, topic: String) {
+        st.busy = true;
         let keys = TopicKeys::new(&self.prefix, &topic);
         st.channels.insert(keys.channel.clone(), topic.clone());
         st.topics.insert(
@@ -204,7 +219,7 @@ impl StreamSubscriber {
     /// Subscribes the topics that are not (after the back-off), each on its slot's master.
     fn subscribe(&mut self, st: &mut State) {
         let now = Instant::now();
-        if now < st.retry_at {
+        if now < st.retry_at || !(st.busy || !self.cluster && st.conns.is_empty()) {
             return;
         }
         let mut by_node: HashMap<String, (Target, Vec<String>)> = HashMap::new();
@@ -305,8 +320,9 @@ impl StreamSubscriber {
     /// Reads what the subscription connections sent, a short wait on each.
     fn poll(&mut self, st: &mut State) {
         let nodes: Vec<String> = st.conns.keys().cloned().collect();
-        let reading =
-            st.topics.values().any(|t| t.confirmed && t.read.is_some()) && Instant::now() >= st.read_at;
+        let reading = st.busy
+            && Instant::now() >= st.read_at
+            && st.topics.values().any(|t| t.confirmed && t.read.is_some());
         let wait = if reading {
             Duration::ZERO
         } else {
@@ -370,6 +386,7 @@ impl StreamSubscriber {
                     && t.on.as_deref() == Some(node)
                 {
                     t.confirmed = true;
+                    st.busy = true;
                     t.read = Some(match t.known {
                         Some((_, last)) => Range::From {
                             from: last + 1,
@@ -389,6 +406,7 @@ impl StreamSubscriber {
                     // Redis dropped the subscription (its slot moved): subscribe again where
                     // the map now says.
                     log::info!("redis bridge: {node} ended a subscription; subscribing again");
+                    st.busy = true;
                     t.on = None;
                     t.confirmed = false;
                     st.router.mark_stale();
@@ -441,6 +459,7 @@ impl StreamSubscriber {
             return count(&self.stats.dropped_too_large_in);
         }
         if epoch != known {
+            st.busy = true;
             t.read = Some(Range::Newest);
         } else if offset <= last {
             count(&self.stats.duplicates);
@@ -449,6 +468,7 @@ impl StreamSubscriber {
             self.hand_on(name, node, kind, payload, Position { epoch, offset });
         } else {
             count(&self.stats.gaps);
+            st.busy = true;
             t.read = Some(Range::From {
                 from: last + 1,
                 to: None,
@@ -487,7 +507,9 @@ impl StreamSubscriber {
         for (node, e) in dead {
             self.conn_failed(st, &node, &e);
         }
-        if now.duration_since(st.checked) < keepalive || st.topics.values().any(|t| t.read.is_some()) {
+        if now.duration_since(st.checked) < keepalive
+            || st.busy && st.topics.values().any(|t| t.read.is_some())
+        {
             return;
         }
         st.checked = now;
@@ -497,17 +519,18 @@ impl StreamSubscriber {
             .filter(|(_, t)| t.confirmed && t.read.is_none() && t.known.is_some())
             .map(|(n, t)| (n, t.checked))
             .collect();
-        due.sort_by_key(|d| d.1);
-        let due: Vec<String> = due
-            .into_iter()
-            .take(CHECKS_PER_ROUND)
-            .map(|d| d.0.clone())
-            .collect();
+        // The ones checked longest ago (a partial selection: this runs over every topic).
+        if due.len() > CHECKS_PER_ROUND {
+            due.select_nth_unstable_by_key(CHECKS_PER_ROUND, |d| d.1);
+            due.truncate(CHECKS_PER_ROUND);
+        }
+        let due: Vec<String> = due.into_iter().map(|d| d.0.clone()).collect();
         for name in due {
             if let Some(t) = st.topics.get_mut(&name)
                 && let Some((_, last)) = t.known
             {
                 t.checked = now;
+                st.busy = true;
                 t.read = Some(Range::From {
                     from: last + 1,
                     to: None,
@@ -519,7 +542,7 @@ impl StreamSubscriber {
     /// Sends the reads that are due (one pipeline per node) and applies their replies.
     fn read(&mut self, st: &mut State) {
         let now = Instant::now();
-        if now < st.read_at {
+        if now < st.read_at || !st.busy {
             return;
         }
         // Loads first (a topic the node knows nothing of yet), then the rest.
@@ -615,6 +638,7 @@ impl StreamSubscriber {
                 }
                 if h.last > last {
                     if progressed {
+                        st.busy = true;
                         t.read = Some(Range::From {
                             from: last + 1,
                             to: None,
@@ -626,7 +650,10 @@ impl StreamSubscriber {
                 }
                 t.known = Some((epoch, last));
             }
-            (Range::From { .. }, Some(_)) => t.read = Some(Range::Newest),
+            (Range::From { .. }, Some(_)) => {
+                st.busy = true;
+                t.read = Some(Range::Newest);
+            }
             _ => {
                 if t.known.is_some_and(|(e, _)| e != h.epoch) {
                     stats.epoch_changes.fetch_add(1, Ordering::Relaxed);
@@ -669,6 +696,7 @@ impl StreamSubscriber {
         st.conns.remove(node);
         for t in st.topics.values_mut() {
             if t.on.as_deref() == Some(node) {
+                st.busy = true;
                 t.on = None;
                 t.confirmed = false;
             }
