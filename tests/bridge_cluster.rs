@@ -1,8 +1,9 @@
 //! The Redis bridge in streams mode on a Redis Cluster started here (three masters with a
 //! replica each; a missing `redis-server` or `redis-cli` fails the test): two nodes share 100
 //! topics, every message reaches both once and in one order, the commands spread over the
-//! masters, and after a master is killed its replica takes over and delivery resumes with every
-//! message still once and in order (or a new epoch reported). Every wait is bounded.
+//! masters; a topic's slot moves to another master (MOVED, and Redis ends the subscription) and
+//! nothing is lost; after a master is killed its replica takes over and delivery resumes with
+//! every message still once and in order (or a new epoch reported). Every wait is bounded.
 
 #![cfg(feature = "redis")]
 
@@ -193,6 +194,27 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
     for c in &calls {
         assert!(*c * 6 >= total && *c * 3 <= total * 2, "uneven: {calls:?}");
     }
+
+    // A topic's slot moves to another master under the nodes' feet (keys and all): publishes
+    // are redirected (MOVED), the subscriptions follow the slot; still every message once, in
+    // order.
+    let moved = topic(5);
+    let key = format!("cl:{{{moved}}}:s");
+    let from = cluster.owner(&masters, &key);
+    let to = *masters.iter().find(|&&m| m != from).unwrap();
+    cluster.move_slot(&key, from, to, &masters);
+    for k in BEFORE..2 * BEFORE {
+        for i in 0..TOPICS {
+            let (b, _) = &nodes[(i + k) % 2];
+            b.publish(&topic(i), MessageKind::Text, format!("moved {i} {k}").as_bytes());
+        }
+    }
+    for (_, r) in &nodes {
+        wait_for(Duration::from_secs(20), "every message after the move", || {
+            (0..TOPICS).all(|i| r.messages(&topic(i)).len() >= 2 * BEFORE)
+        });
+    }
+    check_once_in_order(&[&nodes[0].1, &nodes[1].1]);
 
     // A master dies; its replica takes over.
     let victim = masters[0];

@@ -212,6 +212,54 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The master (of `masters`) that owns `key`'s slot.
+    pub fn owner(&self, masters: &[u16], key: &str) -> u16 {
+        *masters
+            .iter()
+            .find(|&&p| redis_command(p, &["EXISTS", key]).starts_with(':'))
+            .unwrap_or_else(|| panic!("no master owns {key}"))
+    }
+
+    /// Moves `key`'s slot, with its keys, from master `from` to master `to`, as `redis-cli
+    /// --cluster reshard` does, and tells every master in `masters`.
+    pub fn move_slot(&self, key: &str, from: u16, to: u16, masters: &[u16]) {
+        let slot = redis_command(from, &["CLUSTER", "KEYSLOT", key])
+            .trim_start_matches(':')
+            .to_owned();
+        let id = |port: u16| {
+            redis_text(port, &["CLUSTER", "MYID"])
+                .lines()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        assert_eq!(
+            redis_command(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+            "+OK"
+        );
+        assert_eq!(
+            redis_command(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+            "+OK"
+        );
+        let keys = redis_text(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|l| !l.starts_with(['*', '$'])).collect();
+        if !keys.is_empty() {
+            let port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            assert_eq!(redis_command(from, &args), "+OK");
+        }
+        for &m in masters {
+            assert_eq!(
+                redis_command(m, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]),
+                "+OK"
+            );
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
