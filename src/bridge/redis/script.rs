@@ -459,4 +459,35 @@ mod tests {
         assert_eq!(sha("").len(), 40);
         assert_eq!(sha(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
+
+    #[test]
+    fn garbage_from_redis_is_refused_never_a_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"0123456789 -\n12\xff";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = live(&bytes);
+            // The same bytes as the elements of a read's reply, cut anywhere.
+            let items: Vec<Value> = bytes
+                .split(|&b| b == b' ')
+                .map(|part| match next() % 4 {
+                    0 => Value::Int(part.len() as i64),
+                    1 => Value::TooLarge(part.len()),
+                    _ => Value::Bulk(part.to_vec()),
+                })
+                .collect();
+            if let Some(h) = history(Value::Array(items)) {
+                assert!(h.entries.windows(2).all(|w| w[0].offset < w[1].offset));
+            }
+        }
+    }
 }
