@@ -15,7 +15,8 @@ CPU 1, rounds interleaved (off, on, off, on, ...).
   idle      19,000 connections that subscribe to nothing (`c10k bench hold`): bytes per
             connection, history on and off
 
-Usage: python3 benches/history.py [--rounds 3] [--parts fanout,publish,resume,memory,idle]
+Usage: .venv/bin/python benches/history.py (the venv .ci/setup makes has websockets)
+       [--rounds 3] [--parts fanout,publish,resume,memory,idle]
 Prints each run and a table of medians and per-round ratios on/off.
 """
 
