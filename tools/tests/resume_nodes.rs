@@ -163,7 +163,21 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
         .map(|&p| {
             Some(node(
                 p,
-                &["--mode", "pubsub", "--redis", &redis_url, "--redis-streams"],
+                &[
+                    "--mode",
+                    "pubsub",
+                    "--redis",
+                    &redis_url,
+                    "--redis-streams",
+                    // 10 s of messages at RATE, in each node and in the Redis stream. A
+                    // subscriber is away for about a second here (HAProxy restarting and
+                    // checking its servers again): the history must cover the longest time
+                    // away, or the resume is answered `lost`, which fails the test.
+                    "--history-messages",
+                    "10000",
+                    "--redis-history",
+                    "10000",
+                ],
             ))
         })
         .collect();
@@ -239,7 +253,7 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
     let moved = seen.iter().filter(|s| s.reconnects >= 2).count();
     println!(
         "{SUBSCRIBERS} subscribers x {total} messages: 0 lost, 0 duplicated; \
-         {moved} reconnected twice; longest time without a message: {longest:?}"
+         {moved} reconnected more than once; longest time without a message: {longest:?}"
     );
 
     // Redis restarts with nothing: every subscriber hears that the history was lost.
