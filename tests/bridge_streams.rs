@@ -169,6 +169,43 @@ fn streams_nodes_see_the_same_offsets_in_the_same_order() {
     }
 }
 
+/// A node that follows a busy topic (a message at least every millisecond) still subscribes to,
+/// and loads, a topic it starts wanting meanwhile: the live messages never keep the subscriber
+/// from its other work.
+#[test]
+fn streams_node_loads_a_new_topic_while_another_never_goes_quiet() {
+    let redis = Redis::start();
+    let (a, ra) = bridge(&redis.url(), "busy:");
+    let (b, _rb) = bridge(&redis.url(), "busy:");
+    a.subscribe("busy");
+    ready(&a, &ra, "busy");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = std::thread::spawn({
+        let (b, stop) = (Arc::clone(&b), Arc::clone(&stop));
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                b.publish("busy", MessageKind::Text, b"x");
+                std::thread::yield_now();
+            }
+        }
+    });
+    wait_for(Duration::from_secs(10), "the busy topic to flow", || {
+        ra.delivered("busy").len() > 500
+    });
+    a.subscribe("new");
+    // A few milliseconds when the subscriber takes turns; a subscriber held by the busy topic
+    // loads it only when that goes quiet for a moment (seconds here, never under real load).
+    wait_for(
+        Duration::from_secs(3),
+        "the new topic to load while the busy one flows",
+        || !ra.loads("new").is_empty(),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().unwrap();
+    a.stop();
+    b.stop();
+}
+
 #[test]
 fn streams_node_that_wants_a_topic_late_loads_its_history() {
     let redis = Redis::start();

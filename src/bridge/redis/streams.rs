@@ -330,10 +330,17 @@ impl StreamSubscriber {
         } else {
             (POLL / u32::try_from(nodes.len()).unwrap_or(u32::MAX)).max(Duration::from_millis(1))
         };
+        // Messages that keep coming (each within a millisecond of the last) must not keep the
+        // thread from its other work (subscriptions, reads, keepalives): a turn takes what came
+        // for at most POLL.
+        let until = Instant::now() + POLL;
         for node in nodes {
             // Everything already buffered, then one wait.
             let mut waited = false;
             while let Some(conn) = st.conns.get_mut(&node) {
+                if waited && Instant::now() >= until {
+                    break;
+                }
                 let got = conn.link.poll(if waited { Duration::ZERO } else { wait });
                 waited = true;
                 match got {

@@ -115,7 +115,17 @@ impl Driver {
         if c.index == 0 {
             return; // The publisher's own copy (where the server sends it back).
         }
-        // With offsets, the offset and a space come first.
+        // With offsets, the offset and a space come first. The answer to the subscription may
+        // come after the sync (through a bridge, its history is loaded first).
+        if self.shared.opts.fanout_protocol == FanoutProtocol::Offsets {
+            if text.starts_with(b"resumed ") {
+                return;
+            }
+            if text.starts_with(b"lost ") {
+                let what = format!("told {}", String::from_utf8_lossy(text));
+                return self.fail(key, what);
+            }
+        }
         let text = match self.shared.opts.fanout_protocol {
             FanoutProtocol::Offsets => text
                 .iter()
