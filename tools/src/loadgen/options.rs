@@ -117,6 +117,9 @@ pub struct Options {
     pub max_pending: usize,
     /// fanout: how the server is asked to subscribe and publish.
     pub fanout_protocol: FanoutProtocol,
+    /// fanout: the topic (c10k's pubsub protocols), `fanout` by default: several generators
+    /// on several topics load several masters of a Redis Cluster.
+    pub fanout_topic: String,
     /// hold: at the end, every connection sends one message and waits for its echo (counted in
     /// `messages`; a missing echo is an error).
     pub final_echo: bool,
@@ -170,6 +173,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(60),
             max_pending: DEFAULT_MAX_PENDING,
             fanout_protocol: FanoutProtocol::Topics,
+            fanout_topic: "fanout".to_owned(),
             final_echo: false,
             first_echo: false,
             server_drain: false,

@@ -100,6 +100,9 @@ pub struct Args {
     /// fanout: how the server is asked to subscribe and publish.
     #[arg(long, value_enum, default_value_t = Protocol::Topics)]
     fanout_protocol: Protocol,
+    /// fanout: the topic to subscribe and publish to (c10k's pubsub protocols).
+    #[arg(long, default_value = "fanout")]
+    topic: String,
     /// Spread the run over this many processes (connections split evenly; without --source,
     /// process i connects from 127.0.0.(2+i)), for more connections than one process may open.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=253))]
@@ -213,6 +216,7 @@ pub fn run(args: Args) -> Result<(), String> {
             Protocol::Prefix => loadgen::FanoutProtocol::Prefix,
             Protocol::Offsets => loadgen::FanoutProtocol::Offsets,
         },
+        fanout_topic: args.topic,
         final_echo: args.final_echo,
         first_echo: args.first_echo,
         server_drain: args.server_drain,
@@ -348,6 +352,15 @@ fn child_command(o: &Options, trust: &[std::ffi::OsString]) -> Command {
         cmd.arg("--deflate");
     }
     cmd.args(["--payload-kind", o.payload_kind.name()]);
+    cmd.args(["--topic", &o.fanout_topic]);
+    cmd.args([
+        "--fanout-protocol",
+        match o.fanout_protocol {
+            loadgen::FanoutProtocol::Topics => "topics",
+            loadgen::FanoutProtocol::Prefix => "prefix",
+            loadgen::FanoutProtocol::Offsets => "offsets",
+        },
+    ]);
     cmd.args(trust);
     #[cfg(feature = "tls")]
     if o.tls_resume {

@@ -315,11 +315,12 @@ impl Driver {
         let first_echo = opts.scenario == Scenario::Hold && opts.first_echo;
         if fanout_subscriber && opts.fanout_protocol != FanoutProtocol::Prefix {
             if let Some(proto) = c.proto.as_mut() {
-                let sub: &[u8] = match opts.fanout_protocol {
-                    FanoutProtocol::Offsets => b"sub fanout @",
-                    _ => b"sub fanout",
+                let topic = &opts.fanout_topic;
+                let sub = match opts.fanout_protocol {
+                    FanoutProtocol::Offsets => format!("sub {topic} @"),
+                    _ => format!("sub {topic}"),
                 };
-                let _ = proto.send(MessageKind::Text, sub, &mut c.out);
+                let _ = proto.send(MessageKind::Text, sub.as_bytes(), &mut c.out);
                 let _ = proto.send(MessageKind::Text, b"sync ready", &mut c.out);
             }
             self.flush(key);

@@ -86,12 +86,15 @@ impl Driver {
             self.result.sent,
             at.duration_since(self.shared.epoch),
         );
-        let prefix: &[u8] = match opts.fanout_protocol {
-            FanoutProtocol::Topics | FanoutProtocol::Offsets => b"pub fanout ",
-            FanoutProtocol::Prefix => b"pub:",
-        };
         self.msg.clear();
-        self.msg.extend_from_slice(prefix);
+        match opts.fanout_protocol {
+            FanoutProtocol::Topics | FanoutProtocol::Offsets => {
+                self.msg.extend_from_slice(b"pub ");
+                self.msg.extend_from_slice(opts.fanout_topic.as_bytes());
+                self.msg.push(b' ');
+            }
+            FanoutProtocol::Prefix => self.msg.extend_from_slice(b"pub:"),
+        }
         self.msg.extend_from_slice(&body);
         let Some(c) = self.conns.get_mut(key) else { return };
         let Some(proto) = c.proto.as_mut() else { return };
@@ -133,8 +136,10 @@ impl Driver {
                 .map_or(text, |i| &text[i + 1..]),
             _ => text,
         };
+        let topic = self.shared.opts.fanout_topic.as_bytes();
         let body = text
-            .strip_prefix(b"fanout ".as_slice())
+            .strip_prefix(topic)
+            .and_then(|t| t.strip_prefix(b" ".as_slice()))
             .or_else(|| text.strip_prefix(b"pub:".as_slice()));
         let Some((seq, sent_ns)) = body.and_then(parse_fanout_body) else {
             let what = format!(
