@@ -169,14 +169,14 @@ fn subscribers_resume_across_a_killed_node_and_a_balancer_restart_and_hear_of_a_
                     "--redis",
                     &redis_url,
                     "--redis-streams",
-                    // 10 s of messages at RATE, in each node and in the Redis stream. A
-                    // subscriber is away for about a second here (HAProxy restarting and
-                    // checking its servers again): the history must cover the longest time
-                    // away, or the resume is answered `lost`, which fails the test.
+                    // 30 s of messages at RATE, in each node and in the Redis stream. A
+                    // subscriber is away for one to six seconds here (HAProxy restarting and
+                    // checking its servers again, on a busy machine): the history must cover the
+                    // longest time away, or the resume is answered `lost`, which fails the test.
                     "--history-messages",
-                    "10000",
+                    "30000",
                     "--redis-history",
-                    "10000",
+                    "30000",
                 ],
             ))
         })
