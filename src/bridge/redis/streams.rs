@@ -332,31 +332,47 @@ impl StreamSubscriber {
         };
         // Messages that keep coming (each within a millisecond of the last) must not keep the
         // thread from its other work (subscriptions, reads, keepalives): a turn takes what came
-        // for at most POLL.
+        // for at most POLL. Nor may one busy connection starve the others (their messages would
+        // wait in their buffers while Redis trims them from the streams, and a read would then
+        // skip them as lost): the connections take turns, each one read of its socket and every
+        // value that read brought, until none brings anything or the time is up.
         let until = Instant::now() + POLL;
-        for node in nodes {
-            // Everything already buffered, then one wait.
-            let mut waited = false;
-            while let Some(conn) = st.conns.get_mut(&node) {
-                if waited && Instant::now() >= until {
-                    break;
-                }
-                let got = conn.link.poll(if waited { Duration::ZERO } else { wait });
-                waited = true;
-                match got {
-                    Ok(Some(v)) => {
-                        conn.heard = Instant::now();
-                        if let Err(e) = self.take(st, &node, v) {
-                            self.conn_failed(st, &node, &e);
+        let mut first = true;
+        loop {
+            let mut got_any = false;
+            for node in &nodes {
+                let Some(conn) = st.conns.get_mut(node) else {
+                    continue;
+                };
+                let mut got = conn.link.poll(if first { wait } else { Duration::ZERO });
+                loop {
+                    match got {
+                        Ok(Some(v)) => {
+                            got_any = true;
+                            if let Some(conn) = st.conns.get_mut(node) {
+                                conn.heard = Instant::now();
+                            }
+                            if let Err(e) = self.take(st, node, v) {
+                                self.conn_failed(st, node, &e);
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.conn_failed(st, node, &e);
                             break;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.conn_failed(st, &node, &e);
+                    // What that read brought, without reading more.
+                    let Some(conn) = st.conns.get_mut(node) else {
                         break;
-                    }
+                    };
+                    got = conn.link.buffered();
                 }
+            }
+            first = false;
+            if !got_any || Instant::now() >= until {
+                break;
             }
         }
     }
