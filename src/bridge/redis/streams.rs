@@ -108,7 +108,12 @@ struct State {
     /// No read is sent before this instant (after a failed one).
     read_at: Instant,
     checked: Instant,
-    tried: bool,
+    /// The nodes a subscription connection was opened to (or tried): another to one of them
+    /// is a reconnection, the first to each master of a cluster is not.
+    tried: HashSet<String>,
+    /// A subscription connection failed since the last one was opened: the next one opened
+    /// (wherever the map now says) is a reconnection.
+    lost: bool,
     /// Whether some topic may want work (a subscription, a read, a confirmation): while false,
     /// nothing looks at every topic.
     busy: bool,
@@ -133,7 +138,8 @@ impl StreamSubscriber {
             retry_at: now,
             read_at: now,
             checked: now,
-            tried: false,
+            tried: HashSet::new(),
+            lost: false,
             busy: true,
         };
         for topic in self.wanted.all() {
@@ -248,7 +254,8 @@ impl StreamSubscriber {
         }
         for (addr, (node, mut topics)) in by_node {
             if !st.conns.contains_key(&addr) {
-                if std::mem::replace(&mut st.tried, true) {
+                let again = !st.tried.insert(addr.clone());
+                if std::mem::take(&mut st.lost) || again {
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 let l = &self.limits;
@@ -568,6 +575,7 @@ impl StreamSubscriber {
     /// subscribed again where the (refreshed) map says.
     fn conn_failed(&mut self, st: &mut State, node: &str, e: &io::Error) {
         st.conns.remove(node);
+        st.lost = true;
         for t in st.topics.values_mut() {
             if t.on.as_deref() == Some(node) {
                 st.busy = true;
