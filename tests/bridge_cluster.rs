@@ -3,7 +3,8 @@
 //! topics, every message reaches both once and in one order, the commands spread over the
 //! masters; a topic's slot moves to another master (MOVED, and Redis ends the subscription) and
 //! nothing is lost; after a master is killed its replica takes over and delivery resumes with
-//! every message still once and in order (or a new epoch reported). Every wait is bounded.
+//! every message still once and in order (or a new epoch reported). Busy topics on the three
+//! masters at once are all taken, offsets one after the other. Every wait is bounded.
 
 #![cfg(feature = "redis")]
 
@@ -273,6 +274,90 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
         }
         b.stop();
     }
+}
+
+/// Busy topics on all three masters at once: each subscription connection gets its share of
+/// the subscriber's time. One that a busier connection starved fell behind its stream until
+/// Redis trimmed what it had not taken yet (a short history here), and the node was handed a
+/// jump in offsets (its followers told they lost messages that were waiting in the bridge's
+/// buffers). Every message comes, offsets one after the other; and the first connection to
+/// each master is no reconnection.
+#[test]
+fn busy_topics_on_every_master_are_all_taken_with_no_jump() {
+    let _ = log::set_logger(&Stderr);
+    log::set_max_level(log::LevelFilter::Info);
+    let cluster = Cluster::start();
+    let url = cluster.url();
+    // Their slots fall on the three masters that `redis-cli --cluster create` makes.
+    let topics = ["t2", "t5", "t8"];
+    let masters = cluster.masters();
+    let mut owners: Vec<u16> = topics
+        .iter()
+        .map(|t| cluster.owner(&masters, &format!("sp:{{{t}}}")))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    assert_eq!(owners.len(), 3, "one topic on each master");
+    let mut limits = fast_limits();
+    limits.keepalive = Duration::from_millis(100);
+    let sub = RedisBridge::with_mode(Mode::Streams, &url, "sp:", limits).unwrap();
+    let r = Arc::new(Recorder::default());
+    sub.start_with(r.clone());
+    for t in topics {
+        sub.subscribe(t);
+    }
+    let publisher = RedisBridge::with_mode(Mode::Streams, &url, "sp:", limits).unwrap();
+    publisher.start_with(Arc::new(Recorder::default()));
+    wait_for(Duration::from_secs(20), "the topics loaded", || {
+        r.loaded() == topics.len() && sub.stats().snapshot().connected
+    });
+
+    // About 3,000 messages a second per topic for 1.5 s: the history (100) holds some 30 ms.
+    let (start, mut sent) = (Instant::now(), 0u64);
+    while start.elapsed() < Duration::from_millis(1500) {
+        for _ in 0..3 {
+            for t in topics {
+                publisher.publish(t, MessageKind::Text, format!("{t} {sent}").as_bytes());
+            }
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let done = topics
+            .iter()
+            .all(|t| r.messages(t).last().is_some_and(|m| m.0.offset >= sent));
+        if done {
+            break;
+        }
+        let s = sub.stats().snapshot();
+        let got: Vec<u64> = topics
+            .iter()
+            .map(|t| r.messages(t).last().map_or(0, |m| m.0.offset))
+            .collect();
+        let p = publisher.stats().snapshot();
+        assert!(
+            Instant::now() < deadline,
+            "{got:?} of {sent}: {s:?}; publisher {p:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = sub.stats().snapshot();
+    for t in topics {
+        let loads = r.loads.lock().unwrap().get(t).cloned().unwrap_or_default();
+        assert_eq!(loads.len(), 1, "{t}: loaded once: {s:?}");
+        let mut last = loads[0].1.last().copied().unwrap_or(0);
+        for (at, _) in r.messages(t) {
+            assert_eq!(at.epoch, loads[0].0, "{t}");
+            assert_eq!(at.offset, last + 1, "{t}: a jump: {s:?}");
+            last = at.offset;
+        }
+    }
+    assert_eq!((s.gaps, s.epoch_changes, s.history_loads), (0, 0, 3), "{s:?}");
+    assert_eq!(s.reconnects, 0, "three masters, three first connections: {s:?}");
+    sub.stop();
+    publisher.stop();
 }
 
 /// The bridge's log on stderr (shown when the test fails).

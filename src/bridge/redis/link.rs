@@ -231,6 +231,12 @@ impl Link {
         Ok(())
     }
 
+    /// The next value among the bytes already read, without reading more; `None` if they hold
+    /// no whole one.
+    pub(crate) fn buffered(&mut self) -> io::Result<Option<Value>> {
+        self.parser.next().map_err(invalid)
+    }
+
     /// The next value from Redis, waiting at most `wait` for bytes; `None` if none came.
     pub(crate) fn poll(&mut self, wait: Duration) -> io::Result<Option<Value>> {
         if let Some(v) = self.parser.next().map_err(invalid)? {

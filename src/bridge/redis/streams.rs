@@ -108,7 +108,12 @@ struct State {
     /// No read is sent before this instant (after a failed one).
     read_at: Instant,
     checked: Instant,
-    tried: bool,
+    /// The nodes a subscription connection was opened to (or tried): another to one of them
+    /// is a reconnection, the first to each master of a cluster is not.
+    tried: HashSet<String>,
+    /// A subscription connection failed since the last one was opened: the next one opened
+    /// (wherever the map now says) is a reconnection.
+    lost: bool,
     /// Whether some topic may want work (a subscription, a read, a confirmation): while false,
     /// nothing looks at every topic.
     busy: bool,
@@ -133,7 +138,8 @@ impl StreamSubscriber {
             retry_at: now,
             read_at: now,
             checked: now,
-            tried: false,
+            tried: HashSet::new(),
+            lost: false,
             busy: true,
         };
         for topic in self.wanted.all() {
@@ -248,7 +254,8 @@ impl StreamSubscriber {
         }
         for (addr, (node, mut topics)) in by_node {
             if !st.conns.contains_key(&addr) {
-                if std::mem::replace(&mut st.tried, true) {
+                let again = !st.tried.insert(addr.clone());
+                if std::mem::take(&mut st.lost) || again {
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 let l = &self.limits;
@@ -332,31 +339,47 @@ impl StreamSubscriber {
         };
         // Messages that keep coming (each within a millisecond of the last) must not keep the
         // thread from its other work (subscriptions, reads, keepalives): a turn takes what came
-        // for at most POLL.
+        // for at most POLL. Nor may one busy connection starve the others (their messages would
+        // wait in their buffers while Redis trims them from the streams, and a read would then
+        // skip them as lost): the connections take turns, each one read of its socket and every
+        // value that read brought, until none brings anything or the time is up.
         let until = Instant::now() + POLL;
-        for node in nodes {
-            // Everything already buffered, then one wait.
-            let mut waited = false;
-            while let Some(conn) = st.conns.get_mut(&node) {
-                if waited && Instant::now() >= until {
-                    break;
-                }
-                let got = conn.link.poll(if waited { Duration::ZERO } else { wait });
-                waited = true;
-                match got {
-                    Ok(Some(v)) => {
-                        conn.heard = Instant::now();
-                        if let Err(e) = self.take(st, &node, v) {
-                            self.conn_failed(st, &node, &e);
+        let mut first = true;
+        loop {
+            let mut got_any = false;
+            for node in &nodes {
+                let Some(conn) = st.conns.get_mut(node) else {
+                    continue;
+                };
+                let mut got = conn.link.poll(if first { wait } else { Duration::ZERO });
+                loop {
+                    match got {
+                        Ok(Some(v)) => {
+                            got_any = true;
+                            if let Some(conn) = st.conns.get_mut(node) {
+                                conn.heard = Instant::now();
+                            }
+                            if let Err(e) = self.take(st, node, v) {
+                                self.conn_failed(st, node, &e);
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.conn_failed(st, node, &e);
                             break;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.conn_failed(st, &node, &e);
+                    // What that read brought, without reading more.
+                    let Some(conn) = st.conns.get_mut(node) else {
                         break;
-                    }
+                    };
+                    got = conn.link.buffered();
                 }
+            }
+            first = false;
+            if !got_any || Instant::now() >= until {
+                break;
             }
         }
     }
@@ -552,6 +575,7 @@ impl StreamSubscriber {
     /// subscribed again where the (refreshed) map says.
     fn conn_failed(&mut self, st: &mut State, node: &str, e: &io::Error) {
         st.conns.remove(node);
+        st.lost = true;
         for t in st.topics.values_mut() {
             if t.on.as_deref() == Some(node) {
                 st.busy = true;
