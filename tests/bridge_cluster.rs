@@ -15,24 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use c10k::bridge::redis::{HistorySink, Mode, RedisBridge, RedisLimits};
+use c10k::bridge::redis::{HistorySink, Mode, RedisBridge};
 use c10k::proto::MessageKind;
 use c10k::{Bridge, Position};
-use redis_procs::{Cluster, redis_text, wait_for};
+use redis_procs::{Cluster, fast_limits, redis_text, wait_for};
 
 const TOPICS: usize = 100;
 const BEFORE: usize = 4;
-
-fn fast_limits() -> RedisLimits {
-    let mut l = RedisLimits::default();
-    l.connect_timeout = Duration::from_millis(500);
-    l.io_timeout = Duration::from_millis(500);
-    l.keepalive = Duration::from_millis(200);
-    l.backoff_min = Duration::from_millis(50);
-    l.backoff_max = Duration::from_millis(300);
-    l.history_len = 100;
-    l
-}
 
 /// A load: the epoch and the offsets.
 type Load = (u64, Vec<u64>);
@@ -142,7 +131,7 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
     let url = cluster.url();
     let mut nodes = Vec::new();
     for _ in 0..2 {
-        let b = RedisBridge::with_mode(Mode::Streams, &url, "cl:", fast_limits()).unwrap();
+        let b = RedisBridge::with_mode(Mode::Streams, &url, "cl:", fast_limits(100)).unwrap();
         assert!(b.is_cluster());
         let r = Arc::new(Recorder::default());
         b.start_with(r.clone());
@@ -298,7 +287,7 @@ fn busy_topics_on_every_master_are_all_taken_with_no_jump() {
     owners.sort_unstable();
     owners.dedup();
     assert_eq!(owners.len(), 3, "one topic on each master");
-    let mut limits = fast_limits();
+    let mut limits = fast_limits(100);
     limits.keepalive = Duration::from_millis(100);
     let sub = RedisBridge::with_mode(Mode::Streams, &url, "sp:", limits).unwrap();
     let r = Arc::new(Recorder::default());

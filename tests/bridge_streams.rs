@@ -19,22 +19,11 @@ mod redis_procs;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use c10k::bridge::redis::{HistorySink, Mode, RedisBridge, RedisLimits};
+use c10k::bridge::redis::{HistorySink, Mode, RedisBridge};
 use c10k::proto::MessageKind;
 use c10k::{Bridge, HistoryConfig, Position, ServerConfig};
-use redis_procs::{Redis, redis_command, wait_for};
-
-/// Bounds small enough to reach and timeouts short enough to pass in a test.
-fn fast_limits() -> RedisLimits {
-    let mut l = RedisLimits::default();
-    l.connect_timeout = Duration::from_millis(500);
-    l.io_timeout = Duration::from_millis(500);
-    l.keepalive = Duration::from_millis(200);
-    l.backoff_min = Duration::from_millis(50);
-    l.backoff_max = Duration::from_millis(300);
-    l.history_len = 50;
-    l
-}
+use follow::{read_stream, recv_text};
+use redis_procs::{Redis, fast_limits, redis_command, wait_for};
 
 /// What a bridge handed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +103,7 @@ impl Recorder {
 }
 
 fn bridge(url: &str, prefix: &str) -> (Arc<RedisBridge>, Arc<Recorder>) {
-    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits()).unwrap();
+    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits(50)).unwrap();
     let r = Arc::new(Recorder::default());
     b.start_with(r.clone());
     (b, r)
@@ -370,7 +359,7 @@ fn streams_hung_redis_never_blocks_a_publisher_and_the_queue_stays_bounded() {
             held.push(s);
         }
     });
-    let mut limits = fast_limits();
+    let mut limits = fast_limits(50);
     limits.max_queued_messages = 64;
     limits.io_timeout = Duration::from_millis(300);
     let b = RedisBridge::with_mode(Mode::Streams, &url, "hung:", limits).unwrap();
@@ -403,36 +392,9 @@ fn streams_hung_redis_never_blocks_a_publisher_and_the_queue_stays_bounded() {
     b.stop();
 }
 
-type Ws = tungstenite::WebSocket<std::net::TcpStream>;
-
-fn recv_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("a message within the read timeout") {
-            tungstenite::Message::Text(t) => return t.to_string(),
-            tungstenite::Message::Close(_) => panic!("closed"),
-            _ => {}
-        }
-    }
-}
-
-/// Reads `n` deliveries (`OFFSET payload`) after `after`; offsets must count up by one.
-fn read_stream(ws: &mut Ws, after: u64, n: usize) -> Vec<(u64, String)> {
-    let mut got = Vec::new();
-    let mut last = after;
-    while got.len() < n {
-        let t = recv_text(ws);
-        let (offset, payload) = t.split_once(' ').unwrap();
-        let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("not a delivery: {t}"));
-        assert_eq!(offset, last + 1, "a gap or a duplicate before {t}");
-        last = offset;
-        got.push((offset, payload.to_owned()));
-    }
-    got
-}
-
 /// A server with history on (or off), bridged through Redis in streams mode.
 fn server(url: &str, prefix: &str, history: bool) -> (c10k::ServerHandle, Arc<RedisBridge>) {
-    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits()).unwrap();
+    let b = RedisBridge::with_mode(Mode::Streams, url, prefix, fast_limits(50)).unwrap();
     let mut config = ServerConfig::default();
     config.shards = 2;
     config.ping_interval = None;

@@ -7,41 +7,14 @@ mod common;
 mod follow;
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 
 use c10k::{HistoryConfig, Position, ServerConfig};
 use common::{client, start, stop};
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<TcpStream>;
+use follow::{Ws, read_stream, recv_text};
+use tungstenite::Message;
 
 const PUBLISHERS: usize = 4;
 const EACH: usize = 200;
-
-fn recv_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("a message within the read timeout") {
-            Message::Text(t) => return t.to_string(),
-            Message::Close(_) => panic!("closed"),
-            _ => {}
-        }
-    }
-}
-
-/// Reads deliveries (`OFFSET payload`) until `n` were read; checks offsets count up by one.
-fn read_stream(ws: &mut Ws, after: u64, n: usize) -> Vec<(u64, String)> {
-    let mut got = Vec::new();
-    let mut last = after;
-    while got.len() < n {
-        let t = recv_text(ws);
-        let (offset, payload) = t.split_once(' ').unwrap();
-        let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("not a delivery: {t}"));
-        assert_eq!(offset, last + 1, "a gap or a duplicate before {t}");
-        last = offset;
-        got.push((offset, payload.to_owned()));
-    }
-    got
-}
 
 fn follow(ws: &mut Ws, since: &str) -> Position {
     ws.send(Message::text(format!("follow t {since}"))).unwrap();

@@ -41,7 +41,7 @@
 //! | `node.rs`, `inbox.rs`, `room.rs` | what other threads see: [`ServerHandle`], [`Bridge`], the inboxes, whether a connection has room |
 //! | `config.rs`, `id.rs`, `stats.rs`, `error.rs` | [`ServerConfig`], [`ConnId`], [`Stats`], [`SendError`] |
 //! | `queue.rs`, `wheel.rs`, `topics.rs`, `sys.rs` | write queues, the timing wheel, topic membership, socket options |
-//! | `history.rs`, `follow.rs` | offsets and a bounded history per topic, once per node; a shard's subscriptions that follow offsets and resume |
+//! | `history.rs`, `follow.rs`, `offsets.rs` | offsets and a bounded history per topic, once per node; a shard's subscriptions that follow offsets and resume; what a bridge that gives offsets calls |
 //! | `tls/` | (feature `tls`) TLS settings and the sans-I/O session |
 
 mod broadcast;
@@ -69,6 +69,7 @@ mod inbox;
 mod input;
 mod memory;
 mod node;
+mod offsets;
 mod output;
 mod overload;
 #[cfg(feature = "testing")]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::decision::Decision;
 use super::dispose::Disposer;
 use super::error::SendError;
-use super::history::{Event, History, HistoryConfig, Position};
+use super::history::{Event, History, HistoryConfig};
 use super::id::ConnId;
 use super::inbox::{Command, DecisionOutcome, Inbox, Mailbox, Receipt, Refused};
 use super::memory::{BridgeHeld, Gauge, Memory, SharedFrame};
@@ -152,6 +152,11 @@ impl Node {
         }
     }
 
+    /// The frame of a message, encoded once for every queue that will hold it.
+    pub(crate) fn encode(&self, kind: MessageKind, payload: &[u8]) -> Arc<SharedFrame> {
+        SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared)
+    }
+
     /// The node's offsets and history per topic, when it keeps them.
     pub(crate) fn history(&self) -> Option<&History> {
         self.history.as_ref()
@@ -159,7 +164,7 @@ impl Node {
 
     /// Posts an event of a topic with offsets to every shard (called under the history's lock,
     /// so every shard gets a topic's events in order).
-    fn post_stream(&self, topic: &Arc<str>, event: Event) {
+    pub(crate) fn post_stream(&self, topic: &Arc<str>, event: Event) {
         for i in 0..self.slots.len() {
             // A shard whose inbox is full misses it: it fills the gap from the history when
             // the topic's next message comes (see `history.rs`).
@@ -333,7 +338,7 @@ impl Node {
                 }
                 return None;
             }
-            let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared);
+            let frame = self.encode(kind, payload);
             h.append_local(topic, kind, payload, frame, |name, event| {
                 self.post_stream(name, event);
             });
@@ -342,7 +347,7 @@ impl Node {
             }
             return None;
         }
-        let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &self.shared);
+        let frame = self.encode(kind, payload);
         let others = (0..self.slots.len()).filter(|&i| Some(i) != local);
         if others.clone().next().is_some() {
             let name: Arc<str> = Arc::from(topic);
@@ -535,63 +540,6 @@ impl ServerHandle {
     /// Delivers a message that another node published: to this node's subscribers only.
     pub fn publish_from_bridge(&self, topic: &str, kind: MessageKind, data: &[u8]) {
         self.node.publish(topic, kind, data, None, true);
-    }
-
-    /// For a bridge that [keeps history](Bridge::keeps_history): delivers a message at its
-    /// position in the topic's stream to this node's subscribers, and keeps it in the node's
-    /// history. An offset at or below the last one delivered (of the same epoch) is a duplicate
-    /// and ignored. Another epoch, or an offset past the next one (a gap the bridge could not
-    /// fill: fill it first by delivering the missing ones in order), restarts the topic's
-    /// history at this message, and subscribers that follow offsets are told they lost what
-    /// came between ([`Resume::Lost`](crate::Resume::Lost)). Without history on, the message is
-    /// delivered as by [`ServerHandle::publish_from_bridge`].
-    pub fn publish_at(&self, topic: &str, kind: MessageKind, payload: &[u8], at: Position) {
-        let node = &self.node;
-        let Some(h) = &node.history else {
-            node.publish(topic, kind, payload, None, true);
-            return;
-        };
-        let frame = SharedFrame::new(proto::frame::message_frame(kind, payload).collect(), &node.shared);
-        h.append_at(topic, kind, payload, frame, at, |name, event| {
-            node.post_stream(name, event);
-        });
-    }
-
-    /// For a bridge that [keeps history](Bridge::keeps_history): replaces this node's history of
-    /// `topic` with `entries` (offset, kind, payload; offsets ascending, all of `epoch`, the
-    /// newest that fit the node's bounds are kept), and marks it loaded, so that resumes waiting
-    /// for it are answered. Call it once the node starts wanting a topic
-    /// ([`Bridge::subscribe`]) and its live messages are subscribed to, and again whenever the
-    /// broker's epoch is found changed: subscribers that followed another epoch are told they
-    /// lost the gap. Does nothing without history on.
-    pub fn history_load(&self, topic: &str, epoch: u64, entries: Vec<(u64, MessageKind, Vec<u8>)>) {
-        let node = &self.node;
-        if let Some(h) = &node.history {
-            h.load(topic, epoch, entries, |name, event| node.post_stream(name, event));
-        }
-    }
-
-    /// Whether the server keeps offsets and a history per topic
-    /// ([`ServerConfig::history`](crate::ServerConfig::history)). Without it, a node delivers its
-    /// own publishes itself, and a bridge that keeps history must not hand them back.
-    pub fn keeps_history(&self) -> bool {
-        self.node.history.is_some()
-    }
-
-    /// Topics with a history on this node, and the bytes they keep (0 and 0 without history).
-    pub fn history_held(&self) -> (usize, usize) {
-        self.node
-            .history
-            .as_ref()
-            .map_or((0, 0), |h| (h.topics(), h.bytes()))
-    }
-
-    /// For a bridge that [keeps history](Bridge::keeps_history): the node no longer follows
-    /// `topic` (no shard wants it): its history is forgotten.
-    pub fn history_drop(&self, topic: &str) {
-        if let Some(h) = &self.node.history {
-            h.forget(topic);
-        }
     }
 
     /// Decides, from any thread, on a handshake that [`Handler::on_handshake`] left

@@ -51,3 +51,32 @@ impl Handler for Topics {
         answer(ctx, id, topic, r);
     }
 }
+
+/// A tungstenite client over TCP.
+pub type Ws = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// The next text message (a Close is a failure).
+pub fn recv_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("a message within the read timeout") {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Close(_) => panic!("closed"),
+            _ => {}
+        }
+    }
+}
+
+/// Reads deliveries (`OFFSET payload`) until `n` were read; checks offsets count up by one.
+pub fn read_stream(ws: &mut Ws, after: u64, n: usize) -> Vec<(u64, String)> {
+    let mut got = Vec::new();
+    let mut last = after;
+    while got.len() < n {
+        let t = recv_text(ws);
+        let (offset, payload) = t.split_once(' ').unwrap();
+        let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("not a delivery: {t}"));
+        assert_eq!(offset, last + 1, "a gap or a duplicate before {t}");
+        last = offset;
+        got.push((offset, payload.to_owned()));
+    }
+    got
+}

@@ -268,3 +268,16 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The bridge's bounds small enough to reach and its timeouts short enough to pass in a test,
+/// keeping `history_len` messages per topic.
+pub fn fast_limits(history_len: usize) -> c10k::bridge::redis::RedisLimits {
+    let mut l = c10k::bridge::redis::RedisLimits::default();
+    l.connect_timeout = Duration::from_millis(500);
+    l.io_timeout = Duration::from_millis(500);
+    l.keepalive = Duration::from_millis(200);
+    l.backoff_min = Duration::from_millis(50);
+    l.backoff_max = Duration::from_millis(300);
+    l.history_len = history_len;
+    l
+}
