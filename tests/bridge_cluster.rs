@@ -94,6 +94,54 @@ fn evalsha_calls(port: u16) -> u64 {
         .unwrap_or(0)
 }
 
+/// The test's nodes: each a bridge and what it handed on; stopped when dropped (a failed test
+/// leaves no thread retrying a cluster that is gone).
+struct Nodes(Vec<(Arc<RedisBridge>, Arc<Recorder>)>);
+
+impl std::ops::Deref for Nodes {
+    type Target = [(Arc<RedisBridge>, Arc<Recorder>)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (b, _) in &self.0 {
+            b.stop();
+        }
+    }
+}
+
+/// Waits (20 s at most) until every node has at least `want` messages of every topic; past
+/// that, a panic with what each node has, its counters, and each Redis node's state and log.
+fn wait_messages(cluster: &mut Cluster, nodes: &Nodes, what: &str, want: usize) {
+    let end = Instant::now() + Duration::from_secs(20);
+    let done = || {
+        nodes
+            .iter()
+            .all(|(_, r)| (0..TOPICS).all(|i| r.messages(&topic(i)).len() >= want))
+    };
+    while !done() {
+        if Instant::now() >= end {
+            let short: Vec<usize> = nodes
+                .iter()
+                .map(|(_, r)| {
+                    (0..TOPICS)
+                        .filter(|&i| r.messages(&topic(i)).len() < want)
+                        .count()
+                })
+                .collect();
+            let stats: Vec<_> = nodes.iter().map(|(b, _)| b.stats().snapshot()).collect();
+            panic!(
+                "timed out waiting for {what}: topics short per node {short:?}; {stats:#?}\n{}",
+                cluster.report()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Per node and topic: each message once, offsets rising within an epoch; and where both nodes
 /// have a position, the same message there.
 fn check_once_in_order(nodes: &[&Recorder]) {
@@ -129,18 +177,23 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
     log::set_max_level(log::LevelFilter::Info);
     let mut cluster = Cluster::start();
     let url = cluster.url();
-    let mut nodes = Vec::new();
+    // Replies may take a while on a loaded machine (twelve Redis servers, two tests): a
+    // publish that timed out would be counted lost, and this test wants every one. A killed
+    // master's connections fail at once whatever the timeout.
+    let mut limits = fast_limits(100);
+    limits.io_timeout = Duration::from_secs(2);
+    let mut nodes = Nodes(Vec::new());
     for _ in 0..2 {
-        let b = RedisBridge::with_mode(Mode::Streams, &url, "cl:", fast_limits(100)).unwrap();
+        let b = RedisBridge::with_mode(Mode::Streams, &url, "cl:", limits).unwrap();
         assert!(b.is_cluster());
         let r = Arc::new(Recorder::default());
         b.start_with(r.clone());
         for i in 0..TOPICS {
             b.subscribe(&topic(i));
         }
-        nodes.push((b, r));
+        nodes.0.push((b, r));
     }
-    for (b, r) in &nodes {
+    for (b, r) in nodes.iter() {
         let end = Instant::now() + Duration::from_secs(20);
         while r.loaded() < TOPICS || !b.stats().snapshot().connected {
             let s = b.stats().snapshot();
@@ -162,11 +215,7 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
             b.publish(&topic(i), MessageKind::Text, format!("before {i} {k}").as_bytes());
         }
     }
-    for (_, r) in &nodes {
-        wait_for(Duration::from_secs(20), "every message on both nodes", || {
-            (0..TOPICS).all(|i| r.messages(&topic(i)).len() == BEFORE)
-        });
-    }
+    wait_messages(&mut cluster, &nodes, "every message on both nodes", BEFORE);
     for i in 0..TOPICS {
         let (a, b) = (nodes[0].1.messages(&topic(i)), nodes[1].1.messages(&topic(i)));
         assert_eq!(a, b, "one order on both nodes");
@@ -199,11 +248,7 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
             b.publish(&topic(i), MessageKind::Text, format!("moved {i} {k}").as_bytes());
         }
     }
-    for (_, r) in &nodes {
-        wait_for(Duration::from_secs(20), "every message after the move", || {
-            (0..TOPICS).all(|i| r.messages(&topic(i)).len() >= 2 * BEFORE)
-        });
-    }
+    wait_messages(&mut cluster, &nodes, "every message after the move", 2 * BEFORE);
     check_once_in_order(&[&nodes[0].1, &nodes[1].1]);
 
     // A master dies; its replica takes over.
@@ -251,7 +296,7 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
     });
     std::thread::sleep(Duration::from_millis(500));
     check_once_in_order(&[&nodes[0].1, &nodes[1].1]);
-    for (b, r) in &nodes {
+    for (b, r) in nodes.iter() {
         let s = b.stats().snapshot();
         // Without a new epoch, no message of the topics was skipped: offsets run on from 1.
         if s.epoch_changes == 0 {
@@ -261,7 +306,6 @@ fn cluster_streams_deliver_once_in_order_spread_over_masters_and_survive_a_failo
                 assert_eq!(offsets, expected, "{} on a node: {s:?}", topic(i));
             }
         }
-        b.stop();
     }
 }
 

@@ -8,6 +8,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A program from the usual places; a panic saying how to get it if it is missing.
@@ -155,7 +156,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("c10k-cluster-{}-{}", std::process::id(), free_port()));
+        // One directory per cluster, never shared: a cluster node whose directory is removed
+        // exits at its next config save (two tests of one binary run side by side).
+        static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("c10k-cluster-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for i in 0..6 {
@@ -167,6 +173,8 @@ impl Cluster {
                 format!("nodes-{i}-{port}.conf"),
                 "--cluster-node-timeout".to_owned(),
                 "1000".to_owned(),
+                "--logfile".to_owned(),
+                format!("node-{i}-{port}.log"),
             ];
             nodes.push(Redis::spawn(port, extra, Some(dir.clone())));
         }
@@ -199,6 +207,28 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("redis-cluster://{}", addrs.join(","))
+    }
+
+    /// Each node: its port, whether it runs, and the last lines of its log (for a failure's
+    /// message: a node that exited says why there).
+    pub fn report(&mut self) -> String {
+        let mut out = String::new();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            let state = match n.child.as_mut().map(|c| c.try_wait()) {
+                None => "killed by the test".to_owned(),
+                Some(Ok(None)) => "running".to_owned(),
+                Some(Ok(Some(status))) => format!("EXITED ({status})"),
+                Some(Err(e)) => format!("unknown ({e})"),
+            };
+            let log = std::fs::read_to_string(self.dir.join(format!("node-{i}-{}.log", n.port)))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(4).collect();
+            out += &format!("node {} ({}):\n", n.port, state);
+            for l in tail.into_iter().rev() {
+                out += &format!("    {l}\n");
+            }
+        }
+        out
     }
 
     /// The ports of the nodes that say they are masters now (and are alive).
