@@ -6,9 +6,10 @@
 // Starts /usr/bin/chromium (or $CHROMIUM) headless through `playwright-core` (the version in
 // tests/interop/package.json) with a fresh profile in a temporary folder, removed at the end,
 // opens an empty page that this process serves on 127.0.0.1 (see below for why), and runs the
-// whole loop in the page's own JavaScript: fetch the case ids from ws://HOST:PORT/cases, then for each id `new WebSocket(.../case/ID?agent=AGENT)` with
-// `binaryType = 'arraybuffer'` and `ws.send(e.data)` for every message (a string goes back as
-// text, an ArrayBuffer as binary), until the connection ends; then /done?agent=AGENT. The page
+// whole loop in the page's own JavaScript: fetch the case ids from ws://HOST:PORT/cases, then
+// for each id `new WebSocket(.../case/ID?agent=AGENT)` with `binaryType = 'arraybuffer'` and
+// `ws.send(e.data)` for every message (a string goes back as text, an ArrayBuffer as binary),
+// until the connection ends; then /done?agent=AGENT. The page
 // prints its progress with console.log (copied to stdout) and its failures with console.error
 // (copied to stderr, with the browser's own messages about failed connections). A case that
 // fails (a refused handshake, a protocol error, a reset) is logged and the next one runs; after
