@@ -8,7 +8,10 @@
 //! With `--tls-cert FILE --tls-key FILE` it speaks wss on the same address instead of ws: each
 //! accepted socket's task does the TLS handshake (tokio-rustls, see [`tls`]) and then runs the
 //! same handler over the TLS stream.
+//!
+//! [`client`] is the same for the clients under test of c10k's client suite.
 
+pub mod client;
 pub mod smoke;
 pub mod tls;
 
