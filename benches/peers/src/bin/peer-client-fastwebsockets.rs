@@ -12,9 +12,11 @@
 //! implement it), `auto_pong` and `auto_close` on (pings are answered, and a Close is answered
 //! with the same code, while `read_frame` runs), masks applied by the library. Messages go
 //! through a `FragmentCollector`, so a fragmented message is echoed whole, as one frame. One
-//! change: the message size limit is 16 MiB, the suite's largest message (the library's
-//! default is 64 MiB). As the library's examples do, the connection is dropped as soon as the
-//! Close has been read and answered. ws:// only.
+//! change: the size limit is 16 MiB, the suite's largest message (the library's default is 64
+//! MiB). The library applies it to each frame, not to a whole message (`FragmentCollector`
+//! has no limit of its own), and refuses a frame that is too large by ending the connection
+//! without a Close frame. As the library's examples do, the connection is dropped as soon as
+//! the Close has been read and answered. ws:// only.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -73,8 +75,10 @@ async fn connect(url: &str) -> Result<Ws, String> {
     let (mut ws, _response) = handshake::client(&SpawnExecutor, req, stream)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    // The library's defaults but for the size limit (see the module header).
-    ws.set_max_message_size(CLIENT_MAX_MESSAGE_SIZE);
+    // The library's defaults but for the size limit (see the module header). The library
+    // refuses a frame whose length is not below the limit (`>=`), so the limit is one byte more
+    // than the largest frame it should take: a 16 MiB message in one frame.
+    ws.set_max_message_size(CLIENT_MAX_MESSAGE_SIZE + 1);
     Ok(FragmentCollector::new(ws))
 }
 
