@@ -146,6 +146,11 @@ pub struct ClientConfig {
     /// Offer permessage-deflate with this policy (`None`: no offer, the default). Without the
     /// `deflate` feature nothing is offered.
     pub deflate: Option<DeflateConfig>,
+    /// After the closing handshake, how long [`Client::recv`] waits for the server to close
+    /// the TCP connection before it returns (default 3 s; the connection's own read timeout
+    /// still applies). RFC 6455 section 7.1.1: the server closes first, so that the TIME_WAIT
+    /// state is the server's; the client closes after a timeout only.
+    pub close_timeout: Duration,
     /// TLS settings for `wss://` URLs (see [`crate::tls::client_config`]); a `wss://` URL
     /// without them is refused.
     #[cfg(feature = "tls")]
@@ -162,6 +167,7 @@ impl Default for ClientConfig {
             head_limits: HeadLimits::default(),
             timeout: Some(Duration::from_secs(30)),
             deflate: None,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -224,10 +230,15 @@ impl Default for OsKeys {
     }
 }
 
+/// How long a client waits for the server's TCP close after the closing handshake, by default.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A blocking WebSocket client connection.
 #[derive(Debug)]
 pub struct Client {
     stream: Stream,
+    /// [`ClientConfig::close_timeout`]; `None` once the wait for the server's close is over.
+    close_wait: Option<Duration>,
     conn: Connection,
     /// Received bytes not consumed yet.
     inbuf: Vec<u8>,
@@ -323,6 +334,7 @@ impl Client {
         };
         Ok(Self {
             stream,
+            close_wait: Some(config.close_timeout),
             conn,
             inbuf,
             out: Vec::new(),
@@ -438,6 +450,9 @@ impl Client {
                 return Ok(ev);
             }
             if self.conn.close_received() {
+                if self.conn.close_sent() {
+                    self.await_server_close();
+                }
                 return Err(ClientError::Closed);
             }
             let n = self.stream.read(&mut chunk)?;
@@ -446,6 +461,30 @@ impl Client {
             }
             self.inbuf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// After the closing handshake: reads (and drops) until the server closes the TCP
+    /// connection, for [`ClientConfig::close_timeout`] at most (once).
+    fn await_server_close(&mut self) {
+        let Some(wait) = self.close_wait.take() else {
+            return;
+        };
+        let tcp = self.stream.tcp();
+        let before = tcp.read_timeout().ok().flatten();
+        let deadline = std::time::Instant::now() + wait;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = before.map_or(left, |b| b.min(left));
+            if left.is_zero() || self.stream.tcp().set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = self.stream.tcp().set_read_timeout(before);
     }
 
     /// Waits for the next data message, skipping pings and pongs.
