@@ -341,3 +341,74 @@ fn cli_prints_the_serving_line_first_then_json_and_exits_2_when_a_client_is_not_
         .unwrap();
     assert_eq!(quiet.status.code(), Some(2), "{quiet:?}");
 }
+
+/// The engine's own blocking client, offering permessage-deflate with context takeover both
+/// ways, as an echo client of the deflate cases: they run (none SKIPPED but the one its offer
+/// makes valid) and it passes them, compressed echoes and refusals alike.
+#[cfg(feature = "deflate")]
+#[test]
+fn a_client_that_offers_deflate_runs_and_passes_the_deflate_cases() {
+    use c10k::client::{Client, ClientConfig, Received};
+    use c10k::proto::DeflateConfig;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let options = ServeOptions {
+        cases: Some("deflate".to_owned()),
+        clients: vec!["engine".to_owned()],
+        wait: Duration::from_secs(60),
+        timeout_scale: 1.0,
+    };
+    let server = std::thread::spawn(move || client::serve(listener, &options));
+    let list = http(port, "GET /cases HTTP/1.1\r\nHost: x\r\n\r\n");
+    let ids: Vec<String> = list
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split('\n')
+        .map(str::to_owned)
+        .collect();
+    assert!(ids.len() > 15, "{ids:?}");
+    let config = ClientConfig {
+        deflate: Some(DeflateConfig {
+            compress_context_takeover: true,
+            decompress_context_takeover: true,
+            ..DeflateConfig::default()
+        }),
+        timeout: Some(Duration::from_secs(5)),
+        ..ClientConfig::default()
+    };
+    for id in &ids {
+        let url = format!("ws://127.0.0.1:{port}/case/{id}?agent=engine");
+        let Ok(mut c) = Client::connect_with(&url, &config) else {
+            continue;
+        };
+        loop {
+            let sent = match c.recv() {
+                Ok(Received::Text(t)) => c.send_text(&t),
+                Ok(Received::Binary(b)) => c.send_binary(&b),
+                Ok(Received::Ping(_) | Received::Pong(_)) => Ok(()),
+                Ok(Received::Close(..)) | Err(_) => break,
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    }
+    let done = http(port, "GET /done?agent=engine HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(done.starts_with("HTTP/1.1 200 "), "{done}");
+    let report = server.join().unwrap().remove(0);
+    assert!(report.ok(), "{}", show(&report));
+    for r in &report.results {
+        match r.verdict {
+            Verdict::Pass => {}
+            Verdict::Skipped => assert!(r.reason.contains("client_max_window_bits"), "{}", r.line()),
+            _ => panic!("{}", show(&report)),
+        }
+    }
+    assert!(
+        ids_with(&report, Verdict::Pass).len() >= ids.len() - 1,
+        "{}",
+        show(&report)
+    );
+}
