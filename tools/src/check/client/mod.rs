@@ -52,6 +52,7 @@ mod cases;
 mod conn;
 mod deflate;
 mod http;
+mod peer;
 mod report;
 mod script;
 
