@@ -14,8 +14,9 @@ use c10k::proto::mask::apply_mask;
 /// room to spare. A larger frame ends the case (FAIL) before anything is allocated for it.
 pub const MAX_FRAME: usize = 17 << 20;
 
-/// Frames the reader may hold for the case before it waits (the channel's bound).
-const QUEUED_FRAMES: usize = 64;
+/// Frames the reader may hold for the case before it waits (the channel's bound): with the
+/// frame being read, at most 5 x [`MAX_FRAME`] bytes per connection.
+const QUEUED_FRAMES: usize = 4;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 << 10;

@@ -152,6 +152,8 @@ pub(crate) fn target_of(head: &[u8]) -> Result<(String, bool), String> {
 /// What a valid client handshake offered.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Offer {
+    /// The request line.
+    pub request: String,
     /// The `Sec-WebSocket-Accept` value its key calls for.
     pub accept: String,
     /// The raw `Sec-WebSocket-Extensions` values, one per field.
@@ -161,6 +163,18 @@ pub(crate) struct Offer {
 }
 
 impl Offer {
+    /// The request line, and the extensions and subprotocols offered, for a transcript.
+    pub fn summary(&self) -> String {
+        let mut s = self.request.clone();
+        if !self.extensions.is_empty() {
+            s.push_str(&format!("; extensions: {}", self.extensions.join(", ")));
+        }
+        if !self.protocols.is_empty() {
+            s.push_str(&format!("; subprotocols: {}", self.protocols.join(", ")));
+        }
+        s
+    }
+
     /// Whether a permessage-deflate element is among the extension offers.
     pub fn offers_deflate(&self) -> bool {
         self.extensions.iter().any(|v| {
@@ -191,7 +205,9 @@ pub(crate) fn check_handshake(head: &[u8]) -> Result<Offer, String> {
     let Some(accept) = req.accept_key() else {
         return Err("not a WebSocket upgrade request (no Upgrade: websocket)".to_owned());
     };
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     Ok(Offer {
+        request: String::from_utf8_lossy(line).into_owned(),
         accept: accept.to_owned(),
         extensions: req
             .header_values("sec-websocket-extensions")

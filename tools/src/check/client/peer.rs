@@ -113,7 +113,10 @@ impl Peer {
             None => String::new(),
         };
         if bytes.starts_with(b"HTTP/") {
-            self.t.note(format!("  (the head{how})"));
+            self.t.note(format!(
+                "  (the head is written{})",
+                how.trim_end_matches(')').replace(" (", ", ")
+            ));
         } else {
             for line in describe_written(bytes) {
                 self.t.note(format!("> {line}{how}"));

@@ -38,7 +38,7 @@ pub(crate) fn run(
 ) -> Outcome {
     let script = (case.script)();
     let mut t = Transcript::new(start);
-    t.note("< upgrade request (a valid client handshake)");
+    t.note(format!("< {} (a valid client handshake)", offer.summary()));
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(bound.max(Duration::from_secs(1))));
     let mut steps: VecDeque<Step> = script.steps.into();
@@ -75,10 +75,9 @@ pub(crate) fn run(
             };
         }
     };
-    peer.t.note(format!(
-        "> {}",
-        String::from_utf8_lossy(answer.split(|&b| b == b'\r').next().unwrap_or_default())
-    ));
+    let head = String::from_utf8_lossy(&answer);
+    let lines: Vec<&str> = head.split("\r\n").filter(|l| !l.is_empty()).collect();
+    peer.t.note(format!("> {}", lines.join(" | ")));
     match script.answer {
         Answer::Odd(Odd::ByteByByte) => peer.write(&answer, Some(1)),
         Answer::Odd(Odd::WithFrame) => {
