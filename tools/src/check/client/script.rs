@@ -204,24 +204,14 @@ fn run_step(peer: &mut Peer, judge: &mut Judge, step: Step) {
             match peer.next(started + bound) {
                 In::Ended(how) => judge.saw(format!("refused it: {how}")),
                 In::Timeout => judge.saw(format!("stayed silent for {}", ms(bound))),
-                In::Msg { opcode, payload } => {
-                    judge.saw(format!("sent {}", show_msg(opcode, &payload)));
-                    judge.set(
-                        Verdict::Fail,
-                        format!(
-                            "took the connection as open: sent {} after an answer it must refuse \
-                             (RFC 6455 4.1: the client must fail the connection)",
-                            show_msg(opcode, &payload)
-                        ),
-                    );
-                }
                 other => {
+                    let what = brief(&other);
+                    judge.saw(what.clone());
                     judge.set(
                         Verdict::Fail,
                         format!(
-                            "sent a frame after an answer it must refuse (RFC 6455 4.1: the client \
-                             must fail the connection): {}",
-                            brief(&other)
+                            "took the connection as open after an answer it must refuse (RFC 6455 \
+                             4.1: the client must fail the connection): {what}"
                         ),
                     );
                 }
