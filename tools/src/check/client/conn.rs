@@ -57,11 +57,14 @@ pub(crate) struct Event {
 }
 
 /// Starts the thread that reads the client's frames (`leftover`: bytes read with the request
-/// head). It ends at the end of the stream, on an error, or once the receiver is gone; shutting
-/// the socket down ends it too.
+/// head). It ends at the end of the stream, on an error, or once the receiver is gone; every
+/// case ends by shutting the socket down, which ends a read that waits.
 pub(crate) fn spawn_reader(stream: TcpStream, leftover: Vec<u8>) -> Receiver<Event> {
     let (tx, rx) = sync_channel(QUEUED_FRAMES);
-    std::thread::spawn(move || read_frames(stream, leftover, &tx));
+    // Without a thread the sender is dropped: the case sees the connection end.
+    let _ = std::thread::Builder::new()
+        .name("check-client-read".to_owned())
+        .spawn(move || read_frames(stream, leftover, &tx));
     rx
 }
 

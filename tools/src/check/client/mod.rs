@@ -57,7 +57,7 @@ mod report;
 mod script;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -204,7 +204,8 @@ pub fn serve(listener: TcpListener, options: &ServeOptions) -> Vec<ClientReport>
         live: AtomicUsize::new(0),
     });
     let until = Instant::now() + options.wait;
-    let blocking = listener.set_nonblocking(true).is_err();
+    // Non-blocking, so that the loop sees the clock and the clients' state between accepts.
+    let _ = listener.set_nonblocking(true);
     while !shared.finished() && Instant::now() < until {
         match listener.accept() {
             Ok((mut stream, _)) => {
@@ -214,13 +215,20 @@ pub fn serve(listener: TcpListener, options: &ServeOptions) -> Vec<ClientReport>
                     continue;
                 }
                 shared.live.fetch_add(1, Ordering::SeqCst);
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || {
-                    handle(stream, &shared);
+                let mine = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new()
+                    .name("check-client".to_owned())
+                    .spawn(move || {
+                        handle(stream, &mine);
+                        mine.live.fetch_sub(1, Ordering::SeqCst);
+                    });
+                // No thread: the connection was dropped with the closure.
+                if spawned.is_err() {
                     shared.live.fetch_sub(1, Ordering::SeqCst);
-                });
+                }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock || blocking => std::thread::sleep(POLL),
+            // WouldBlock, or an error of one connection (aborted, out of descriptors): again
+            // after a pause.
             Err(_) => std::thread::sleep(POLL),
         }
     }

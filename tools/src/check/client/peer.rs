@@ -108,16 +108,15 @@ impl Peer {
     /// noted: the next wait sees the end of the connection.
     pub(crate) fn write(&mut self, bytes: &[u8], chunk: Option<usize>) {
         let how = match chunk {
-            Some(1) => " (one byte per write)".to_owned(),
-            Some(n) => format!(" (in writes of {n} bytes)"),
-            None => String::new(),
+            Some(1) => Some("one byte per write".to_owned()),
+            Some(n) => Some(format!("in writes of {n} bytes")),
+            None => None,
         };
         if bytes.starts_with(b"HTTP/") {
-            self.t.note(format!(
-                "  (the head is written{})",
-                how.trim_end_matches(')').replace(" (", ", ")
-            ));
+            let how = how.as_deref().unwrap_or("in one write");
+            self.t.note(format!("  (the head is written {how})"));
         } else {
+            let how = how.map_or(String::new(), |h| format!(" ({h})"));
             for line in describe_written(bytes) {
                 self.t.note(format!("> {line}{how}"));
             }
