@@ -289,3 +289,37 @@ fn lenient_header(b: &[u8]) -> Option<Lenient> {
         n,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_frames_are_described_unmasked_and_cut_at_the_shown_bound() {
+        let masked = crate::check::case::wire::text(b"Hello");
+        let mut bytes = masked.clone();
+        bytes.extend_from_slice(&super::super::case::sclose(1000, b"bye"));
+        bytes.extend_from_slice(&super::super::case::sframe(false, 4, 0x2, &[7u8; 100]));
+        bytes.extend_from_slice(&[0x81, 0x05, b'x']);
+        let lines = describe_written(&bytes);
+        assert_eq!(lines[0], "text 5 B \"Hello\" (masked)");
+        assert_eq!(lines[1], "close 1000 \"bye\"");
+        assert!(lines[2].starts_with("binary 100 B [07 07"), "{}", lines[2]);
+        assert!(lines[2].ends_with("]... RSV1 (FIN clear)"), "{}", lines[2]);
+        assert_eq!(lines[2].matches("07").count(), SHOWN_PAYLOAD);
+        assert_eq!(lines[3], "3 bytes [81 05 78]");
+    }
+
+    #[test]
+    fn a_transcript_keeps_its_bound_and_says_how_many_lines_it_left_out() {
+        let start = Instant::now();
+        let mut t = Transcript::new(start);
+        for i in 0..MAX_TRANSCRIPT_LINES + 5 {
+            t.push(start, format!("line {i}"));
+        }
+        let lines = t.into_lines();
+        assert_eq!(lines.len(), MAX_TRANSCRIPT_LINES + 1);
+        assert_eq!(lines[0], "+0.000 ms  line 0");
+        assert_eq!(lines[MAX_TRANSCRIPT_LINES], "... 5 more lines not kept");
+    }
+}
