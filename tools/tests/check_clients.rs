@@ -412,3 +412,87 @@ fn a_client_that_offers_deflate_runs_and_passes_the_deflate_cases() {
         show(&report)
     );
 }
+
+/// Opens a case as client `raw` with a hand-written upgrade; returns the stream after the 101.
+fn raw_case(port: u16, id: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET /case/{id}?agent=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A client that refuses 16 MiB with 1009 is INFO, one that drops the connection instead of
+/// failing it with a Close frame NON-STRICT, one that never echoes FAIL.
+#[test]
+fn a_1009_is_info_a_drop_non_strict_and_silence_fail() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let options = ServeOptions {
+        cases: Some("limits.1.2,reserved.2.1,framing.1.2".to_owned()),
+        clients: vec!["raw".to_owned()],
+        wait: Duration::from_secs(60),
+        timeout_scale: 0.5,
+    };
+    let server = std::thread::spawn(move || client::serve(listener, &options));
+
+    // 16 MiB: read the frame's header, answer with a masked Close 1009, wait for the end.
+    let mut s = raw_case(port, "limits.1.2");
+    let mut header = [0u8; 10];
+    s.read_exact(&mut header).unwrap();
+    assert_eq!(header[..2], [0x82, 127]);
+    s.write_all(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xf1 ^ 2])
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+
+    // A reserved opcode: drop the connection without a Close frame.
+    drop(raw_case(port, "reserved.2.1"));
+
+    // An echo case: say nothing until the checker gives up.
+    let mut s = raw_case(port, "framing.1.2");
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+
+    let done = http(port, "GET /done?agent=raw HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(done.starts_with("HTTP/1.1 200 "), "{done}");
+    let report = server.join().unwrap().remove(0);
+    let by_id = |id: &str| report.results.iter().find(|r| r.id == id).unwrap().clone();
+    let big = by_id("limits.1.2");
+    assert_eq!(big.verdict, Verdict::Info, "{}", big.line());
+    assert!(big.reason.contains("refused it with 1009"), "{}", big.line());
+    let dropped = by_id("reserved.2.1");
+    assert_eq!(dropped.verdict, Verdict::NonStrict, "{}", dropped.line());
+    assert!(
+        dropped.reason.contains("without a Close frame"),
+        "{}",
+        dropped.line()
+    );
+    let silent = by_id("framing.1.2");
+    assert_eq!(silent.verdict, Verdict::Fail, "{}", silent.line());
+    assert!(silent.reason.contains("no answer within"), "{}", silent.line());
+    assert!(
+        silent
+            .transcript
+            .last()
+            .is_some_and(|l| l.ends_with("checker closed TCP")),
+        "{:?}",
+        silent.transcript
+    );
+}
