@@ -47,6 +47,9 @@
 //! println!("{}", report.summary_line());
 //! ```
 //!
+//! The same groups, turned around, make the suite for WebSocket CLIENTS ([`client`], `c10k check
+//! --serve ADDR`): there the checker is the server, and the client under test echoes.
+//!
 //! [`encode_header`]: c10k::proto::frame::encode_header
 //! [`apply_mask`]: c10k::proto::mask::apply_mask
 
