@@ -302,18 +302,29 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
         http::Route::Cases if !upgrade => {
             http::plain(&mut stream, 200, http::phrase(200), &shared.ids);
         }
-        http::Route::Cases => {
-            let text = sframe(true, 0, 0x1, shared.ids.as_bytes());
-            upgrade_and_close(&mut stream, &head.bytes, &text);
-        }
+        http::Route::Cases => match http::check_handshake(&head.bytes) {
+            Ok(offer) => {
+                let text = sframe(true, 0, 0x1, shared.ids.as_bytes());
+                upgrade_and_close(&mut stream, &offer, &text);
+            }
+            Err(why) => http::plain(&mut stream, 400, http::phrase(400), &format!("{why}\n")),
+        },
         http::Route::Done { agent } => {
+            // Only a valid request says it: a broken upgrade is answered 400 and counts for
+            // nothing.
+            let offer = match upgrade.then(|| http::check_handshake(&head.bytes)) {
+                Some(Err(why)) => {
+                    return http::plain(&mut stream, 400, http::phrase(400), &format!("{why}\n"));
+                }
+                Some(Ok(offer)) => Some(offer),
+                None => None,
+            };
             if shared.with_agent(&agent, |a| a.done = true).is_none() {
                 return http::plain(&mut stream, 503, http::phrase(503), "too many agents\n");
             }
-            if upgrade {
-                upgrade_and_close(&mut stream, &head.bytes, &[]);
-            } else {
-                http::plain(&mut stream, 200, http::phrase(200), "done\n");
+            match offer {
+                Some(offer) => upgrade_and_close(&mut stream, &offer, &[]),
+                None => http::plain(&mut stream, 200, http::phrase(200), "done\n"),
             }
         }
         http::Route::Case { id, agent } => {
@@ -327,13 +338,9 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
 }
 
 /// Answers a valid upgrade with 101, writes `frames`, then a Close 1000, and waits a little for
-/// the client's Close; a request that is not a valid upgrade gets 400.
-fn upgrade_and_close(stream: &mut TcpStream, head: &[u8], frames: &[u8]) {
-    let offer = match http::check_handshake(head) {
-        Ok(o) => o,
-        Err(why) => return http::plain(stream, 400, http::phrase(400), &format!("{why}\n")),
-    };
-    let mut out = http::accept(&offer, None);
+/// the client's Close.
+fn upgrade_and_close(stream: &mut TcpStream, offer: &http::Offer, frames: &[u8]) {
+    let mut out = http::accept(offer, None);
     out.extend_from_slice(frames);
     out.extend_from_slice(&case::sclose(1000, b""));
     let _ = stream.set_write_timeout(Some(HEAD_TIMEOUT));
