@@ -7,12 +7,15 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use c10k_tools::check::Verdict;
 use c10k_tools::check::client::{self, ClientReport, ServeOptions};
+use procs::example;
+
+#[path = "common/procs.rs"]
+mod procs;
 
 /// Set to rewrite the committed list of client case ids after a change of cases made on purpose.
 const UPDATE: &str = "C10K_UPDATE_CHECK_CLIENT_CASES";
@@ -20,25 +23,6 @@ const UPDATE: &str = "C10K_UPDATE_CHECK_CLIENT_CASES";
 /// Every group but the 16 MiB limit cases, for the runs of the defects (the correct client runs
 /// them all).
 const NO_LIMITS: &str = "framing,ping,reserved,frag,utf8,close,handshake,deflate";
-
-/// A binary of an example: tests run from target/<profile>/deps, examples are built into
-/// target/<profile>/examples (`cargo build --workspace --examples`, as `.ci/test` does).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "the {name} example is not built ({}): run `cargo build --workspace --examples` first",
-        bin.display()
-    );
-    bin
-}
 
 /// Serves `cases` in-process for one client named `agent`, runs `planted_client` with `defect`
 /// against it, and returns that client's report.
