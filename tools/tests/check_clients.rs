@@ -278,6 +278,9 @@ fn cli_prints_the_serving_line_first_then_json_and_exits_2_when_a_client_is_not_
             "--clients",
             "a",
             "--json",
+            // Bounded, should the test fail before the client runs.
+            "--wait",
+            "60",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
