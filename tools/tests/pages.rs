@@ -30,26 +30,7 @@ use std::time::{Duration, Instant};
 use c10k::client::{Client, Received};
 
 use pki::{Leaf, Pki};
-use procs::{Proc, Serve, free_port, needs};
-
-/// A binary of an example of either package: tests run from target/<profile>/deps, examples are
-/// built into target/<profile>/examples (`cargo build --workspace --examples`, as `.ci/test` does).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "the {name} example is not built ({}): run `cargo build --workspace --examples` first",
-        bin.display()
-    );
-    bin
-}
+use procs::{Proc, Serve, example, free_port, needs};
 
 /// One browser at a time: the pages' tests are checked against time limits that several
 /// browsers at once on a small machine would stretch.

@@ -47,11 +47,15 @@
 //! println!("{}", report.summary_line());
 //! ```
 //!
+//! The same groups, turned around, make the suite for WebSocket CLIENTS ([`client`], `c10k check
+//! --serve ADDR`): there the checker is the server, and the client under test echoes.
+//!
 //! [`encode_header`]: c10k::proto::frame::encode_header
 //! [`apply_mask`]: c10k::proto::mask::apply_mask
 
 mod case;
 mod cases;
+pub mod client;
 mod deflate;
 mod probe;
 mod regress;
@@ -226,6 +230,9 @@ impl Target {
 pub enum Verdict {
     /// What the RFC asks for.
     Pass,
+    /// Informational: what the peer did where the RFC leaves it free (how long a client waits
+    /// before closing TCP itself, whether a 16 MiB message is echoed or refused). No judgment.
+    Info,
     /// Not run: the server declined an extension the case needs, which it may do. Neither passed
     /// nor failed.
     Skipped,
@@ -236,10 +243,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// `PASS`, `SKIPPED`, `NON-STRICT` or `FAIL`.
+    /// `PASS`, `INFO`, `SKIPPED`, `NON-STRICT` or `FAIL`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
+            Verdict::Info => "INFO",
             Verdict::Skipped => "SKIPPED",
             Verdict::NonStrict => "NON-STRICT",
             Verdict::Fail => "FAIL",
@@ -285,7 +293,7 @@ pub fn matches(pattern: &str, case: &Case) -> bool {
         .any(|p| matches_one(p, &case.id) || matches_one(p, case.section))
 }
 
-fn matches_one(pattern: &str, name: &str) -> bool {
+pub(crate) fn matches_one(pattern: &str, name: &str) -> bool {
     if pattern.contains(['*', '?']) {
         return glob(pattern.as_bytes(), name.as_bytes());
     }

@@ -84,6 +84,8 @@ impl CaseResult {
 pub struct Counts {
     /// PASS.
     pub pass: usize,
+    /// INFO: informational, no judgment (only the client suite gives it).
+    pub info: usize,
     /// SKIPPED: not run (the server declined an extension they need).
     pub skipped: usize,
     /// NON-STRICT.
@@ -93,28 +95,41 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, verdict: Verdict) {
+    /// Counts one more case with `verdict`.
+    pub fn add(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Pass => self.pass += 1,
+            Verdict::Info => self.info += 1,
             Verdict::Skipped => self.skipped += 1,
             Verdict::NonStrict => self.non_strict += 1,
             Verdict::Fail => self.fail += 1,
         }
     }
 
-    /// `P PASS, K SKIPPED, S NON-STRICT, F FAIL`.
+    /// `P PASS, K SKIPPED, S NON-STRICT, F FAIL`, with `I INFO` after PASS when there is any.
     pub fn line(&self) -> String {
+        let info = if self.info > 0 {
+            format!("{} INFO, ", self.info)
+        } else {
+            String::new()
+        };
         format!(
-            "{} PASS, {} SKIPPED, {} NON-STRICT, {} FAIL",
+            "{} PASS, {info}{} SKIPPED, {} NON-STRICT, {} FAIL",
             self.pass, self.skipped, self.non_strict, self.fail
         )
     }
 
-    fn json(&self, out: &mut String) {
+    /// The counts as JSON members (no braces): `"pass":P,"skipped":K,...`, with `"info":I` after
+    /// `pass` when there is any (the server suite gives none, and its JSON stays as it was).
+    pub(crate) fn json(&self, out: &mut String) {
+        let _ = write!(out, "\"pass\":{},", self.pass);
+        if self.info > 0 {
+            let _ = write!(out, "\"info\":{},", self.info);
+        }
         let _ = write!(
             out,
-            "\"pass\":{},\"skipped\":{},\"non_strict\":{},\"fail\":{}",
-            self.pass, self.skipped, self.non_strict, self.fail
+            "\"skipped\":{},\"non_strict\":{},\"fail\":{}",
+            self.skipped, self.non_strict, self.fail
         );
     }
 }

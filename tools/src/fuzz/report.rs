@@ -265,6 +265,6 @@ pub(super) fn slot(v: Verdict) -> usize {
     match v {
         Verdict::NonStrict => 1,
         Verdict::Fail => 2,
-        Verdict::Pass | Verdict::Skipped => 0,
+        Verdict::Pass | Verdict::Info | Verdict::Skipped => 0,
     }
 }

@@ -25,6 +25,25 @@ pub use wire::{frame, try_read_frame};
 /// The `c10k` binary of this build.
 pub const EXE: &str = env!("CARGO_BIN_EXE_c10k");
 
+/// A binary of an example of either package: tests run from target/<profile>/deps, examples are
+/// built into target/<profile>/examples (`cargo build --workspace --examples`, as `.ci/test` does).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "the {name} example is not built ({}): run `cargo build --workspace --examples` first",
+        bin.display()
+    );
+    bin
+}
+
 /// Whether the full-size versions were asked for (`C10K_FULL_SIZE=1`, see `benches/faults.sh`).
 pub fn full_size() -> bool {
     std::env::var("C10K_FULL_SIZE").is_ok_and(|v| v == "1" || v == "true")

@@ -1,5 +1,5 @@
 //! `c10k check`: the RFC 6455 (and RFC 7692 permessage-deflate) conformance suite against any
-//! echo server.
+//! echo server; with `--serve ADDR`, the client suite (`check_serve.rs`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,18 +14,32 @@ use crate::tls_client::TlsClientArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The echo server to check: ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH (every case over
-    /// TLS; give --tls-ca FILE or --insecure).
-    url: String,
+    /// TLS; give --tls-ca FILE or --insecure). Not with --serve.
+    #[arg(required_unless_present = "serve", conflicts_with = "serve")]
+    url: Option<String>,
+    /// Check WebSocket CLIENTS instead: serve the client cases on ADDR (HOST:PORT; port 0 picks
+    /// one) at ws://ADDR/cases, ws://ADDR/case/ID?agent=NAME and ws://ADDR/done?agent=NAME.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) serve: Option<String>,
+    /// With --serve: the clients expected (comma-separated agent names); the run ends once each
+    /// said /done. Without it, the run ends when the first client says /done.
+    #[arg(long, value_name = "NAME,NAME", value_delimiter = ',', requires = "serve")]
+    pub(crate) clients: Vec<String>,
+    /// With --serve: end the run after this many seconds in any case (clients not done then are
+    /// reported so, and the exit code is 2).
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "serve")]
+    pub(crate) wait: u64,
     /// Run only the cases whose id or RFC section matches: a prefix (`utf8`, `close.2`) or a glob
     /// (`5.*`, `*.1`); several separated by commas.
     #[arg(long, value_name = "PATTERN")]
-    cases: Option<String>,
+    pub(crate) cases: Option<String>,
     /// Print one JSON object (the cases and a summary) instead of text.
     #[arg(long)]
-    json: bool,
-    /// Multiply every case's time bound (default bounds: 3 s, 20 s for cases that move megabytes).
+    pub(crate) json: bool,
+    /// Multiply every case's time bound (default bounds: 3 s, 20 s for cases that move megabytes;
+    /// 2 s for client cases).
     #[arg(long, value_name = "F", default_value_t = 1.0)]
-    timeout_scale: f64,
+    pub(crate) timeout_scale: f64,
     /// The server's message size limit in bytes: runs the limit cases and the decompression bomb
     /// cases, and expects 1009 for larger echo cases. Without it those cases are left out (a note
     /// says so).
@@ -33,10 +47,10 @@ pub struct Args {
     max_message: Option<usize>,
     /// List the selected cases without running them.
     #[arg(long)]
-    list: bool,
+    pub(crate) list: bool,
     /// Print only the cases that did not pass (and the summary).
     #[arg(long)]
-    failures_only: bool,
+    pub(crate) failures_only: bool,
     /// Also run the replay files (`*.replay`) of this directory, saved by `c10k fuzz`, as
     /// regression cases `regress.NAME`. Without --cases, only they run.
     #[arg(long, value_name = "DIR")]
@@ -53,6 +67,10 @@ pub fn run(args: Args) -> Result<(), String> {
             args.timeout_scale
         ));
     }
+    if args.serve.is_some() {
+        return crate::check_serve::run(&args);
+    }
+    let url = args.url.clone().unwrap_or_default();
     let options = Options {
         max_message: args.max_message,
         timeout_scale: args.timeout_scale,
@@ -97,7 +115,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let target = target(&args)?;
     // Before hundreds of cases fail for one reason: nothing listens, the certificate is refused,
     // TLS on one side only.
-    let tls = check::probe(&target, Duration::from_secs(5)).map_err(|e| format!("{}: {e}", args.url))?;
+    let tls = check::probe(&target, Duration::from_secs(5)).map_err(|e| format!("{url}: {e}"))?;
 
     let mut group: Option<Group> = None;
     let mut print = |r: &check::CaseResult| {
@@ -159,9 +177,10 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// The target of the URL, with the TLS settings --tls-ca or --insecure give for `wss://`.
 fn target(args: &Args) -> Result<Target, String> {
+    let url = args.url.as_deref().unwrap_or_default();
     #[cfg(feature = "tls")]
-    let target = Target::parse_with_tls(&args.url, args.tls.config_for(&args.url)?);
+    let target = Target::parse_with_tls(url, args.tls.config_for(url)?);
     #[cfg(not(feature = "tls"))]
-    let target = Target::parse(&args.url);
+    let target = Target::parse(url);
     target.map_err(|e| e.to_string())
 }

@@ -5,6 +5,7 @@
 mod attack;
 mod bench;
 mod check;
+mod check_serve;
 mod fuzz;
 mod logger;
 mod restart;
@@ -37,7 +38,8 @@ enum Command {
     Serve(Box<serve::Args>),
     /// Generate load against a WebSocket echo server and report what it measured.
     Bench(bench::Args),
-    /// Run the RFC 6455 conformance suite against a WebSocket echo server.
+    /// Run the RFC 6455 conformance suite against a WebSocket echo server (or, with --serve,
+    /// serve it to WebSocket clients and judge them).
     Check(check::Args),
     /// Fuzz a WebSocket echo server with generated frame sequences, judged by the protocol core.
     Fuzz(fuzz::Args),

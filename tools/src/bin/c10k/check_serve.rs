@@ -1,0 +1,81 @@
+//! `c10k check --serve ADDR`: the conformance suite for WebSocket clients. c10k plays the
+//! server; each client under test fetches `/cases`, runs each case on its own connection, and
+//! says `/done`.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use c10k_tools::check::Verdict;
+use c10k_tools::check::client::{self, ServeOptions};
+
+use crate::check::Args;
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let addr = args.serve.as_deref().unwrap_or_default();
+    let cases = client::select(client::cases(), args.cases.as_deref());
+    if cases.is_empty() {
+        return Err(format!(
+            "no client case matches {:?} (try utf8, close.tcp, 5.*)",
+            args.cases.as_deref().unwrap_or_default()
+        ));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.list {
+        for c in &cases {
+            let _ = writeln!(out, "{:<16} [{}] {}", c.id, c.section, c.description);
+        }
+        let _ = writeln!(out, "{} client cases", cases.len());
+        return Ok(());
+    }
+    let listener = TcpListener::bind(addr).map_err(|e| format!("--serve {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("--serve {addr}: {e}"))?;
+    // The first line, flushed at once: scripts wait for it (and read the port from it).
+    let _ = writeln!(out, "serving {} client cases on ws://{local}", cases.len());
+    let _ = out.flush();
+    drop(out);
+    let options = ServeOptions {
+        cases: args.cases.clone(),
+        clients: args.clients.clone(),
+        wait: Duration::from_secs(args.wait),
+        timeout_scale: args.timeout_scale,
+    };
+    let reports = client::serve(listener, &options);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = write!(out, "{}", client::to_json(&reports));
+    } else {
+        for report in &reports {
+            let _ = writeln!(out, "\n== client {}", report.agent);
+            for r in &report.results {
+                if !args.failures_only || r.verdict != Verdict::Pass {
+                    let _ = writeln!(out, "{}", r.line());
+                }
+            }
+        }
+        let _ = writeln!(out);
+        for report in &reports {
+            let _ = writeln!(out, "{}", report.summary_line());
+        }
+        if reports.is_empty() {
+            let _ = writeln!(out, "no client connected");
+        }
+    }
+    let _ = out.flush();
+    if reports.is_empty() || reports.iter().any(|r| !r.done) {
+        eprintln!("c10k: the run ended after {} s with clients not done", args.wait);
+        std::process::exit(2);
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| r.agent.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("cases failed for {}", failed.join(", ")))
+    }
+}
