@@ -238,11 +238,11 @@ mod tests {
     /// permessage-deflate, on one connection.
     fn echo_client(url: String, deflate: bool) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
-            let mut config = ClientConfig::default();
-            config.timeout = Some(Duration::from_secs(5));
-            if deflate {
-                config.deflate = Some(c10k::proto::DeflateConfig::default());
-            }
+            let config = ClientConfig {
+                timeout: Some(Duration::from_secs(5)),
+                deflate: deflate.then(c10k::proto::DeflateConfig::default),
+                ..ClientConfig::default()
+            };
             let Ok(mut c) = Client::connect_with(&url, &config) else {
                 return;
             };
