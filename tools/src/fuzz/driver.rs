@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-mod answers;
+pub(crate) mod answers;
 
 use super::judge::{Judge, Judges, Outcome};
 use super::oracle::{self, HandshakeWant};

@@ -67,17 +67,7 @@ impl Grammar {
             Mutation::Version8 | Mutation::ShortKey | Mutation::NoKey | Mutation::Post | Mutation::Http10
         ) && mutation != Mutation::NoConnectionUpgrade
         {
-            let items = rng.range(1, 5);
-            let mut closed = false;
-            for _ in 0..items {
-                closed = self.item(rng, deflate, &mut frames);
-                if closed {
-                    break;
-                }
-            }
-            if !closed && rng.chance(85) {
-                frames.push(close_frame(rng, 1000, b""));
-            }
+            frames = self.frames(rng, deflate);
         }
         let (bytes, ends) = encode_frames(&frames);
         let starts: Vec<usize> = std::iter::once(0).chain(ends).map(|e| head.len() + e).collect();
@@ -87,6 +77,52 @@ impl Grammar {
             frames,
             cuts,
         }
+    }
+
+    /// Draws one sequence for a client under test (`c10k fuzz --serve`): the same frames turned
+    /// into a server's (a frame that a client writes masked is written unmasked, and one that
+    /// a client writes unmasked, which a server must refuse, is written masked: a client must
+    /// refuse it), cut into writes. The request is the client's, so nothing of it is drawn;
+    /// `opening.deflate` says whether permessage-deflate is agreed when the client offers it.
+    pub fn served(&self, rng: &mut Rng) -> Sequence {
+        let deflate = cfg!(feature = "deflate") && rng.chance(25);
+        let opening = Opening {
+            deflate,
+            pipelined: false,
+            mutation: Mutation::None,
+        };
+        let mut frames = self.frames(rng, deflate);
+        for f in &mut frames {
+            f.mask = match f.mask {
+                Some(_) => None,
+                None => Some(mask(rng)),
+            };
+        }
+        let (bytes, ends) = encode_frames(&frames);
+        let starts: Vec<usize> = std::iter::once(0).chain(ends).collect();
+        let cuts = cuts(rng, bytes.len(), &starts);
+        Sequence {
+            opening,
+            frames,
+            cuts,
+        }
+    }
+
+    /// The frames of a sequence: one to four items, then (usually) a Close.
+    fn frames(&self, rng: &mut Rng, deflate: bool) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let items = rng.range(1, 5);
+        let mut closed = false;
+        for _ in 0..items {
+            closed = self.item(rng, deflate, &mut frames);
+            if closed {
+                break;
+            }
+        }
+        if !closed && rng.chance(85) {
+            frames.push(close_frame(rng, 1000, b""));
+        }
+        frames
     }
 
     /// Appends one item's frames; true when it ended with a Close frame.
@@ -486,6 +522,32 @@ mod tests {
             assert_eq!(t.len(), n);
             assert!(std::str::from_utf8(&t).is_ok());
         }
+    }
+
+    #[test]
+    fn served_sequences_are_a_servers_frames() {
+        let g = Grammar { max_message: None };
+        let (mut masked, mut unmasked) = (0, 0);
+        for i in 0..2000 {
+            let mut a = Rng::for_sequence(5, i);
+            let s = g.served(&mut a);
+            assert_eq!(s.opening.mutation, Mutation::None);
+            assert!(!s.opening.pipelined);
+            let (bytes, _) = encode_frames(&s.frames);
+            assert!(s.cuts.iter().all(|c| c.at > 0 && c.at < bytes.len().max(1)));
+            for f in &s.frames {
+                if f.mask.is_some() {
+                    masked += 1;
+                } else {
+                    unmasked += 1;
+                }
+            }
+        }
+        // Mostly unmasked; now and then a masked frame that the client must refuse.
+        assert!(
+            masked > 0 && unmasked > 20 * masked,
+            "{masked} masked, {unmasked} unmasked"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod replay;
 mod report;
 pub mod rng;
 pub mod sequence;
+pub mod served;
 pub mod shrink;
 
 use std::collections::BTreeMap;

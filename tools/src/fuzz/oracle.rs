@@ -1,9 +1,9 @@
 //! The oracle: what RFC 6455 and RFC 7692 require an echo server to do with a sequence,
 //! computed by the core itself.
 //!
-//! The frames are fed, one at a time, to a server-role [`Connection`] of the core, configured as
-//! the server under test was said to be (its message limit) and as the handshake turned out (was
-//! permessage-deflate agreed?). What the core does is what the RFC requires: each message it
+//! The frames are fed, one at a time, to a [`Connection`] of the core in the role of the peer
+//! under test (a server, or a client for `c10k fuzz --serve`), configured as the peer was said
+//! to be (its message limit) and as the handshake turned out (was permessage-deflate agreed?). What the core does is what the RFC requires: each message it
 //! delivers must come back as an echo, each ping as a pong, a Close frame as a Close answer,
 //! and the first protocol error as a Close frame with the error's code. Bytes after the Close or
 //! the error are not sent at all (a server that closes at once would otherwise answer them with
@@ -19,7 +19,7 @@ use c10k::proto::HandshakeError;
 use c10k::proto::deflate::{DeflatePool, Negotiated};
 use c10k::proto::error::Error;
 use c10k::proto::handshake::{HeadLimits, parse_request};
-use c10k::proto::{Config, Connection, Event, Message};
+use c10k::proto::{Config, Connection, Event, Message, Role};
 
 use super::sequence::{Frame, Len, encode_frames};
 
@@ -132,8 +132,20 @@ pub fn handshake(head: &[u8]) -> HandshakeWant {
 /// The expectation for `frames`, sent to a server with the message limit `max_message`
 /// (`None`: unknown, taken as the core's default) and permessage-deflate as `deflate` says.
 pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Negotiated>) -> Expectation {
+    expect_of(Role::Server, frames, max_message, deflate)
+}
+
+/// The expectation for `frames` sent to an echo peer in `role`: a server (the frames are a
+/// client's, masked) or a client (`c10k fuzz --serve`: the frames are a server's, unmasked, and a
+/// masked one must fail the connection). `deflate` is what was agreed, for that role.
+pub fn expect_of(
+    role: Role,
+    frames: &[Frame],
+    max_message: Option<usize>,
+    deflate: Option<Negotiated>,
+) -> Expectation {
     let (mut bytes, ends) = encode_frames(frames);
-    let (strict, stop) = run(frames, &bytes, &ends, max_message, deflate);
+    let (strict, stop) = run(role, frames, &bytes, &ends, max_message, deflate);
     let send_frames = stop.map_or(frames.len(), |i| i + 1);
     let mut send_frames = send_frames;
     if let End::Fail { why, .. } = &strict.end {
@@ -150,7 +162,13 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
     if let Some(i) = stop {
         strict.optional_pongs = frames[i + 1..send_frames]
             .iter()
-            .filter(|f| f.opcode == 9 && f.fin && f.rsv == 0 && f.mask.is_some() && f.payload.len() <= 125)
+            .filter(|f| {
+                f.opcode == 9
+                    && f.fin
+                    && f.rsv == 0
+                    && f.mask.is_some() == (role == Role::Server)
+                    && f.payload.len() <= 125
+            })
             .map(|f| f.payload.clone())
             .collect();
     }
@@ -169,7 +187,14 @@ pub fn expect(frames: &[Frame], max_message: Option<usize>, deflate: Option<Nego
             })
             .collect();
         let (minimal_bytes, minimal_ends) = encode_frames(&minimal);
-        let (mut lenient, _) = run(&minimal, &minimal_bytes, &minimal_ends, max_message, deflate);
+        let (mut lenient, _) = run(
+            role,
+            &minimal,
+            &minimal_bytes,
+            &minimal_ends,
+            max_message,
+            deflate,
+        );
         lenient.note =
             Some("a non-minimal length taken as its value (RFC 6455 5.2 forbids it to senders only)");
         if !alternatives.contains(&lenient) {
@@ -203,9 +228,10 @@ fn is_message_fault(why: &str) -> bool {
     .contains(&why)
 }
 
-/// Feeds the frames to a server-role connection; returns the expectation and the index of the
+/// Feeds the frames to a connection in `role`; returns the expectation and the index of the
 /// frame at which the connection ended (Close or error), if it did.
 fn run(
+    role: Role,
     frames: &[Frame],
     bytes: &[u8],
     ends: &[usize],
@@ -219,7 +245,11 @@ fn run(
         auto_pong: false,
         allowed_rsv: 0,
     };
-    let conn = Connection::server(config);
+    let conn = if role == Role::Server {
+        Connection::server(config)
+    } else {
+        Connection::client(config, Box::new(|| [0; 4]))
+    };
     #[cfg(feature = "deflate")]
     let conn = match deflate {
         Some(n) => conn.with_deflate(n),
@@ -363,6 +393,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_client_echoes_a_servers_frames_and_fails_a_masked_one() {
+        let mut hi = text("hi");
+        hi.mask = None;
+        let mut bye = close(1000);
+        bye.mask = None;
+        let e = expect_of(Role::Client, &[hi.clone(), bye], None, None);
+        assert_eq!(e.alternatives[0].echoes, vec![(true, b"hi".to_vec())]);
+        assert_eq!(e.alternatives[0].end, End::Close { sent: Some(1000) });
+        let e = expect_of(Role::Client, &[hi, text("masked")], None, None);
+        assert_eq!(e.send_frames, 2);
+        assert!(matches!(e.alternatives[0].end, End::Fail { code: 1002, .. }));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 
 use c10k::proto::frame::{OpCode, decode_header};
 use c10k::proto::handshake::{self, HeadLimits};
-use c10k::proto::{Config, Connection, Event, Message};
+use c10k::proto::mask::apply_mask;
+use c10k::proto::{Config, Connection, Event, Message, Role};
 
 use super::{Conn, Settings, prepare_frames, pump};
 use crate::check::Verdict;
-use crate::fuzz::judge::Outcome;
+use crate::fuzz::judge::{Judges, Outcome};
 use crate::fuzz::oracle::HandshakeWant;
 use crate::fuzz::sequence::Mutation;
 
@@ -112,49 +113,67 @@ pub(super) fn opening(c: &mut Conn, settings: &Settings) {
     }
 }
 
-/// The server's frames, to the judges.
-///
-/// Only whole frames go to the client-role core, so that every frame starts at a boundary the
-/// driver knows: a Close frame, and a one-frame text message that is not UTF-8, are judged from
-/// their raw bytes (an invalid close code or an echo of invalid text is the server's fault to
-/// report, not an error that hides what it sent); anything else goes through the core, which
-/// reassembles fragments, inflates, and rejects what a client must reject.
+/// The server's frames, to the judges (see [`peer_frames`]).
 pub(super) fn frames(c: &mut Conn) {
     let (Some(client), Some(judges)) = (&mut c.client, &mut c.judges) else {
         return;
     };
+    c.outcome = peer_frames(client, &mut c.inbuf, judges, c.outcome.take());
+}
+
+/// The peer's frames in `inbuf`, decoded by `decoder` (a connection in the other role: a
+/// client-role core for a server's frames, a server-role one for a client's), to the judges;
+/// the outcome once decided. What was taken is drained from `inbuf`.
+///
+/// Only whole frames go to the core, so that every frame starts at a boundary known here: a
+/// Close frame, and a one-frame text message that is not UTF-8, are judged from their raw bytes
+/// (an invalid close code or an echo of invalid text is the peer's fault to report, not an error
+/// that hides what it sent); anything else goes through the core, which reassembles fragments,
+/// inflates, and rejects what the peer's peer must reject (a server's masked frame, a client's
+/// unmasked one).
+pub(crate) fn peer_frames(
+    decoder: &mut Connection,
+    inbuf: &mut Vec<u8>,
+    judges: &mut Judges,
+    mut outcome: Option<Outcome>,
+) -> Option<Outcome> {
+    let from_client = decoder.role() == Role::Server;
     let mut pos = 0;
     let mut out = Vec::new();
-    while c.outcome.is_none() {
-        let rest = &c.inbuf[pos..];
+    while outcome.is_none() {
+        let rest = &inbuf[pos..];
         let end = match decode_header(rest) {
             Ok(None) => break,
             Ok(Some((h, hl))) => {
                 let Some(end) = usize::try_from(h.len).ok().and_then(|n| n.checked_add(hl)) else {
                     judges.each(|j| j.invalid_frame("a frame longer than the address space"));
-                    c.outcome = judges.outcome();
+                    outcome = judges.outcome();
                     break;
                 };
                 if rest.len() < end {
                     break;
                 }
-                let raw = h.mask.is_none() && h.rsv == 0 && h.fin;
+                let raw = h.mask.is_some() == from_client && h.rsv == 0 && h.fin;
+                let mut payload = rest[hl..end].to_vec();
+                if let Some(key) = h.mask.filter(|_| from_client) {
+                    apply_mask(&mut payload, key, 0);
+                }
                 if raw && h.opcode == OpCode::Close {
-                    judges.each(|j| j.close(&rest[hl..end]));
-                    c.outcome = judges.outcome();
+                    judges.each(|j| j.close(&payload));
+                    outcome = judges.outcome();
                     break;
                 }
                 if raw
                     && h.opcode == OpCode::Text
-                    && client.buffered() == 0
-                    && std::str::from_utf8(&rest[hl..end]).is_err()
+                    && decoder.buffered() == 0
+                    && std::str::from_utf8(&payload).is_err()
                 {
-                    judges.each(|j| j.message(true, &rest[hl..end]));
+                    judges.each(|j| j.message(true, &payload));
                     pos += end;
-                    c.outcome = judges.outcome();
-                    if c.outcome.is_none() {
+                    outcome = judges.outcome();
+                    if outcome.is_none() {
                         judges.each(|j| j.invalid_frame("a text message that is not UTF-8"));
-                        c.outcome = judges.outcome();
+                        outcome = judges.outcome();
                     }
                     continue;
                 }
@@ -163,11 +182,11 @@ pub(super) fn frames(c: &mut Conn) {
             // The core reports what is wrong with the header.
             Err(_) => rest.len(),
         };
-        let frame = &mut c.inbuf[pos..pos + end];
+        let frame = &mut inbuf[pos..pos + end];
         let mut at = 0;
-        while c.outcome.is_none() {
+        while outcome.is_none() {
             out.clear();
-            match client.read(&mut frame[at..], &mut out) {
+            match decoder.read(&mut frame[at..], &mut out) {
                 Ok(r) => {
                     let consumed = r.consumed;
                     match r.event {
@@ -181,16 +200,17 @@ pub(super) fn frames(c: &mut Conn) {
                         None => {}
                     }
                     at += consumed;
-                    c.outcome = judges.outcome();
+                    outcome = judges.outcome();
                 }
                 Err(e) => {
                     let why = e.to_string();
                     judges.each(|j| j.invalid_frame(&why));
-                    c.outcome = judges.outcome();
+                    outcome = judges.outcome();
                 }
             }
         }
         pos += end;
     }
-    c.inbuf.drain(..pos.min(c.inbuf.len()));
+    inbuf.drain(..pos.min(inbuf.len()));
+    outcome
 }
