@@ -143,7 +143,7 @@ fn finds_a_close_code_echoed_unchecked() {
     finds(
         Defect::CloseCodeUnchecked,
         3000,
-        &[("invalid-close-from-server", "")],
+        &[("invalid-close", "")],
     );
 }
 

@@ -37,6 +37,9 @@ pub enum Group {
     /// Replay files saved by `c10k fuzz`, run as regression cases (`--regressions DIR`); not a
     /// group of the built-in suite, so not in [`Group::ALL`].
     Regression,
+    /// Sequences that `c10k fuzz --serve` plays on a client under test; not a group of the
+    /// built-in suite either.
+    Fuzz,
 }
 
 impl Group {
@@ -66,6 +69,7 @@ impl Group {
             Group::Handshake => "handshake",
             Group::Deflate => "deflate",
             Group::Regression => "regress",
+            Group::Fuzz => "fuzz",
         }
     }
 
@@ -82,6 +86,7 @@ impl Group {
             Group::Handshake => "Opening handshake (4)",
             Group::Deflate => "permessage-deflate (RFC 7692)",
             Group::Regression => "Fuzzer regressions (replay files)",
+            Group::Fuzz => "Fuzzed sequences (c10k fuzz --serve)",
         }
     }
 }

@@ -143,7 +143,7 @@ impl Judge {
         }
     }
 
-    /// The server sent a data message.
+    /// The peer under test (a server, or a client with `--serve`) sent a data message.
     pub fn message(&mut self, text: bool, data: &[u8]) {
         if self.decided.is_some() {
             return;
@@ -186,7 +186,7 @@ impl Judge {
         self.check_complete();
     }
 
-    /// The server sent a pong.
+    /// The peer sent a pong.
     pub fn pong(&mut self, data: &[u8]) {
         if self.decided.is_some() {
             return;
@@ -206,7 +206,7 @@ impl Judge {
         }
     }
 
-    /// The server sent a Close frame with `payload` (not yet checked).
+    /// The peer sent a Close frame with `payload` (not yet checked).
     pub fn close(&mut self, payload: &[u8]) {
         if self.decided.is_some() {
             return;
@@ -217,7 +217,7 @@ impl Judge {
         if let Err(e) = parsed {
             return self.decide(
                 Verdict::Fail,
-                "invalid-close-from-server",
+                "invalid-close",
                 format!("closed with an invalid Close frame ({e}), payload {payload:02x?}"),
             );
         }
@@ -272,11 +272,11 @@ impl Judge {
         }
     }
 
-    /// The server sent something its client may not accept (a masked frame, bad UTF-8...).
+    /// The peer sent something the other end may not accept (a server's masked frame, a client's unmasked one, bad UTF-8...).
     pub fn invalid_frame(&mut self, why: &str) {
         self.decide(
             Verdict::Fail,
-            "invalid-frame-from-server",
+            "invalid-frame",
             format!("sent an invalid frame: {why}"),
         );
     }
@@ -465,7 +465,7 @@ mod tests {
             },
         ));
         j.close(&1005u16.to_be_bytes());
-        assert_eq!(j.decided().unwrap().kind, "invalid-close-from-server");
+        assert_eq!(j.decided().unwrap().kind, "invalid-close");
     }
 
     #[test]

@@ -20,17 +20,76 @@ use c10k::proto::{Config, Connection, Role};
 use super::driver::answers::peer_frames;
 use super::judge::{Judge, Judges, Outcome};
 use super::oracle;
-use super::sequence::{Sequence, deflate_policy};
+use super::sequence::{Frame, Len, Sequence, deflate_policy};
+use super::grammar::Grammar;
+use super::rng::Rng;
 use crate::check::Verdict;
+use crate::check::Group;
+use crate::check::client::{CLIENT_BOUND, ClientCase, Played};
 
 /// Bytes read from the client at once.
 const READ_CHUNK: usize = 64 << 10;
 /// Chunks the reader thread may hold before the judge takes them (64 x 64 KiB at most).
 const READ_QUEUE: usize = 64;
 
+/// Lines a transcript keeps at most.
+const MAX_LINES: usize = 200;
+
+/// What playing a sequence came to: the outcome, and the connection's transcript (what was
+/// written and read, with times since the request was read).
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The verdict and its details.
+    pub outcome: Outcome,
+    /// At most [`MAX_LINES`] lines.
+    pub transcript: Vec<String>,
+}
+
+/// A transcript being written.
+struct Log {
+    start: Instant,
+    lines: Vec<String>,
+    dropped: usize,
+}
+
+impl Log {
+    fn line(&mut self, what: impl Into<String>) {
+        if self.lines.len() < MAX_LINES {
+            let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+            self.lines.push(format!("+{ms:.3} ms  {}", what.into()));
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn finish(mut self, outcome: &Outcome) -> Vec<String> {
+        if self.dropped > 0 {
+            self.lines.push(format!("... {} more lines", self.dropped));
+        }
+        self.lines.push(format!("expected: {}", outcome.expected));
+        if outcome.verdict != Verdict::Pass {
+            self.lines.push(format!("{} ({}): {}", outcome.verdict, outcome.kind, outcome.reason));
+        }
+        self.lines
+    }
+}
+
 /// Plays `seq` on `stream`, whose request head `head` was read (nothing after it); `bound` is how
 /// long the client may take beyond the sequence's own pauses.
-pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> Outcome {
+pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> Served {
+    let mut log = Log {
+        start: Instant::now(),
+        lines: Vec::new(),
+        dropped: 0,
+    };
+    let first = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    log.line(format!("< {}", String::from_utf8_lossy(first)));
+    let outcome = play_logged(stream, head, seq, bound, &mut log);
+    let transcript = log.finish(&outcome);
+    Served { outcome, transcript }
+}
+
+fn play_logged(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration, log: &mut Log) -> Outcome {
     let request = match parse_request(head, &HeadLimits::default()) {
         Ok(Some(r)) if r.is_websocket() => r,
         other => {
@@ -101,6 +160,13 @@ pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> 
     if let Err(e) = writer.write_all(response.as_bytes()) {
         return dropped(&mut judges, &format!("went away before the 101 ({e})"));
     }
+    log.line(match &agreed {
+        Some(p) => format!("> 101 Switching Protocols; extensions: {p}"),
+        None => "> 101 Switching Protocols".to_owned(),
+    });
+    for (i, f) in seq.frames[..expectation.send_frames].iter().enumerate() {
+        log.line(format!("  frame {}: {}", i + 1, describe(f)));
+    }
 
     let mut inbuf = Vec::new();
     let mut outcome = None;
@@ -119,12 +185,14 @@ pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> 
             ended = Some(format!("reset the connection ({e})"));
             break;
         }
+        log.line(format!("> bytes {written}..{end} of {}", bytes.len()));
         written = end;
         let until = Instant::now() + pause;
         loop {
             let wait = until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(Ok(chunk)) => {
+                    log.line(format!("< {} B", chunk.len()));
                     inbuf.extend_from_slice(&chunk);
                     outcome = peer_frames(&mut decoder, &mut inbuf, &mut judges, outcome);
                 }
@@ -143,12 +211,14 @@ pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> 
     }
     while outcome.is_none() {
         if let Some(how) = &ended {
+            log.line(format!("client {how}"));
             judges.each(|j| j.dropped(how));
             outcome = judges.outcome();
             break;
         }
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Ok(chunk)) => {
+                log.line(format!("< {} B", chunk.len()));
                 inbuf.extend_from_slice(&chunk);
                 outcome = peer_frames(&mut decoder, &mut inbuf, &mut judges, outcome);
             }
@@ -168,7 +238,9 @@ pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> 
         .any(|f| f.opcode == 8);
     if ended.is_none() && written == bytes.len() && expectation.send_frames == seq.frames.len() && !closing {
         let _ = writer.write_all(&[0x88, 0x02, 0x03, 0xe8]);
+        log.line("> close 1000");
     }
+    log.line("checker closed TCP");
     let _ = stream.shutdown(Shutdown::Both);
     outcome.unwrap_or_else(|| {
         Outcome::new(
@@ -179,6 +251,100 @@ pub fn play(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration) -> 
             "undecided",
         )
     })
+}
+
+/// `count` sequences drawn from `seed`, as client cases `fuzz.1`, `fuzz.2`, ... that the client
+/// suite's URLs serve (`c10k fuzz --serve`): the same seed draws the same sequences, and each
+/// connection to `/case/fuzz.N` plays sequence N on it.
+pub fn cases(seed: u64, count: u64) -> Vec<ClientCase> {
+    let grammar = Grammar { max_message: None };
+    (0..count)
+        .map(|i| {
+            let seq = grammar.served(&mut Rng::for_sequence(seed, i));
+            let frames: Vec<String> = seq.frames.iter().map(short).collect();
+            let description = format!("sequence {i} of seed {seed}: {}", frames.join(", "));
+            let sent = format!(
+                "{} frame(s) in {} write(s){}",
+                seq.frames.len(),
+                seq.cuts.len() + 1,
+                if seq.opening.deflate { ", permessage-deflate if offered" } else { "" }
+            );
+            ClientCase::played(
+                format!("fuzz.{}", i + 1),
+                Group::Fuzz,
+                "5",
+                description,
+                sent,
+                CLIENT_BOUND,
+                move |stream, head, bound| {
+                    let s = play(stream, head, &seq, bound);
+                    let o = s.outcome;
+                    Played {
+                        verdict: o.verdict,
+                        reason: if o.verdict == Verdict::Pass {
+                            String::new()
+                        } else {
+                            format!("{} ({}; expected {})", o.reason, o.kind, o.expected)
+                        },
+                        observed: o.kind.to_owned(),
+                        transcript: s.transcript,
+                    }
+                },
+            )
+        })
+        .collect()
+}
+
+/// A frame in a word or two, for a case's description.
+fn short(f: &Frame) -> String {
+    let op = match f.opcode {
+        0 => "cont",
+        1 => "text",
+        2 => "binary",
+        8 => "close",
+        9 => "ping",
+        10 => "pong",
+        _ => "reserved",
+    };
+    let mut s = format!("{op} {}", f.payload.len());
+    if !f.fin {
+        s.push('+');
+    }
+    if f.rsv != 0 {
+        s.push_str(" rsv");
+    }
+    if f.mask.is_some() {
+        s.push_str(" masked");
+    }
+    s
+}
+
+/// A frame in one line: opcode, flags, masking, length and the start of its payload.
+fn describe(f: &Frame) -> String {
+    let op = match f.opcode {
+        0 => "continuation".to_owned(),
+        1 => "text".to_owned(),
+        2 => "binary".to_owned(),
+        8 => "close".to_owned(),
+        9 => "ping".to_owned(),
+        10 => "pong".to_owned(),
+        o => format!("opcode {o:x}"),
+    };
+    let shown: String = f.payload.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    let more = if f.payload.len() > 32 { ".." } else { "" };
+    format!(
+        "{op}{}{}{} {} B{} [{shown}{more}]",
+        if f.fin { "" } else { " (no FIN)" },
+        if f.rsv != 0 { format!(" rsv={:03b}", f.rsv) } else { String::new() },
+        if f.mask.is_some() { " MASKED" } else { "" },
+        f.payload.len(),
+        match f.len {
+            Len::Minimal => String::new(),
+            Len::Ext16 => " (16-bit length)".to_owned(),
+            Len::Ext64 => " (64-bit length)".to_owned(),
+            Len::Declared(d) => format!(" (declared {d})"),
+        },
+    )
 }
 
 /// The client went away before anything was judged.
@@ -231,8 +397,6 @@ mod tests {
     use c10k::proto::MessageKind;
 
     use super::*;
-    use crate::fuzz::grammar::Grammar;
-    use crate::fuzz::rng::Rng;
 
     /// An echo client on the engine's own client (a correct one), with or without an offer of
     /// permessage-deflate, on one connection.
@@ -287,7 +451,7 @@ mod tests {
             let client = echo_client(url.clone(), i % 2 == 0);
             let (mut stream, _) = listener.accept().unwrap();
             let h = head(&mut stream);
-            let outcome = play(stream, &h, &seq, Duration::from_secs(2));
+            let outcome = play(stream, &h, &seq, Duration::from_secs(2)).outcome;
             client.join().unwrap();
             if outcome.verdict == Verdict::Fail {
                 fails.push(format!(
@@ -328,8 +492,10 @@ mod tests {
         });
         let (mut stream, _) = listener.accept().unwrap();
         let h = head(&mut stream);
-        let outcome = play(stream, &h, &seq, Duration::from_secs(2));
+        let served = play(stream, &h, &seq, Duration::from_secs(2));
+        let outcome = served.outcome;
         client.join().unwrap();
+        assert!(served.transcript.iter().any(|l| l.contains("> 101")), "{:?}", served.transcript);
         assert_eq!(outcome.verdict, Verdict::Fail, "{outcome:?}");
         assert!(outcome.reason.contains("mask"), "{outcome:?}");
     }

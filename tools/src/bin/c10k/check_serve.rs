@@ -28,29 +28,58 @@ pub fn run(args: &Args) -> Result<(), String> {
         let _ = writeln!(out, "{} client cases", cases.len());
         return Ok(());
     }
-    let listener = TcpListener::bind(addr).map_err(|e| format!("--serve {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("--serve {addr}: {e}"))?;
-    // The first line, flushed at once: scripts wait for it (and read the port from it).
-    let _ = writeln!(out, "serving {} client cases on ws://{local}", cases.len());
-    let _ = out.flush();
-    drop(out);
     let options = ServeOptions {
         cases: args.cases.clone(),
         clients: args.clients.clone(),
         wait: Duration::from_secs(args.wait),
         timeout_scale: args.timeout_scale,
     };
-    let reports = client::serve(listener, &options);
+    let shown = Shown {
+        json: args.json,
+        failures_only: args.failures_only,
+        wait: args.wait,
+    };
+    serve_and_print(addr, cases, &options, "client cases", &shown)
+}
+
+/// How the reports are printed.
+pub struct Shown {
+    /// One JSON object.
+    pub json: bool,
+    /// Only the cases that did not pass (and the summaries).
+    pub failures_only: bool,
+    /// `--wait`, for the message when clients are not done.
+    pub wait: u64,
+}
+
+/// Binds `addr`, prints the first line (`serving N WHAT on ws://ADDR`, flushed: scripts wait
+/// for it and read the port from it), serves `cases` until the clients are done, prints one
+/// report per client; exits 2 when a client was not done, and is an error when a case failed.
+/// `c10k check --serve` and `c10k fuzz --serve` both end here.
+pub fn serve_and_print(
+    addr: &str,
+    cases: Vec<client::ClientCase>,
+    options: &ServeOptions,
+    what: &str,
+    shown: &Shown,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("--serve {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("--serve {addr}: {e}"))?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    let _ = writeln!(out, "serving {} {what} on ws://{local}", cases.len());
+    let _ = out.flush();
+    drop(out);
+    let reports = client::serve_cases(listener, cases, options);
+    let mut out = std::io::stdout().lock();
+    if shown.json {
         let _ = write!(out, "{}", client::to_json(&reports));
     } else {
         for report in &reports {
             let _ = writeln!(out, "\n== client {}", report.agent);
             for r in &report.results {
-                if !args.failures_only || r.verdict != Verdict::Pass {
+                if !shown.failures_only || r.verdict != Verdict::Pass {
                     let _ = writeln!(out, "{}", r.line());
                 }
             }
@@ -65,7 +94,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let _ = out.flush();
     if reports.is_empty() || reports.iter().any(|r| !r.done) {
-        eprintln!("c10k: the run ended after {} s with clients not done", args.wait);
+        eprintln!("c10k: the run ended after {} s with clients not done", shown.wait);
         std::process::exit(2);
     }
     let failed: Vec<&str> = reports

@@ -8,13 +8,38 @@ use std::time::Duration;
 use c10k_tools::check::{Target, Verdict};
 use c10k_tools::fuzz::{self, Options, replay::Replay};
 
+use c10k_tools::check::client::{CLIENT_BOUND, ServeOptions};
+
+use crate::check_serve::{Shown, serve_and_print};
 use crate::serve::parse_duration;
+
+/// Sequences `--serve` plays by default, and at most.
+const DEFAULT_SERVED: u64 = 200;
+const MAX_SERVED: u64 = 100_000;
 
 /// Options of `c10k fuzz`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The echo server to fuzz: ws://HOST:PORT/PATH.
-    url: String,
+    /// The echo server to fuzz: ws://HOST:PORT/PATH. Not with --serve.
+    #[arg(required_unless_present = "serve", conflicts_with = "serve")]
+    url: Option<String>,
+    /// Fuzz WebSocket CLIENTS instead: serve the sequences on ADDR (HOST:PORT; port 0 picks
+    /// one) through the client suite's URLs (ws://ADDR/cases, ws://ADDR/case/fuzz.N?agent=NAME,
+    /// ws://ADDR/done?agent=NAME; see `c10k check --serve`). --sequences of them (default 200)
+    /// from --seed.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
+    /// With --serve: the clients expected (comma-separated agent names); the run ends once each
+    /// said /done. Without it, when the first client says /done.
+    #[arg(long, value_name = "NAME,NAME", value_delimiter = ',', requires = "serve")]
+    clients: Vec<String>,
+    /// With --serve: end the run after this many seconds in any case (exit code 2 when a client
+    /// is not done then).
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "serve")]
+    wait: u64,
+    /// With --serve: print only the sequences that did not pass (and the summaries).
+    #[arg(long, requires = "serve")]
+    failures_only: bool,
     /// The seed: the same seed sends the same sequences.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,15 +80,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    if args.url.starts_with("wss://") {
-        return Err(format!(
-            "{}: c10k fuzz speaks ws:// only (its driver has no TLS)",
-            args.url
-        ));
+    if let Some(addr) = &args.serve {
+        return serve(addr, &args);
     }
-    let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
+    let url = args.url.clone().unwrap_or_default();
+    if url.starts_with("wss://") {
+        return Err(format!("{url}: c10k fuzz speaks ws:// only (its driver has no TLS)"));
+    }
+    let target = Target::parse(&url).map_err(|e| e.to_string())?;
     TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
-        .map_err(|e| format!("cannot connect to {} ({}): {e}", args.url, target.addr))?;
+        .map_err(|e| format!("cannot connect to {url} ({}): {e}", target.addr))?;
     if let Some(file) = &args.replay {
         return replay(&target, file, &args);
     }
@@ -122,6 +148,30 @@ pub fn run(args: Args) -> Result<(), String> {
         return Err(format!("{n} sequence{} failed", if n == 1 { "" } else { "s" }));
     }
     Ok(())
+}
+
+/// Sequences served to clients under test (`--serve`).
+fn serve(addr: &str, args: &Args) -> Result<(), String> {
+    if args.replay.is_some() || args.duration.is_some() {
+        return Err("--serve plays --sequences N sequences (not --replay, --duration)".to_owned());
+    }
+    let count = args.sequences.unwrap_or(DEFAULT_SERVED);
+    if count == 0 || count > MAX_SERVED {
+        return Err(format!("--sequences with --serve: 1 to {MAX_SERVED}"));
+    }
+    let options = ServeOptions {
+        cases: None,
+        clients: args.clients.clone(),
+        wait: Duration::from_secs(args.wait),
+        timeout_scale: args.timeout.as_secs_f64() / CLIENT_BOUND.as_secs_f64(),
+    };
+    let shown = Shown {
+        json: args.json,
+        failures_only: args.failures_only,
+        wait: args.wait,
+    };
+    let cases = fuzz::served::cases(args.seed, count);
+    serve_and_print(addr, cases, &options, &format!("fuzzed sequences (seed {})", args.seed), &shown)
 }
 
 fn replay(target: &Target, file: &PathBuf, args: &Args) -> Result<(), String> {

@@ -33,7 +33,7 @@ pub(crate) fn all(options: &Options) -> (Vec<Case>, Vec<String>) {
             Group::Close => close::add(&mut reg),
             Group::Handshake => handshake::add(&mut reg),
             Group::Deflate => deflate::add(&mut reg, options, &mut notes),
-            Group::Regression => {}
+            Group::Regression | Group::Fuzz => {}
         }
     }
     (reg.cases, notes)

@@ -2,9 +2,11 @@
 //! the steps that follow on the connection.
 
 use std::fmt;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::Verdict;
 use super::super::case::Group;
 
 /// One client case: the checker plays the server of one connection.
@@ -23,7 +25,57 @@ pub struct ClientCase {
     /// The time bound of the case's connection, before `--timeout-scale`: how long the checker
     /// waits for each answer (a client that must fail the connection has this long to close).
     pub bound: Duration,
-    pub(crate) script: Arc<dyn Fn() -> Script + Send + Sync>,
+    pub(crate) plan: Plan,
+}
+
+/// What a case does on its connection.
+#[derive(Clone)]
+pub(crate) enum Plan {
+    /// A script of the suite: an answer to the upgrade, then steps.
+    Script(Arc<dyn Fn() -> Script + Send + Sync>),
+    /// The whole connection, answer included, played by other code (a sequence of `c10k fuzz
+    /// --serve`).
+    Played(Arc<PlayFn>),
+}
+
+/// Plays a case's connection: the stream (its request head read), the head, the case's bound.
+pub type PlayFn = dyn Fn(TcpStream, &[u8], Duration) -> Played + Send + Sync;
+
+/// What a played connection came to.
+#[derive(Debug, Clone)]
+pub struct Played {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why it is not PASS.
+    pub reason: String,
+    /// What the client did, in short.
+    pub observed: String,
+    /// The connection's transcript, with times.
+    pub transcript: Vec<String>,
+}
+
+impl ClientCase {
+    /// A case whose connection `play` handles whole (answering the upgrade too): how `c10k
+    /// fuzz --serve` serves its sequences through the client suite's URLs.
+    pub fn played(
+        id: String,
+        group: Group,
+        section: &'static str,
+        description: String,
+        sent: String,
+        bound: Duration,
+        play: impl Fn(TcpStream, &[u8], Duration) -> Played + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            id,
+            group,
+            section,
+            description,
+            sent,
+            bound,
+            plan: Plan::Played(Arc::new(play)),
+        }
+    }
 }
 
 impl fmt::Debug for ClientCase {
@@ -283,7 +335,7 @@ impl Registry {
             description: description.into(),
             sent: sent.into(),
             bound,
-            script: Arc::new(script),
+            plan: Plan::Script(Arc::new(script)),
         });
     }
 }

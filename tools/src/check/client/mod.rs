@@ -63,13 +63,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use case::{CLIENT_BIG_BOUND, CLIENT_BOUND, ClientCase};
+pub use case::{CLIENT_BIG_BOUND, CLIENT_BOUND, ClientCase, PlayFn, Played};
 pub use conn::{MAX_FRAME, MAX_TRANSCRIPT_LINES, SHOWN_PAYLOAD};
 pub use http::{MAX_AGENT, MAX_HEAD};
 pub use report::{ClientCaseResult, ClientReport, to_json};
 
 use super::Verdict;
-use case::sframe;
+use case::{Plan, sframe};
 
 /// How long the checker waits, after a client answered its Close, before it closes TCP itself
 /// in the `close.tcp` cases: a client that closes TCP in that time closed first.
@@ -194,7 +194,12 @@ impl Shared {
 /// the named clients first, in their order, then any other agent seen, in the order of its
 /// first request.
 pub fn serve(listener: TcpListener, options: &ServeOptions) -> Vec<ClientReport> {
-    let cases = select(cases(), options.cases.as_deref());
+    serve_cases(listener, select(cases(), options.cases.as_deref()), options)
+}
+
+/// Serves `cases` (rather than the suite's, [`ServeOptions::cases`] aside) as [`serve`] does:
+/// how `c10k fuzz --serve` serves its sequences.
+pub fn serve_cases(listener: TcpListener, cases: Vec<ClientCase>, options: &ServeOptions) -> Vec<ClientReport> {
     let ids = cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join("\n");
     let shared = Arc::new(Shared {
         cases,
@@ -366,7 +371,18 @@ fn run_case(
     let outcome = match http::check_handshake(&head.bytes) {
         Ok(offer) => {
             let bound = shared.options.bound_of(case.bound);
-            script::run(stream, head.leftover, &offer, case, bound, start)
+            match &case.plan {
+                Plan::Script(script) => script::run(stream, head.leftover, &offer, bound, start, script.as_ref()),
+                Plan::Played(play) => {
+                    let p = play(stream, &head.bytes, bound);
+                    script::Outcome {
+                        verdict: p.verdict,
+                        reason: p.reason,
+                        observed: p.observed,
+                        transcript: p.transcript,
+                    }
+                }
+            }
         }
         Err(why) => {
             http::plain(&mut stream, 400, http::phrase(400), &format!("{why}\n"));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::super::Verdict;
 use super::TCP_GRACE;
-use super::case::{AfterClose, Answer, ClientCase, Odd, Step, Want, sframe};
+use super::case::{AfterClose, Answer, Odd, Script, Step, Want, sframe};
 use super::conn::{self, Transcript, describe, describe_written, show};
 use super::deflate::Agreement;
 use super::http::{self, Offer};
@@ -32,11 +32,11 @@ pub(crate) fn run(
     stream: TcpStream,
     leftover: Vec<u8>,
     offer: &Offer,
-    case: &ClientCase,
     bound: Duration,
     start: Instant,
+    script: &(dyn Fn() -> Script + Send + Sync),
 ) -> Outcome {
-    let script = (case.script)();
+    let script = script();
     let mut t = Transcript::new(start);
     t.note(format!("< {} (a valid client handshake)", offer.summary()));
     let _ = stream.set_nodelay(true);
