@@ -1,6 +1,7 @@
-//! The judge: what the server did, compared with what the oracle allows, as it happens.
+//! The judge: what the peer under test did (a server; a client with `c10k fuzz --serve`),
+//! compared with what the oracle allows, as it happens.
 //!
-//! A [`Judge`] is fed the server's answers one by one (echoed messages, pongs, its Close frame,
+//! A [`Judge`] is fed the peer's answers one by one (echoed messages, pongs, its Close frame,
 //! the end of the connection, the end of the time bound) and decides a [`Outcome`] as soon as
 //! the verdict is known. Pure: the driver feeds it, the tests feed it by hand.
 //!
