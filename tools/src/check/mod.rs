@@ -53,6 +53,7 @@
 mod case;
 mod cases;
 mod deflate;
+pub mod html;
 mod probe;
 mod regress;
 mod report;
