@@ -14,6 +14,9 @@ use crate::check::Verdict;
 use crate::check::case::{HttpWant, Open, wire};
 use crate::check::deflate::{self, Codec};
 
+/// The most bytes of an HTTP header line a transcript shows.
+const MAX_HEADER_SHOWN: usize = 160;
+
 /// The largest HTTP response head read.
 const MAX_HEAD: usize = 64 << 10;
 
@@ -392,7 +395,7 @@ fn note_request(run: &mut Run, at: Instant, request: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > 25 && line[..25].eq_ignore_ascii_case(b"sec-websocket-extensions:") {
             run.transcript.note(at, || {
-                let shown = &line[..line.len().min(MAX_SHOWN)];
+                let shown = &line[..line.len().min(MAX_HEADER_SHOWN)];
                 format!(">   {}", escape(shown, line.len()))
             });
         }
@@ -409,7 +412,7 @@ fn note_answer(run: &mut Run, buf: &[u8]) {
         let extensions = line.len() > 25 && line[..25].eq_ignore_ascii_case(b"sec-websocket-extensions:");
         if i == 0 || extensions {
             run.transcript.note(now, || {
-                let shown = &line[..line.len().min(MAX_SHOWN)];
+                let shown = &line[..line.len().min(MAX_HEADER_SHOWN)];
                 format!(
                     "<{}{}",
                     if i == 0 { " " } else { "   " },
