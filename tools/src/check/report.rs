@@ -332,3 +332,33 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cases_json_ends_with_its_transcript_escaped() {
+        let r = CaseResult {
+            id: "framing.1.1".to_owned(),
+            group: Group::Framing,
+            section: "5.2",
+            description: "d".to_owned(),
+            sent: "s".to_owned(),
+            observed: "o".to_owned(),
+            took: Duration::ZERO,
+            elapsed: Duration::ZERO,
+            verdict: Verdict::Pass,
+            reason: String::new(),
+            transcript: vec!["+0.000 ms  > text 1 B \"\\\"\"".to_owned(), "b".to_owned()],
+        };
+        let mut out = String::new();
+        r.json(&mut out);
+        assert!(
+            out.ends_with(r#""reason":"","transcript":["+0.000 ms  > text 1 B \"\\\"\"","b"]}"#),
+            "{out}"
+        );
+        // The text line does not show it.
+        assert!(!r.line().contains("+0.000"));
+    }
+}

@@ -102,8 +102,7 @@ pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration, star
     let deadline = Instant::now() + bound;
     let stream = match TcpStream::connect_timeout(&target.addr, bound) {
         Ok(s) => {
-            run.transcript
-                .note(Instant::now(), || format!("TCP connected to {}", target.addr));
+            run.transcript.note(Instant::now(), || "TCP connected".to_owned());
             s
         }
         Err(e) => {
