@@ -64,7 +64,7 @@ start() {
   PIDS+=($!)
 }
 
-start c10k "$C10K" serve --addr 127.0.0.1:0 -q --max-message "$LIMIT"
+start c10k "$C10K" serve --addr 127.0.0.1:0 -q --max-message "$LIMIT" --max-frame "$LIMIT"
 C10K_URL=$(wait_for "$LOGS/c10k" 'ws://127\.0\.0\.1:[0-9]+/')
 
 start tungstenite "$PEERS/peer-tungstenite" --addr 127.0.0.1:0
