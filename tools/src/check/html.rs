@@ -218,7 +218,7 @@ pub fn render(grid: &Grid) -> String {
         "<dialog id=\"panel\"><form method=\"dialog\"><button class=\"close\" aria-label=\"close\">\
          close</button></form><dl><dt>case</dt><dd id=\"p-case\"></dd><dt>description</dt>\
          <dd id=\"p-desc\"></dd><dt>implementation</dt><dd id=\"p-impl\"></dd><dt>verdict</dt>\
-         <dd id=\"p-verdict\"></dd><dt>reason</dt><dd id=\"p-reason\"></dd></dl>\
+         <dd><span id=\"p-verdict\"></span></dd><dt>reason</dt><dd id=\"p-reason\"></dd></dl>\
          <h2>transcript</h2><pre id=\"p-transcript\"></pre></dialog>\n",
     );
     out.push_str("<script type=\"application/json\" id=\"data\">");
@@ -344,8 +344,8 @@ h1{font-size:1.5em;margin:0 0 .2em}.subtitle{color:#555;margin:0 0 1em}
 .v-fail{background:var(--fail)}.v-skipped{background:var(--skipped)}.v-info{background:var(--info)}
 [class*=" v-"]:not(.v-pass):not(.v-non-strict):not(.v-fail):not(.v-skipped):not(.v-info){background:var(--other)}
 table{border-collapse:collapse}th,td{padding:2px 6px;text-align:left;vertical-align:middle}
-thead th{position:sticky;top:0;background:#fff;z-index:1}thead tr.summary td,thead tr.summary th{position:sticky;top:1.6em;background:#fafafa;z-index:1}
-tr.group th{background:#eef1f4;font-size:1.05em;padding:.5em 6px;position:static}
+thead{position:sticky;top:0;background:#fff;z-index:1;box-shadow:0 1px 0 #ddd}thead tr.summary{background:#fafafa}
+tr.group th{background:#eef1f4;font-size:1.05em;padding:.5em 6px}
 th.case{font-weight:normal;max-width:34em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .id{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}.desc{color:#555}
 tbody tr:hover{background:#f6f6f6}
