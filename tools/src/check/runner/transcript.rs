@@ -79,6 +79,13 @@ impl Transcript {
                 return;
             };
             let here = (rest.len() - h.header_len).min(usize::try_from(h.len).unwrap_or(usize::MAX));
+            if self.lines.len() >= MAX_LINES {
+                // Full: the frame is only counted (a message in a million frames stays cheap).
+                self.more += 1;
+                self.owed = h.len - here as u64;
+                rest = &rest[h.header_len + here..];
+                continue;
+            }
             let mut head = rest[h.header_len..h.header_len + here.min(MAX_SHOWN)].to_vec();
             if let Some(key) = h.mask {
                 apply_mask(&mut head, key, 0);
@@ -361,6 +368,15 @@ mod tests {
         assert_eq!(merged[0], "-- connection 1 of 2: first");
         // 251 lines of the first connection and a heading plus one of the second: 253 in all.
         assert_eq!(merged.last().map(String::as_str), Some("... 53 more"));
+        let mut frames = wire::text(b"x");
+        frames.extend(wire::text(b"y"));
+        frames.extend(wire::text(b"z"));
+        a.sent(start, &frames, usize::MAX);
+        assert_eq!(
+            a.lines().last().as_deref(),
+            Some("... 53 more"),
+            "a full one counts frames"
+        );
         let one = merge([("", &b)].into_iter());
         assert_eq!(one.len(), 1);
     }
