@@ -1,7 +1,8 @@
 """A Python `websockets` echo server, for testing c10k's client against it.
 
-Usage: echo_server.py PORT [--compression] [--tls CERT KEY]. With --tls it serves wss:// with
-that certificate chain and key (PEM). Prints "listening on PORT" when ready; runs until killed.
+Usage: echo_server.py PORT [--compression] [--max-size BYTES] [--tls CERT KEY]. With --tls it
+serves wss:// with that certificate chain and key (PEM). --max-size is the largest message it
+takes (default: no limit). Prints "listening on PORT" when ready; runs until killed.
 """
 
 import asyncio
@@ -25,10 +26,16 @@ def tls_context():
     return context
 
 
+def max_size():
+    if "--max-size" not in sys.argv:
+        return None
+    return int(sys.argv[sys.argv.index("--max-size") + 1])
+
+
 async def main():
     port = int(sys.argv[1])
     compression = "deflate" if "--compression" in sys.argv else None
-    async with serve(echo, "127.0.0.1", port, max_size=None, compression=compression,
+    async with serve(echo, "127.0.0.1", port, max_size=max_size(), compression=compression,
                      ssl=tls_context()) as server:
         print(f"listening on {port}", flush=True)
         await server.serve_forever()

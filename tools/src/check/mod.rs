@@ -57,6 +57,7 @@ mod case;
 mod cases;
 pub mod client;
 mod deflate;
+pub mod html;
 mod probe;
 mod regress;
 mod report;
@@ -339,7 +340,7 @@ pub fn run_case(target: &Target, case: &Case, options: &Options) -> CaseResult {
     let runs: Vec<runner::Run> = if scripts.len() <= 1 {
         scripts
             .iter()
-            .map(|s| runner::run_script(target, s, bound))
+            .map(|s| runner::run_script(target, s, bound, started))
             .collect()
     } else {
         // After a FAIL the case's verdict is known: no more connections are started, so that a
@@ -355,7 +356,7 @@ pub fn run_case(target: &Target, case: &Case, options: &Options) -> CaseResult {
                         let Some(script) = scripts.get(i) else {
                             return;
                         };
-                        let run = runner::run_script(target, script, bound);
+                        let run = runner::run_script(target, script, bound, started);
                         if run.verdict == Verdict::Fail {
                             failed.store(true, Ordering::Relaxed);
                         }

@@ -25,7 +25,7 @@ pub fn probe(target: &Target, within: Duration) -> Result<Option<String>, String
         open: Open::Standard,
         steps: Vec::new(),
     };
-    let run = runner::run_script(target, &upgrade, within);
+    let run = runner::run_script(target, &upgrade, within, std::time::Instant::now());
     if run.verdict != Verdict::Pass && runner::speaks_tls(target, within) {
         return Err(format!(
             "the server at {} speaks TLS: use a wss:// URL (the plain upgrade got: {})",

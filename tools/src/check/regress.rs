@@ -55,6 +55,7 @@ pub fn run_regression(target: &Target, path: &Path, options: &Options) -> CaseRe
         elapsed: Duration::ZERO,
         verdict: Verdict::Fail,
         reason: String::new(),
+        transcript: Vec::new(),
     };
     if target.is_tls() {
         result.verdict = Verdict::Skipped;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Verdict;
 use super::case::{Case, Group};
+use super::runner::transcript::merge;
 use super::runner::{Run, ms};
 
 /// What happened in one case.
@@ -32,6 +33,9 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why the verdict is not PASS (for SKIPPED: why the case could not run); empty for PASS.
     pub reason: String,
+    /// The frames written and received, with their times since the case started, per
+    /// connection (under a heading when the case opened several): at most 200 lines.
+    pub transcript: Vec<String>,
 }
 
 impl CaseResult {
@@ -75,7 +79,14 @@ impl CaseResult {
         field(out, "verdict", self.verdict.as_str());
         out.push(',');
         field(out, "reason", &self.reason);
-        out.push('}');
+        out.push_str(",\"transcript\":[");
+        for (i, line) in self.transcript.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(out, line);
+        }
+        out.push_str("]}");
     }
 }
 
@@ -321,7 +332,9 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
     } else {
         observed
     };
+    let transcript = merge(runs.iter().map(|r| (r.label.as_str(), &r.transcript)));
     CaseResult {
+        transcript,
         id: case.id.clone(),
         group: case.group,
         section: case.section,
@@ -332,5 +345,35 @@ pub(crate) fn combine(case: &Case, runs: Vec<Run>, planned: usize, elapsed: Dura
         elapsed,
         verdict,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cases_json_ends_with_its_transcript_escaped() {
+        let r = CaseResult {
+            id: "framing.1.1".to_owned(),
+            group: Group::Framing,
+            section: "5.2",
+            description: "d".to_owned(),
+            sent: "s".to_owned(),
+            observed: "o".to_owned(),
+            took: Duration::ZERO,
+            elapsed: Duration::ZERO,
+            verdict: Verdict::Pass,
+            reason: String::new(),
+            transcript: vec!["+0.000 ms  > text 1 B \"\\\"\"".to_owned(), "b".to_owned()],
+        };
+        let mut out = String::new();
+        r.json(&mut out);
+        assert!(
+            out.ends_with(r#""reason":"","transcript":["+0.000 ms  > text 1 B \"\\\"\"","b"]}"#),
+            "{out}"
+        );
+        // The text line does not show it.
+        assert!(!r.line().contains("+0.000"));
     }
 }

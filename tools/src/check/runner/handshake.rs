@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use c10k::proto::handshake::{self, ClientRequest, HeadLimits};
 
+use super::transcript::{MAX_SHOWN, escape};
 use super::wire::{Wire, is_timeout};
 use super::{Run, ms};
 use crate::check::Target;
 use crate::check::Verdict;
 use crate::check::case::{HttpWant, Open, wire};
 use crate::check::deflate::{self, Codec};
+
+/// The most bytes of an HTTP header line a transcript shows.
+const MAX_HEADER_SHOWN: usize = 160;
 
 /// The largest HTTP response head read.
 const MAX_HEAD: usize = 64 << 10;
@@ -46,6 +50,7 @@ pub(super) fn open(
                 }
             };
             let started = Instant::now();
+            note_request(run, started, &out);
             if let Err(e) = stream.write_until(&out, deadline) {
                 run.fail(format!("cannot send the upgrade request: {e}"));
                 return None;
@@ -55,11 +60,13 @@ pub(super) fn open(
             loop {
                 match handshake::parse_response(&buf, &expected, &[], &HeadLimits::default()) {
                     Ok(Some(resp)) => {
+                        note_answer(run, &buf);
                         let n = resp.head_len();
                         return Some((buf.split_off(n), None));
                     }
                     Ok(None) => {}
                     Err(e) => {
+                        note_answer(run, &buf);
                         run.saw(format!("did not accept the upgrade: {e}"));
                         run.fail(format!("the standard upgrade request failed: {e}"));
                         return None;
@@ -67,12 +74,16 @@ pub(super) fn open(
                 }
                 match stream.read_until(&mut chunk, deadline) {
                     Ok(0) => {
+                        run.transcript
+                            .note(Instant::now(), || "server closed TCP".to_owned());
                         run.saw("dropped the connection during the handshake");
                         run.fail("the server closed the connection instead of answering the upgrade");
                         return None;
                     }
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     Err(e) if is_timeout(&e) => {
+                        run.transcript
+                            .note(Instant::now(), || "no answer by the deadline".to_owned());
                         run.saw(format!(
                             "did not answer the upgrade within {}",
                             ms(started.elapsed())
@@ -81,6 +92,8 @@ pub(super) fn open(
                         return None;
                     }
                     Err(e) => {
+                        run.transcript
+                            .note(Instant::now(), || format!("server reset TCP ({})", e.kind()));
                         run.saw(format!(
                             "reset the connection during the handshake ({})",
                             e.kind()
@@ -93,6 +106,11 @@ pub(super) fn open(
         }
         Open::Raw { request, chunk, want } => {
             let started = Instant::now();
+            note_request(run, started, request);
+            if *chunk < request.len() {
+                run.transcript
+                    .note(started, || format!("> (in pieces of {chunk} B)"));
+            }
             for piece in request.chunks((*chunk).max(1)) {
                 if let Err(e) = stream.write_until(piece, deadline) {
                     // The server may have answered and closed already; read what it said.
@@ -134,8 +152,16 @@ fn read_head(
     };
     run.took = started.elapsed();
     let head_len = match head {
-        Ok(n) => n,
+        Ok(n) => {
+            note_answer(run, &buf);
+            n
+        }
         Err(why) => {
+            run.transcript.note(Instant::now(), || match why.as_str() {
+                "dropped" => "server closed TCP before an HTTP answer".to_owned(),
+                "timeout" => "no HTTP answer by the deadline".to_owned(),
+                other => format!("no HTTP answer: {other}"),
+            });
             judge_no_answer(want, &why, started.elapsed(), run);
             return None;
         }
@@ -186,6 +212,7 @@ fn open_deflate(
         offered: Vec::new(),
     };
     let started = Instant::now();
+    note_request(run, started, &out);
     if let Err(e) = stream.write_until(&out, deadline) {
         run.fail(format!("cannot send the upgrade request: {e}"));
         return None;
@@ -348,6 +375,51 @@ impl Head {
         self.values(name)
             .flat_map(|v| v.split(|&b| b == b','))
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+}
+
+/// Records an HTTP request written at `at`: its first line, its size, and the extensions it
+/// offers.
+fn note_request(run: &mut Run, at: Instant, request: &[u8]) {
+    run.transcript.note(at, || {
+        let first = request.split(|&b| b == b'\n').next().unwrap_or_default();
+        let first = first.strip_suffix(b"\r").unwrap_or(first);
+        let shown = &first[..first.len().min(MAX_SHOWN)];
+        format!(
+            "> HTTP request {} ({} B)",
+            escape(shown, first.len()),
+            request.len()
+        )
+    });
+    for line in request.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > 25 && line[..25].eq_ignore_ascii_case(b"sec-websocket-extensions:") {
+            run.transcript.note(at, || {
+                let shown = &line[..line.len().min(MAX_HEADER_SHOWN)];
+                format!(">   {}", escape(shown, line.len()))
+            });
+        }
+    }
+}
+
+/// Records the server's HTTP answer (the head so far in `buf`): its status line, and the
+/// extensions it agreed.
+fn note_answer(run: &mut Run, buf: &[u8]) {
+    let now = Instant::now();
+    let end = find_head_end(buf).unwrap_or(buf.len());
+    for (i, line) in buf[..end].split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let extensions = line.len() > 25 && line[..25].eq_ignore_ascii_case(b"sec-websocket-extensions:");
+        if i == 0 || extensions {
+            run.transcript.note(now, || {
+                let shown = &line[..line.len().min(MAX_HEADER_SHOWN)];
+                format!(
+                    "<{}{}",
+                    if i == 0 { " " } else { "   " },
+                    escape(shown, line.len())
+                )
+            });
+        }
     }
 }
 

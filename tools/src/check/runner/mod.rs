@@ -18,12 +18,14 @@
 //! - [`transport`]: the stream for writing, the reader thread, and writes split at byte
 //!   positions;
 //! - [`script`]: the interpreter of a script's steps (write, send, expect, close, fail);
+//! - [`transcript`]: the frames written and received, with their times, for reports;
 //! - [`verdict`]: what happened compared with what the case expects, and how it is described.
 
 mod handshake;
 mod script;
 #[cfg(feature = "tls")]
 mod tls;
+pub(crate) mod transcript;
 mod transport;
 mod verdict;
 mod wire;
@@ -35,6 +37,7 @@ use crate::check::Target;
 use crate::check::Verdict;
 use crate::check::case::{Open, Script};
 use script::Interpreter;
+use transcript::Transcript;
 use transport::Transport;
 use wire::Wire;
 
@@ -52,11 +55,14 @@ pub(crate) struct Run {
     /// Why the script's steps did not run although nothing went wrong (the server declined an
     /// extension they need, which it may do).
     pub skipped: Option<String>,
+    /// The frames written and received, with their times since the case started.
+    pub transcript: Transcript,
 }
 
 impl Run {
-    fn new(label: &str) -> Self {
+    fn new(label: &str, started: Instant) -> Self {
         Self {
+            transcript: Transcript::new(started),
             label: label.to_owned(),
             verdict: Verdict::Pass,
             reason: String::new(),
@@ -89,13 +95,19 @@ impl Run {
     }
 }
 
-/// Runs one script against the target within `bound`.
-pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration) -> Run {
-    let mut run = Run::new(&script.label);
+/// Runs one script against the target within `bound`; its transcript's times count from
+/// `started`, the case's start.
+pub(crate) fn run_script(target: &Target, script: &Script, bound: Duration, started: Instant) -> Run {
+    let mut run = Run::new(&script.label, started);
     let deadline = Instant::now() + bound;
     let stream = match TcpStream::connect_timeout(&target.addr, bound) {
-        Ok(s) => s,
+        Ok(s) => {
+            run.transcript.note(Instant::now(), || "TCP connected".to_owned());
+            s
+        }
         Err(e) => {
+            run.transcript
+                .note(Instant::now(), || format!("TCP connect failed: {e}"));
             run.fail(format!("cannot connect to {}: {e}", target.addr));
             run.saw(format!("could not be reached ({})", e.kind()));
             return run;

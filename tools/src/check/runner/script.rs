@@ -129,20 +129,37 @@ impl Interpreter {
     }
 
     /// The next thing the server did, before the deadline. Pings are answered on the way.
-    fn recv(&mut self, until: Instant) -> (Got, Instant) {
+    fn recv(&mut self, until: Instant, run: &mut Run) -> (Got, Instant) {
         loop {
             // Past the deadline, what already arrived still counts.
             let (at, rx) = match self.transport.next(until) {
                 Ok(e) => e,
-                Err(RecvTimeoutError::Timeout) => return (Got::Timeout, Instant::now()),
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    run.transcript
+                        .note(now, || "nothing more from the server by the deadline".to_owned());
+                    return (Got::Timeout, now);
+                }
                 Err(RecvTimeoutError::Disconnected) => return (Got::Eof, Instant::now()),
             };
             let f = match rx {
                 Rx::Frame(f) => f,
-                Rx::Invalid(why) => return (Got::Invalid(why), at),
-                Rx::Eof => return (Got::Eof, at),
-                Rx::Reset(e) => return (Got::Reset(e), at),
+                Rx::Invalid(why) => {
+                    run.transcript
+                        .note(at, || format!("< not a valid frame: the server {why}"));
+                    return (Got::Invalid(why), at);
+                }
+                Rx::Eof => {
+                    run.transcript.note(at, || "server closed TCP".to_owned());
+                    return (Got::Eof, at);
+                }
+                Rx::Reset(e) => {
+                    run.transcript.note(at, || format!("server reset TCP ({e})"));
+                    return (Got::Reset(e), at);
+                }
             };
+            run.transcript
+                .received(at, f.fin, f.rsv, f.opcode, f.masked, &f.payload);
             if f.masked {
                 return (Got::Invalid("sent a masked frame (RFC 6455 5.1)".into()), at);
             }
@@ -182,7 +199,7 @@ impl Interpreter {
             }
             let got = match f.opcode {
                 OpCode::Ping => {
-                    self.transport.pong(&f.payload);
+                    self.transport.pong(&f.payload, run);
                     continue;
                 }
                 OpCode::Pong => Got::Pong(f.payload),
@@ -271,7 +288,7 @@ impl Interpreter {
                 "{} (got {got_messages} of {total_messages} messages, {got_pongs} of {total_pongs} pongs)",
                 describe_wants(wants)
             );
-            let (got, at) = self.recv(self.transport.deadline());
+            let (got, at) = self.recv(self.transport.deadline(), run);
             match got {
                 Got::Message { text, data } => {
                     self.took(at, run);
@@ -351,7 +368,7 @@ impl Interpreter {
     /// After both Close frames: the server should close the TCP connection (RFC 6455 7.1.1).
     fn await_tcp_close(&mut self, run: &mut Run) {
         self.ended = true;
-        let (got, _) = self.recv(self.transport.deadline());
+        let (got, _) = self.recv(self.transport.deadline(), run);
         match got {
             Got::Eof | Got::Reset(_) => {}
             Got::Timeout => {
@@ -379,7 +396,7 @@ impl Interpreter {
     /// The server must answer the Close frame this script sent.
     fn closed(&mut self, want: CloseWant, run: &mut Run) {
         loop {
-            let (got, at) = self.recv(self.transport.deadline());
+            let (got, at) = self.recv(self.transport.deadline(), run);
             match got {
                 Got::Message { text, data } => {
                     self.took(at, run);
@@ -435,7 +452,7 @@ impl Interpreter {
     }
 
     fn fail_until(&mut self, code: u16, until: Instant, run: &mut Run) -> Failed {
-        let (got, at) = self.recv(until);
+        let (got, at) = self.recv(until, run);
         match got {
             Got::Message { text, data } => {
                 self.took(at, run);

@@ -80,12 +80,16 @@ impl Transport {
         if self.write_failed || bytes.is_empty() {
             return;
         }
+        run.transcript.sent(Instant::now(), bytes, chunk.max(1));
         let mut sent = 0;
         for piece in bytes.chunks(chunk.max(1)) {
             // The server's answer to these bytes cannot come before they start to go out.
             self.last_write = Instant::now();
             if let Err(e) = self.wire.write_until(piece, self.deadline) {
                 self.write_failed = true;
+                run.transcript.note(Instant::now(), || {
+                    format!("> write failed after {sent} of {} B ({})", bytes.len(), e.kind())
+                });
                 run.saw(format!(
                     "{} after {} of {} bytes were written",
                     if is_timeout(&e) {
@@ -103,9 +107,11 @@ impl Transport {
     }
 
     /// Answers a ping, unless writing has failed.
-    pub(super) fn pong(&mut self, payload: &[u8]) {
+    pub(super) fn pong(&mut self, payload: &[u8], run: &mut Run) {
         if !self.write_failed {
-            let _ = self.wire.write_until(&wire::pong(payload), self.deadline);
+            let pong = wire::pong(payload);
+            run.transcript.sent(Instant::now(), &pong, usize::MAX);
+            let _ = self.wire.write_until(&pong, self.deadline);
         }
     }
 

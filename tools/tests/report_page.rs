@@ -1,0 +1,80 @@
+//! The HTML page of `c10k check --report` in headless Chromium (`tests/interop/report.js`): a
+//! grid of 5 cases against 3 implementations, opened from its file, shows 15 cells, the legend
+//! and a count per column, and a click on a cell opens a panel with that cell's transcript,
+//! text that would be markup shown as text.
+
+#[path = "common/needs.rs"]
+mod needs;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use c10k_tools::check::Verdict;
+use c10k_tools::check::html::{Cell, Grid, Row, render};
+
+const ROWS: usize = 5;
+const COLUMNS: usize = 3;
+
+fn grid() -> Grid {
+    let verdicts = [Verdict::Pass, Verdict::NonStrict, Verdict::Fail, Verdict::Skipped];
+    Grid {
+        title: "Three echo servers".to_owned(),
+        subtitle: "a test grid".to_owned(),
+        columns: ["c10k", "peer <one>", "peer & two"].map(str::to_owned).to_vec(),
+        rows: (0..ROWS)
+            .map(|r| Row {
+                id: format!("case.{}.{}", r / 3 + 1, r % 3 + 1),
+                group: if r < 3 { "Framing" } else { "Closing" }.to_owned(),
+                description: format!("case {r}"),
+                cells: (0..COLUMNS)
+                    .map(|c| Cell {
+                        // Row 0 agrees in every column; the others differ.
+                        verdict: if r == 0 {
+                            Verdict::Pass
+                        } else {
+                            verdicts[(r + c) % verdicts.len()]
+                        },
+                        reason: format!("row {r} column {c}"),
+                        transcript: vec![
+                            "+0.000 ms  TCP connected".to_owned(),
+                            format!("+0.100 ms  < text 9 B \"<b>r{r}c{c}</b>\""),
+                        ],
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn the_report_page_shows_every_cell_and_a_click_shows_its_transcript() {
+    if !needs::browser() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join("report_page.html");
+    std::fs::write(&file, render(&grid())).unwrap();
+    let shots = dir.parent().unwrap().join("test-artifacts").join("report-page");
+    let _ = std::fs::create_dir_all(shots.parent().unwrap());
+    // Row 3, column 1: its own transcript line, markup shown as text.
+    let out = Command::new("node")
+        .arg(needs::root().join("tests/interop/report.js"))
+        .arg(&file)
+        .args([ROWS, COLUMNS, 3, 1].map(|n| n.to_string()))
+        .arg("< text 9 B \"<b>r3c1</b>\"")
+        .arg(&shots)
+        .output()
+        .expect("cannot run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("all passed"),
+        "the report page failed (a screenshot at {}-1.png):\n{text}",
+        shots.display()
+    );
+    assert!(text.contains("ok   15 cells"), "{text}");
+}
