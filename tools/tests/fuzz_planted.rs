@@ -140,11 +140,7 @@ fn finds_fragmented_control_frames_accepted() {
 
 #[test]
 fn finds_a_close_code_echoed_unchecked() {
-    finds(
-        Defect::CloseCodeUnchecked,
-        3000,
-        &[("invalid-close", "")],
-    );
+    finds(Defect::CloseCodeUnchecked, 3000, &[("invalid-close", "")]);
 }
 
 #[test]

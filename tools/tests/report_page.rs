@@ -78,3 +78,53 @@ fn the_report_page_shows_every_cell_and_a_click_shows_its_transcript() {
     );
     assert!(text.contains("ok   15 cells"), "{text}");
 }
+
+/// The case ids of a committed list (`check_cases.txt`, `check_client_cases.txt`).
+fn listed(file: &str) -> usize {
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(file)).unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
+}
+
+/// The published pages (`docs/reports/`): the servers' (c10k serve and four peers) and the
+/// clients' (six clients) show a cell per case and implementation, and a click shows a
+/// transcript. A change of the suites' cases makes this fail until the pages are made again
+/// (`benches/conformance_report.sh`, `benches/clients_report.sh`).
+#[test]
+fn the_published_reports_show_a_cell_per_case_and_implementation() {
+    if !needs::browser() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (page, rows, columns) in [
+        ("servers.html", listed("check_cases.txt"), 5),
+        ("clients.html", listed("check_client_cases.txt"), 6),
+    ] {
+        let file = needs::root().join("docs/reports").join(page);
+        let shots = dir.parent().unwrap().join("test-artifacts").join(page);
+        let out = Command::new("node")
+            .arg(needs::root().join("tests/interop/report.js"))
+            .arg(&file)
+            .args([rows, columns, 0, 0].map(|n| n.to_string()))
+            .arg(" ms  ")
+            .arg(&shots)
+            .output()
+            .expect("cannot run node");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("all passed"),
+            "{page} failed (a screenshot at {}-1.png):\n{text}",
+            shots.display()
+        );
+        assert!(
+            text.contains(&format!("ok   {} cells", rows * columns)),
+            "{page}: {text}"
+        );
+    }
+}

@@ -130,6 +130,52 @@ pub fn grid_of(title: &str, subtitle: &str, columns: &[String], reports: &[Repor
     }
 }
 
+/// The grid of the client suite's reports (`c10k check --serve --report`): a column per
+/// client, in the reports' order, a row per case in running order.
+pub fn client_grid(title: &str, subtitle: &str, reports: &[super::client::ClientReport]) -> Grid {
+    let columns = reports.iter().map(|r| r.agent.clone()).collect();
+    let rows = reports
+        .first()
+        .map(|first| {
+            first
+                .results
+                .iter()
+                .enumerate()
+                .map(|(i, case)| Row {
+                    id: case.id.clone(),
+                    group: case.group.title().to_owned(),
+                    description: case.description.clone(),
+                    cells: reports
+                        .iter()
+                        .map(|rep| match rep.results.get(i).filter(|r| r.id == case.id) {
+                            Some(r) => Cell {
+                                verdict: r.verdict,
+                                reason: if r.reason.is_empty() {
+                                    format!("sent {}; client {}", r.sent, r.observed)
+                                } else {
+                                    format!("{}\n(sent {}; client {})", r.reason, r.sent, r.observed)
+                                },
+                                transcript: r.transcript.clone(),
+                            },
+                            None => Cell {
+                                verdict: Verdict::Skipped,
+                                reason: "not run against this client".to_owned(),
+                                transcript: Vec::new(),
+                            },
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Grid {
+        title: title.to_owned(),
+        subtitle: subtitle.to_owned(),
+        columns,
+        rows,
+    }
+}
+
 /// The page: one HTML document, with its style, script and data inline.
 pub fn render(grid: &Grid) -> String {
     let cols = grid.columns.len();

@@ -18,13 +18,13 @@ use c10k::proto::handshake::{HeadLimits, accept_key, parse_request};
 use c10k::proto::{Config, Connection, Role};
 
 use super::driver::answers::peer_frames;
+use super::grammar::Grammar;
 use super::judge::{Judge, Judges, Outcome};
 use super::oracle;
-use super::sequence::{Frame, Len, Sequence, deflate_policy};
-use super::grammar::Grammar;
 use super::rng::Rng;
-use crate::check::Verdict;
+use super::sequence::{Frame, Len, Sequence, deflate_policy};
 use crate::check::Group;
+use crate::check::Verdict;
 use crate::check::client::{CLIENT_BOUND, ClientCase, Played};
 
 /// Bytes read from the client at once.
@@ -68,7 +68,10 @@ impl Log {
         }
         self.lines.push(format!("expected: {}", outcome.expected));
         if outcome.verdict != Verdict::Pass {
-            self.lines.push(format!("{} ({}): {}", outcome.verdict, outcome.kind, outcome.reason));
+            self.lines.push(format!(
+                "{} ({}): {}",
+                outcome.verdict, outcome.kind, outcome.reason
+            ));
         }
         self.lines
     }
@@ -267,7 +270,11 @@ pub fn cases(seed: u64, count: u64) -> Vec<ClientCase> {
                 "{} frame(s) in {} write(s){}",
                 seq.frames.len(),
                 seq.cuts.len() + 1,
-                if seq.opening.deflate { ", permessage-deflate if offered" } else { "" }
+                if seq.opening.deflate {
+                    ", permessage-deflate if offered"
+                } else {
+                    ""
+                }
             );
             ClientCase::played(
                 format!("fuzz.{}", i + 1),
@@ -335,7 +342,11 @@ fn describe(f: &Frame) -> String {
     format!(
         "{op}{}{}{} {} B{} [{shown}{more}]",
         if f.fin { "" } else { " (no FIN)" },
-        if f.rsv != 0 { format!(" rsv={:03b}", f.rsv) } else { String::new() },
+        if f.rsv != 0 {
+            format!(" rsv={:03b}", f.rsv)
+        } else {
+            String::new()
+        },
         if f.mask.is_some() { " MASKED" } else { "" },
         f.payload.len(),
         match f.len {
@@ -495,7 +506,11 @@ mod tests {
         let served = play(stream, &h, &seq, Duration::from_secs(2));
         let outcome = served.outcome;
         client.join().unwrap();
-        assert!(served.transcript.iter().any(|l| l.contains("> 101")), "{:?}", served.transcript);
+        assert!(
+            served.transcript.iter().any(|l| l.contains("> 101")),
+            "{:?}",
+            served.transcript
+        );
         assert_eq!(outcome.verdict, Verdict::Fail, "{outcome:?}");
         assert!(outcome.reason.contains("mask"), "{outcome:?}");
     }

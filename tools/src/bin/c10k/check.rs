@@ -16,7 +16,11 @@ pub struct Args {
     /// The echo server to check: ws://HOST:PORT/PATH, or wss://HOST:PORT/PATH (every case over
     /// TLS; give --tls-ca FILE or --insecure). Several are checked one after the other, each with
     /// the same cases (see --report). Not with --serve.
-    #[arg(required_unless_present = "serve", conflicts_with = "serve", value_name = "URL")]
+    #[arg(
+        required_unless_present = "serve",
+        conflicts_with = "serve",
+        value_name = "URL"
+    )]
     urls: Vec<String>,
     /// Check WebSocket CLIENTS instead: serve the client cases on ADDR (HOST:PORT; port 0 picks
     /// one) at ws://ADDR/cases, ws://ADDR/case/ID?agent=NAME and ws://ADDR/done?agent=NAME.

@@ -4,10 +4,11 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use c10k_tools::check::Verdict;
 use c10k_tools::check::client::{self, ServeOptions};
+use c10k_tools::check::{Verdict, html};
 
 use crate::check::Args;
 
@@ -38,6 +39,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         json: args.json,
         failures_only: args.failures_only,
         wait: args.wait,
+        report: args.report.clone(),
     };
     serve_and_print(addr, cases, &options, "client cases", &shown)
 }
@@ -50,6 +52,8 @@ pub struct Shown {
     pub failures_only: bool,
     /// `--wait`, for the message when clients are not done.
     pub wait: u64,
+    /// Where to write the HTML page of every case against every client.
+    pub report: Option<PathBuf>,
 }
 
 /// Binds `addr`, prints the first line (`serving N WHAT on ws://ADDR`, flushed: scripts wait
@@ -71,7 +75,18 @@ pub fn serve_and_print(
     let _ = writeln!(out, "serving {} {what} on ws://{local}", cases.len());
     let _ = out.flush();
     drop(out);
+    let count = cases.len();
     let reports = client::serve_cases(listener, cases, options);
+    if let Some(path) = &shown.report {
+        let subtitle = format!(
+            "c10k {}: {count} {what} against {} client{}",
+            env!("CARGO_PKG_VERSION"),
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" }
+        );
+        let grid = html::client_grid("WebSocket clients: RFC 6455 and RFC 7692", &subtitle, &reports);
+        std::fs::write(path, html::render(&grid)).map_err(|e| format!("--report {}: {e}", path.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if shown.json {
         let _ = write!(out, "{}", client::to_json(&reports));

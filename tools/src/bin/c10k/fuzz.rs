@@ -85,7 +85,9 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let url = args.url.clone().unwrap_or_default();
     if url.starts_with("wss://") {
-        return Err(format!("{url}: c10k fuzz speaks ws:// only (its driver has no TLS)"));
+        return Err(format!(
+            "{url}: c10k fuzz speaks ws:// only (its driver has no TLS)"
+        ));
     }
     let target = Target::parse(&url).map_err(|e| e.to_string())?;
     TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
@@ -169,9 +171,16 @@ fn serve(addr: &str, args: &Args) -> Result<(), String> {
         json: args.json,
         failures_only: args.failures_only,
         wait: args.wait,
+        report: None,
     };
     let cases = fuzz::served::cases(args.seed, count);
-    serve_and_print(addr, cases, &options, &format!("fuzzed sequences (seed {})", args.seed), &shown)
+    serve_and_print(
+        addr,
+        cases,
+        &options,
+        &format!("fuzzed sequences (seed {})", args.seed),
+        &shown,
+    )
 }
 
 fn replay(target: &Target, file: &PathBuf, args: &Args) -> Result<(), String> {

@@ -69,6 +69,9 @@ pub(crate) fn spawn_reader(stream: TcpStream, leftover: Vec<u8>) -> Receiver<Eve
 }
 
 fn read_frames(mut stream: TcpStream, mut buf: Vec<u8>, tx: &SyncSender<Event>) {
+    // The waits are the case's (on the channel); a read timeout left from reading the request
+    // head would end a slow client's connection as if it had reset it.
+    let _ = stream.set_read_timeout(None);
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         // Every whole frame in the buffer.
@@ -120,6 +123,12 @@ fn read_frames(mut stream: TcpStream, mut buf: Vec<u8>, tx: &SyncSender<Event>) 
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A timeout after all (set_read_timeout failed): read on; the case's wait decides.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => {
                 let _ = tx.send(event(Ev::Error(e.to_string())));
                 return;

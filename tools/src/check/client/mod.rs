@@ -199,7 +199,11 @@ pub fn serve(listener: TcpListener, options: &ServeOptions) -> Vec<ClientReport>
 
 /// Serves `cases` (rather than the suite's, [`ServeOptions::cases`] aside) as [`serve`] does:
 /// how `c10k fuzz --serve` serves its sequences.
-pub fn serve_cases(listener: TcpListener, cases: Vec<ClientCase>, options: &ServeOptions) -> Vec<ClientReport> {
+pub fn serve_cases(
+    listener: TcpListener,
+    cases: Vec<ClientCase>,
+    options: &ServeOptions,
+) -> Vec<ClientReport> {
     let ids = cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join("\n");
     let shared = Arc::new(Shared {
         cases,
@@ -372,7 +376,9 @@ fn run_case(
         Ok(offer) => {
             let bound = shared.options.bound_of(case.bound);
             match &case.plan {
-                Plan::Script(script) => script::run(stream, head.leftover, &offer, bound, start, script.as_ref()),
+                Plan::Script(script) => {
+                    script::run(stream, head.leftover, &offer, bound, start, script.as_ref())
+                }
                 Plan::Played(play) => {
                     let p = play(stream, &head.bytes, bound);
                     script::Outcome {
