@@ -177,6 +177,7 @@ fn play_logged(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration, 
     let bytes = &expectation.bytes;
     let mut written = 0;
     let mut cuts = seq.cuts.iter().filter(|c| c.at < bytes.len()).peekable();
+    let mut write_failed = false;
     // Write piece by piece; between pieces, judge what came.
     while written < bytes.len() && outcome.is_none() && ended.is_none() {
         let (end, pause) = match cuts.next() {
@@ -185,7 +186,10 @@ fn play_logged(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration, 
             None => (bytes.len(), Duration::ZERO),
         };
         if let Err(e) = writer.write_all(&bytes[written..end]) {
-            ended = Some(format!("reset the connection ({e})"));
+            // The client closed or reset its end; what it sent before (its Close, say) is
+            // still to be read: the reader's end of the stream says how it ended.
+            log.line(format!("write failed: {e}"));
+            write_failed = true;
             break;
         }
         log.line(format!("> bytes {written}..{end} of {}", bytes.len()));
@@ -208,7 +212,7 @@ fn play_logged(stream: TcpStream, head: &[u8], seq: &Sequence, bound: Duration, 
             }
         }
     }
-    if outcome.is_none() && ended.is_none() {
+    if outcome.is_none() && ended.is_none() && !write_failed {
         judges.each(Judge::all_sent);
         outcome = judges.outcome();
     }
