@@ -33,7 +33,7 @@ const READ_CHUNK: usize = 64 << 10;
 const READ_QUEUE: usize = 64;
 
 /// Lines a transcript keeps at most.
-const MAX_LINES: usize = 200;
+pub const MAX_LINES: usize = 200;
 
 /// What playing a sequence came to: the outcome, and the connection's transcript (what was
 /// written and read, with times since the request was read).
