@@ -113,6 +113,10 @@ pub(super) fn opening(c: &mut Conn, settings: &Settings) {
     }
 }
 
+/// The longest frame taken from the peer: the fuzzer's messages stay far below it (2 MiB at
+/// most, `grammar.rs`), so a longer one is judged invalid at its header, never buffered.
+pub(crate) const MAX_PEER_FRAME: u64 = 16 << 20;
+
 /// The server's frames, to the judges (see [`peer_frames`]).
 pub(super) fn frames(c: &mut Conn) {
     let (Some(client), Some(judges)) = (&mut c.client, &mut c.judges) else {
@@ -145,6 +149,18 @@ pub(crate) fn peer_frames(
         let end = match decode_header(rest) {
             Ok(None) => break,
             Ok(Some((h, hl))) => {
+                if h.len > MAX_PEER_FRAME {
+                    // Nothing the fuzzer sends comes back this big; buffering it would let the
+                    // peer make the fuzzer hold what it likes.
+                    let why = format!(
+                        "a frame of {} bytes, more than anything sent could make ({} MiB at most)",
+                        h.len,
+                        MAX_PEER_FRAME >> 20
+                    );
+                    judges.each(|j| j.invalid_frame(&why));
+                    outcome = judges.outcome();
+                    break;
+                }
                 let Some(end) = usize::try_from(h.len).ok().and_then(|n| n.checked_add(hl)) else {
                     judges.each(|j| j.invalid_frame("a frame longer than the address space"));
                     outcome = judges.outcome();
