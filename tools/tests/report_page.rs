@@ -6,7 +6,7 @@
 #[path = "common/needs.rs"]
 mod needs;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use c10k_tools::check::Verdict;
@@ -46,6 +46,40 @@ fn grid() -> Grid {
     }
 }
 
+/// Opens `file` with `tests/interop/report.js`: it must show `rows` x `columns` cells, and a
+/// click on the cell at `at` (row, column) a transcript with `text`. What it printed; a
+/// screenshot at `shots-1.png` when it failed.
+fn open_in_chromium(
+    file: &Path,
+    rows: usize,
+    columns: usize,
+    at: (usize, usize),
+    text: &str,
+    shots: &Path,
+) -> String {
+    let out = Command::new("node")
+        .arg(needs::root().join("tests/interop/report.js"))
+        .arg(file)
+        .args([rows, columns, at.0, at.1].map(|n| n.to_string()))
+        .arg(text)
+        .arg(shots)
+        .output()
+        .expect("cannot run node");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{printed}");
+    assert!(
+        out.status.success() && printed.contains("all passed"),
+        "{} failed (a screenshot at {}-1.png):\n{printed}",
+        file.display(),
+        shots.display()
+    );
+    printed
+}
+
 #[test]
 fn the_report_page_shows_every_cell_and_a_click_shows_its_transcript() {
     if !needs::browser() {
@@ -57,25 +91,7 @@ fn the_report_page_shows_every_cell_and_a_click_shows_its_transcript() {
     let shots = dir.parent().unwrap().join("test-artifacts").join("report-page");
     let _ = std::fs::create_dir_all(shots.parent().unwrap());
     // Row 3, column 1: its own transcript line, markup shown as text.
-    let out = Command::new("node")
-        .arg(needs::root().join("tests/interop/report.js"))
-        .arg(&file)
-        .args([ROWS, COLUMNS, 3, 1].map(|n| n.to_string()))
-        .arg("< text 9 B \"<b>r3c1</b>\"")
-        .arg(&shots)
-        .output()
-        .expect("cannot run node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains("all passed"),
-        "the report page failed (a screenshot at {}-1.png):\n{text}",
-        shots.display()
-    );
+    let text = open_in_chromium(&file, ROWS, COLUMNS, (3, 1), "< text 9 B \"<b>r3c1</b>\"", &shots);
     assert!(text.contains("ok   15 cells"), "{text}");
 }
 
@@ -104,24 +120,7 @@ fn the_published_reports_show_a_cell_per_case_and_implementation() {
     ] {
         let file = needs::root().join("docs/reports").join(page);
         let shots = dir.parent().unwrap().join("test-artifacts").join(page);
-        let out = Command::new("node")
-            .arg(needs::root().join("tests/interop/report.js"))
-            .arg(&file)
-            .args([rows, columns, 0, 0].map(|n| n.to_string()))
-            .arg(" ms  ")
-            .arg(&shots)
-            .output()
-            .expect("cannot run node");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("all passed"),
-            "{page} failed (a screenshot at {}-1.png):\n{text}",
-            shots.display()
-        );
+        let text = open_in_chromium(&file, rows, columns, (0, 0), " ms  ", &shots);
         assert!(
             text.contains(&format!("ok   {} cells", rows * columns)),
             "{page}: {text}"

@@ -104,20 +104,15 @@ pub fn grid_of(title: &str, subtitle: &str, columns: &[String], reports: &[Repor
             cells: by_id
                 .iter()
                 .map(|m| match m.get(id) {
-                    Some(r) => Cell {
-                        verdict: r.verdict,
-                        reason: if r.reason.is_empty() {
-                            format!("sent {}; server {}", r.sent, r.observed)
-                        } else {
-                            format!("{}\n(sent {}; server {})", r.reason, r.sent, r.observed)
-                        },
-                        transcript: r.transcript.clone(),
-                    },
-                    None => Cell {
-                        verdict: Verdict::Skipped,
-                        reason: "not run against this implementation".to_owned(),
-                        transcript: Vec::new(),
-                    },
+                    Some(r) => Cell::of(
+                        r.verdict,
+                        &r.reason,
+                        &r.sent,
+                        "server",
+                        &r.observed,
+                        &r.transcript,
+                    ),
+                    None => Cell::not_run("implementation"),
                 })
                 .collect(),
         })
@@ -127,6 +122,38 @@ pub fn grid_of(title: &str, subtitle: &str, columns: &[String], reports: &[Repor
         subtitle: subtitle.to_owned(),
         columns: columns.to_vec(),
         rows,
+    }
+}
+
+impl Cell {
+    /// A case's cell: its verdict, its reason followed by what was sent and what `who` (the
+    /// server or the client) did, and its transcript.
+    fn of(
+        verdict: Verdict,
+        reason: &str,
+        sent: &str,
+        who: &str,
+        observed: &str,
+        transcript: &[String],
+    ) -> Self {
+        Self {
+            verdict,
+            reason: if reason.is_empty() {
+                format!("sent {sent}; {who} {observed}")
+            } else {
+                format!("{reason}\n(sent {sent}; {who} {observed})")
+            },
+            transcript: transcript.to_vec(),
+        }
+    }
+
+    /// The cell of a case that one column did not run.
+    fn not_run(what: &str) -> Self {
+        Self {
+            verdict: Verdict::Skipped,
+            reason: format!("not run against this {what}"),
+            transcript: Vec::new(),
+        }
     }
 }
 
@@ -148,20 +175,15 @@ pub fn client_grid(title: &str, subtitle: &str, reports: &[super::client::Client
                     cells: reports
                         .iter()
                         .map(|rep| match rep.results.get(i).filter(|r| r.id == case.id) {
-                            Some(r) => Cell {
-                                verdict: r.verdict,
-                                reason: if r.reason.is_empty() {
-                                    format!("sent {}; client {}", r.sent, r.observed)
-                                } else {
-                                    format!("{}\n(sent {}; client {})", r.reason, r.sent, r.observed)
-                                },
-                                transcript: r.transcript.clone(),
-                            },
-                            None => Cell {
-                                verdict: Verdict::Skipped,
-                                reason: "not run against this client".to_owned(),
-                                transcript: Vec::new(),
-                            },
+                            Some(r) => Cell::of(
+                                r.verdict,
+                                &r.reason,
+                                &r.sent,
+                                "client",
+                                &r.observed,
+                                &r.transcript,
+                            ),
+                            None => Cell::not_run("client"),
                         })
                         .collect(),
                 })
