@@ -106,6 +106,15 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts of `verdicts`.
+    pub fn of(verdicts: impl IntoIterator<Item = Verdict>) -> Self {
+        let mut c = Self::default();
+        for v in verdicts {
+            c.add(v);
+        }
+        c
+    }
+
     /// Counts one more case with `verdict`.
     pub fn add(&mut self, verdict: Verdict) {
         match verdict {
@@ -164,11 +173,7 @@ pub struct Report {
 impl Report {
     /// How many cases got each verdict.
     pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for r in &self.results {
-            c.add(r.verdict);
-        }
-        c
+        Counts::of(self.results.iter().map(|r| r.verdict))
     }
 
     /// Whether no case failed (SKIPPED and NON-STRICT are not failures).

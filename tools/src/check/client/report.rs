@@ -119,11 +119,7 @@ pub struct ClientReport {
 impl ClientReport {
     /// How many cases got each verdict.
     pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for r in &self.results {
-            c.add(r.verdict);
-        }
-        c
+        Counts::of(self.results.iter().map(|r| r.verdict))
     }
 
     /// Whether no case failed.
